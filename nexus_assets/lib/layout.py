@@ -1,0 +1,142 @@
+"""Storage layout: where every input and output of a partition lives.
+
+One layout serves the local data directory and (later) S3 keys, so the paths are built as
+POSIX-relative keys first (`raw-curriculum/<subject>/<grade>/x.pdf`) and joined to a root second.
+Subjects and grades are lowercase slugs; anything else is refused here, once, with a message that
+names the offending folder, so no other module has to re-validate.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+RAW_PREFIX = "raw-curriculum"
+PROCESSED_PREFIX = "processed"
+VKP_PREFIX = "vkp"
+
+SLUG_RE = re.compile(r"^[a-z0-9_]+$")
+SEMVER_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+
+
+class LayoutError(ValueError):
+    """A path or name that does not fit `raw-curriculum/<subject>/<grade>/*.pdf`."""
+
+
+def validate_slug(value: str, what: str, where: str | None = None) -> str:
+    """Return `value` if it is a lowercase slug, else raise naming the bad folder and why."""
+    if not SLUG_RE.match(value):
+        place = f" ({where})" if where else ""
+        raise LayoutError(
+            f"invalid {what} folder {value!r}{place}: {what} names must be lowercase slugs "
+            f"matching [a-z0-9_]+ (e.g. 'informatika', 'kelas_10'); rename the folder"
+        )
+    return value
+
+
+@dataclass(frozen=True, order=True)
+class Partition:
+    """A subject × grade pair, the unit every asset is partitioned by."""
+
+    subject: str
+    grade: str
+
+    def __post_init__(self) -> None:
+        validate_slug(self.subject, "subject")
+        validate_slug(self.grade, "grade")
+
+    @property
+    def label(self) -> str:
+        return f"{self.subject}/{self.grade}"
+
+    # Keys relative to the data root (also S3 keys).
+    def raw_prefix(self) -> str:
+        return f"{RAW_PREFIX}/{self.subject}/{self.grade}"
+
+    def processed_prefix(self) -> str:
+        return f"{PROCESSED_PREFIX}/{self.subject}/{self.grade}"
+
+    def vkp_name(self, version: str) -> str:
+        if not SEMVER_RE.match(version):
+            raise LayoutError(f"invalid VKP version {version!r}: expected MAJOR.MINOR.PATCH")
+        return f"{self.subject}_{self.grade}_v{version}.vkp"
+
+    def vkp_key(self, version: str) -> str:
+        return f"{VKP_PREFIX}/{self.vkp_name(version)}"
+
+    @property
+    def collection_name(self) -> str:
+        """Chroma collection name: 3+ characters, unique per partition."""
+        return f"{self.subject}__{self.grade}"
+
+
+def parse_semver(version: str) -> tuple[int, int, int]:
+    match = SEMVER_RE.match(version)
+    if not match:
+        raise LayoutError(f"invalid version {version!r}: expected MAJOR.MINOR.PATCH")
+    major, minor, patch = (int(g) for g in match.groups())
+    return major, minor, patch
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    """The local data directory (`NEXUS_DATA_DIR`, default `./data`)."""
+
+    root: Path
+
+    @classmethod
+    def from_env(cls, data_dir: str | os.PathLike[str] | None = None) -> DataLayout:
+        chosen = data_dir or os.environ.get("NEXUS_DATA_DIR") or "data"
+        return cls(Path(chosen).expanduser().resolve())
+
+    @property
+    def raw_root(self) -> Path:
+        return self.root / RAW_PREFIX
+
+    @property
+    def vkp_dir(self) -> Path:
+        return self.root / VKP_PREFIX
+
+    def raw_dir(self, part: Partition) -> Path:
+        return self.root / part.raw_prefix()
+
+    def processed_dir(self, part: Partition) -> Path:
+        return self.root / part.processed_prefix()
+
+    def vkp_path(self, part: Partition, version: str) -> Path:
+        return self.root / part.vkp_key(version)
+
+    def published_versions(self, part: Partition) -> list[str]:
+        """Versions of this partition's VKPs present in `vkp/`, oldest first."""
+        if not self.vkp_dir.is_dir():
+            return []
+        prefix = f"{part.subject}_{part.grade}_v"
+        versions = []
+        for path in self.vkp_dir.glob(f"{prefix}*.vkp"):
+            version = path.name[len(prefix) : -len(".vkp")]
+            if SEMVER_RE.match(version):
+                versions.append(version)
+        return sorted(versions, key=parse_semver)
+
+    def discover_partitions(self) -> tuple[list[Partition], list[str]]:
+        """Partitions that have a folder under `raw-curriculum/`, and the folders refused (with reasons)."""
+        found: list[Partition] = []
+        refused: list[str] = []
+        if not self.raw_root.is_dir():
+            return found, refused
+        for subject_dir in sorted(p for p in self.raw_root.iterdir() if p.is_dir()):
+            try:
+                validate_slug(subject_dir.name, "subject", str(subject_dir))
+            except LayoutError as exc:
+                refused.append(str(exc))
+                continue
+            for grade_dir in sorted(p for p in subject_dir.iterdir() if p.is_dir()):
+                try:
+                    validate_slug(grade_dir.name, "grade", str(grade_dir))
+                except LayoutError as exc:
+                    refused.append(str(exc))
+                    continue
+                found.append(Partition(subject_dir.name, grade_dir.name))
+        return found, refused
