@@ -57,8 +57,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     home = ensure_dagster_home()
     import dagster as dg
 
-    from nexus_assets.defs.partitions import curriculum_partitions_def, key_of, partition_of, register_partitions
     from nexus_assets.definitions import defs
+    from nexus_assets.defs.partitions import curriculum_partitions_def, key_of, partition_of, register_partitions
 
     layout = _layout(args)
     try:
@@ -74,7 +74,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         found = [Partition(wanted_subject, wanted_grade)]
     with dg.DagsterInstance.get() as instance:
         register_partitions(instance, found)
-        keys = [partition_of(k) for k in curriculum_partitions_def.get_partition_keys(dynamic_partitions_store=instance)]
+        all_keys = curriculum_partitions_def.get_partition_keys(dynamic_partitions_store=instance)
+        keys = [partition_of(k) for k in all_keys]
         targets = sorted(p for p in keys if (not wanted_subject or p.subject == wanted_subject)
                          and (not wanted_grade or p.grade == wanted_grade))
         if not targets:

@@ -35,7 +35,7 @@ class CollectionError(RuntimeError):
     """A collection that is missing, incomplete or built with another embedding model."""
 
 
-def _client(path: Path):  # noqa: ANN202 -- chromadb import kept local: it is slow
+def _client(path: Path):
     import chromadb
     from chromadb.config import Settings
 
@@ -147,7 +147,7 @@ def _prune_builds(root: Path, keep_previous: int) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def open_collection(build_dir: Path, expected_model_id: str | None = None):  # noqa: ANN201
+def open_collection(build_dir: Path, expected_model_id: str | None = None):
     """Open the collection stored in a complete build directory (read-only use)."""
     if not (build_dir / COMPLETE_MARKER).is_file():
         raise CollectionError(f"{build_dir} is not a complete Chroma build (no {COMPLETE_MARKER})")
@@ -175,3 +175,9 @@ def query_collection(build_dir: Path, query_embedding: np.ndarray, k: int,
         for cid, doc, meta, dist in zip(result["ids"][0], result["documents"][0],
                                         result["metadatas"][0], result["distances"][0], strict=True)
     ]
+
+
+def collection_contents(build_dir: Path) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    """All ids, documents and metadata of a build (builds are immutable once complete)."""
+    got = open_collection(build_dir).get(include=["documents", "metadatas"])
+    return list(got["ids"]), list(got["documents"]), list(got["metadatas"])

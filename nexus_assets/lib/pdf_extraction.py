@@ -14,7 +14,7 @@ from typing import Literal
 
 import pymupdf
 
-from nexus_assets.lib.text_cleaning import clean_document
+from nexus_assets.lib.text_cleaning import MARGIN_SHARE, Block, clean_document
 
 FileStatus = Literal["ok", "encrypted", "malformed", "no_text_layer"]
 PageStatus = Literal["ok", "no_text", "error"]
@@ -51,9 +51,15 @@ def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _page_blocks(page: pymupdf.Page) -> list[str]:
-    """Text blocks of a page in reading order of the content stream; image blocks dropped."""
-    return [b[4] for b in page.get_text("blocks") if b[6] == 0 and b[4].strip()]
+def _page_blocks(page: pymupdf.Page) -> list[Block]:
+    """Text blocks in content-stream order, each flagged when it sits in the top or bottom margin."""
+    height = page.rect.height or 1.0
+    top, bottom = page.rect.y0 + height * MARGIN_SHARE, page.rect.y1 - height * MARGIN_SHARE
+    return [
+        (b[4], b[3] <= top or b[1] >= bottom)
+        for b in page.get_text("blocks")
+        if b[6] == 0 and b[4].strip()
+    ]
 
 
 def _mupdf_warnings() -> str:
@@ -93,7 +99,7 @@ def extract_pdf(path: Path, sha256: str | None = None) -> FileExtraction:
                 name, digest, "malformed",
                 "no pages could be read (broken page tree)" + (f"; MuPDF: {warnings}" if warnings else ""),
             )
-        raw_pages: list[list[str]] = []
+        raw_pages: list[list[Block]] = []
         errors: dict[int, str] = {}
         for index in range(doc.page_count):
             try:

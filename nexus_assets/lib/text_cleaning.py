@@ -12,14 +12,17 @@ import re
 import unicodedata
 from collections import Counter
 
+Block = tuple[str, bool]  # (text, lies in the top or bottom page margin)
+
 _CONTROL_RE = re.compile(r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u00ad\u200b\ufeff]")
 _HYPHEN_BREAK_RE = re.compile(r"([^\W\d_]+)[-\u2010\u2011][ \t]*\n[ \t]*([^\W\d_]+)")
 _SPACES_RE = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u3000]+")
 _DIGITS_RE = re.compile(r"\d+")
 
-# A block is a running header/footer candidate when it is among the first or last blocks of a
-# page and repeats (digits ignored) on at least this share of the file's pages.
-EDGE_BLOCKS = 2
+# A block is a running header/footer candidate when it lies in the top or bottom margin of its
+# page and repeats (digits ignored) on at least this share of the file's pages. Position matters:
+# a templated line in the body ("Soal 1", "Soal 2") repeats too but is content.
+MARGIN_SHARE = 0.12
 REPEAT_SHARE = 0.5
 MIN_PAGES_FOR_REPEATS = 3
 MAX_HEADER_CHARS = 200
@@ -57,29 +60,27 @@ def _signature(block: str) -> str:
     return _DIGITS_RE.sub("#", block.lower())
 
 
-def repeated_edge_blocks(pages: list[list[str]]) -> set[str]:
-    """Signatures of blocks that repeat at the top or bottom of many pages (headers, footers)."""
+def repeated_margin_blocks(pages: list[list[Block]]) -> set[str]:
+    """Signatures of margin blocks that repeat on many pages (running headers, footers, page numbers)."""
     if len(pages) < MIN_PAGES_FOR_REPEATS:
         return set()
     counts: Counter[str] = Counter()
     for blocks in pages:
-        edges = blocks[:EDGE_BLOCKS] + blocks[-EDGE_BLOCKS:]
-        counts.update({_signature(b) for b in edges if len(b) <= MAX_HEADER_CHARS})
+        counts.update({_signature(text) for text, in_margin in blocks if in_margin and len(text) <= MAX_HEADER_CHARS})
     threshold = max(MIN_PAGES_FOR_REPEATS, REPEAT_SHARE * len(pages))
     return {sig for sig, count in counts.items() if count >= threshold}
 
 
-def clean_document(raw_pages: list[list[str]]) -> list[str]:
-    """Clean every page of one file; returns one string per page, paragraphs split by blank lines."""
-    pages = [[clean_block(b) for b in blocks] for blocks in raw_pages]
-    pages = [[b for b in blocks if b] for blocks in pages]
-    repeated = repeated_edge_blocks(pages)
-    cleaned = []
-    for blocks in pages:
-        last = len(blocks) - 1
-        kept = [
-            b for i, b in enumerate(blocks)
-            if not ((i < EDGE_BLOCKS or i > last - EDGE_BLOCKS) and _signature(b) in repeated)
-        ]
-        cleaned.append("\n\n".join(kept))
-    return cleaned
+def clean_document(raw_pages: list[list[Block]]) -> list[str]:
+    """Clean every page of one file; returns one string per page, paragraphs split by blank lines.
+
+    Each block is `(text, in_margin)`: `in_margin` says the block lies in the page's top or bottom
+    margin (see `MARGIN_SHARE`), where running headers and footers live.
+    """
+    pages = [[(clean_block(text), in_margin) for text, in_margin in blocks] for blocks in raw_pages]
+    pages = [[b for b in blocks if b[0]] for blocks in pages]
+    repeated = repeated_margin_blocks(pages)
+    return [
+        "\n\n".join(text for text, in_margin in blocks if not (in_margin and _signature(text) in repeated))
+        for blocks in pages
+    ]

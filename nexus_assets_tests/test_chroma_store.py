@@ -1,0 +1,70 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nexus_assets.lib.chroma_store import (
+    CollectionError,
+    build_collection,
+    current_build,
+    open_collection,
+    query_collection,
+)
+
+
+def _vectors(n: int, seed: int = 0) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=(n, 16)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _build(root: Path, ids: list[str], vectors: np.ndarray):
+    docs = [f"dokumen {i}" for i in ids]
+    metas = [{"file": "a.pdf", "page": 1} for _ in ids]
+    return build_collection(root, "mapel__kelas_1", ids, vectors, docs, metas, "test-model", 16)
+
+
+def test_build_then_query_exact_neighbour(tmp_path: Path) -> None:
+    vectors = _vectors(1200)  # more than one add() batch
+    ids = [f"c{i}" for i in range(1200)]
+    info = _build(tmp_path, ids, vectors)
+    assert info.count == 1200 and not info.reused
+    assert current_build(tmp_path) == info.path.resolve()
+    hits = query_collection(info.path, vectors[777], k=3)
+    assert hits[0]["id"] == "c777" and hits[0]["score"] == pytest.approx(1.0, abs=1e-4)
+    assert hits[0]["metadata"] == {"file": "a.pdf", "page": 1}
+
+
+def test_same_content_reuses_the_build_and_changes_swap_it(tmp_path: Path) -> None:
+    vectors = _vectors(10)
+    ids = [f"c{i}" for i in range(10)]
+    first = _build(tmp_path, ids, vectors)
+    assert _build(tmp_path, ids, vectors).reused
+    second = _build(tmp_path, ids[:5], vectors[:5])  # five chunks removed from the sources
+    assert not second.reused and second.path != first.path
+    collection = open_collection(current_build(tmp_path))
+    assert sorted(collection.get()["ids"]) == sorted(ids[:5]), "removed chunks are gone"
+    # The previous build is kept for readers that opened it just before the swap.
+    assert first.path.exists()
+    third = _build(tmp_path, ids[:3], vectors[:3])
+    assert not first.path.exists(), "builds older than the previous one are pruned"
+    assert os.readlink(tmp_path / "current") == os.path.relpath(third.path, tmp_path)
+
+
+def test_a_half_written_build_is_never_current(tmp_path: Path) -> None:
+    ids = [f"c{i}" for i in range(4)]
+    with pytest.raises(CollectionError):
+        _build(tmp_path, ids, _vectors(3))  # vectors do not match ids: refused before anything is swapped
+    assert current_build(tmp_path) is None
+
+
+def test_query_with_another_model_is_refused(tmp_path: Path) -> None:
+    info = _build(tmp_path, ["a", "b", "c"], _vectors(3))
+    with pytest.raises(CollectionError, match="built with test-model"):
+        query_collection(info.path, _vectors(1)[0], k=1, expected_model_id="other-model")
+
+
+def test_empty_collection_answers_no_hits(tmp_path: Path) -> None:
+    info = _build(tmp_path, [], np.zeros((0, 16), dtype=np.float32))
+    assert info.count == 0
+    assert query_collection(info.path, _vectors(1)[0], k=5) == []

@@ -1,0 +1,79 @@
+from pathlib import Path
+
+import pymupdf
+import pytest
+
+from nexus_assets.lib.pdf_extraction import extract_pdf
+from nexus_assets.lib.sample_data import BROKEN_SAMPLE
+
+
+def _pdf(path: Path, pages: list[str], **save_kwargs: object) -> Path:
+    doc = pymupdf.open()
+    for text in pages:
+        page = doc.new_page()
+        if text:
+            page.insert_textbox(pymupdf.Rect(72, 100, 520, 700), text, fontsize=11)
+    doc.save(path, **save_kwargs)
+    return path
+
+
+def test_text_pdf_is_ok_with_every_page(tmp_path: Path) -> None:
+    result = extract_pdf(_pdf(tmp_path / "a.pdf", ["Halaman pertama tentang sel.", "Halaman kedua tentang DNA."]))
+    assert result.status == "ok"
+    assert [p.page for p in result.pages] == [1, 2]
+    assert "sel" in result.pages[0].text and "DNA" in result.pages[1].text
+    assert len(result.sha256) == 64
+
+
+def test_image_only_pages_are_reported_not_dropped(tmp_path: Path) -> None:
+    result = extract_pdf(_pdf(tmp_path / "a.pdf", ["Ada teks di sini.", ""]))
+    assert result.status == "ok"
+    assert result.pages[1].status == "no_text"
+    assert "no text layer" in result.pages[1].reason
+
+
+def test_scanned_file_without_any_text_layer(tmp_path: Path) -> None:
+    result = extract_pdf(_pdf(tmp_path / "scan.pdf", ["", ""]))
+    assert result.status == "no_text_layer"
+    assert "OCR" in result.reason and result.page_count == 2
+
+
+def test_encrypted_with_a_user_password(tmp_path: Path) -> None:
+    path = _pdf(tmp_path / "locked.pdf", ["Rahasia."], encryption=pymupdf.PDF_ENCRYPT_AES_256,
+                user_pw="guru", owner_pw="admin")
+    result = extract_pdf(path)
+    assert result.status == "encrypted"
+    assert "password is required" in result.reason
+
+
+def test_encrypted_with_an_empty_user_password_opens(tmp_path: Path) -> None:
+    path = _pdf(tmp_path / "restricted.pdf", ["Hanya dibatasi pencetakannya."],
+                encryption=pymupdf.PDF_ENCRYPT_AES_256, user_pw="", owner_pw="admin",
+                permissions=pymupdf.PDF_PERM_ACCESSIBILITY)
+    result = extract_pdf(path)
+    assert result.status == "ok"
+    assert "dibatasi" in result.pages[0].text
+    assert any("encrypted" in note for note in result.notes)
+
+
+@pytest.mark.parametrize("content", [b"", b"%PDF-1.7\n", b"this is not a pdf at all", b"%PDF-1.4\n1 0 obj\n<<"])
+def test_broken_files_are_malformed_with_a_reason(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "broken.pdf"
+    path.write_bytes(content)
+    result = extract_pdf(path)
+    assert result.status == "malformed"
+    assert result.reason
+    assert result.pages == []
+
+
+def test_the_broken_sample_is_malformed(sample_raw_root: Path) -> None:
+    subject, grade, name = BROKEN_SAMPLE
+    assert extract_pdf(sample_raw_root / subject / grade / name).status == "malformed"
+
+
+def test_sample_headers_footers_and_hyphenation_are_cleaned(sample_raw_root: Path) -> None:
+    result = extract_pdf(sample_raw_root / "informatika/kelas_10/buku_siswa_informatika_kelas_10.pdf")
+    text = "\n".join(p.text for p in result.pages)
+    assert "Kurikulum Merdeka" not in text, "running header removed"
+    assert "Halaman 2" not in text, "page-number footer removed"
+    assert "informatika" in text.lower() and "infor-" not in text
