@@ -20,6 +20,7 @@ import json
 import os
 import uuid
 import zipfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -165,8 +166,8 @@ def verify_vkp(path: Path) -> VerifyReport:
             return report
         try:
             manifest = json.loads(archive.read(MANIFEST))
-        except ValueError as exc:
-            report.problems.append(f"{MANIFEST} is not valid JSON: {exc}")
+        except (ValueError, zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+            report.problems.append(f"{MANIFEST} is unreadable or not valid JSON: {exc}")
             return report
         report.manifest = manifest
         missing_fields = [f for f in REQUIRED_FIELDS if f not in manifest]
@@ -190,7 +191,11 @@ def verify_vkp(path: Path) -> VerifyReport:
         for name in sorted(present - set(listed)):
             report.problems.append(f"member {name} is present but not listed in the manifest")
         for name in sorted(set(listed) & present):
-            data = archive.read(name)
+            try:
+                data = archive.read(name)
+            except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+                report.problems.append(f"member {name}: unreadable (corrupted or tampered): {exc}")
+                continue
             if _sha256(data) != listed[name].get("sha256"):
                 report.problems.append(f"member {name}: sha256 mismatch (corrupted or tampered)")
         if report.problems:

@@ -1,0 +1,89 @@
+"""The `nexus` command line, end to end on generated sample data through a real Dagster instance."""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from nexus_assets.cli import main
+from nexus_assets.lib.sample_data import SAMPLE_PARTITIONS
+from nexus_assets.lib.vkp import verify_vkp
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Sample data generated and built once through `nexus build` (data dir, DAGSTER_HOME)."""
+    root = tmp_path_factory.mktemp("cli")
+    data, home = root / "data", root / "dagster_home"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DAGSTER_HOME", str(home))
+        assert main(["--data-dir", str(data), "sample-data"]) == 0
+        assert main(["--data-dir", str(data), "build"]) == 0
+    return data, home
+
+
+def test_build_publishes_one_verified_vkp_per_sample_partition(built: tuple[Path, Path], capsys) -> None:  # noqa: ANN001
+    data, _ = built
+    packages = sorted((data / "vkp").glob("*.vkp"))
+    assert [p.name for p in packages] == sorted(f"{s}_{g}_v1.0.0.vkp" for s, g in SAMPLE_PARTITIONS)
+    assert main(["vkp", "verify", *map(str, packages)]) == 0
+    assert capsys.readouterr().out.count("OK ") == len(packages)
+
+
+def test_runs_are_recorded_in_the_instance(built: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    _, home = built
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.get() as instance:
+        runs = instance.get_runs(filters=dg.RunsFilter(job_name="curriculum_build_job"))
+        assert len(runs) >= len(SAMPLE_PARTITIONS)
+        assert {r.tags["dagster/partition/subject"] for r in runs} == {s for s, _ in SAMPLE_PARTITIONS}
+        assert (home / "dagster.yaml").exists()
+
+
+def test_second_build_creates_no_new_version(built: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
+                                             capsys) -> None:  # noqa: ANN001
+    data, home = built
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    before = sorted(p.name for p in (data / "vkp").iterdir())
+    assert main(["--data-dir", str(data), "build", "--subject", "informatika"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("(unchanged)") == 2
+    assert sorted(p.name for p in (data / "vkp").iterdir()) == before
+
+
+def test_search_prints_json_hits(built: tuple[Path, Path], capsys) -> None:  # noqa: ANN001
+    data, _ = built
+    code = main(["--data-dir", str(data), "search", "hewan endemik komodo dan anoa", "--subject", "biologi",
+                 "--grade", "kelas_10", "-k", "3", "--json"])
+    assert code == 0
+    hits = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(hits) == 3
+    assert all({"file", "page", "score", "text"} <= set(h) for h in hits)
+    assert hits[0]["file"] == "buku_siswa_biologi_kelas_10.pdf"
+    assert "komodo" in " ".join(h["text"].lower() for h in hits)
+
+
+def test_search_of_an_unbuilt_partition_says_what_to_do(built: tuple[Path, Path], capsys) -> None:  # noqa: ANN001
+    data, _ = built
+    assert main(["--data-dir", str(data), "search", "x", "--subject", "sejarah", "--grade", "kelas_10"]) == 1
+    assert "nexus build --subject sejarah --grade kelas_10" in capsys.readouterr().err
+
+
+def test_verify_fails_on_a_tampered_package(built: tuple[Path, Path], tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    data, _ = built
+    source = data / "vkp/matematika_kelas_10_v1.0.0.vkp"
+    tampered = tmp_path / source.name
+    raw = bytearray(source.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    tampered.write_bytes(bytes(raw))
+    assert main(["vkp", "verify", str(tampered)]) == 1
+    assert "FAILED" in capsys.readouterr().err
+    assert not verify_vkp(tampered).ok
+
+
+def test_bad_slugs_are_refused_by_name(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    assert main(["--data-dir", str(tmp_path), "build", "--subject", "Ilmu Komputer"]) == 2
+    assert "'Ilmu Komputer'" in capsys.readouterr().err
