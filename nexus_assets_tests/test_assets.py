@@ -22,12 +22,12 @@ BIO11 = Partition("biologi", "kelas_11")
 
 
 @pytest.fixture
-def instance():  # noqa: ANN201
+def instance():
     with dg.instance_for_test() as inst:
         yield inst
 
 
-def _materialize(instance: dg.DagsterInstance, data_dir: Path, part: Partition, run_config: dict | None = None):  # noqa: ANN202
+def _materialize(instance: dg.DagsterInstance, data_dir: Path, part: Partition, run_config: dict | None = None):
     register_partitions(instance, [part])
     return dg.materialize(
         curriculum_assets,
@@ -47,7 +47,7 @@ def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
     return {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
 
 
-def test_partition_builds_every_asset_down_to_a_verified_vkp(instance, data_dir: Path) -> None:  # noqa: ANN001
+def test_partition_builds_every_asset_down_to_a_verified_vkp(instance, data_dir: Path) -> None:
     result = _materialize(instance, data_dir, INFO10)
     assert result.success
     processed = data_dir / "processed/informatika/kelas_10"
@@ -58,7 +58,8 @@ def test_partition_builds_every_asset_down_to_a_verified_vkp(instance, data_dir:
     chunks = pd.read_parquet(processed / "text_chunks.parquet")
     embeddings = pd.read_parquet(processed / "chunk_embeddings.parquet")
     assert len(chunks) == len(embeddings) > 10
-    assert set(embeddings["model_id"]) == {"sentence-transformers/all-MiniLM-L6-v2"} and set(embeddings["dims"]) == {384}
+    assert set(embeddings["model_id"]) == {"sentence-transformers/all-MiniLM-L6-v2"}
+    assert set(embeddings["dims"]) == {384}
     # Chroma holds exactly the chunk ids, with the partition's metadata.
     got = open_collection(current_build(processed / "chroma")).get(include=["metadatas"])
     assert sorted(got["ids"]) == sorted(chunks["chunk_id"])
@@ -76,7 +77,7 @@ def test_partition_builds_every_asset_down_to_a_verified_vkp(instance, data_dir:
     assert "buku_siswa_informatika_kelas_10.pdf" in text_meta["preview"]
 
 
-def test_a_broken_file_is_reported_and_the_partition_still_builds(instance, data_dir: Path) -> None:  # noqa: ANN001
+def test_a_broken_file_is_reported_and_the_partition_still_builds(instance, data_dir: Path) -> None:
     result = _materialize(instance, data_dir, BIO11)
     assert result.success
     meta = _metadata(result, "pdf_text")
@@ -88,7 +89,7 @@ def test_a_broken_file_is_reported_and_the_partition_still_builds(instance, data
     assert manifest["counts"]["files"] == 2 and manifest["counts"]["files_ok"] == 1
 
 
-def test_a_partition_without_pdfs_is_an_explicit_empty_result(instance, data_dir: Path) -> None:  # noqa: ANN001
+def test_a_partition_without_pdfs_is_an_explicit_empty_result(instance, data_dir: Path) -> None:
     result = _materialize(instance, data_dir, Partition("informatika", "kelas_12"))
     assert result.success
     assert _metadata(result, "raw_pdfs")["files"] == 0
@@ -97,7 +98,7 @@ def test_a_partition_without_pdfs_is_an_explicit_empty_result(instance, data_dir
     assert not list((data_dir / "vkp").glob("informatika_kelas_12_*"))
 
 
-def test_rebuilds_publish_only_changed_content(instance, data_dir: Path) -> None:  # noqa: ANN001
+def test_rebuilds_publish_only_changed_content(instance, data_dir: Path) -> None:
     _materialize(instance, data_dir, INFO10)
     again = _materialize(instance, data_dir, INFO10)
     assert _metadata(again, "vkp_package")["published"] is False
@@ -114,7 +115,7 @@ def test_rebuilds_publish_only_changed_content(instance, data_dir: Path) -> None
     assert verify_vkp(data_dir / "vkp/informatika_kelas_10_v1.0.0.vkp").ok, "the old version is untouched"
 
 
-def test_unchanged_chunks_keep_their_ids_when_a_file_is_added(instance, data_dir: Path) -> None:  # noqa: ANN001
+def test_unchanged_chunks_keep_their_ids_when_a_file_is_added(instance, data_dir: Path) -> None:
     _materialize(instance, data_dir, INFO10)
     before = set(pd.read_parquet(data_dir / "processed/informatika/kelas_10/text_chunks.parquet")["chunk_id"])
     shutil.copy(data_dir / "raw-curriculum/informatika/kelas_11/buku_siswa_informatika_kelas_11.pdf",
@@ -124,7 +125,7 @@ def test_unchanged_chunks_keep_their_ids_when_a_file_is_added(instance, data_dir
     assert before < after
 
 
-def test_chunking_is_configurable_from_the_launchpad(instance, data_dir: Path) -> None:  # noqa: ANN001
+def test_chunking_is_configurable_from_the_launchpad(instance, data_dir: Path) -> None:
     default = _metadata(_materialize(instance, data_dir, INFO10), "text_chunks")["chunks"]
     config = {"ops": {"text_chunks": {"config": {"chunk_size": 400, "chunk_overlap": 50}}}}
     small = _metadata(_materialize(instance, data_dir, INFO10, config), "text_chunks")

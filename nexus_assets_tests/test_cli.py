@@ -25,7 +25,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return data, home
 
 
-def test_build_publishes_one_verified_vkp_per_sample_partition(built: tuple[Path, Path], capsys) -> None:  # noqa: ANN001
+def test_build_publishes_one_verified_vkp_per_sample_partition(built: tuple[Path, Path], capsys) -> None:
     data, _ = built
     packages = sorted((data / "vkp").glob("*.vkp"))
     assert [p.name for p in packages] == sorted(f"{s}_{g}_v1.0.0.vkp" for s, g in SAMPLE_PARTITIONS)
@@ -44,7 +44,7 @@ def test_runs_are_recorded_in_the_instance(built: tuple[Path, Path], monkeypatch
 
 
 def test_second_build_creates_no_new_version(built: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
-                                             capsys) -> None:  # noqa: ANN001
+                                             capsys) -> None:
     data, home = built
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     before = sorted(p.name for p in (data / "vkp").iterdir())
@@ -54,7 +54,7 @@ def test_second_build_creates_no_new_version(built: tuple[Path, Path], monkeypat
     assert sorted(p.name for p in (data / "vkp").iterdir()) == before
 
 
-def test_search_prints_json_hits(built: tuple[Path, Path], capsys) -> None:  # noqa: ANN001
+def test_search_prints_json_hits(built: tuple[Path, Path], capsys) -> None:
     data, _ = built
     code = main(["--data-dir", str(data), "search", "hewan endemik komodo dan anoa", "--subject", "biologi",
                  "--grade", "kelas_10", "-k", "3", "--json"])
@@ -66,13 +66,13 @@ def test_search_prints_json_hits(built: tuple[Path, Path], capsys) -> None:  # n
     assert "komodo" in " ".join(h["text"].lower() for h in hits)
 
 
-def test_search_of_an_unbuilt_partition_says_what_to_do(built: tuple[Path, Path], capsys) -> None:  # noqa: ANN001
+def test_search_of_an_unbuilt_partition_says_what_to_do(built: tuple[Path, Path], capsys) -> None:
     data, _ = built
     assert main(["--data-dir", str(data), "search", "x", "--subject", "sejarah", "--grade", "kelas_10"]) == 1
     assert "nexus build --subject sejarah --grade kelas_10" in capsys.readouterr().err
 
 
-def test_verify_fails_on_a_tampered_package(built: tuple[Path, Path], tmp_path: Path, capsys) -> None:  # noqa: ANN001
+def test_verify_fails_on_a_tampered_package(built: tuple[Path, Path], tmp_path: Path, capsys) -> None:
     data, _ = built
     source = data / "vkp/matematika_kelas_10_v1.0.0.vkp"
     tampered = tmp_path / source.name
@@ -84,6 +84,6 @@ def test_verify_fails_on_a_tampered_package(built: tuple[Path, Path], tmp_path: 
     assert not verify_vkp(tampered).ok
 
 
-def test_bad_slugs_are_refused_by_name(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+def test_bad_slugs_are_refused_by_name(tmp_path: Path, capsys) -> None:
     assert main(["--data-dir", str(tmp_path), "build", "--subject", "Ilmu Komputer"]) == 2
     assert "'Ilmu Komputer'" in capsys.readouterr().err

@@ -83,7 +83,7 @@ def test_published_packages_verify(corpus_build: Path) -> None:
         assert report.ok, (package.name, report.problems)
 
 
-def test_golden_questions_are_answered_in_the_top_5(corpus_build: Path, shared_corpus: Path, embedder) -> None:  # noqa: ANN001
+def test_golden_questions_are_answered_in_the_top_5(corpus_build: Path, shared_corpus: Path, embedder) -> None:
     """Plain dense baseline (800/100 windows, fp32 MiniLM) finds 24/27; cleaning and chunking must not lose any."""
     questions = load_golden(shared_corpus / "golden_questions.jsonl")
     layout = DataLayout(corpus_build)
