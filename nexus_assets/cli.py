@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -84,7 +83,12 @@ def cmd_build(args: argparse.Namespace) -> int:
             return 2
         print(f"building {len(targets)} partition(s) from {layout.root} (Dagster instance: {home})", flush=True)
         job = defs.resolve_job_def("curriculum_build_job")
-        run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+        # The data directory goes into the run's resource config, so the UI shows where each run read and wrote.
+        data_config = {"config": {"data_dir": str(layout.root)}}
+        run_config: dict[str, Any] = {
+            "loggers": {"console": {"config": {"log_level": "INFO"}}},
+            "resources": {"data_dir": data_config, "io_manager": data_config},
+        }
         if args.chunk_size or args.chunk_overlap:
             chunk_cfg = {k: v for k, v in (("chunk_size", args.chunk_size), ("chunk_overlap", args.chunk_overlap)) if v}
             run_config["ops"] = {"text_chunks": {"config": chunk_cfg}}
@@ -193,9 +197,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.data_dir:
-        # The Dagster resources read the data directory from the environment.
-        os.environ["NEXUS_DATA_DIR"] = str(Path(args.data_dir).resolve())
     return int(args.func(args))
 
 

@@ -25,10 +25,10 @@ from nexus_assets.lib.layout import DataLayout
 class LocalPartitionedIOManager(dg.ConfigurableIOManager):
     """Parquet (DataFrames) and JSON (dicts) under `<data_dir>/processed/<subject>/<grade>/`."""
 
-    data_dir: str = Field(default_factory=lambda: os.environ.get("NEXUS_DATA_DIR", "data"))
+    data_dir: str = Field(default="", description="Empty: $NEXUS_DATA_DIR (read when the run starts) or ./data.")
 
     def _base(self, context: dg.OutputContext | dg.InputContext) -> Path:
-        layout = DataLayout.from_env(self.data_dir)
+        layout = DataLayout.from_env(self.data_dir or None)
         name = context.asset_key.path[-1]
         if not context.has_asset_partitions:
             return layout.root / "processed" / name

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 from pydantic import Field
 
@@ -12,16 +10,18 @@ from nexus_assets.lib.layout import DataLayout
 
 
 class DataDirResource(dg.ConfigurableResource):
-    """The data directory holding `raw-curriculum/`, `processed/` and `vkp/` (NEXUS_DATA_DIR)."""
+    """The data directory holding `raw-curriculum/`, `processed/` and `vkp/`.
 
-    data_dir: str = Field(
-        default_factory=lambda: os.environ.get("NEXUS_DATA_DIR", "data"),
-        description="Root of raw-curriculum/, processed/ and vkp/; relative paths resolve from the working directory.",
-    )
+    Empty means NEXUS_DATA_DIR as it is when the run starts (else `./data`): read late, so one
+    process can build several data directories and the UI always follows the environment.
+    """
+
+    data_dir: str = Field(default="", description="Root of raw-curriculum/, processed/ and vkp/; "
+                          "empty: $NEXUS_DATA_DIR or ./data. Relative paths resolve from the working directory.")
 
     @property
     def layout(self) -> DataLayout:
-        return DataLayout.from_env(self.data_dir)
+        return DataLayout.from_env(self.data_dir or None)
 
 
 class EmbedderResource(dg.ConfigurableResource):
