@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +19,54 @@ def _layout(args: argparse.Namespace) -> DataLayout:
     return DataLayout.from_env(args.data_dir)
 
 
+def _aws_settings():
+    from nexus_assets.lib.aws_config import AwsSettings, deployment
+
+    return AwsSettings.from_env() if deployment() == "aws" else None
+
+
+def _raw_source(layout: DataLayout):
+    from nexus_assets.lib.raw_sources import LocalRawSource, S3RawSource
+
+    settings = _aws_settings()
+    return S3RawSource(settings.object_store(), layout) if settings else LocalRawSource(layout)
+
+
+def _job_store(layout: DataLayout):
+    from nexus_assets.lib.job_tracking import SqliteJobStore
+
+    settings = _aws_settings()
+    return settings.job_store() if settings else SqliteJobStore(layout.jobs_db)
+
+
+@contextmanager
+def _data_dir_env(layout: DataLayout) -> Iterator[None]:
+    """Point the Dagster resources (which read NEXUS_DATA_DIR when a run starts) at `layout`."""
+    previous = os.environ.get("NEXUS_DATA_DIR")
+    os.environ["NEXUS_DATA_DIR"] = str(layout.root)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("NEXUS_DATA_DIR", None)
+        else:
+            os.environ["NEXUS_DATA_DIR"] = previous
+
+
 def cmd_sample_data(args: argparse.Namespace) -> int:
     from nexus_assets.lib.sample_data import BROKEN_SAMPLE, generate_sample_corpus
 
     layout = _layout(args)
     paths = generate_sample_corpus(layout.raw_root)
+    settings = _aws_settings()
+    store = settings.object_store() if settings else None
     for path in paths:
-        print(f"wrote {path.relative_to(layout.root)}")
+        key = path.relative_to(layout.root).as_posix()
+        if store:
+            store.upload_file(key, path, storage_class="STANDARD")
+            print(f"uploaded {store.uri(key)}")
+        else:
+            print(f"wrote {key}")
     print(f"{len(paths)} sample PDFs under {layout.raw_root} "
           f"({'/'.join(BROKEN_SAMPLE)} is broken on purpose: it must be reported, not crash the build)")
     return 0
@@ -57,7 +102,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from nexus_assets.definitions import defs
+    from nexus_assets.defs.job_history import CLI_TAG, finished_record
     from nexus_assets.defs.partitions import curriculum_partitions_def, key_of, partition_of, register_partitions
+    from nexus_assets.lib.job_tracking import JobRecord, now_iso
 
     layout = _layout(args)
     try:
@@ -66,7 +113,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     except LayoutError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    found, refused = layout.discover_partitions()
+    found, refused = _raw_source(layout).discover()
     for message in refused:
         print(f"skipped: {message}", file=sys.stderr)
     if wanted_subject and wanted_grade:
@@ -83,27 +130,28 @@ def cmd_build(args: argparse.Namespace) -> int:
             return 2
         print(f"building {len(targets)} partition(s) from {layout.root} (Dagster instance: {home})", flush=True)
         job = defs.resolve_job_def("curriculum_build_job")
-        # The data directory goes into the run's resource config, so the UI shows where each run read and wrote.
-        data_config = {"config": {"data_dir": str(layout.root)}}
-        run_config: dict[str, Any] = {
-            "loggers": {"console": {"config": {"log_level": "INFO"}}},
-            "resources": {"data_dir": data_config, "io_manager": data_config},
-        }
+        run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
         if args.chunk_size or args.chunk_overlap:
             chunk_cfg = {k: v for k, v in (("chunk_size", args.chunk_size), ("chunk_overlap", args.chunk_overlap)) if v}
             run_config["ops"] = {"text_chunks": {"config": chunk_cfg}}
+        jobs = _job_store(layout)
         rows = []
         for part in targets:
             print(f"== {part.label}", flush=True)
-            result = job.execute_in_process(
-                instance=instance, partition_key=key_of(part), run_config=run_config, raise_on_error=False,
-                tags={"nexus/launched_by": "cli"},
-            )
-            row = {"partition": part.label, "status": "ok" if result.success else "FAILED", **_summarise(result),
-                   "run_id": result.run_id[:8]}
+            run_id = str(uuid.uuid4())
+            started = now_iso()
+            jobs.put(JobRecord(run_id, started, job.name, str(key_of(part)), config=run_config))
+            with _data_dir_env(layout):
+                result = job.execute_in_process(
+                    instance=instance, partition_key=key_of(part), run_config=run_config, raise_on_error=False,
+                    tags={CLI_TAG: "cli"}, run_id=run_id,
+                )
+            record = finished_record(instance, run_id, timestamp=started)
+            jobs.put(record)
+            row = {"partition": part.label, "status": record.status, **_summarise(result), "run_id": run_id[:8]}
             rows.append(row)
     _print_table(rows)
-    failed = [r["partition"] for r in rows if r["status"] != "ok"]
+    failed = [r["partition"] for r in rows if r["status"] == "failed"]
     if failed:
         print(f"{len(failed)} partition run(s) failed: {', '.join(failed)}; open the run in the UI (make ui) "
               "for the step that failed and its error", file=sys.stderr)
@@ -165,6 +213,40 @@ def cmd_vkp_verify(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from nexus_assets.lib.job_tracking import summarize
+
+    records = _job_store(_layout(args)).recent(args.days)
+    rows = [{"started": r.timestamp[:19], "job_id": r.job_id[:8], "partition": r.partition, "status": r.status,
+             "files": f"{r.successful_files}/{r.total_files}", "chunks": r.total_chunks,
+             "seconds": round(r.processing_time, 1), "cost_usd": f"{r.estimated_cost:.6f}",
+             "errors": "; ".join(r.errors)[:80]} for r in records]
+    if not rows:
+        print(f"no jobs in the last {args.days} days")
+        return 0
+    _print_table(rows)
+    summary = summarize(records)
+    print(f"\n{summary['runs']} run(s) in {args.days} days: "
+          + ", ".join(f"{k} {v}" for k, v in sorted(summary["by_status"].items()))
+          + f"; {summary['total_chunks']} chunks, {summary['total_embeddings']} embeddings, "
+          f"{summary['processing_time_s']} s, estimated cost ${summary['estimated_cost_usd']:.6f}")
+    return 0
+
+
+def cmd_aws_bootstrap(args: argparse.Namespace) -> int:
+    from nexus_assets.lib.aws_bootstrap import bootstrap
+    from nexus_assets.lib.aws_config import AwsSettings
+
+    try:
+        settings = AwsSettings.from_env()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for target, state in bootstrap(settings).items():
+        print(f"{state:8} {target}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nexus", description=__doc__)
     parser.add_argument("--data-dir", help="data directory (default: $NEXUS_DATA_DIR or ./data)")
@@ -187,6 +269,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=5)
     p.add_argument("--json", action="store_true", help="one JSON object per hit")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("jobs", help="recent pipeline runs from the job table, with a cost summary")
+    p.add_argument("--days", type=int, default=7)
+    p.set_defaults(func=cmd_jobs)
+
+    aws = sub.add_parser("aws", help="aws mode tools").add_subparsers(dest="aws_command", required=True)
+    p = aws.add_parser("bootstrap", help="create the bucket and tables (idempotent)")
+    p.set_defaults(func=cmd_aws_bootstrap)
 
     vkp = sub.add_parser("vkp", help="knowledge package tools").add_subparsers(dest="vkp_command", required=True)
     p = vkp.add_parser("verify", help="check a package's manifest, checksums and tables; non-zero on any mismatch")

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from nexus_assets.defs.assets import curriculum_assets
-from nexus_assets.defs.io_managers import LocalPartitionedIOManager
+from nexus_assets.defs.io_managers import RECORD_IO_MANAGER, LocalPartitionedIOManager
 from nexus_assets.defs.partitions import key_of, register_partitions
 from nexus_assets.defs.resources import DataDirResource, EmbedderResource
 from nexus_assets.lib.chroma_store import current_build, open_collection
@@ -37,6 +37,7 @@ def _materialize(instance: dg.DagsterInstance, data_dir: Path, part: Partition, 
             "data_dir": DataDirResource(data_dir=str(data_dir)),
             "embedder": EmbedderResource(),
             "io_manager": LocalPartitionedIOManager(data_dir=str(data_dir)),
+            RECORD_IO_MANAGER: LocalPartitionedIOManager(data_dir=str(data_dir)),
         },
         run_config=run_config,
     )

@@ -8,7 +8,7 @@ import pytest
 from nexus_assets.lib.chroma_store import build_collection, current_build
 from nexus_assets.lib.chunking import Chunk
 from nexus_assets.lib.layout import DataLayout, Partition
-from nexus_assets.lib.publishing import publish_vkp
+from nexus_assets.lib.publishing import LocalPackageStore, publish_vkp
 from nexus_assets.lib.tables import chunks_frame, embeddings_frame
 from nexus_assets.lib.vkp import VkpError, next_version, read_manifest, verify_vkp
 
@@ -31,16 +31,16 @@ def _publish(tmp_path: Path, texts: list[str]):
     layout, chunks, embeddings, chroma = _build(tmp_path, texts)
     sources = [{"file": "buku.pdf", "sha256": "0" * 64, "size": 1, "status": "ok"}]
     counts = {"files": 1, "chunks": len(chunks), "embeddings": len(embeddings)}
-    return publish_vkp(layout, PART, chunks, embeddings, chroma, sources, counts)
+    return publish_vkp(LocalPackageStore(layout), PART, chunks, embeddings, chroma, sources, counts)
 
 
 def test_published_package_verifies(tmp_path: Path) -> None:
     result = _publish(tmp_path, ["satu", "dua", "tiga"])
     assert result.published and result.version == "1.0.0"
-    assert result.path.name == "informatika_kelas_10_v1.0.0.vkp"
-    report = verify_vkp(result.path)
+    assert Path(result.location).name == "informatika_kelas_10_v1.0.0.vkp"
+    report = verify_vkp(Path(result.location))
     assert report.ok, report.problems
-    manifest = read_manifest(result.path)
+    manifest = read_manifest(Path(result.location))
     assert manifest["embedding"] == {"model_id": "test-model", "dims": 8}
     assert manifest["counts"]["chunks"] == 3
     assert {"chunks.parquet", "embeddings.parquet"} <= set(manifest["members"])
@@ -53,13 +53,13 @@ def test_unchanged_content_is_not_republished_and_changes_bump_the_patch(tmp_pat
     assert not again.published and again.version == "1.0.0"
     changed = _publish(tmp_path, ["satu", "dua diubah"])
     assert changed.published and changed.version == "1.0.1"
-    assert first.path.exists() and verify_vkp(first.path).ok, "older versions stay untouched"
+    assert Path(first.location).exists() and verify_vkp(Path(first.location)).ok, "older versions stay untouched"
     assert next_version("1.0.9") == "1.0.10"
 
 
 def test_empty_partition_publishes_nothing(tmp_path: Path) -> None:
     result = _publish(tmp_path, [])
-    assert not result.published and result.path is None
+    assert not result.published and result.location is None
     assert not (tmp_path / "vkp").exists() or not list((tmp_path / "vkp").iterdir())
 
 
@@ -73,7 +73,7 @@ def _rewrite(src: Path, dest: Path, change) -> Path:
 
 
 def test_a_flipped_byte_in_a_member_is_refused(tmp_path: Path) -> None:
-    good = _publish(tmp_path, ["satu", "dua"]).path
+    good = Path(_publish(tmp_path, ["satu", "dua"]).location)
     (tmp_path / "out").mkdir()
     bad = _rewrite(good, tmp_path / "out" / good.name,
                    lambda name, data: data[:-1] + bytes([data[-1] ^ 1]) if name == "chunks.parquet" else data)
@@ -83,7 +83,7 @@ def test_a_flipped_byte_in_a_member_is_refused(tmp_path: Path) -> None:
 
 
 def test_missing_extra_and_renamed_packages_are_refused(tmp_path: Path) -> None:
-    good = _publish(tmp_path, ["satu", "dua"]).path
+    good = Path(_publish(tmp_path, ["satu", "dua"]).location)
     out = tmp_path / "out"
     out.mkdir()
     missing = _rewrite(good, out / good.name, lambda n, d: None if n == "embeddings.parquet" else d)
@@ -97,7 +97,7 @@ def test_missing_extra_and_renamed_packages_are_refused(tmp_path: Path) -> None:
 
 
 def test_a_manifest_lying_about_counts_is_refused(tmp_path: Path) -> None:
-    good = _publish(tmp_path, ["satu", "dua"]).path
+    good = Path(_publish(tmp_path, ["satu", "dua"]).location)
 
     def lie(name: str, data: bytes) -> bytes:
         if name != "manifest.json":

@@ -11,6 +11,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from nexus_assets.defs.io_managers import ARTIFACT, RECORD_IO_MANAGER
 from nexus_assets.defs.partitions import curriculum_partitions_def, partition_of
 from nexus_assets.defs.resources import DataDirResource, EmbedderResource
 from nexus_assets.lib.chroma_store import build_collection
@@ -24,7 +25,6 @@ from nexus_assets.lib.tables import (
     embeddings_frame,
     file_status_frame,
     pages_frame,
-    raw_manifest_frame,
     readable_pages,
     vectors_of,
 )
@@ -46,13 +46,13 @@ def _md_table(frame: pd.DataFrame, limit: int = 50) -> dg.MetadataValue:
     partitions_def=curriculum_partitions_def,
     group_name=INGEST,
     kinds={"pdf", "pandas"},
+    io_manager_key=RECORD_IO_MANAGER,
     description="Manifest of the partition's PDFs under raw-curriculum/<subject>/<grade>/: path, size, sha256, mtime.",
 )
 def raw_pdfs(context: dg.AssetExecutionContext, data_dir: DataDirResource) -> dg.Output[pd.DataFrame]:
     part = partition_of(context.partition_key)
-    layout = data_dir.layout
-    raw_dir = layout.raw_dir(part)
-    manifest = raw_manifest_frame(raw_dir, layout.root)
+    raw_dir = data_dir.layout.raw_dir(part)
+    manifest = data_dir.raw_source().manifest(part)
     if manifest.empty:
         context.log.info(f"{part.label}: no PDFs under {raw_dir}: the partition builds empty")
     else:
@@ -175,6 +175,7 @@ def chunk_embeddings(
     group_name=INDEX,
     kinds={"chromadb"},
     pool="chroma_writer",
+    io_manager_key=RECORD_IO_MANAGER,
     description="Persistent Chroma collection of the partition, built aside and swapped in atomically; "
     "ids are chunk ids, metadata subject, grade, file and page.",
 )
@@ -205,7 +206,8 @@ def chroma_collection(
     context.log.info(
         f"{part.label}: collection {info.name} {'unchanged' if info.reused else 'rebuilt'} with {info.count} items"
     )
-    return dg.Output(info.as_dict(), metadata={
+    record = {k: v for k, v in info.as_dict().items() if k not in ("path", "reused")}
+    return dg.Output({**record, ARTIFACT: str(info.path)}, metadata={
         "collection": info.name,
         "items": info.count,
         "reused": info.reused,
@@ -217,6 +219,7 @@ def chroma_collection(
     partitions_def=curriculum_partitions_def,
     group_name=PUBLISH,
     kinds={"zip"},
+    io_manager_key=RECORD_IO_MANAGER,
     description="Versioned knowledge package vkp/<subject>_<grade>_v<semver>.vkp; a new patch version only "
     "when the content changed.",
 )
@@ -243,13 +246,20 @@ def vkp_package(
         "chunks": len(text_chunks),
         "embeddings": len(chunk_embeddings),
     }
-    result = publish_vkp(data_dir.layout, part, text_chunks, chunk_embeddings, Path(chroma_collection["path"]),
-                         sources, counts)
+    result = publish_vkp(data_dir.package_store(), part, text_chunks, chunk_embeddings,
+                         Path(chroma_collection[ARTIFACT]), sources, counts)
     context.log.info(f"{part.label}: {'published v' + result.version if result.published else result.reason}")
     metadata: dict = {"published": result.published, "reason": result.reason, **counts}
     if result.version:
         metadata["version"] = result.version
-        metadata["vkp_path"] = dg.MetadataValue.path(str(result.path))
-    return dg.Output(result.as_dict(), metadata=metadata)
+        metadata["vkp_path"] = dg.MetadataValue.path(str(result.location))
+    if result.published:
+        invalidation = data_dir.invalidate_cdn(["/vkp/*", f"/{part.processed_prefix()}/*"])
+        if invalidation:
+            metadata["cdn_invalidation"] = invalidation
+            context.log.info(f"{part.label}: CloudFront invalidation {invalidation} for /vkp/* and processed data")
+    # The value is the partition's catalog entry: unchanged content gives an unchanged entry.
+    return dg.Output(result.catalog_entry(), metadata=metadata)
+
 
 curriculum_assets = [raw_pdfs, pdf_text, text_chunks, chunk_embeddings, chroma_collection, vkp_package]

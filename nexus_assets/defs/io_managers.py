@@ -21,6 +21,12 @@ from pydantic import Field
 from nexus_assets.defs.partitions import partition_of
 from nexus_assets.lib.layout import DataLayout
 
+# Assets whose values are small records (partition manifest, Chroma build, catalog entry) use this key;
+# tables use the default `io_manager`. Locally both are files; in aws mode DynamoDB and S3.
+RECORD_IO_MANAGER = "record_io_manager"
+# A record key naming a local directory (e.g. a Chroma build) that a remote IO manager mirrors.
+ARTIFACT = "artifact"
+
 
 class LocalPartitionedIOManager(dg.ConfigurableIOManager):
     """Parquet (DataFrames) and JSON (dicts) under `<data_dir>/processed/<subject>/<grade>/`."""

@@ -6,7 +6,10 @@ import dagster as dg
 from pydantic import Field
 
 from nexus_assets.lib.embedding import DEFAULT_MODEL_ID, SentenceTransformerEmbedder, bundled_minilm_path
+from nexus_assets.lib.job_tracking import JobStore, SqliteJobStore
 from nexus_assets.lib.layout import DataLayout
+from nexus_assets.lib.publishing import LocalPackageStore, PackageStore
+from nexus_assets.lib.raw_sources import LocalRawSource, RawSource
 
 
 class DataDirResource(dg.ConfigurableResource):
@@ -22,6 +25,19 @@ class DataDirResource(dg.ConfigurableResource):
     @property
     def layout(self) -> DataLayout:
         return DataLayout.from_env(self.data_dir or None)
+
+    def raw_source(self) -> RawSource:
+        return LocalRawSource(self.layout)
+
+    def package_store(self) -> PackageStore:
+        return LocalPackageStore(self.layout)
+
+    def job_store(self) -> JobStore:
+        return SqliteJobStore(self.layout.jobs_db)
+
+    def invalidate_cdn(self, paths: list[str]) -> str | None:
+        """No CDN in front of a local directory."""
+        return None
 
 
 class EmbedderResource(dg.ConfigurableResource):

@@ -99,6 +99,11 @@ class DataLayout:
     def vkp_dir(self) -> Path:
         return self.root / VKP_PREFIX
 
+    @property
+    def jobs_db(self) -> Path:
+        """The local job history (aws mode keeps it in DynamoDB instead)."""
+        return self.root / PROCESSED_PREFIX / "_jobs.sqlite"
+
     def raw_dir(self, part: Partition) -> Path:
         return self.root / part.raw_prefix()
 

@@ -1,35 +1,113 @@
 """Deciding whether a partition's build becomes a new VKP version, and writing it.
 
-The version history is the set of packages in `vkp/` itself: the latest one's manifest holds the
-content hash of what it shipped. Same hash: nothing is published. Different: the patch version is
-bumped and the package written atomically next to the old ones, which stay untouched.
+The version history is the set of packages in the package store itself (`vkp/` locally or in
+S3): the latest one records the content hash of what it shipped. Same hash: nothing is published.
+Different: the patch version is bumped and the package written atomically next to the old ones,
+which stay untouched.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
-from nexus_assets.lib.layout import DataLayout, Partition
+from nexus_assets.lib.layout import SEMVER_RE, VKP_PREFIX, DataLayout, Partition, parse_semver
+from nexus_assets.lib.s3_store import S3ObjectStore
 from nexus_assets.lib.tables import embedding_identity, frame_to_parquet_bytes
-from nexus_assets.lib.vkp import content_hash, next_version, read_manifest, write_vkp
+from nexus_assets.lib.vkp import VkpError, content_hash, next_version, read_manifest, write_vkp
+
+CONTENT_HASH_META = "content-hash"
+
+
+class PackageStore(Protocol):
+    """Where published packages live: the version history and the place new ones go."""
+
+    def versions(self, part: Partition) -> list[str]: ...
+
+    def content_hash(self, part: Partition, version: str) -> str | None: ...
+
+    def location(self, part: Partition, version: str) -> str: ...
+
+    def staging_path(self, part: Partition, version: str) -> Path: ...
+
+    def commit(self, part: Partition, version: str, staged: Path, digest: str) -> str: ...
+
+
+@dataclass
+class LocalPackageStore:
+    """Packages in `<data>/vkp/`; a package is written in place (atomically, never overwritten)."""
+
+    layout: DataLayout
+
+    def versions(self, part: Partition) -> list[str]:
+        return self.layout.published_versions(part)
+
+    def content_hash(self, part: Partition, version: str) -> str | None:
+        return read_manifest(self.layout.vkp_path(part, version)).get("content_hash")
+
+    def location(self, part: Partition, version: str) -> str:
+        return str(self.layout.vkp_path(part, version))
+
+    def staging_path(self, part: Partition, version: str) -> Path:
+        return self.layout.vkp_path(part, version)
+
+    def commit(self, part: Partition, version: str, staged: Path, digest: str) -> str:
+        return str(staged)
+
+
+@dataclass
+class S3PackageStore:
+    """Packages at `s3://<bucket>/vkp/`, the content hash kept in each object's metadata."""
+
+    store: S3ObjectStore
+    layout: DataLayout  # for the local staging directory
+
+    def versions(self, part: Partition) -> list[str]:
+        prefix = f"{VKP_PREFIX}/{part.subject}_{part.grade}_v"
+        found = []
+        for obj in self.store.list_keys(prefix):
+            version = obj["Key"][len(prefix):].removesuffix(".vkp")
+            if obj["Key"].endswith(".vkp") and SEMVER_RE.match(version):
+                found.append(version)
+        return sorted(found, key=parse_semver)
+
+    def content_hash(self, part: Partition, version: str) -> str | None:
+        head = self.store.head(part.vkp_key(version))
+        return (head or {}).get("Metadata", {}).get(CONTENT_HASH_META)
+
+    def location(self, part: Partition, version: str) -> str:
+        return self.store.uri(part.vkp_key(version))
+
+    def staging_path(self, part: Partition, version: str) -> Path:
+        return self.layout.root / ".staging" / f"{uuid.uuid4().hex[:8]}-{part.vkp_name(version)}"
+
+    def commit(self, part: Partition, version: str, staged: Path, digest: str) -> str:
+        key = part.vkp_key(version)
+        try:
+            if self.store.exists(key):
+                raise VkpError(f"{self.store.uri(key)} already exists: a published version is never overwritten")
+            # Packages are downloaded by every school: keep them in STANDARD, not the processed data's class.
+            self.store.upload_file(key, staged, storage_class="STANDARD", metadata={CONTENT_HASH_META: digest})
+        finally:
+            staged.unlink(missing_ok=True)
+        return self.store.uri(key)
 
 
 @dataclass(frozen=True)
 class PublishResult:
     published: bool
     version: str | None
-    path: Path | None
+    location: str | None
     content_hash: str | None
     reason: str
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"published": self.published, "version": self.version,
-                "path": str(self.path) if self.path else None, "content_hash": self.content_hash,
-                "reason": self.reason}
+    def catalog_entry(self) -> dict[str, Any]:
+        """The partition's current package: stable while the content is unchanged."""
+        return {"version": self.version, "location": self.location, "content_hash": self.content_hash}
 
 
 def chunk_content_hash(chunks: pd.DataFrame, model_id: str, dims: int) -> str:
@@ -39,7 +117,7 @@ def chunk_content_hash(chunks: pd.DataFrame, model_id: str, dims: int) -> str:
 
 
 def publish_vkp(
-    layout: DataLayout,
+    store: PackageStore,
     partition: Partition,
     chunks: pd.DataFrame,
     embeddings: pd.DataFrame,
@@ -52,18 +130,18 @@ def publish_vkp(
         return PublishResult(False, None, None, None, "no chunks: nothing to publish for an empty partition")
     model_id, dims = embedding_identity(embeddings)
     digest = chunk_content_hash(chunks, model_id, dims)
-    versions = layout.published_versions(partition)
+    versions = store.versions(partition)
     latest = versions[-1] if versions else None
-    if latest is not None:
-        latest_path = layout.vkp_path(partition, latest)
-        if read_manifest(latest_path).get("content_hash") == digest:
-            return PublishResult(False, latest, latest_path, digest, f"content unchanged since v{latest}")
+    if latest is not None and store.content_hash(partition, latest) == digest:
+        return PublishResult(False, latest, store.location(partition, latest), digest,
+                             f"content unchanged since v{latest}")
     version = next_version(latest)
-    path = layout.vkp_path(partition, version)
+    staged = store.staging_path(partition, version)
     ordered = embeddings.set_index("chunk_id").loc[chunks["chunk_id"]].reset_index()
     write_vkp(
-        path, partition, version, model_id=model_id, dims=dims, counts=counts, sources=sources,
+        staged, partition, version, model_id=model_id, dims=dims, counts=counts, sources=sources,
         content_hash_value=digest, chunks_parquet=frame_to_parquet_bytes(chunks),
         embeddings_parquet=frame_to_parquet_bytes(ordered), chroma_dir=chroma_dir,
     )
-    return PublishResult(True, version, path, digest, f"new version (previous: {latest or 'none'})")
+    location = store.commit(partition, version, staged, digest)
+    return PublishResult(True, version, location, digest, f"new version (previous: {latest or 'none'})")

@@ -1,0 +1,94 @@
+"""Which deployment runs (local or aws) and the AWS settings, both from environment variables.
+
+One place decides, everything else asks: `deployment()` reads NEXUS_ENV (`local`, the default, or
+`aws`); `AwsSettings.from_env()` reads the bucket, tables, region, optional endpoint (moto,
+LocalStack, S3-compatible stores), KMS key and CloudFront distribution. Credentials are never read
+here: boto3's standard chain finds them, so they never reach logs, metadata or errors.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from nexus_assets.lib.job_tracking import DynamoJobStore
+from nexus_assets.lib.s3_store import S3ObjectStore
+
+Deployment = Literal["local", "aws"]
+
+ENV_VARS = {
+    "deployment": "NEXUS_ENV",
+    "bucket": "NEXUS_S3_BUCKET",
+    "records_table": "NEXUS_DYNAMODB_TABLE",
+    "jobs_table": "NEXUS_JOBS_TABLE",
+    "region": "AWS_REGION",
+    "endpoint_url": "NEXUS_AWS_ENDPOINT_URL",
+    "kms_key_id": "NEXUS_KMS_KEY_ID",
+    "storage_class": "NEXUS_S3_STORAGE_CLASS",
+    "cloudfront_distribution_id": "NEXUS_CLOUDFRONT_DISTRIBUTION_ID",
+}
+
+
+def deployment() -> Deployment:
+    value = os.environ.get(ENV_VARS["deployment"], "local").strip().lower() or "local"
+    if value not in ("local", "aws"):
+        raise ValueError(f"NEXUS_ENV={value!r} is not a deployment: use 'local' (default) or 'aws'")
+    return value  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    bucket: str
+    records_table: str = "NexusAssetRecords"
+    jobs_table: str = "ETLPipelineJobs"
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    kms_key_id: str | None = None
+    storage_class: str = "STANDARD_IA"  # processed data is read rarely after a build
+    cloudfront_distribution_id: str | None = None
+
+    @property
+    def sse(self) -> str:
+        return "aws:kms" if self.kms_key_id else "AES256"
+
+    @classmethod
+    def from_env(cls) -> AwsSettings:
+        bucket = os.environ.get(ENV_VARS["bucket"], "").strip()
+        if not bucket:
+            raise ValueError(
+                f"aws mode needs {ENV_VARS['bucket']} (the bucket holding raw-curriculum/, processed/, vkp/)"
+            )
+        get = lambda name: os.environ.get(ENV_VARS[name], "").strip() or None  # noqa: E731
+        return cls(
+            bucket=bucket,
+            records_table=get("records_table") or cls.records_table,
+            jobs_table=get("jobs_table") or cls.jobs_table,
+            region=get("region") or os.environ.get("AWS_DEFAULT_REGION") or cls.region,
+            endpoint_url=get("endpoint_url"),
+            kms_key_id=get("kms_key_id"),
+            storage_class=get("storage_class") or cls.storage_class,
+            cloudfront_distribution_id=get("cloudfront_distribution_id"),
+        )
+
+    def client(self, service: str) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        # Adaptive retries: throttling and 5xx are retried with backoff by botocore itself.
+        config = Config(retries={"max_attempts": 8, "mode": "adaptive"})
+        return boto3.client(service, region_name=self.region, endpoint_url=self.endpoint_url, config=config)
+
+    def resource(self, service: str) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        config = Config(retries={"max_attempts": 8, "mode": "adaptive"})
+        return boto3.resource(service, region_name=self.region, endpoint_url=self.endpoint_url, config=config)
+
+    def object_store(self, client: Any = None) -> S3ObjectStore:
+        """The bucket with this deployment's encryption and storage class."""
+        return S3ObjectStore(client or self.client("s3"), self.bucket, self.sse, self.kms_key_id, self.storage_class)
+
+    def job_store(self) -> DynamoJobStore:
+        return DynamoJobStore(self.resource("dynamodb"), self.jobs_table)
