@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,3 +49,36 @@ def embedder():
     from nexus_assets.lib.embedding import default_embedder
 
     return default_embedder()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A real S3/DynamoDB/CloudFront endpoint on loopback (moto's server), reached over HTTP by boto3."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Environment of aws mode against the moto server, with a bucket and tables unique to the test."""
+    suffix = uuid.uuid4().hex[:8]
+    env = {
+        "NEXUS_ENV": "aws",
+        "NEXUS_S3_BUCKET": f"nexus-test-{suffix}",
+        "NEXUS_DYNAMODB_TABLE": f"NexusAssetRecords-{suffix}",
+        "NEXUS_JOBS_TABLE": f"ETLPipelineJobs-{suffix}",
+        "NEXUS_AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing-key-id",
+        "AWS_SECRET_ACCESS_KEY": "testing-secret-key",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env

@@ -184,8 +184,9 @@ class DynamoRecordIOManager(dg.ConfigurableIOManager):
             value["artifact_key"] = key
             context.add_output_metadata({"artifact": dg.MetadataValue.url(store.uri(key))})
         records = self.aws.record_store()
-        records.put(name, sk, value, version=_run_version(context), writer=context.run_id)
-        context.add_output_metadata({"dynamodb_item": f"{self.aws.records_table}: {name} [{sk}]"})
+        written = records.put(name, sk, value, version=_run_version(context), writer=context.run_id)
+        context.add_output_metadata({"dynamodb_item": f"{self.aws.records_table}: {name} [{sk}]",
+                                     "dynamodb_written": written})
 
     def load_input(self, context: dg.InputContext) -> Any:
         name, sk, _ = _asset_prefix(context)

@@ -13,17 +13,32 @@ from botocore.exceptions import ClientError
 from nexus_assets.lib.aws_config import AwsSettings
 
 
-def _ensure_bucket(s3: Any, settings: AwsSettings) -> str:
+def _bucket_exists(s3: Any, bucket: str) -> bool:
     try:
-        kwargs: dict[str, Any] = {"Bucket": settings.bucket}
-        if settings.region != "us-east-1":
-            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": settings.region}
-        s3.create_bucket(**kwargs)
-        state = "created"
+        s3.head_bucket(Bucket=bucket)
+        return True
     except ClientError as exc:
-        if exc.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+        if exc.response["Error"]["Code"] in ("404", "NoSuchBucket", "NotFound"):
+            return False
+        raise
+
+
+def _create_bucket(s3: Any, settings: AwsSettings) -> str:
+    kwargs: dict[str, Any] = {"Bucket": settings.bucket}
+    if settings.region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": settings.region}
+    try:
+        s3.create_bucket(**kwargs)
+        return "created"
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":
             raise
-        state = "exists"
+        return "exists"
+
+
+def _ensure_bucket(s3: Any, settings: AwsSettings) -> str:
+    # us-east-1 answers 200 to re-creating one's own bucket, so ask first to report honestly.
+    state = "exists" if _bucket_exists(s3, settings.bucket) else _create_bucket(s3, settings)
     rule: dict[str, Any] = {"SSEAlgorithm": settings.sse}
     if settings.kms_key_id:
         rule["KMSMasterKeyID"] = settings.kms_key_id

@@ -7,6 +7,7 @@ over DynamoDB's comfortable item size are stored in S3 with a pointer in the ite
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,13 +38,22 @@ class DynamoRecordStore:
         response = self.client.get_item(TableName=self.table, Key=self._key(pk, sk), ConsistentRead=True)
         return response.get("Item")
 
-    def put(self, pk: str, sk: str, value: Any, version: int, writer: str = "") -> None:
-        """Store `value` (JSON-able) unless the item already holds a newer version."""
+    def put(self, pk: str, sk: str, value: Any, version: int, writer: str = "") -> bool:
+        """Store `value` (JSON-able) unless the item already holds a newer version.
+
+        Returns False when the stored value is already identical: nothing is written and the item
+        keeps its version, so an unchanged rebuild leaves no new version behind.
+        """
         body = json.dumps(value, sort_keys=True, default=str).encode("utf-8")
+        digest = hashlib.sha256(body).hexdigest()
+        previous = self._current(pk, sk)
+        if previous is not None and previous.get("sha256", {}).get("S") == digest:
+            return False
         item: dict[str, Any] = {
             **self._key(pk, sk),
             "version": {"N": str(version)},
             "writer": {"S": writer},
+            "sha256": {"S": digest},
             "updated_at": {"S": datetime.now(UTC).isoformat(timespec="seconds")},
         }
         if len(body) > MAX_INLINE_BYTES:
@@ -54,7 +64,6 @@ class DynamoRecordStore:
             item["s3_key"] = {"S": key}
         else:
             item["value"] = {"S": body.decode("utf-8")}
-        previous = self._current(pk, sk)
         try:
             self.client.put_item(
                 TableName=self.table, Item=item,
@@ -76,6 +85,7 @@ class DynamoRecordStore:
         old_key = (previous or {}).get("s3_key", {}).get("S")
         if old_key and old_key != item.get("s3_key", {}).get("S") and self.overflow is not None:
             self.overflow.delete(old_key)
+        return True
 
     def get(self, pk: str, sk: str) -> Any:
         """The stored value, or raise KeyError naming the item."""
