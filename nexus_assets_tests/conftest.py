@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import uuid
@@ -56,6 +57,8 @@ def moto_endpoint() -> Iterator[str]:
     """A real S3/DynamoDB/CloudFront endpoint on loopback (moto's server), reached over HTTP by boto3."""
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -65,20 +68,24 @@ def moto_endpoint() -> Iterator[str]:
         server.stop()
 
 
-@pytest.fixture
-def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Environment of aws mode against the moto server, with a bucket and tables unique to the test."""
+def make_aws_env(endpoint: str) -> dict[str, str]:
+    """Environment of aws mode against the moto server, with a bucket and tables of its own."""
     suffix = uuid.uuid4().hex[:8]
-    env = {
+    return {
         "NEXUS_ENV": "aws",
         "NEXUS_S3_BUCKET": f"nexus-test-{suffix}",
         "NEXUS_DYNAMODB_TABLE": f"NexusAssetRecords-{suffix}",
         "NEXUS_JOBS_TABLE": f"ETLPipelineJobs-{suffix}",
-        "NEXUS_AWS_ENDPOINT_URL": moto_endpoint,
+        "NEXUS_AWS_ENDPOINT_URL": endpoint,
         "AWS_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing-key-id",
         "AWS_SECRET_ACCESS_KEY": "testing-secret-key",
     }
+
+
+@pytest.fixture
+def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = make_aws_env(moto_endpoint)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env

@@ -93,7 +93,8 @@ def _asset_prefix(context: dg.OutputContext | dg.InputContext) -> tuple[str, str
     if not context.has_asset_partitions:
         return name, "__all__", PROCESSED_PREFIX
     part = partition_of(context.asset_partition_key)
-    return name, f"{part.subject}|{part.grade}", part.processed_prefix()
+    # The sort key is Dagster's own partition key string ("<grade>|<subject>"), as the UI shows it.
+    return name, str(context.asset_partition_key), part.processed_prefix()
 
 
 def _run_version(context: dg.OutputContext) -> int:

@@ -23,6 +23,15 @@ def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds") if ts else None
 
 
+def _error_chain(error: object, limit: int = 600) -> str:
+    """The error and its causes, outermost first: the root cause is what a data engineer acts on."""
+    messages = []
+    while error is not None:
+        messages.append(getattr(error, "message", str(error)).strip().splitlines()[0] if error else "")
+        error = getattr(error, "cause", None)
+    return " <- ".join(m for m in messages if m)[:limit] or "failed"
+
+
 def run_started_record(instance: dg.DagsterInstance, run_id: str, timestamp: str | None = None) -> JobRecord:
     """A `running` record for a run that has just been created or started."""
     record = instance.get_run_record_by_id(run_id)
@@ -54,8 +63,7 @@ def finished_record(instance: dg.DagsterInstance, run_id: str, timestamp: str | 
     record.estimated_cost = float(meta.get("chunk_embeddings", {}).get("estimated_cost_usd", 0.0))
     step_failures = []
     for entry in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
-        error = entry.dagster_event.event_specific_data.error
-        step_failures.append(f"{entry.step_key}: {error.message.strip() if error else 'failed'}")
+        step_failures.append(f"{entry.step_key}: {_error_chain(entry.dagster_event.event_specific_data.error)}")
     record.errors = list(step_failures)
     if record.failed_files:
         record.errors.append(f"{record.failed_files} file(s) could not be extracted; see pdf_text's failed_files")

@@ -20,8 +20,11 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 SHA256_META = "sha256"
-MULTIPART_THRESHOLD = 16 * 1024 * 1024
-MULTIPART_CHUNK = 16 * 1024 * 1024
+MIB = 1024 * 1024
+# Memory stays bounded by concurrency × part size (plus a small write queue), whatever the object size.
+UPLOAD_CONFIG = TransferConfig(multipart_threshold=16 * MIB, multipart_chunksize=16 * MIB, max_concurrency=4)
+DOWNLOAD_CONFIG = TransferConfig(multipart_threshold=16 * MIB, multipart_chunksize=8 * MIB, max_concurrency=4,
+                                 max_io_queue=16)
 _HASH_BLOCK = 1024 * 1024
 
 
@@ -72,10 +75,8 @@ class S3ObjectStore:
                     metadata: dict[str, str] | None = None) -> str:
         """Upload a file (multipart above 16 MiB); returns its sha256."""
         sha256 = sha256_of_file(path)
-        config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_CHUNK,
-                                max_concurrency=4, use_threads=True)
         self.client.upload_file(str(path), self.bucket, key, ExtraArgs=self._extra(sha256, storage_class, metadata),
-                                Config=config)
+                                Config=UPLOAD_CONFIG)
         return sha256
 
     def head(self, key: str) -> dict[str, Any] | None:
@@ -106,10 +107,8 @@ class S3ObjectStore:
         expected = head.get("Metadata", {}).get(SHA256_META)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
-        config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_CHUNK,
-                                max_concurrency=4, use_threads=True)
         try:
-            self.client.download_file(self.bucket, key, str(tmp), Config=config)
+            self.client.download_file(self.bucket, key, str(tmp), Config=DOWNLOAD_CONFIG)
             actual = sha256_of_file(tmp)
             if expected and actual != expected:
                 raise ChecksumMismatchError(f"{self.uri(key)}: downloaded sha256 {actual} != recorded {expected}")
