@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export NEXUS_DATA_DIR ?= $(CURDIR)/data
 PYTEST_ARGS ?=
 
-.PHONY: install install-test home demo build test test-fast lint ui validate clean
+.PHONY: install install-test home demo demo-aws build test test-fast lint ui validate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ demo: install
 	@echo "Try: $(BIN)/nexus search 'algoritma pencarian biner' --subject informatika --grade kelas_10"
 	@echo "UI:  make ui   (then open http://127.0.0.1:3000)"
 
+# The same demo in aws mode against a local moto server (no AWS account, nothing to start by hand).
+demo-aws: install-test
+	$(BIN)/python scripts/demo_aws.py
+
 build: install
 	$(BIN)/nexus build
 
@@ -50,7 +54,7 @@ test-fast: install-test
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: install-test
-	$(BIN)/ruff check nexus_assets nexus_assets_tests benchmarks
+	$(BIN)/ruff check nexus_assets nexus_assets_tests benchmarks scripts
 
 validate: install home
 	$(BIN)/dagster definitions validate -w workspace.yaml
