@@ -87,3 +87,12 @@ def test_verify_fails_on_a_tampered_package(built: tuple[Path, Path], tmp_path: 
 def test_bad_slugs_are_refused_by_name(tmp_path: Path, capsys) -> None:
     assert main(["--data-dir", str(tmp_path), "build", "--subject", "Ilmu Komputer"]) == 2
     assert "'Ilmu Komputer'" in capsys.readouterr().err
+
+
+def test_jobs_lists_every_cli_run_with_a_summary(built: tuple[Path, Path], capsys) -> None:
+    data, _ = built
+    assert main(["--data-dir", str(data), "jobs", "--days", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("completed") + out.count("partial") >= len(SAMPLE_PARTITIONS)
+    assert "partial" in out, "biologi/kelas_11 has a broken file: its run is partial, not completed"
+    assert "estimated cost $" in out
