@@ -75,10 +75,10 @@ def pdf_text(
     context: dg.AssetExecutionContext, data_dir: DataDirResource, raw_pdfs: pd.DataFrame
 ) -> dg.Output[pd.DataFrame]:
     part = partition_of(context.partition_key)
-    layout = data_dir.layout
+    source = data_dir.raw_source()  # in aws mode, fetches a PDF this machine has not mirrored yet
     extractions = []
     for row in raw_pdfs.itertuples(index=False):
-        result = extract_pdf(layout.root / row.path, sha256=row.sha256)
+        result = extract_pdf(source.local_path(row.path), sha256=row.sha256)
         extractions.append(result)
         detail = f"{result.text_pages}/{result.page_count} pages with text"
         if result.status == "ok":
