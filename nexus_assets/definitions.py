@@ -20,6 +20,8 @@ from nexus_assets.defs.io_managers import RECORD_IO_MANAGER, LocalPartitionedIOM
 from nexus_assets.defs.job_history import job_history_sensors
 from nexus_assets.defs.jobs import curriculum_build_job
 from nexus_assets.defs.resources import DataDirResource, EmbedderResource
+from nexus_assets.defs.schedules import weekly_full_rebuild_schedule
+from nexus_assets.defs.sensors import SqsQueueResource, upload_sensors
 from nexus_assets.lib.aws_config import ENV_VARS, deployment
 
 
@@ -31,7 +33,7 @@ def _env(name: str, default: Any) -> Any:
 def local_resources() -> dict[str, Any]:
     files = LocalPartitionedIOManager()
     return {"data_dir": DataDirResource(), "embedder": EmbedderResource(), "io_manager": files,
-            RECORD_IO_MANAGER: files}
+            RECORD_IO_MANAGER: files, "sqs_queue": SqsQueueResource()}
 
 
 def aws_resources() -> dict[str, Any]:
@@ -48,8 +50,10 @@ def aws_resources() -> dict[str, Any]:
         storage_class=_env("storage_class", "STANDARD_IA"),
         cloudfront_distribution_id=_env("cloudfront_distribution_id", ""),
     )
+    sqs = SqsQueueResource(queue_url=_env("sqs_queue_url", ""), region=region, endpoint_url=_env("endpoint_url", ""))
     return {"data_dir": AwsDataDirResource(aws=aws), "embedder": EmbedderResource(),
-            "io_manager": S3TableIOManager(aws=aws), RECORD_IO_MANAGER: DynamoRecordIOManager(aws=aws)}
+            "io_manager": S3TableIOManager(aws=aws), RECORD_IO_MANAGER: DynamoRecordIOManager(aws=aws),
+            "sqs_queue": sqs}
 
 
 RESOURCES_BY_DEPLOYMENT = {"local": local_resources, "aws": aws_resources}
@@ -57,7 +61,8 @@ RESOURCES_BY_DEPLOYMENT = {"local": local_resources, "aws": aws_resources}
 defs = dg.Definitions(
     assets=curriculum_assets,
     jobs=[curriculum_build_job],
-    sensors=job_history_sensors,
+    sensors=[*upload_sensors, *job_history_sensors],
+    schedules=[weekly_full_rebuild_schedule],
     resources=RESOURCES_BY_DEPLOYMENT[deployment()](),
     executor=dg.in_process_executor,
 )

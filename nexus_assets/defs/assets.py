@@ -31,6 +31,9 @@ from nexus_assets.lib.tables import (
 
 INGEST, INDEX, PUBLISH = "ingest", "index", "publish"
 PREVIEW_CHUNKS = 3
+# Steps touch S3, DynamoDB and the disk: a transient outage longer than botocore's own retries gets
+# three more tries, 1 s, 2 s, 4 s apart (±jitter, so parallel runs do not retry in lockstep).
+TRANSIENT_RETRY = dg.RetryPolicy(max_retries=3, delay=1, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 def _md_table(frame: pd.DataFrame, limit: int = 50) -> dg.MetadataValue:
     if frame.empty:
@@ -44,6 +47,7 @@ def _md_table(frame: pd.DataFrame, limit: int = 50) -> dg.MetadataValue:
 
 @dg.asset(
     partitions_def=curriculum_partitions_def,
+    retry_policy=TRANSIENT_RETRY,
     group_name=INGEST,
     kinds={"pdf", "pandas"},
     io_manager_key=RECORD_IO_MANAGER,
@@ -66,6 +70,7 @@ def raw_pdfs(context: dg.AssetExecutionContext, data_dir: DataDirResource) -> dg
 
 @dg.asset(
     partitions_def=curriculum_partitions_def,
+    retry_policy=TRANSIENT_RETRY,
     group_name=INGEST,
     kinds={"pymupdf", "pandas"},
     description="Cleaned text of every page (NFKC, hyphenation joined, running headers/footers dropped), "
@@ -109,6 +114,7 @@ class ChunkingConfig(dg.Config):
 
 @dg.asset(
     partitions_def=curriculum_partitions_def,
+    retry_policy=TRANSIENT_RETRY,
     group_name=INDEX,
     kinds={"pandas"},
     description="Overlapping chunks ending on paragraph or sentence boundaries, each with file, page span "
@@ -145,8 +151,10 @@ def text_chunks(
 
 @dg.asset(
     partitions_def=curriculum_partitions_def,
+    retry_policy=TRANSIENT_RETRY,
     group_name=INDEX,
     kinds={"pytorch", "pandas"},
+    pool="embedding",  # CPU-bound: one embedding step at a time on this machine (dagster.yaml pools)
     description="Normalised sentence embeddings of every chunk; the model id and dims travel with the vectors.",
 )
 def chunk_embeddings(
@@ -172,6 +180,7 @@ def chunk_embeddings(
 
 @dg.asset(
     partitions_def=curriculum_partitions_def,
+    retry_policy=TRANSIENT_RETRY,
     group_name=INDEX,
     kinds={"chromadb"},
     pool="chroma_writer",
@@ -217,6 +226,7 @@ def chroma_collection(
 
 @dg.asset(
     partitions_def=curriculum_partitions_def,
+    retry_policy=TRANSIENT_RETRY,
     group_name=PUBLISH,
     kinds={"zip"},
     io_manager_key=RECORD_IO_MANAGER,

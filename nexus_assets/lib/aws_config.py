@@ -27,6 +27,7 @@ ENV_VARS = {
     "kms_key_id": "NEXUS_KMS_KEY_ID",
     "storage_class": "NEXUS_S3_STORAGE_CLASS",
     "cloudfront_distribution_id": "NEXUS_CLOUDFRONT_DISTRIBUTION_ID",
+    "sqs_queue_url": "NEXUS_SQS_QUEUE_URL",
 }
 
 

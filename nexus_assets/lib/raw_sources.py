@@ -7,19 +7,27 @@ on whichever machine runs the step.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import pandas as pd
 
-from nexus_assets.lib.layout import RAW_PREFIX, DataLayout, LayoutError, Partition, validate_slug
+from nexus_assets.lib.layout import RAW_PREFIX, DataLayout, LayoutError, Partition
+from nexus_assets.lib.pdf_extraction import sha256_file
 from nexus_assets.lib.s3_store import S3ObjectStore
 from nexus_assets.lib.tables import raw_manifest_frame
+from nexus_assets.lib.upload_tracking import Listed, partition_of_key
+
+# sha256 of local files by (path, size, mtime_ns): a sensor tick re-hashes only what changed.
+_SHA_MEMO: dict[tuple[str, int, int], str] = {}
 
 
 class RawSource(Protocol):
     def discover(self) -> tuple[list[Partition], list[str]]: ...
+
+    def listing(self, prefix: str = RAW_PREFIX + "/") -> Iterator[Listed]: ...
 
     def manifest(self, part: Partition) -> pd.DataFrame: ...
 
@@ -32,6 +40,18 @@ class LocalRawSource:
 
     def discover(self) -> tuple[list[Partition], list[str]]:
         return self.layout.discover_partitions()
+
+    def listing(self, prefix: str = RAW_PREFIX + "/") -> Iterator[Listed]:
+        """Every file under `prefix`, with its sha256 as the ETag (hashed again only when size or mtime change)."""
+        base = self.layout.root / prefix
+        if not base.is_dir():
+            return
+        for path in sorted(p for p in base.rglob("*") if p.is_file() and not p.name.startswith(".")):
+            stat = path.stat()
+            memo = (str(path), stat.st_size, stat.st_mtime_ns)
+            if memo not in _SHA_MEMO:
+                _SHA_MEMO[memo] = sha256_file(path)
+            yield Listed(path.relative_to(self.layout.root).as_posix(), _SHA_MEMO[memo])
 
     def manifest(self, part: Partition) -> pd.DataFrame:
         return raw_manifest_frame(self.layout.raw_dir(part), self.layout.root)
@@ -50,19 +70,16 @@ class S3RawSource:
     def discover(self) -> tuple[list[Partition], list[str]]:
         found: set[Partition] = set()
         refused: set[str] = set()
-        for obj in self.store.list_keys(f"{RAW_PREFIX}/"):
-            parts = obj["Key"].split("/")
-            if len(parts) != 4 or not parts[3].lower().endswith(".pdf"):
-                refused.add(f"{self.store.uri(obj['Key'])}: not raw-curriculum/<subject>/<grade>/<file>.pdf")
-                continue
+        for item in self.listing():
             try:
-                validate_slug(parts[1], "subject", self.store.uri(obj["Key"]))
-                validate_slug(parts[2], "grade", self.store.uri(obj["Key"]))
+                found.add(partition_of_key(item.key))
             except LayoutError as exc:
                 refused.add(str(exc))
-                continue
-            found.add(Partition(parts[1], parts[2]))
         return sorted(found), sorted(refused)
+
+    def listing(self, prefix: str = RAW_PREFIX + "/") -> Iterator[Listed]:
+        for obj in self.store.list_keys(prefix):
+            yield Listed(obj["Key"], obj["ETag"].strip('"'))
 
     def sync(self, part: Partition) -> None:
         """Mirror the partition's PDFs: download new or changed objects, drop local files gone from S3."""

@@ -1,0 +1,39 @@
+"""The weekly full rebuild: every registered partition, one run each, in one schedule tick.
+
+Dagster schedules cannot emit backfills, and `build_schedule_from_partitioned_job` refuses a
+subject × grade definition without a time dimension. A schedule that yields one run request per
+partition keeps the trigger explicit and visible as one tick in the UI; the run queue
+(`max_concurrent_runs`) and the pools on the embedding and Chroma-writing steps keep a full rebuild
+from overloading the machine or putting two writers on one Chroma directory.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from nexus_assets.defs.jobs import curriculum_build_job
+from nexus_assets.defs.partitions import curriculum_partitions_def
+from nexus_assets.lib.aws_config import deployment
+
+WEEKLY_CRON = os.environ.get("NEXUS_REBUILD_CRON", "0 2 * * 0")  # Sunday 02:00
+WEEKLY_TIMEZONE = os.environ.get("NEXUS_REBUILD_TIMEZONE", "Asia/Jakarta")
+
+
+@dg.schedule(
+    job=curriculum_build_job,
+    cron_schedule=WEEKLY_CRON,
+    execution_timezone=WEEKLY_TIMEZONE,
+    default_status=dg.DefaultScheduleStatus.RUNNING if deployment() == "aws" else dg.DefaultScheduleStatus.STOPPED,
+    description="Rebuilds every subject × grade partition once a week (NEXUS_REBUILD_CRON, NEXUS_REBUILD_TIMEZONE).",
+)
+def weekly_full_rebuild_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
+    keys = curriculum_partitions_def.get_partition_keys(dynamic_partitions_store=context.instance)
+    if not keys:
+        return dg.SkipReason("no partitions registered yet: nothing to rebuild")
+    tick = context.scheduled_execution_time.strftime("%Y-%m-%d")
+    return [
+        dg.RunRequest(partition_key=key, run_key=f"weekly-{tick}-{key}", tags={"nexus/trigger": "weekly"})
+        for key in keys
+    ]

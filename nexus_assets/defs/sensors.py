@@ -1,0 +1,135 @@
+"""Sensors that rebuild a partition when its PDFs change: S3 (or local) listing, or S3 events via SQS.
+
+The change detection itself (cursor of per-partition fingerprints, key validation, S3 event
+parsing) lives in `nexus_assets.lib.upload_tracking`; these sensors only list, compare and emit.
+Sensors are on by default in aws mode (production); locally they start stopped: turn
+`raw_upload_sensor` on in the UI (Automation → Sensors) with `make ui` running.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from nexus_assets.defs.jobs import curriculum_build_job
+from nexus_assets.defs.partitions import grade_partitions_def, key_of, subject_partitions_def
+from nexus_assets.defs.resources import DataDirResource
+from nexus_assets.lib.aws_config import deployment
+from nexus_assets.lib.layout import LayoutError, Partition
+from nexus_assets.lib.upload_tracking import (
+    ListingDiff,
+    cursor_fingerprint,
+    diff_listing,
+    dump_cursor,
+    fingerprint,
+    load_cursor,
+    parse_s3_event_message,
+    partition_of_key,
+    partition_of_label,
+    run_key,
+)
+
+SENSOR_INTERVAL_S = 30
+SQS_BATCHES_PER_TICK = 10  # 10 messages each: at most 100 S3 events per tick
+
+
+def _default_status() -> dg.DefaultSensorStatus:
+    return dg.DefaultSensorStatus.RUNNING if deployment() == "aws" else dg.DefaultSensorStatus.STOPPED
+
+
+def _result(context: dg.SensorEvaluationContext, diff: ListingDiff, previous: dict,
+            extra_cursor: dict | None = None) -> dg.SensorResult:
+    """Run requests for the changed partitions, registering new subjects and grades in the same tick."""
+    for message in diff.skipped:
+        context.log.warning(message)
+    known_subjects = set(context.instance.get_dynamic_partitions(subject_partitions_def.name))
+    known_grades = set(context.instance.get_dynamic_partitions(grade_partitions_def.name))
+    new_subjects = sorted({p.subject for p in diff.changed} - known_subjects)
+    new_grades = sorted({p.grade for p in diff.changed} - known_grades)
+    requests = [
+        dg.RunRequest(partition_key=key_of(part), run_key=run_key(part, diff.fingerprints[part], previous),
+                      tags={"nexus/trigger": "upload"})
+        for part in diff.changed
+    ]
+    if requests:
+        context.log.info("rebuilding " + ", ".join(p.label for p in diff.changed))
+    dynamic = []
+    if new_subjects:
+        dynamic.append(subject_partitions_def.build_add_request(new_subjects))
+    if new_grades:
+        dynamic.append(grade_partitions_def.build_add_request(new_grades))
+    return dg.SensorResult(run_requests=requests, dynamic_partitions_requests=dynamic,
+                           cursor=dump_cursor(diff.fingerprints, previous, extra_cursor))
+
+
+class SqsQueueResource(dg.ConfigurableResource):
+    """The SQS queue receiving the bucket's S3 event notifications (empty: SQS mode is off)."""
+
+    queue_url: str = ""
+    region: str = "us-east-1"
+    endpoint_url: str = ""
+
+    def client(self):
+        import boto3
+
+        return boto3.client("sqs", region_name=self.region, endpoint_url=self.endpoint_url or None)
+
+
+@dg.sensor(job=curriculum_build_job, minimum_interval_seconds=SENSOR_INTERVAL_S, default_status=_default_status(),
+           description="Lists raw-curriculum/ (S3 in aws mode, the data directory locally) and rebuilds every "
+           "partition whose PDFs were added, changed or deleted.")
+def raw_upload_sensor(context: dg.SensorEvaluationContext, data_dir: DataDirResource,
+                      sqs_queue: SqsQueueResource) -> dg.SensorResult | dg.SkipReason:
+    if sqs_queue.queue_url:
+        return dg.SkipReason("SQS mode: sqs_upload_sensor consumes the bucket's S3 events instead of listing")
+    cursor = load_cursor(context.cursor)
+    diff = diff_listing(data_dir.raw_source().listing(), cursor["partitions"])
+    return _result(context, diff, cursor["partitions"])
+
+
+@dg.sensor(job=curriculum_build_job, minimum_interval_seconds=SENSOR_INTERVAL_S, default_status=_default_status(),
+           description="Consumes S3 event notifications from SQS and rebuilds the partitions they touch; a "
+           "message is deleted only after the tick that emitted its run request has been committed.")
+def sqs_upload_sensor(context: dg.SensorEvaluationContext, data_dir: DataDirResource,
+                      sqs_queue: SqsQueueResource) -> dg.SensorResult | dg.SkipReason:
+    if not sqs_queue.queue_url:
+        return dg.SkipReason("no SQS queue configured (NEXUS_SQS_QUEUE_URL): raw_upload_sensor lists S3 instead")
+    sqs = sqs_queue.client()
+    cursor = load_cursor(context.cursor)
+    # Messages handled by the previous tick: its run requests and cursor are committed, so delete them now.
+    for receipt in cursor.get("pending_delete", []):
+        sqs.delete_message(QueueUrl=sqs_queue.queue_url, ReceiptHandle=receipt)
+    touched: set[Partition] = set()
+    handled: list[str] = []
+    skipped: list[str] = []
+    for _ in range(SQS_BATCHES_PER_TICK):
+        messages = sqs.receive_message(QueueUrl=sqs_queue.queue_url, MaxNumberOfMessages=10,
+                                       WaitTimeSeconds=0).get("Messages", [])
+        for message in messages:
+            events = parse_s3_event_message(message.get("Body", ""))
+            if events is None:
+                context.log.warning(f"SQS message {message['MessageId']} is not an S3 event notification: left to "
+                                    "the queue's redrive policy (dead-letter queue)")
+                continue
+            for event in events:
+                try:
+                    touched.add(partition_of_key(event.key))
+                except LayoutError as exc:
+                    skipped.append(str(exc))
+            handled.append(message["ReceiptHandle"])
+        if len(messages) < 10:
+            break
+    previous = cursor["partitions"]
+    source = data_dir.raw_source()
+    fingerprints = {}
+    for part in sorted(touched):
+        # The event says where to look; the listing of that one partition says what is there now.
+        files = [(item.key.rsplit("/", 1)[-1], item.etag) for item in source.listing(part.raw_prefix() + "/")]
+        fingerprints[part] = fingerprint(files)
+    changed = sorted(p for p, fp in fingerprints.items() if cursor_fingerprint(previous.get(p.label)) != fp)
+    kept = {part: cursor_fingerprint(entry) for label, entry in previous.items()
+            if (part := partition_of_label(label)) is not None}
+    diff = ListingDiff({**kept, **fingerprints}, changed, skipped)
+    return _result(context, diff, previous, {"pending_delete": handled})
+
+
+upload_sensors = [raw_upload_sensor, sqs_upload_sensor]
