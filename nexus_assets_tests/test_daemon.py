@@ -1,0 +1,65 @@
+"""The automatic path: `dagster-daemon` with the upload sensor in aws mode against moto.
+
+A PDF dropped into the bucket ends as a new VKP in `vkp/` within a bounded wait, with no other action.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nexus_assets.lib.aws_bootstrap import bootstrap
+from nexus_assets.lib.aws_config import AwsSettings
+from nexus_assets.lib.sample_data import generate_sample_corpus
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+WAIT_S = 300
+
+
+def test_a_dropped_pdf_becomes_a_vkp(aws_env: dict[str, str], tmp_path: Path) -> None:
+    settings = AwsSettings.from_env()
+    bootstrap(settings)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    env = {**os.environ, "DAGSTER_HOME": str(home), "NEXUS_DATA_DIR": str(tmp_path / "work")}
+    log = (tmp_path / "daemon.log").open("w")
+    daemon = subprocess.Popen([str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w",
+                               str(ROOT / "workspace.yaml")], cwd=ROOT, env=env, stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        samples = generate_sample_corpus(tmp_path / "samples")
+        pdf = next(p for p in samples if p.name == "buku_siswa_matematika_kelas_11.pdf")
+        time.sleep(5)  # let the daemon come up and tick once on an empty bucket
+        settings.object_store().upload_file("raw-curriculum/matematika/kelas_11/buku.pdf", pdf)
+        key = "vkp/matematika_kelas_11_v1.0.0.vkp"
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline and not settings.object_store().exists(key):
+            assert daemon.poll() is None, "dagster-daemon exited:\n" + (tmp_path / "daemon.log").read_text()[-5000:]
+            time.sleep(3)
+        waited = WAIT_S - (deadline - time.monotonic())
+        assert settings.object_store().exists(key), (
+            f"no {key} after {WAIT_S} s:\n" + (tmp_path / "daemon.log").read_text()[-5000:])
+        print(f"dropped PDF became {key} in {waited:.0f} s")
+        # The run was recorded by the run status sensors (they need the daemon too).
+        deadline = time.monotonic() + 90
+        records = []
+        while time.monotonic() < deadline:
+            records = [r for r in settings.job_store().recent(days=1) if r.status == "completed"]
+            if records:
+                break
+            time.sleep(3)
+        assert records and records[0].partition == "kelas_11|matematika" and records[0].total_chunks > 0
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(daemon.pid, signal.SIGKILL)
+        log.close()
