@@ -1,4 +1,4 @@
-"""The Dagster code location: every asset, job, sensor and resource, declared in one place.
+"""The Dagster code location: every asset, check, job, sensor and resource, declared in one place.
 
 `NEXUS_ENV` picks the resources (see `nexus_assets.lib.aws_config`): `local` (default) keeps every
 value as files under the data directory; `aws` keeps tables in S3 and records in DynamoDB, with
@@ -16,6 +16,7 @@ from dagster_aws.s3 import S3Resource
 
 from nexus_assets.defs.assets import curriculum_assets
 from nexus_assets.defs.aws import AwsDataDirResource, AwsResource, DynamoRecordIOManager, S3TableIOManager
+from nexus_assets.defs.checks import curriculum_checks
 from nexus_assets.defs.io_managers import RECORD_IO_MANAGER, LocalPartitionedIOManager
 from nexus_assets.defs.job_history import job_history_sensors
 from nexus_assets.defs.jobs import curriculum_build_job
@@ -60,6 +61,7 @@ RESOURCES_BY_DEPLOYMENT = {"local": local_resources, "aws": aws_resources}
 
 defs = dg.Definitions(
     assets=curriculum_assets,
+    asset_checks=curriculum_checks,
     jobs=[curriculum_build_job],
     sensors=[*upload_sensors, *job_history_sensors],
     schedules=[weekly_full_rebuild_schedule],
