@@ -100,6 +100,11 @@ class DataLayout:
         return self.root / VKP_PREFIX
 
     @property
+    def cache_dir(self) -> Path:
+        """Content-addressed build caches (extractions, vectors): beside the processed data, prunable."""
+        return self.root / PROCESSED_PREFIX / "_cache"
+
+    @property
     def jobs_db(self) -> Path:
         """The local job history (aws mode keeps it in DynamoDB instead)."""
         return self.root / PROCESSED_PREFIX / "_jobs.sqlite"
