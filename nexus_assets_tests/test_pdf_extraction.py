@@ -1,9 +1,20 @@
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pymupdf
 import pytest
 
-from nexus_assets.lib.pdf_extraction import extract_pdf
+from nexus_assets.lib.pdf_extraction import (
+    EXTRACTOR_VERSION,
+    extract_pdf,
+    extract_pdfs,
+    extraction_cache,
+    extraction_from_bytes,
+    extractor_version,
+    sha256_file,
+    worker_count,
+)
 from nexus_assets.lib.sample_data import BROKEN_SAMPLE
 
 
@@ -77,3 +88,63 @@ def test_sample_headers_footers_and_hyphenation_are_cleaned(sample_raw_root: Pat
     assert "Kurikulum Merdeka" not in text, "running header removed"
     assert "Halaman 2" not in text, "page-number footer removed"
     assert "informatika" in text.lower() and "infor-" not in text
+
+
+# --- the extraction cache and the process pool ---------------------------------------------------------------
+
+
+def _items(paths: list[Path]) -> list[tuple[str, str, Callable[[], Path]]]:
+    return [(p.name, sha256_file(p), lambda p=p: p) for p in paths]
+
+
+def test_an_unchanged_file_is_never_read_again(tmp_path: Path, sample_raw_root: Path) -> None:
+    paths = sorted(sample_raw_root.rglob("*.pdf"))
+    cache = extraction_cache(tmp_path / "cache")
+    first, stats = extract_pdfs(_items(paths), cache)
+    assert (stats.cached, stats.extracted) == (0, len(paths))
+
+    def never(path: Path) -> Callable[[], Path]:
+        def fetch() -> Path:
+            raise AssertionError(f"{path.name} was fetched although it is cached")
+        return fetch
+
+    renamed = [(f"copy_of_{p.name}", sha256_file(p), never(p)) for p in paths]
+    seen: list[tuple[str, bool]] = []
+    again, stats = extract_pdfs(renamed, cache, on_result=lambda r, cached: seen.append((r.file, cached)))
+    assert (stats.cached, stats.extracted) == (len(paths), 0)
+    assert [r.file for r in again] == [f"copy_of_{p.name}" for p in paths], "a hit takes the file's current name"
+    assert seen == [(f"copy_of_{p.name}", True) for p in paths]
+    for before, after in zip(first, again, strict=True):
+        assert (before.status, before.reason, before.pages, before.sha256) == (after.status, after.reason,
+                                                                               after.pages, after.sha256)
+
+
+def test_a_damaged_cache_entry_is_extracted_again(tmp_path: Path, sample_raw_root: Path) -> None:
+    pdf = sample_raw_root / "informatika/kelas_10/buku_siswa_informatika_kelas_10.pdf"
+    cache = extraction_cache(tmp_path)
+    extract_pdfs(_items([pdf]), cache)
+    cache.put(sha256_file(pdf), b"not gzip")
+    [result], stats = extract_pdfs(_items([pdf]), cache)
+    assert stats.extracted == 1 and result.status == "ok"
+    assert extraction_from_bytes(cache.get(sha256_file(pdf)), pdf.name) == result
+
+
+def test_the_cache_key_follows_the_extraction_code() -> None:
+    assert extractor_version().startswith(f"v{EXTRACTOR_VERSION}-pymupdf")
+    assert extraction_cache(Path("x")).namespace.endswith(extractor_version())
+
+
+def test_the_process_pool_gives_the_same_results_as_one_process(
+    tmp_path: Path, sample_raw_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nexus_assets.lib.pdf_extraction as pdf_extraction
+
+    paths = sorted(sample_raw_root.rglob("*.pdf"))
+    serial, stats = extract_pdfs(_items(paths))
+    assert stats.workers == 1, "a few small files are not worth worker processes"
+    monkeypatch.setattr(pdf_extraction, "POOL_MIN_PAGES", 0)
+    pooled, stats = extract_pdfs(_items(paths))
+    assert stats.workers == worker_count(len(paths), 10**6)
+    if (os.cpu_count() or 1) > 1:
+        assert stats.workers > 1
+    assert pooled == serial
