@@ -28,7 +28,7 @@ def test_build_then_query_exact_neighbour(tmp_path: Path) -> None:
     vectors = _vectors(1200)  # more than one add() batch
     ids = [f"c{i}" for i in range(1200)]
     info = _build(tmp_path, ids, vectors)
-    assert info.count == 1200 and not info.reused
+    assert info.count == 1200 and not info.reused and info.mode == "fresh"
     assert current_build(tmp_path) == info.path.resolve()
     hits = query_collection(info.path, vectors[777], k=3)
     assert hits[0]["id"] == "c777" and hits[0]["score"] == pytest.approx(1.0, abs=1e-4)
@@ -68,3 +68,41 @@ def test_empty_collection_answers_no_hits(tmp_path: Path) -> None:
     info = _build(tmp_path, [], np.zeros((0, 16), dtype=np.float32))
     assert info.count == 0
     assert query_collection(info.path, _vectors(1)[0], k=5) == []
+
+
+def _contents(build_dir: Path) -> dict[str, tuple[str, dict, list[float]]]:
+    got = open_collection(build_dir).get(include=["documents", "metadatas", "embeddings"])
+    return {cid: (doc, meta, list(np.round(vec, 5))) for cid, doc, meta, vec in
+            zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"], strict=True)}
+
+
+def test_a_small_change_is_applied_to_a_copy_and_equals_a_fresh_build(tmp_path: Path) -> None:
+    ids = [f"c{i}" for i in range(200)]
+    vectors = _vectors(200)
+    first = _build(tmp_path / "inc", ids, vectors)
+    before = _contents(first.path)
+    query_collection(first.path, vectors[0], k=1)  # a reader has the old build open
+    # Ten chunks changed text (new ids), five removed, one kept its id but moved page.
+    new_ids = ids[5:] + [f"n{i}" for i in range(10)]
+    new_vectors = np.vstack([vectors[5:], _vectors(10, seed=1)])
+    docs = [f"dokumen {i}" for i in new_ids]
+    metas = [{"file": "a.pdf", "page": 2 if cid == "c50" else 1} for cid in new_ids]
+    second = build_collection(tmp_path / "inc", "mapel__kelas_1", new_ids, new_vectors, docs, metas, "test-model", 16)
+    assert second.mode == "incremental" and second.upserted == 11 and second.deleted == 5
+    assert _contents(first.path) == before, "the build readers may hold is untouched"
+    fresh = build_collection(tmp_path / "fresh", "mapel__kelas_1", new_ids, new_vectors, docs, metas, "test-model", 16)
+    assert fresh.mode == "fresh"
+    assert _contents(second.path) == _contents(fresh.path)
+    assert second.fingerprint == fresh.fingerprint
+    hits = query_collection(current_build(tmp_path / "inc"), new_vectors[-1], k=1)
+    assert hits[0]["id"] == "n9"
+
+
+def test_a_large_change_or_a_precision_change_writes_a_fresh_build(tmp_path: Path) -> None:
+    ids = [f"c{i}" for i in range(40)]
+    vectors = _vectors(40)
+    _build(tmp_path, ids, vectors)
+    half = _build(tmp_path, ids[:20], vectors[:20])
+    assert half.mode == "fresh", "half the collection removed: a fresh build leaves no tombstones"
+    nudged = vectors[:20] + np.float32(1e-3)
+    assert _build(tmp_path, ids[:20], nudged).mode == "fresh", "every vector changed (e.g. another precision)"
