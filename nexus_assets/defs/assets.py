@@ -5,6 +5,7 @@ Each asset is partitioned by subject × grade and stays thin: it calls the plain
 """
 
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import dagster as dg
@@ -14,9 +15,11 @@ import pandas as pd
 from nexus_assets.defs.io_managers import ARTIFACT, RECORD_IO_MANAGER
 from nexus_assets.defs.partitions import curriculum_partitions_def, partition_of
 from nexus_assets.defs.resources import DataDirResource, EmbedderResource
+from nexus_assets.lib.caches import VectorCache
 from nexus_assets.lib.chroma_store import build_collection
 from nexus_assets.lib.chunking import ChunkingParams, chunk_file
-from nexus_assets.lib.pdf_extraction import extract_pdf
+from nexus_assets.lib.embedding import embed_with_cache
+from nexus_assets.lib.pdf_extraction import FileExtraction, extract_pdfs, extraction_cache
 from nexus_assets.lib.publishing import publish_vkp
 from nexus_assets.lib.search import chroma_root
 from nexus_assets.lib.tables import (
@@ -81,15 +84,18 @@ def pdf_text(
 ) -> dg.Output[pd.DataFrame]:
     part = partition_of(context.partition_key)
     source = data_dir.raw_source()  # in aws mode, fetches a PDF this machine has not mirrored yet
-    extractions = []
-    for row in raw_pdfs.itertuples(index=False):
-        result = extract_pdf(source.local_path(row.path), sha256=row.sha256)
-        extractions.append(result)
-        detail = f"{result.text_pages}/{result.page_count} pages with text"
+
+    def report(result: FileExtraction, cached: bool) -> None:
+        detail = f"{result.text_pages}/{result.page_count} pages with text{' (cached)' if cached else ''}"
         if result.status == "ok":
-            context.log.info(f"{part.label}: {row.file}: ok, {detail}")
+            context.log.info(f"{part.label}: {result.file}: ok, {detail}")
         else:
-            context.log.warning(f"{part.label}: {row.file}: {result.status}: {result.reason}")
+            context.log.warning(f"{part.label}: {result.file}: {result.status}: {result.reason}")
+
+    # A PDF is fetched (aws mode) and read only when its sha256 is not in the extraction cache.
+    items = [(row.file, row.sha256, lambda path=row.path: source.local_path(path))
+             for row in raw_pdfs.itertuples(index=False)]
+    extractions, stats = extract_pdfs(items, extraction_cache(data_dir.layout.cache_dir), on_result=report)
     pages = pages_frame(extractions)
     files = file_status_frame(pages)
     failed = files[files["status"] != "ok"]
@@ -103,6 +109,8 @@ def pdf_text(
         "pages_without_text": int((page_rows["page_status"] != "ok").sum()),
         "failed_files": _md_table(failed[["file", "status", "reason"]]),
         "file_status": _md_table(files),
+        "files_from_cache": stats.cached,
+        "extraction_workers": stats.workers,
     })
 
 class ChunkingConfig(dg.Config):
@@ -158,24 +166,35 @@ def text_chunks(
     description="Normalised sentence embeddings of every chunk; the model id and dims travel with the vectors.",
 )
 def chunk_embeddings(
-    context: dg.AssetExecutionContext, embedder: EmbedderResource, text_chunks: pd.DataFrame
+    context: dg.AssetExecutionContext, data_dir: DataDirResource, embedder: EmbedderResource,
+    text_chunks: pd.DataFrame,
 ) -> dg.Output[pd.DataFrame]:
     part = partition_of(context.partition_key)
     model = embedder.get_embedder()
     started = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
-        context.log.info(f"{part.label}: embedded {done}/{total} chunks")
+        context.log.info(f"{part.label}: embedded {done}/{total} new or changed chunks")
 
-    vectors = model.embed(text_chunks["text"].tolist(), progress=progress)
+    # Only chunks whose text is not in the vector cache are embedded; the model loads only if there are any.
+    with VectorCache(data_dir.layout.cache_dir) if embedder.cache_vectors else nullcontext() as cache:
+        result = embed_with_cache(model, text_chunks["text"].tolist(), cache, progress,
+                                  keys=text_chunks["content_sha256"].tolist())
     seconds = time.perf_counter() - started
-    frame = embeddings_frame(text_chunks["chunk_id"].tolist(), vectors, model.model_id, model.dims)
+    if model.fallback_reason:
+        context.log.warning(f"{part.label}: embedding fell back to fp32: {model.fallback_reason}")
+    context.log.info(f"{part.label}: {result.embedded} chunks embedded ({result.precision}), "
+                     f"{result.cached} from the cache")
+    frame = embeddings_frame(text_chunks["chunk_id"].tolist(), result.vectors, model.model_id, model.dims)
     return dg.Output(frame, metadata={
         "embeddings": len(frame),
         "model_id": model.model_id,
         "dims": model.dims,
+        "precision": result.precision,
+        "embedded": result.embedded,
+        "from_cache": result.cached,
         "seconds": round(seconds, 2),
-        "chunks_per_s": round(len(frame) / seconds, 1) if len(frame) and seconds else 0.0,
+        "chunks_per_s": round(result.embedded / seconds, 1) if result.embedded and seconds else 0.0,
     })
 
 @dg.asset(
@@ -212,14 +231,18 @@ def chroma_collection(
         chroma_root(data_dir.layout, part), part.collection_name, text_chunks["chunk_id"].tolist(), vectors,
         text_chunks["text"].tolist(), metadatas, model_id, dims,
     )
-    context.log.info(
-        f"{part.label}: collection {info.name} {'unchanged' if info.reused else 'rebuilt'} with {info.count} items"
-    )
-    record = {k: v for k, v in info.as_dict().items() if k not in ("path", "reused")}
+    how = {"reused": "unchanged", "incremental": f"updated in a copy (+{info.upserted} upserted, -{info.deleted} "
+           "deleted)", "fresh": "written fresh"}[info.mode]
+    context.log.info(f"{part.label}: collection {info.name} {how}, {info.count} items")
+    # How the build was made is metadata only: the record stays the same for the same content.
+    record = {k: v for k, v in info.as_dict().items() if k not in ("path", "reused", "mode", "upserted", "deleted")}
     return dg.Output({**record, ARTIFACT: str(info.path)}, metadata={
         "collection": info.name,
         "items": info.count,
         "reused": info.reused,
+        "build_mode": info.mode,
+        "upserted": info.upserted,
+        "deleted": info.deleted,
         "path": dg.MetadataValue.path(str(info.path)),
         "model_id": model_id,
     })
