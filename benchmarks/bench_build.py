@@ -1,0 +1,145 @@
+"""Build benchmark: `nexus build` against the seed pipeline on the same PDFs (not a test).
+
+    .venv/bin/python benchmarks/bench_build.py            # full: warm-up + 3 alternating rounds
+    .venv/bin/python benchmarks/bench_build.py --quick    # generated corpus only, 1 round (~5 min)
+
+The corpus is generated deterministically (benchmarks/corpus.py: 10 textbook-like Indonesian PDFs
+of 36 pages) plus, where present, every PDF of ../shared/corpus, all in one partition
+`benchmark/kelas_10`, so both pipelines read exactly the same files. Each round, alternating:
+
+1. peer: `python ../shared/peers/seed_etl.py --input DIR --output DIR2` (fresh output);
+2. cold: `nexus build` in a fresh data directory with a fresh DAGSTER_HOME (empty caches);
+3. incremental: the same after one of the 10 PDFs is revised (4 of its pages rewritten);
+4. no change: the same again with nothing changed.
+
+Times are wall-clock of the whole command (interpreter start, imports, Dagster included); peak
+RSS is summed over each command's process tree. The last lines are for machines:
+cold_ratio, incremental_ratio, nochange_ratio (our median over the peer's median full run),
+rss_ratio (our peak over the peer's), embed_chunks_per_s and cosine_vs_fp32 (from
+benchmarks/bench_embedding.py on the benchmark chunks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.corpus import REVISED_BOOK, add_shared_corpus, book_name, revise_one_book, write_corpus
+from benchmarks.runner import (
+    PYTHON,
+    SHARED_CORPUS,
+    Run,
+    embedded_counts,
+    fresh_copy,
+    peer_chunks,
+    run_nexus,
+    run_peer,
+    timed,
+)
+
+SUBJECT, GRADE = "benchmark", "kelas_10"
+CASES = ("peer", "cold", "incremental", "nochange")
+
+
+def build_corpus(root: Path, pages_per_file: int, shared: bool) -> Path:
+    """`root/raw-curriculum/benchmark/kelas_10/` with the generated books (+ the shared corpus)."""
+    raw = root / "raw-curriculum"
+    target = raw / SUBJECT / GRADE
+    write_corpus(target, pages_per_file=pages_per_file)
+    if shared and (SHARED_CORPUS / "MANIFEST.md").is_file():
+        add_shared_corpus(target, SHARED_CORPUS)
+    return raw
+
+
+def one_round(raw: Path, work: Path, pages_per_file: int, label: str) -> dict[str, Run]:
+    """Peer, then our cold, incremental and no-change builds, each on fresh state where it should be."""
+    runs: dict[str, Run] = {}
+    runs["peer"] = run_peer(raw, work / "peer-out")
+    data, home = work / "data", work / "dagster_home"
+    for stale in (data, home):  # cold: no processed tables, caches, packages or Dagster history
+        shutil.rmtree(stale, ignore_errors=True)
+    fresh_copy(raw, data / "raw-curriculum")
+    runs["cold"] = run_nexus(data, home, SUBJECT, GRADE)
+    revise_one_book(data / "raw-curriculum" / SUBJECT / GRADE, pages_per_file)
+    runs["incremental"] = run_nexus(data, home, SUBJECT, GRADE)
+    runs["nochange"] = run_nexus(data, home, SUBJECT, GRADE)
+    _check(runs, data, label)
+    return runs
+
+
+def _check(runs: dict[str, Run], data: Path, label: str) -> None:
+    """Fail loudly if a case did not do what it is timed as doing."""
+    cold, _ = embedded_counts(runs["cold"])
+    changed, reused = embedded_counts(runs["incremental"])
+    none, cached = embedded_counts(runs["nochange"])
+    if cold <= 0 or not 0 < changed < cold // 5 or none != 0 or cached <= 0:
+        raise RuntimeError(f"{label}: unexpected embedding counts cold={cold} incremental={changed} "
+                           f"nochange={none}")
+    if "(unchanged)" not in runs["nochange"].output:
+        raise RuntimeError(f"{label}: the no-change build published a new package")
+    print(f"  {label}: peer {runs['peer'].seconds:.1f} s ({peer_chunks(runs['peer'])} chunks), cold "
+          f"{runs['cold'].seconds:.1f} s ({cold} chunks), incremental {runs['incremental'].seconds:.1f} s "
+          f"({changed} embedded, {reused} cached), no change {runs['nochange'].seconds:.1f} s", flush=True)
+
+
+def embedding_figures(limit: int, rounds: int) -> dict[str, dict]:
+    with tempfile.TemporaryDirectory(prefix="nexus-bench-embed-") as tmp:
+        out = Path(tmp) / "embed.json"
+        run = timed([str(PYTHON), str(Path(__file__).with_name("bench_embedding.py")), "--backends", "fp32,auto",
+                     "--limit", str(limit), "--rounds", str(rounds), "--json", str(out)])
+        print(re.sub(r"(?m)^(?!back end|fp32 |auto ).*\n?", "", run.output).rstrip(), flush=True)
+        return json.loads(out.read_text())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="generated corpus only, one round after the warm-up")
+    parser.add_argument("--rounds", type=int, help="timed rounds after the warm-up (default 3, quick 1)")
+    parser.add_argument("--pages-per-file", type=int, default=36)
+    parser.add_argument("--work", type=Path, help="work directory (default: a temporary one, removed after)")
+    args = parser.parse_args(argv)
+    rounds = args.rounds or (1 if args.quick else 3)
+    work = args.work or Path(tempfile.mkdtemp(prefix="nexus-bench-build-"))
+    try:
+        raw = build_corpus(work / "corpus", args.pages_per_file, shared=not args.quick)
+        pdfs = sorted((raw / SUBJECT / GRADE).glob("*.pdf"))
+        print(f"corpus: {len(pdfs)} PDFs ({sum(p.stat().st_size for p in pdfs) / 1e6:.1f} MB) in {raw}; "
+              f"revised each round: {book_name(REVISED_BOOK)}", flush=True)
+        print("warm-up round (not counted)", flush=True)
+        one_round(raw, work / "run", args.pages_per_file, "warm-up")
+        results: dict[str, list[Run]] = {case: [] for case in CASES}
+        for number in range(1, rounds + 1):
+            for case, run in one_round(raw, work / "run", args.pages_per_file, f"round {number}").items():
+                results[case].append(run)
+        embedding = embedding_figures(limit=300 if args.quick else 600, rounds=2 if args.quick else 3)
+    finally:
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+
+    median = {case: statistics.median(r.seconds for r in runs) for case, runs in results.items()}
+    peak = {case: max(r.peak_rss for r in runs) for case, runs in results.items()}
+    peer = median["peer"]
+    print(f"\n{'case':<12} {'median s':>9} {'runs (s)':>26} {'vs peer':>8} {'peak RSS MB':>12}")
+    for case in CASES:
+        runs = " ".join(f"{r.seconds:.1f}" for r in results[case])
+        print(f"{case:<12} {median[case]:>9.1f} {runs:>26} {median[case] / peer:>8.3f} {peak[case] / 1e6:>12.0f}")
+    ours_peak = max(peak["cold"], peak["incremental"], peak["nochange"])
+    print(f"\ncold_ratio={median['cold'] / peer:.3f}")
+    print(f"incremental_ratio={median['incremental'] / peer:.3f}")
+    print(f"nochange_ratio={median['nochange'] / peer:.3f}")
+    print(f"rss_ratio={ours_peak / peak['peer']:.3f}")
+    print(f"embed_chunks_per_s={embedding['auto']['chunks_per_s']:.1f}")
+    print(f"cosine_vs_fp32={embedding['auto']['mean_cosine']:.6f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
