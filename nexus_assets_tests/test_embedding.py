@@ -122,3 +122,13 @@ def test_only_new_chunks_are_embedded_and_a_fully_cached_build_never_loads_the_m
         assert (third.embedded, third.cached) == (1, 30)
         assert third.vectors[:29].tobytes() == first.vectors[:29].tobytes()
         assert third.vectors[30].tobytes() == third.vectors[0].tobytes()
+
+
+def test_an_embedder_counts_tokens_without_importing_torch() -> None:
+    """A build whose chunks are all cached must not pay torch's import (seconds)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from nexus_assets.lib.embedding import default_embedder; e = default_embedder(); "
+            "e.count_tokens('Fotosintesis'); e.cache_namespace; assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)

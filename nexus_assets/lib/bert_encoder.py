@@ -5,8 +5,9 @@ than embedding the few dozen chunks of a typical incremental rebuild. A mean-poo
 (MiniLM and most small sentence-transformers models: Transformer -> mean Pooling -> Normalize)
 needs only torch and the safetensors weights. It runs the same operations as transformers'
 BertModel (SDPA attention, exact GELU, LayerNorm in fp32 under autocast); a test checks its
-vectors against sentence-transformers. Any other layout returns None from `load_slim_bert`, and
-the caller uses sentence-transformers.
+vectors against sentence-transformers. `embedding.slim_bert_supported` (which needs no torch)
+decides which models qualify; for any other, `load_slim_bert` returns None and the caller uses
+sentence-transformers.
 """
 
 from __future__ import annotations
@@ -19,25 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def slim_bert_supported(model_dir: Path) -> bool:
-    """True for a BERT with absolute positions and GELU, mean pooling only, and no Dense layer."""
-    try:
-        config = json.loads((model_dir / "config.json").read_text())
-        modules = json.loads((model_dir / "modules.json").read_text())
-    except (OSError, ValueError):
-        return False
-    if config.get("model_type") != "bert" or config.get("hidden_act") != "gelu" \
-            or config.get("position_embedding_type", "absolute") != "absolute":
-        return False
-    kinds = [m.get("type", "").rsplit(".", 1)[-1] for m in modules]
-    if kinds[:2] != ["Transformer", "Pooling"] or any(k not in ("Transformer", "Pooling", "Normalize") for k in kinds):
-        return False
-    if modules[0].get("path"):
-        return False  # weights in a sub-folder: leave it to sentence-transformers
-    pooling = json.loads((model_dir / modules[1]["path"] / "config.json").read_text())
-    modes = {k for k, v in pooling.items() if k.startswith("pooling_mode_") and v}
-    return modes == {"pooling_mode_mean_tokens"} and (model_dir / "model.safetensors").is_file()
+from nexus_assets.lib.embedding import slim_bert_supported
 
 
 class _Layer(nn.Module):

@@ -186,6 +186,26 @@ def _trim_heap() -> None:
         pass
 
 
+def slim_bert_supported(model_dir: Path) -> bool:
+    """True for a BERT with absolute positions and GELU, mean pooling only, and no Dense layer."""
+    try:
+        config = json.loads((model_dir / "config.json").read_text())
+        modules = json.loads((model_dir / "modules.json").read_text())
+    except (OSError, ValueError):
+        return False
+    if config.get("model_type") != "bert" or config.get("hidden_act") != "gelu" \
+            or config.get("position_embedding_type", "absolute") != "absolute":
+        return False
+    kinds = [m.get("type", "").rsplit(".", 1)[-1] for m in modules]
+    if kinds[:2] != ["Transformer", "Pooling"] or any(k not in ("Transformer", "Pooling", "Normalize") for k in kinds):
+        return False
+    if modules[0].get("path"):
+        return False  # weights in a sub-folder: leave it to sentence-transformers
+    pooling = json.loads((model_dir / modules[1]["path"] / "config.json").read_text())
+    modes = {k for k, v in pooling.items() if k.startswith("pooling_mode_") and v}
+    return modes == {"pooling_mode_mean_tokens"} and (model_dir / "model.safetensors").is_file()
+
+
 @cache
 def _load_sentence_transformer(model_path: str, device: str):
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_KERNEL_CACHE)  # read when torch starts oneDNN
@@ -263,8 +283,6 @@ class SentenceTransformerEmbedder:
         self.max_tokens = min(self.max_tokens, files.max_positions)
         self.precision = choose_precision(self.precision)
         if self.engine == "auto":
-            from nexus_assets.lib.bert_encoder import slim_bert_supported
-
             self.engine = "slim-bert" if self.device == "cpu" and slim_bert_supported(Path(self.model_path)) \
                 else "sentence-transformers"
         self._model: Any = None
