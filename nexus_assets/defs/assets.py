@@ -86,16 +86,19 @@ def pdf_text(
     source = data_dir.raw_source()  # in aws mode, fetches a PDF this machine has not mirrored yet
 
     def report(result: FileExtraction, cached: bool) -> None:
-        detail = f"{result.text_pages}/{result.page_count} pages with text{' (cached)' if cached else ''}"
-        if result.status == "ok":
-            context.log.info(f"{part.label}: {result.file}: ok, {detail}")
-        else:
+        if result.status != "ok":
             context.log.warning(f"{part.label}: {result.file}: {result.status}: {result.reason}")
+        elif not cached:  # unchanged files get one summary line: each log line is an event in the instance
+            pages = f"{result.text_pages}/{result.page_count} pages with text"
+            context.log.info(f"{part.label}: {result.file}: ok, {pages}")
 
     # A PDF is fetched (aws mode) and read only when its sha256 is not in the extraction cache.
     items = [(row.file, row.sha256, lambda path=row.path: source.local_path(path))
              for row in raw_pdfs.itertuples(index=False)]
     extractions, stats = extract_pdfs(items, extraction_cache(data_dir.layout.cache_dir), on_result=report)
+    if stats.cached:
+        context.log.info(f"{part.label}: {stats.cached} of {stats.files} files unchanged (extraction from the "
+                         f"cache); {stats.extracted} extracted with {stats.workers} process(es)")
     pages = pages_frame(extractions)
     files = file_status_frame(pages)
     failed = files[files["status"] != "ok"]
