@@ -16,6 +16,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from nexus_assets.lib.sqlite_wal import connect_wal
+
 JobStatus = Literal["running", "completed", "failed", "partial"]
 JOBS_TABLE = "ETLPipelineJobs"
 
@@ -38,7 +40,10 @@ class JobRecord:
     total_chunks: int = 0
     total_embeddings: int = 0
     processing_time: float = 0.0
-    estimated_cost: float = 0.0
+    estimated_cost: float = 0.0  # USD for the embedding tokens a service billed (0 for the local model)
+    embedding_model: str = ""  # the model that made every vector of the partition
+    input_tokens: int = 0  # tokens billed by the embedding service
+    embedding_fallback: str = ""  # why the whole partition was embedded by the fallback model, or ""
     errors: list[str] = field(default_factory=list)
     created_at: str = field(default_factory=now_iso)
     completed_at: str | None = None
@@ -115,9 +120,7 @@ class SqliteJobStore:
     path: Path
 
     def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=30)
-        conn.execute("PRAGMA journal_mode=WAL")
+        conn = connect_wal(self.path, busy_ms=30_000)
         conn.execute(
             "CREATE TABLE IF NOT EXISTS jobs (job_id TEXT, timestamp TEXT, body TEXT, PRIMARY KEY (job_id, timestamp))"
         )
@@ -135,12 +138,14 @@ class SqliteJobStore:
 
 
 def summarize(records: list[JobRecord]) -> dict[str, Any]:
-    """Totals for `nexus jobs`: runs by status, chunks, embeddings, time and cost."""
+    """Totals for `nexus jobs`: runs by status, chunks, embeddings, billed tokens, fallbacks, time and cost."""
     return {
         "runs": len(records),
         "by_status": dict(Counter(r.status for r in records)),
         "total_chunks": sum(r.total_chunks for r in records),
         "total_embeddings": sum(r.total_embeddings for r in records),
+        "input_tokens": sum(r.input_tokens for r in records),
+        "fallbacks": sum(1 for r in records if r.embedding_fallback),
         "processing_time_s": round(sum(r.processing_time for r in records), 1),
         "estimated_cost_usd": round(sum(r.estimated_cost for r in records), 6),
     }
