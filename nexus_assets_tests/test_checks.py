@@ -17,12 +17,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nexus_assets.cli import main
 from nexus_assets.defs.assets import curriculum_assets
 from nexus_assets.defs.checks import curriculum_checks
+from nexus_assets.defs.curriculum_catalog import curriculum_catalog, curriculum_catalog_job
 from nexus_assets.defs.io_managers import ARTIFACT, RECORD_IO_MANAGER, LocalPartitionedIOManager
 from nexus_assets.defs.jobs import curriculum_build_job
 from nexus_assets.defs.partitions import curriculum_partitions_def, key_of, register_partitions
-from nexus_assets.defs.resources import DataDirResource, EmbedderResource
+from nexus_assets.defs.resources import ChromaResource, DataDirResource, EmbedderResource
 from nexus_assets.lib import quality
 from nexus_assets.lib.layout import DataLayout, Partition
 from nexus_assets.lib.tables import embeddings_frame, raw_manifest_frame
@@ -65,9 +67,10 @@ def instance():
 def _defs(data_dir: Path, embedder: EmbedderResource | None = None) -> dg.Definitions:
     files = LocalPartitionedIOManager(data_dir=str(data_dir))
     return dg.Definitions(
-        assets=curriculum_assets, asset_checks=curriculum_checks, jobs=[curriculum_build_job, *CHECK_JOBS.values()],
+        assets=[*curriculum_assets, curriculum_catalog], asset_checks=curriculum_checks,
+        jobs=[curriculum_build_job, curriculum_catalog_job, *CHECK_JOBS.values()],
         resources={"data_dir": DataDirResource(data_dir=str(data_dir)), "embedder": embedder or EmbedderResource(),
-                   "io_manager": files, RECORD_IO_MANAGER: files},
+                   "chroma": ChromaResource(), "io_manager": files, RECORD_IO_MANAGER: files},
         executor=dg.in_process_executor,
     )
 
@@ -333,10 +336,15 @@ def test_a_failing_blocking_check_keeps_the_previous_vkp_the_latest(instance, da
     assert not blocked.asset_materializations_for_node("vkp_package")
     assert layout.published_versions(BIO10) == ["1.0.0"], "the previous version stays the latest"
     assert (data_dir / "processed/biologi/kelas_10/chroma/current").resolve() == live, "search is untouched too"
+    catalog = _catalog(instance, data_dir)
+    row = catalog[catalog["subject"] == "biologi"].iloc[0]
+    assert (row["checks"], row["failed_checks"], row["vkp_version"]) == ("failed", "embedding_sanity", "1.0.0")
+    assert main(["--data-dir", str(data_dir), "report", "--subject", "biologi", "--grade", "kelas_10"]) == 1, \
+        "nexus report shows the same blocking failure"
 
     # The same content with the working model publishes: the check was the only thing in the way.
     fixed = _build(instance, data_dir, BIO10)
-    assert fixed.success and layout.published_versions(BIO10) == ["1.0.0", "1.0.1"]
+    assert fixed.success and layout.published_versions(BIO10) == ["1.0.0", "1.1.0"]  # a file added: minor
 
 
 @pytest.mark.slow
@@ -344,6 +352,9 @@ def test_a_golden_set_the_build_cannot_answer_holds_the_package_back(instance, d
     assert _build(instance, data_dir, BIO11).success  # no golden questions yet: not applicable
     layout = DataLayout(data_dir)
     assert layout.published_versions(BIO11) == ["1.0.0"]
+
+    live = data_dir / "processed/biologi/kelas_11/chroma/current"
+    served = live.resolve()
 
     shutil.copy(data_dir / "raw-curriculum/biologi/kelas_10/buku_siswa_biologi_kelas_10.pdf",
                 data_dir / "raw-curriculum/biologi/kelas_11/tambahan.pdf")
@@ -355,15 +366,17 @@ def test_a_golden_set_the_build_cannot_answer_holds_the_package_back(instance, d
     assert "rusak.pdf" in _meta(retrieval)["missed_questions"]
     assert "vkp_package" not in _steps(blocked, dg.DagsterEventType.STEP_START)
     assert layout.published_versions(BIO11) == ["1.0.0"]
+    assert live.resolve() == served, "search keeps serving the build of v1.0.0, not the one the check rejected"
 
     # A deliberate override from the launchpad (threshold 0) lets the same build through.
     config["ops"][RETRIEVAL_OP]["config"]["min_recall"] = 0.0
     overridden = _build(instance, data_dir, BIO11, run_config=config)
-    assert overridden.success and layout.published_versions(BIO11) == ["1.0.0", "1.0.1"]
+    assert overridden.success and layout.published_versions(BIO11) == ["1.0.0", "1.1.0"]  # a file added: minor
+    assert live.resolve() != served, "published with the package: search serves the new build"
 
 
 @pytest.mark.slow
-def test_warnings_do_not_stop_a_package(instance, data_dir: Path) -> None:
+def test_warnings_do_not_stop_a_package(instance, data_dir: Path, capsys: pytest.CaptureFixture) -> None:
     """A scanned page and the same book uploaded twice warn, and the partition still publishes."""
     shutil.copy(data_dir / "raw-curriculum/matematika/kelas_10/buku_siswa_matematika_kelas_10.pdf",
                 data_dir / "raw-curriculum/matematika/kelas_10/salinan.pdf")
@@ -377,3 +390,25 @@ def test_warnings_do_not_stop_a_package(instance, data_dir: Path) -> None:
     assert _meta(duplicates)["duplicate_rate"] == 0.5
     assert all(verdicts[name].passed for name in BLOCKING)
     assert DataLayout(data_dir).published_versions(MAT10) == ["1.0.0"]
+
+    catalog = _catalog(instance, data_dir)
+    [row] = catalog.to_dict("records")
+    assert row == {**row, "subject": "matematika", "grade": "kelas_10", "files": 2, "pages": 10, "chunks":
+                   _meta(verdicts["chunk_health"])["chunks"], "vkp_version": "1.0.0", "checks": "warn",
+                   "failed_checks": "", "warnings": "duplicate_rate, text_coverage", "pages_without_text": 2}
+    assert row["last_build"].startswith("20")
+
+    # `nexus report`: the same rules on what the build stored, on the terminal.
+    assert main(["--data-dir", str(data_dir), "report", "--subject", "matematika", "--grade", "kelas_10"]) == 0
+    out = capsys.readouterr().out
+    assert "WARN text_coverage (pdf_text): 80.0% of 10 pages have text" in out and "salinan.pdf" in out
+    assert "WARN duplicate_rate" in out and "PASS package_integrity" in out
+    assert "N/A  retrieval_quality" in out and "0 blocking failure(s)" in out
+
+
+def _catalog(instance: dg.DagsterInstance, data_dir: Path) -> pd.DataFrame:
+    """Materialize curriculum_catalog; it must land in processed/catalog.parquet with a UI table."""
+    result = _defs(data_dir).resolve_job_def("curriculum_catalog_job").execute_in_process(instance=instance)
+    [materialization] = result.asset_materializations_for_node("curriculum_catalog")
+    assert "| subject | grade |" in materialization.metadata["catalog"].value
+    return pd.read_parquet(data_dir / "processed/catalog.parquet")

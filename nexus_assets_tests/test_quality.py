@@ -18,13 +18,14 @@ import pandas as pd
 import pytest
 
 from nexus_assets.lib import quality
-from nexus_assets.lib.chroma_store import build_collection
+from nexus_assets.lib.chroma_store import CollectionItems, build_collection
 from nexus_assets.lib.chunking import ChunkingParams, chunk_file
 from nexus_assets.lib.layout import DataLayout, Partition
 from nexus_assets.lib.pdf_extraction import extract_pdf
 from nexus_assets.lib.publishing import LocalPackageStore, publish_vkp
 from nexus_assets.lib.retrieval_eval import GoldenQuestion, GoldenResult
 from nexus_assets.lib.search import chroma_root
+from nexus_assets.lib.signing import development_signer
 from nexus_assets.lib.tables import chunks_frame, embeddings_frame, pages_frame, readable_pages
 from nexus_assets.lib.vkp import CHUNKS_MEMBER
 
@@ -60,8 +61,8 @@ def chroma_build(layout: DataLayout, part: Partition, chunks: pd.DataFrame, vect
     """The partition's Chroma build from chunks and vectors, as the chroma_collection asset writes it."""
     metadatas = [{"subject": part.subject, "grade": part.grade, "file": r.file, "page": int(r.page_start),
                   "page_end": int(r.page_end), "chunk_index": int(r.chunk_index)} for r in chunks.itertuples()]
-    info = build_collection(chroma_root(layout, part), part.collection_name, chunks["chunk_id"].tolist(), vectors,
-                            chunks["text"].tolist(), metadatas, MODEL_ID, vectors.shape[1])
+    info = build_collection(chroma_root(layout, part), part.collection_name, CollectionItems(
+        chunks["chunk_id"].tolist(), vectors, chunks["text"].tolist(), metadatas, MODEL_ID, vectors.shape[1]))
     return info.path
 
 
@@ -69,7 +70,8 @@ def publish(layout: DataLayout, part: Partition, chunks: pd.DataFrame, embedding
             build: Path) -> dict:
     """Publish the partition's VKP and return its catalog entry (the vkp_package value)."""
     counts = {"files": 1, "files_ok": 1, "pages": 4, "chunks": len(chunks), "embeddings": len(embeddings)}
-    result = publish_vkp(LocalPackageStore(layout), part, chunks, embeddings, build, [], counts)
+    result = publish_vkp(LocalPackageStore(layout), part, chunks, embeddings, build, [], counts,
+                         signer=development_signer(layout.root))
     assert result.published
     return result.catalog_entry()
 

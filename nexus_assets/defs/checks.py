@@ -103,7 +103,8 @@ def embedding_sanity(embedder: EmbedderResource, chunk_embeddings: pd.DataFrame,
                      text_chunks: pd.DataFrame) -> dg.AssetCheckResult:
     model_id = dims = None
     if not chunk_embeddings.empty:  # an empty partition needs no model
-        model = embedder.get_embedder()
+        # The configured back end that made them (the fallback after a fallback); else the primary's identity.
+        model = embedder.embedder_for(str(chunk_embeddings["model_id"].iloc[0]))
         model_id, dims = model.model_id, model.dims
     return check_result(quality.embedding_sanity(chunk_embeddings, text_chunks, model_id, dims))
 
@@ -146,7 +147,8 @@ def retrieval_quality(context: dg.AssetCheckExecutionContext, config: RetrievalQ
     asked, stale = quality.golden_for_partition(questions, part, list(raw_pdfs["file"]))
     results = []
     if asked:
-        results = quality.evaluate_build(Path(chroma_collection[ARTIFACT]), part, asked, embedder.get_embedder(),
+        query_model = embedder.embedder_for(str(chroma_collection.get("model_id", "")))
+        results = quality.evaluate_build(Path(chroma_collection[ARTIFACT]), part, asked, query_model,
                                          k=config.k)
     return check_result(quality.retrieval_quality(results, stale, threshold, k=config.k, source=str(path)))
 
@@ -179,7 +181,11 @@ def package_integrity(data_dir: DataDirResource, vkp_package: dict) -> dg.AssetC
     if not vkp_package.get("version") or not location:
         return check_result(quality.package_integrity(vkp_package, None))
     with _package_file(data_dir, str(location)) as (local, problem):
-        return check_result(quality.package_integrity(vkp_package, local, problem))
+        # A development key is per data directory (per machine in aws mode): only a configured key is
+        # expected to have signed every package, so only then is the signature checked here.
+        signer = data_dir.signer()
+        trusted = None if signer.development else signer.public_key
+        return check_result(quality.package_integrity(vkp_package, local, problem, trusted))
 
 
 curriculum_checks = [text_coverage, chunk_health, duplicate_rate, embedding_sanity, collection_consistency,

@@ -2,7 +2,11 @@
 
 The bundled MiniLM is an English model while most of the curriculum is Indonesian: exact terms
 (names, numbers, technical words) are often ranked poorly by the vectors alone. BM25 over the same
-chunks catches them, and reciprocal rank fusion merges both rankings without tuning score scales.
+chunks catches them. Both are merged by relative score fusion: each ranking's scores are min-max
+scaled over the candidates and averaged. Reciprocal rank fusion (kept here for comparison) uses
+ranks only and gives nothing for a list a document is missing from: an exact term that BM25 ranks
+first by a wide margin, and the English model cannot see, lost to chunks ranked mid-way in both
+lists (on the shared golden questions RRF answered 25 of 27, score fusion 26).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -63,6 +67,27 @@ class BM25Index:
         scores = self.scores(query)
         order = np.argsort(-scores, kind="stable")[:n]
         return [int(i) for i in order if scores[i] > 0]
+
+
+def relative_score_fusion(scores: Sequence[Mapping[str, float]],
+                          weights: Sequence[float] | None = None) -> list[tuple[str, float]]:
+    """Merge scored candidates: each mapping's scores are min-max scaled to 0..1 over ITS candidates,
+    then the weighted mean is taken (equal weights by default). Every mapping must score the same
+    ids (score the union of the candidate lists in every modality first). Ties keep first-seen order.
+    """
+    weights = list(weights) if weights is not None else [1.0 / len(scores)] * len(scores)
+    if len(weights) != len(scores):
+        raise ValueError(f"{len(weights)} weights for {len(scores)} score mappings")
+    ids = list(dict.fromkeys(cid for mapping in scores for cid in mapping))
+    fused = dict.fromkeys(ids, 0.0)
+    for mapping, weight in zip(scores, weights, strict=True):
+        missing = [cid for cid in ids if cid not in mapping]
+        if missing:
+            raise ValueError(f"score mapping lacks {len(missing)} of the candidates (e.g. {missing[0]!r})")
+        low, high = min(mapping.values()), max(mapping.values())
+        for cid in ids:
+            fused[cid] += weight * ((mapping[cid] - low) / (high - low) if high > low else 0.0)
+    return sorted(fused.items(), key=lambda kv: -kv[1])
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> list[tuple[str, float]]:

@@ -31,6 +31,7 @@ from nexus_assets.lib.embedding import Embedder
 from nexus_assets.lib.layout import DataLayout, Partition
 from nexus_assets.lib.retrieval_eval import GoldenQuestion, GoldenResult, evaluate
 from nexus_assets.lib.search import SearchMode, chroma_root
+from nexus_assets.lib.tables import has_text
 from nexus_assets.lib.vkp import verify_vkp
 
 Severity = Literal["error", "warn"]
@@ -77,6 +78,24 @@ def markdown_table(frame: pd.DataFrame, limit: int = TABLE_LIMIT) -> str:
     return "\n".join(lines)
 
 
+def length_histogram(lengths: Sequence[int], bins: int = 8, width: int = 30) -> str:
+    """A compact text histogram (a Markdown code block) of chunk lengths: readable in the UI and a terminal.
+
+    Equal-width bins from the shortest to the longest value, one line each: range, bar, count.
+    """
+    values = np.asarray(list(lengths), dtype=np.int64)
+    if values.size == 0:
+        return "_no chunks_"
+    lo, hi = int(values.min()), int(values.max())
+    step = -(-(hi - lo + 1) // bins)  # ceil: integer bins covering lo..hi
+    edges = np.arange(lo, hi + step + 1, step)[: bins + 1]
+    counts, _ = np.histogram(values, bins=edges)
+    top = max(int(counts.max()), 1)
+    lines = [f"{int(edges[i]):>5}–{int(edges[i + 1]) - 1:<5} {'█' * round(width * c / top):<{width}} {c}"
+             for i, c in enumerate(counts)]
+    return "```\nchars        chunks\n" + "\n".join(lines) + "\n```"
+
+
 def _share(part: int, whole: int) -> float:
     return round(part / whole, 4) if whole else 0.0
 
@@ -90,23 +109,26 @@ def _pages_label(frame: pd.DataFrame) -> pd.Series:
 
 
 def text_coverage(pages: pd.DataFrame, min_share: float = MIN_TEXT_COVERAGE) -> Verdict:
-    """Share of pages with a text layer; a warning below `min_share`.
+    """Share of pages with text (a text layer, or OCR of a scan); a warning below `min_share`.
 
-    Pages without text are not searchable and not in the VKP: usually scans awaiting OCR. It warns
-    rather than blocks, because the rest of the partition is still worth publishing. Files that could
+    Pages without text are not searchable and not in the VKP: scans where OCR is unavailable or read
+    nothing, blank pages. It warns rather than blocks, because the rest of the partition is still worth
+    publishing. Pages read by OCR count as text but are listed (their text is noisier). Files that could
     not be opened at all have no pages to count; they are listed beside the pages so nothing is lost.
     """
     page_rows = pages[pages["page"].notna()]
-    without = page_rows[page_rows["page_status"] != "ok"]
+    without = page_rows[~has_text(page_rows)]
+    ocred = page_rows[page_rows["page_status"] == "ocr"]
     unreadable = pages[pages["page"].isna()]
     total, with_text = len(page_rows), len(page_rows) - len(without)
     share = _share(with_text, total)
     figures: dict[str, Any] = {
-        "pages": total, "pages_with_text": with_text, "pages_without_text": len(without),
+        "pages": total, "pages_with_text": with_text, "pages_ocr": len(ocred), "pages_without_text": len(without),
         "text_coverage": share, "min_text_coverage": min_share, "files_without_pages": len(unreadable),
     }
     tables = {
         "pages_without_text": without[["file", "page", "page_status", "page_reason"]].reset_index(drop=True),
+        "pages_read_by_ocr": ocred[["file", "page"]].reset_index(drop=True),
         "files_without_pages": unreadable[["file", "file_status", "file_reason"]].reset_index(drop=True),
     }
     if total == 0:
@@ -117,12 +139,13 @@ def text_coverage(pages: pd.DataFrame, min_share: float = MIN_TEXT_COVERAGE) -> 
                        figures, tables)
     unopened = (f"; {len(unreadable)} file(s) could not be opened: {', '.join(sorted(unreadable['file']))}"
                 if len(unreadable) else "")
+    ocr_note = f", {len(ocred)} of them by OCR" if len(ocred) else ""
     if share < min_share:
         files = ", ".join(sorted(without["file"].unique()))
-        return Verdict(False, "warn", f"{share:.1%} of {total} pages have text (below {min_share:.0%}); "
-                       f"pages without a text layer in: {files}{unopened}", figures, tables)
-    return Verdict(True, "warn", f"{share:.1%} of {total} pages have text (at least {min_share:.0%}){unopened}",
-                   figures, tables)
+        return Verdict(False, "warn", f"{share:.1%} of {total} pages have text{ocr_note} (below {min_share:.0%}); "
+                       f"pages without text in: {files}{unopened}", figures, tables)
+    return Verdict(True, "warn", f"{share:.1%} of {total} pages have text{ocr_note} (at least {min_share:.0%})"
+                   f"{unopened}", figures, tables)
 
 
 # --- chunk health and duplicates (text_chunks) -----------------------------------------------------------
@@ -334,13 +357,14 @@ def collection_consistency(build_dir: Path, chunks: pd.DataFrame) -> Verdict:
 # --- package integrity (vkp_package) ----------------------------------------------------------------------
 
 
-def package_integrity(entry: Mapping[str, Any], package: Path | None, fetch_problem: str | None = None) -> Verdict:
+def package_integrity(entry: Mapping[str, Any], package: Path | None, fetch_problem: str | None = None,
+                      public_key: Any = None) -> Verdict:
     """The partition's current VKP verifies end to end and is the package its catalog entry names.
 
     `entry` is the vkp_package value (version, location, content_hash); `package` a local copy of the
     file at `location` (None with `fetch_problem` when it could not be fetched). Beyond `verify_vkp`
-    (checksums, tables, content hash), the manifest must carry the entry's version and content hash,
-    so a package swapped for another valid one is caught too.
+    (checksums, tables, content hash, and the signature when `public_key` is given), the manifest must
+    carry the entry's version and content hash, so a package swapped for another valid one is caught too.
     """
     version, location = entry.get("version"), entry.get("location")
     figures: dict[str, Any] = {"version": version or "-", "location": str(location or "-")}
@@ -351,7 +375,7 @@ def package_integrity(entry: Mapping[str, Any], package: Path | None, fetch_prob
     if package is None:
         problems.append(fetch_problem or f"the package at {location} could not be fetched")
     else:
-        report = verify_vkp(package)
+        report = verify_vkp(package, public_key)
         problems.extend(report.problems)
         manifest = report.manifest or {}
         if manifest and manifest.get("version") != version:

@@ -1,7 +1,8 @@
 """Search over a partition's published Chroma collection: dense, lexical (BM25) and fused.
 
 Hybrid is the default: the dense MiniLM ranking and a BM25 ranking over the same chunks, merged by
-reciprocal rank fusion. Each hit says where it came from, so a data engineer can see which signal
+relative score fusion (`lexical.relative_score_fusion`: both scores scaled over the candidates and
+averaged). Each hit says where it came from, so a data engineer can see which signal
 found it.
 """
 
@@ -12,10 +13,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from nexus_assets.lib.chroma_store import collection_contents, current_build, query_collection
+from nexus_assets.lib.chroma_store import collection_contents, cosine_of, current_build, query_collection
 from nexus_assets.lib.embedding import Embedder
 from nexus_assets.lib.layout import DataLayout, Partition
-from nexus_assets.lib.lexical import BM25Index, reciprocal_rank_fusion
+from nexus_assets.lib.lexical import BM25Index, relative_score_fusion
 
 CHROMA_DIRNAME = "chroma"
 CANDIDATES = 50  # per ranking, before fusion
@@ -32,15 +33,16 @@ class Hit:
     file: str
     page: int
     page_end: int
-    score: float  # fused RRF score (hybrid), cosine similarity (dense) or BM25 rank score (lexical)
+    score: float  # fused 0..1 score (hybrid), cosine similarity (dense) or BM25 score (lexical)
     text: str
     dense_rank: int | None
     lexical_rank: int | None
+    ocr: bool = False  # the text (partly) comes from OCR of a scanned page: expect misread words
 
     def as_dict(self) -> dict[str, Any]:
         return {"file": self.file, "page": self.page, "page_end": self.page_end, "score": round(self.score, 6),
                 "text": self.text, "chunk_id": self.chunk_id, "dense_rank": self.dense_rank,
-                "lexical_rank": self.lexical_rank}
+                "lexical_rank": self.lexical_rank, "ocr": self.ocr}
 
 
 def chroma_root(layout: DataLayout, partition: Partition) -> Path:
@@ -67,23 +69,32 @@ def search(
     by_id = {cid: (doc, meta) for cid, doc, meta in zip(ids, documents, metadatas, strict=True)}
     dense: list[str] = []
     cosine: dict[str, float] = {}
+    vector = None
     if mode != "lexical":
         vector = embedder.embed([query])[0]
         for hit in query_collection(build, vector, max(k, CANDIDATES), expected_model_id=embedder.model_id):
             dense.append(hit["id"])
             cosine[hit["id"]] = hit["score"]
-    lexical = [ids[i] for i in bm25.top(query, max(k, CANDIDATES))] if mode != "dense" else []
+    lexical: list[str] = []
+    bm25_score: dict[str, float] = {}
+    if mode != "dense":
+        all_scores = bm25.scores(query)
+        lexical = [ids[i] for i in bm25.top(query, max(k, CANDIDATES))]
+        bm25_score = {cid: float(all_scores[i]) for i, cid in enumerate(ids)}
     if mode == "dense":
         ranked = [(cid, cosine[cid]) for cid in dense]
     elif mode == "lexical":
-        ranked = [(cid, 1.0 / (rank + 1)) for rank, cid in enumerate(lexical)]
+        ranked = [(cid, bm25_score[cid]) for cid in lexical]
     else:
-        ranked = reciprocal_rank_fusion([dense, lexical])
+        # Score the union of both candidate lists in both modalities, then fuse the scores.
+        candidates = list(dict.fromkeys([*dense, *lexical]))
+        cosine.update(cosine_of(build, [c for c in candidates if c not in cosine], vector))
+        ranked = relative_score_fusion([{c: cosine[c] for c in candidates}, {c: bm25_score[c] for c in candidates}])
     dense_rank = {cid: i for i, cid in enumerate(dense, 1)}
     lexical_rank = {cid: i for i, cid in enumerate(lexical, 1)}
     hits = []
     for cid, score in ranked[:k]:
         doc, meta = by_id[cid]
         hits.append(Hit(cid, meta["file"], int(meta["page"]), int(meta.get("page_end", meta["page"])), score, doc,
-                        dense_rank.get(cid), lexical_rank.get(cid)))
+                        dense_rank.get(cid), lexical_rank.get(cid), bool(meta.get("ocr", False))))
     return hits

@@ -1,0 +1,133 @@
+"""Screenshots of the Dagster UI for the README: the asset graph and one partition's checks.
+
+Starts `dagster-webserver` on a free port against a built instance (DAGSTER_HOME and NEXUS_DATA_DIR
+of `make demo`), drives Debian's headless Chromium (`/usr/bin/chromium`, apt package `chromium`)
+through Playwright (`pip install -e '.[screenshots]'`; no browser is downloaded), and saves PNGs
+under docs/. Usage:
+
+    make screenshots            # or: python scripts/ui_screenshots.py [--out docs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+VIEWPORT = {"width": 1440, "height": 860}
+STARTUP_TIMEOUT_S = 180
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_loaded(url: str, process: subprocess.Popen[bytes]) -> None:
+    """Until the code location answers as LOADED (the UI would show a spinner before)."""
+    query = json.dumps({"query": "{ workspaceOrError { ... on Workspace { locationEntries { loadStatus } } } }"})
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"dagster-webserver exited with {process.returncode}")
+        try:
+            request = urllib.request.Request(f"{url}/graphql", data=query.encode(),
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=30) as response:
+                entries = json.load(response)["data"]["workspaceOrError"]["locationEntries"]
+            if entries and all(e["loadStatus"] == "LOADED" for e in entries):
+                return
+        except (urllib.error.URLError, OSError, KeyError, TypeError, ValueError):
+            pass
+        time.sleep(1)
+    raise SystemExit(f"the code location did not load within {STARTUP_TIMEOUT_S}s")
+
+
+def dismiss_dialogs(page) -> None:
+    """The first visit shows a community sign-up dialog: skip it."""
+    skip = page.get_by_role("button", name="Skip")
+    try:
+        skip.wait_for(timeout=8000)
+        skip.click()
+    except Exception:  # noqa: BLE001 -- no dialog this time
+        pass
+
+
+def shoot(url: str, out: Path) -> list[Path]:
+    from playwright.sync_api import sync_playwright
+
+    out.mkdir(parents=True, exist_ok=True)
+    saved = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport=VIEWPORT)
+        page.set_default_timeout(60_000)
+
+        # 1. The asset graph: all groups, expanded, so the lineage reads ingest -> index -> publish.
+        page.goto(f"{url}/asset-groups")
+        dismiss_dialogs(page)
+        page.get_by_text("publish").first.wait_for()
+        page.mouse.click(VIEWPORT["width"] - 200, VIEWPORT["height"] - 120, button="right")  # graph background
+        page.get_by_role("menuitem", name="Expand all groups").click()
+        page.get_by_text("vkp_package").first.wait_for()
+        page.wait_for_timeout(2500)
+        path = out / "ui_asset_graph.png"
+        page.screenshot(path=str(path))
+        saved.append(path)
+
+        # 2. One partition's checks: text_chunks' checks tab shows the latest partition's verdicts and metadata.
+        page.goto(f"{url}/assets/text_chunks?view=checks")
+        dismiss_dialogs(page)
+        page.get_by_text("chunk_health").first.wait_for()
+        page.wait_for_timeout(2500)
+        path = out / "ui_partition_checks.png"
+        page.screenshot(path=str(path))
+        saved.append(path)
+        browser.close()
+    return saved
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs")
+    args = parser.parse_args(argv)
+    if not Path(CHROMIUM).exists():
+        print(f"error: no Chromium at {CHROMIUM}: apt-get install chromium (or set CHROMIUM)", file=sys.stderr)
+        return 2
+    home = os.environ.get("DAGSTER_HOME")
+    if not home or not Path(home).is_dir():
+        print("error: DAGSTER_HOME must name the instance of a build (run `make demo` first)", file=sys.stderr)
+        return 2
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (Path(home) / "ui_screenshots_webserver.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dagster_webserver", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", "127.0.0.1",
+         "-p", str(port)], cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_until_loaded(url, process)
+        for path in shoot(url, args.out):
+            print(f"wrote {path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path}")
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
