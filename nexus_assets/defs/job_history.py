@@ -60,7 +60,11 @@ def finished_record(instance: dg.DagsterInstance, run_id: str, timestamp: str | 
     record.failed_files = int(text.get("files_failed", 0))
     record.total_chunks = int(meta.get("text_chunks", {}).get("chunks", 0))
     record.total_embeddings = int(meta.get("chunk_embeddings", {}).get("embeddings", 0))
-    record.estimated_cost = float(meta.get("chunk_embeddings", {}).get("estimated_cost_usd", 0.0))
+    embedding = meta.get("chunk_embeddings", {})
+    record.estimated_cost = float(embedding.get("estimated_cost_usd", 0.0))
+    record.embedding_model = str(embedding.get("model_id", ""))
+    record.input_tokens = int(embedding.get("input_tokens", 0))
+    record.embedding_fallback = str(embedding.get("fallback_reason", "")) if embedding.get("fallback") else ""
     step_failures = []
     for entry in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
         step_failures.append(f"{entry.step_key}: {_error_chain(entry.dagster_event.event_specific_data.error)}")
