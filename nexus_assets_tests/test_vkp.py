@@ -5,12 +5,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nexus_assets.lib.chroma_store import build_collection, current_build
+from nexus_assets.lib.chroma_store import CollectionItems, build_collection, current_build
 from nexus_assets.lib.chunking import Chunk
 from nexus_assets.lib.layout import DataLayout, Partition
 from nexus_assets.lib.publishing import LocalPackageStore, publish_vkp
+from nexus_assets.lib.signing import development_signer
 from nexus_assets.lib.tables import chunks_frame, embeddings_frame
-from nexus_assets.lib.vkp import VkpError, next_version, read_manifest, verify_vkp
+from nexus_assets.lib.versioning import bump
+from nexus_assets.lib.vkp import VkpError, read_manifest, verify_vkp
 
 PART = Partition("informatika", "kelas_10")
 
@@ -22,8 +24,9 @@ def _build(tmp_path: Path, texts: list[str]) -> tuple[DataLayout, object, object
     vectors = rng.normal(size=(len(texts), 8)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     embeddings = embeddings_frame(chunks["chunk_id"].tolist(), vectors, "test-model", 8)
-    info = build_collection(tmp_path / "chroma", "informatika__kelas_10", chunks["chunk_id"].tolist(), vectors,
-                            chunks["text"].tolist(), [{"file": "buku.pdf", "page": 1}] * len(texts), "test-model", 8)
+    info = build_collection(tmp_path / "chroma", "informatika__kelas_10", CollectionItems(
+        chunks["chunk_id"].tolist(), vectors, chunks["text"].tolist(), [{"file": "buku.pdf", "page": 1}] * len(texts),
+        "test-model", 8))
     return layout, chunks, embeddings, info.path
 
 
@@ -31,7 +34,8 @@ def _publish(tmp_path: Path, texts: list[str]):
     layout, chunks, embeddings, chroma = _build(tmp_path, texts)
     sources = [{"file": "buku.pdf", "sha256": "0" * 64, "size": 1, "status": "ok"}]
     counts = {"files": 1, "chunks": len(chunks), "embeddings": len(embeddings)}
-    return publish_vkp(LocalPackageStore(layout), PART, chunks, embeddings, chroma, sources, counts)
+    return publish_vkp(LocalPackageStore(layout), PART, chunks, embeddings, chroma, sources, counts,
+                       signer=development_signer(tmp_path))
 
 
 def test_published_package_verifies(tmp_path: Path) -> None:
@@ -54,7 +58,7 @@ def test_unchanged_content_is_not_republished_and_changes_bump_the_patch(tmp_pat
     changed = _publish(tmp_path, ["satu", "dua diubah"])
     assert changed.published and changed.version == "1.0.1"
     assert Path(first.location).exists() and verify_vkp(Path(first.location)).ok, "older versions stay untouched"
-    assert next_version("1.0.9") == "1.0.10"
+    assert bump("1.0.9", "patch") == "1.0.10"
 
 
 def test_empty_partition_publishes_nothing(tmp_path: Path) -> None:
@@ -131,3 +135,93 @@ def test_an_existing_version_is_never_overwritten(tmp_path: Path) -> None:
                   chunks_parquet=b"", embeddings_parquet=b"", chroma_dir=chroma)
     assert target.read_bytes() == b"published earlier"
     assert current_build(tmp_path / "chroma") is not None
+
+
+def _signed(tmp_path: Path):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from nexus_assets.lib.signing import Signer
+    from nexus_assets_tests.vkp_helpers import files_of, publish
+
+    signer = Signer(Ed25519PrivateKey.generate(), "test key")
+    return Path(publish(DataLayout(tmp_path), files_of(2), signer).location), signer
+
+
+def test_a_flipped_byte_in_any_member_or_the_manifest_is_refused(tmp_path: Path) -> None:
+    good, signer = _signed(tmp_path)
+    report = verify_vkp(good, signer.public_key)
+    assert report.ok and report.signature == "valid", report.problems
+    (tmp_path / "out").mkdir()
+    with zipfile.ZipFile(good) as archive:
+        names = [n for n in archive.namelist() if n != "manifest.sig"]
+    for name in names:
+        def flip(member: str, data: bytes, target: str = name) -> bytes:
+            if member != target:
+                return data
+            if member == "manifest.json":  # still valid JSON, so only the signature can catch it
+                return data.replace(b'"grade": "kelas_10"', b'"grade": "kelas_11"')
+            return data[:-1] + bytes([data[-1] ^ 1]) if data else b"\x00"  # empty members gain a byte
+
+        bad = _rewrite(good, tmp_path / "out" / good.name, flip)
+        problems = verify_vkp(bad, signer.public_key).problems
+        assert problems, f"a flipped byte in {name} went unnoticed"
+        bad.unlink()
+
+
+def test_unsigned_and_foreign_signed_packages_are_refused(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    good, signer = _signed(tmp_path)
+    (tmp_path / "out").mkdir()
+    unsigned = _rewrite(good, tmp_path / "out" / good.name, lambda n, d: None if n == "manifest.sig" else d)
+    report = verify_vkp(unsigned, signer.public_key)
+    assert not report.ok and report.signature == "unsigned" and "unsigned package" in report.problems[0]
+    assert verify_vkp(unsigned, signer.public_key, allow_unsigned=True).ok
+    other = Ed25519PrivateKey.generate().public_key()
+    foreign = verify_vkp(good, other)
+    assert not foreign.ok and foreign.signature == "invalid"
+
+
+def _zip_with(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+@pytest.mark.parametrize("name", ["../evil.txt", "chroma/../../evil.txt", "/etc/evil.txt"])
+def test_extraction_refuses_members_escaping_the_target(tmp_path: Path, name: str) -> None:
+    from nexus_assets.lib.vkp import safe_extract
+
+    archive = _zip_with(tmp_path / "a.vkp", {"ok.txt": b"x", name: b"evil"})
+    with pytest.raises(VkpError, match="unsafe member path"):
+        safe_extract(archive, tmp_path / "dest")
+    assert not (tmp_path / "dest").exists() and not (tmp_path / "evil.txt").exists(), "nothing was written"
+
+
+def test_extraction_refuses_a_10_gb_declared_member_and_too_many_members(tmp_path: Path) -> None:
+    import struct
+
+    from nexus_assets.lib.vkp import ExtractLimits, safe_extract
+
+    path = _zip_with(tmp_path / "bomb.vkp", {"chroma/huge.bin": b"0123456789"})
+    raw = bytearray(path.read_bytes())
+    # Make the central directory declare 10 GB: size field 0xFFFFFFFF plus a zip64 extra with the real value.
+    central = raw.rindex(b"PK\x01\x02")
+    name_len, extra_len = struct.unpack_from("<HH", raw, central + 28)
+    struct.pack_into("<I", raw, central + 24, 0xFFFFFFFF)
+    struct.pack_into("<H", raw, central + 30, extra_len + 12)
+    zip64 = struct.pack("<HHQ", 1, 8, 10 * 1024**3)
+    insert_at = central + 46 + name_len + extra_len
+    raw[insert_at:insert_at] = zip64
+    end = raw.rindex(b"PK\x05\x06")
+    size = struct.unpack_from("<I", raw, end + 12)[0]
+    struct.pack_into("<I", raw, end + 12, size + len(zip64))
+    path.write_bytes(bytes(raw))
+    assert zipfile.ZipFile(path).infolist()[0].file_size == 10 * 1024**3
+    with pytest.raises(VkpError, match="declares 10737418240 bytes"):
+        safe_extract(path, tmp_path / "dest")
+    many = _zip_with(tmp_path / "many.vkp", {f"chroma/{i}.bin": b"x" for i in range(30)})
+    with pytest.raises(VkpError, match="30 members, more than the 20 allowed"):
+        safe_extract(many, tmp_path / "dest", ExtractLimits(max_members=20))
+    assert not (tmp_path / "dest").exists()

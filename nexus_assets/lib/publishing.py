@@ -1,100 +1,171 @@
-"""Deciding whether a partition's build becomes a new VKP version, and writing it.
+"""Publishing a partition's build: version, signed full package, delta, catalog and retention.
 
-The version history is the set of packages in the package store itself (`vkp/` locally or in
-S3): the latest one records the content hash of what it shipped. Same hash: nothing is published.
-Different: the patch version is bumped and the package written atomically next to the old ones,
-which stay untouched.
+The version history is the set of packages in the package store itself (`vkp/` locally or in S3)
+plus the catalog (`lib/vkp_catalog.py`). The latest package records the content hash and identity
+of what it shipped; `lib/versioning.py` decides from it whether this build is a new version and
+which part of the version it bumps. A publication then goes, in this order:
+
+1. the full package and (within a major version) the delta from the previous version are written,
+   signed, to a staging area;
+2. both are committed to the store (never over an existing file);
+3. the catalog pointer moves to the new version (never backwards);
+4. packages of versions beyond the retention limit are deleted: only after the catalog stopped
+   naming them, so a school never finds a catalog entry whose file is gone.
+
+A failure anywhere before step 3 leaves the catalog on the previous version.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
 
-from nexus_assets.lib.layout import SEMVER_RE, VKP_PREFIX, DataLayout, Partition, parse_semver
+from nexus_assets.lib.layout import VKP_PREFIX, DataLayout, Partition, parse_semver
 from nexus_assets.lib.s3_store import S3ObjectStore
-from nexus_assets.lib.tables import embedding_identity, frame_to_parquet_bytes
-from nexus_assets.lib.vkp import VkpError, content_hash, next_version, read_manifest, write_vkp
+from nexus_assets.lib.signing import Signer
+from nexus_assets.lib.tables import embedding_identity, frame_to_parquet_bytes, package_order
+from nexus_assets.lib.versioning import ReleaseIdentity, decide_version, source_set
+from nexus_assets.lib.vkp import FORMAT_VERSION, VkpError, content_hash, read_manifest, read_signature, write_vkp
+from nexus_assets.lib.vkp_catalog import (
+    DEFAULT_KEEP_VERSIONS,
+    CatalogStore,
+    LocalCatalog,
+    package_ref,
+    with_release,
+)
+from nexus_assets.lib.vkp_delta import read_tables, write_delta
 
 CONTENT_HASH_META = "content-hash"
+FORMAT_META = "format-version"
 
 
 class PackageStore(Protocol):
-    """Where published packages live: the version history and the place new ones go."""
+    """Where published packages live: the version history, the place new ones go, and the catalog."""
+
+    layout: DataLayout
+    catalog: CatalogStore
+
+    def names(self, part: Partition) -> list[str]: ...
 
     def versions(self, part: Partition) -> list[str]: ...
 
-    def content_hash(self, part: Partition, version: str) -> str | None: ...
+    def quick_identity(self, part: Partition, version: str) -> tuple[str | None, int | None]: ...
 
-    def location(self, part: Partition, version: str) -> str: ...
+    def location(self, name: str) -> str: ...
 
-    def staging_path(self, part: Partition, version: str) -> Path: ...
+    def commit(self, name: str, staged: Path, metadata: dict[str, str]) -> str: ...
 
-    def commit(self, part: Partition, version: str, staged: Path, digest: str) -> str: ...
+    def local_copy(self, name: str) -> Any: ...
+
+    def delete(self, name: str) -> None: ...
+
+
+def _versions_of(part: Partition, names: list[str]) -> list[str]:
+    found = {part.package_version(n) for n in names if n.endswith(".vkp")}
+    return sorted((v for v in found if v), key=parse_semver)
 
 
 @dataclass
 class LocalPackageStore:
-    """Packages in `<data>/vkp/`; a package is written in place (atomically, never overwritten)."""
+    """Packages in `<data>/vkp/`, committed from a staging directory by a no-overwrite hard link."""
 
     layout: DataLayout
+    catalog: CatalogStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.catalog = LocalCatalog(self.layout.vkp_dir / "catalog.json")
+
+    def names(self, part: Partition) -> list[str]:
+        if not self.layout.vkp_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.layout.vkp_dir.glob(f"{part.subject}_{part.grade}_v*")
+                      if part.package_version(p.name))
 
     def versions(self, part: Partition) -> list[str]:
-        return self.layout.published_versions(part)
+        return _versions_of(part, self.names(part))
 
-    def content_hash(self, part: Partition, version: str) -> str | None:
-        return read_manifest(self.layout.vkp_path(part, version)).get("content_hash")
+    def quick_identity(self, part: Partition, version: str) -> tuple[str | None, int | None]:
+        manifest = read_manifest(self.layout.vkp_path(part, version))
+        return manifest.get("content_hash"), int(manifest.get("format_version", 1))
 
-    def location(self, part: Partition, version: str) -> str:
-        return str(self.layout.vkp_path(part, version))
+    def location(self, name: str) -> str:
+        return str(self.layout.vkp_dir / name)
 
-    def staging_path(self, part: Partition, version: str) -> Path:
-        return self.layout.vkp_path(part, version)
+    def commit(self, name: str, staged: Path, metadata: dict[str, str]) -> str:
+        target = self.layout.vkp_dir / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(staged, target)  # fails if the name exists: a published file is never replaced
+        except FileExistsError:
+            raise VkpError(f"{target} already exists: a published version is never overwritten") from None
+        finally:
+            staged.unlink(missing_ok=True)
+        return str(target)
 
-    def commit(self, part: Partition, version: str, staged: Path, digest: str) -> str:
-        return str(staged)
+    @contextmanager
+    def local_copy(self, name: str) -> Iterator[Path]:
+        yield self.layout.vkp_dir / name
+
+    def delete(self, name: str) -> None:
+        (self.layout.vkp_dir / name).unlink(missing_ok=True)
 
 
 @dataclass
 class S3PackageStore:
-    """Packages at `s3://<bucket>/vkp/`, the content hash kept in each object's metadata."""
+    """Packages at `s3://<bucket>/vkp/`, content hash and format in each object's metadata."""
 
     store: S3ObjectStore
     layout: DataLayout  # for the local staging directory
+    catalog: CatalogStore | None = None  # DynamoCatalog in aws mode
+
+    def __post_init__(self) -> None:
+        if self.catalog is None:
+            raise ValueError("S3PackageStore needs a catalog (DynamoCatalog in aws mode)")
+
+    def names(self, part: Partition) -> list[str]:
+        prefix = f"{VKP_PREFIX}/{part.subject}_{part.grade}_v"
+        names = [obj["Key"][len(VKP_PREFIX) + 1:] for obj in self.store.list_keys(prefix)]
+        return sorted(n for n in names if part.package_version(n))
 
     def versions(self, part: Partition) -> list[str]:
-        prefix = f"{VKP_PREFIX}/{part.subject}_{part.grade}_v"
-        found = []
-        for obj in self.store.list_keys(prefix):
-            version = obj["Key"][len(prefix):].removesuffix(".vkp")
-            if obj["Key"].endswith(".vkp") and SEMVER_RE.match(version):
-                found.append(version)
-        return sorted(found, key=parse_semver)
+        return _versions_of(part, self.names(part))
 
-    def content_hash(self, part: Partition, version: str) -> str | None:
-        head = self.store.head(part.vkp_key(version))
-        return (head or {}).get("Metadata", {}).get(CONTENT_HASH_META)
+    def quick_identity(self, part: Partition, version: str) -> tuple[str | None, int | None]:
+        meta = (self.store.head(part.vkp_key(version)) or {}).get("Metadata", {})
+        return meta.get(CONTENT_HASH_META), int(meta.get(FORMAT_META, 1))
 
-    def location(self, part: Partition, version: str) -> str:
-        return self.store.uri(part.vkp_key(version))
+    def location(self, name: str) -> str:
+        return self.store.uri(f"{VKP_PREFIX}/{name}")
 
-    def staging_path(self, part: Partition, version: str) -> Path:
-        return self.layout.root / ".staging" / f"{uuid.uuid4().hex[:8]}-{part.vkp_name(version)}"
-
-    def commit(self, part: Partition, version: str, staged: Path, digest: str) -> str:
-        key = part.vkp_key(version)
+    def commit(self, name: str, staged: Path, metadata: dict[str, str]) -> str:
+        key = f"{VKP_PREFIX}/{name}"
         try:
             if self.store.exists(key):
                 raise VkpError(f"{self.store.uri(key)} already exists: a published version is never overwritten")
             # Packages are downloaded by every school: keep them in STANDARD, not the processed data's class.
-            self.store.upload_file(key, staged, storage_class="STANDARD", metadata={CONTENT_HASH_META: digest})
+            self.store.upload_file(key, staged, storage_class="STANDARD", metadata=metadata)
         finally:
             staged.unlink(missing_ok=True)
         return self.store.uri(key)
+
+    @contextmanager
+    def local_copy(self, name: str) -> Iterator[Path]:
+        self.layout.root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".fetch-", dir=self.layout.root) as scratch:
+            local = Path(scratch) / name
+            self.store.download_file(f"{VKP_PREFIX}/{name}", local)
+            yield local
+
+    def delete(self, name: str) -> None:
+        self.store.delete(f"{VKP_PREFIX}/{name}")
 
 
 @dataclass(frozen=True)
@@ -104,6 +175,11 @@ class PublishResult:
     location: str | None
     content_hash: str | None
     reason: str
+    bump: str | None = None
+    delta_location: str | None = None
+    catalog_location: str | None = None
+    removed: tuple[str, ...] = ()  # package files deleted by retention
+    catalog_updated: bool = False
 
     def catalog_entry(self) -> dict[str, Any]:
         """The partition's current package: stable while the content is unchanged."""
@@ -116,6 +192,17 @@ def chunk_content_hash(chunks: pd.DataFrame, model_id: str, dims: int) -> str:
     return content_hash(model_id, dims, rows)
 
 
+def _staging(layout: DataLayout, name: str) -> Path:
+    directory = layout.root / ".staging"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / f"{uuid.uuid4().hex[:8]}-{name}"
+
+
+def _release_record(manifest: dict[str, Any], full: dict[str, Any], delta: dict[str, Any] | None) -> dict[str, Any]:
+    return {"version": manifest["version"], "content_hash": manifest["content_hash"],
+            "embedding": manifest["embedding"], "created_at": manifest["created_at"], "full": full, "delta": delta}
+
+
 def publish_vkp(
     store: PackageStore,
     partition: Partition,
@@ -124,6 +211,9 @@ def publish_vkp(
     chroma_dir: Path,
     sources: list[dict[str, Any]],
     counts: dict[str, int],
+    *,
+    signer: Signer,
+    keep_versions: int = DEFAULT_KEEP_VERSIONS,
 ) -> PublishResult:
     """Publish a new version if the content changed since the latest package; never rewrite one."""
     if chunks.empty:
@@ -132,16 +222,94 @@ def publish_vkp(
     digest = chunk_content_hash(chunks, model_id, dims)
     versions = store.versions(partition)
     latest = versions[-1] if versions else None
-    if latest is not None and store.content_hash(partition, latest) == digest:
-        return PublishResult(False, latest, store.location(partition, latest), digest,
-                             f"content unchanged since v{latest}")
-    version = next_version(latest)
-    staged = store.staging_path(partition, version)
+    entry = store.catalog.get(partition)
+    if latest is not None and store.quick_identity(partition, latest) == (digest, FORMAT_VERSION):
+        updated = _backfill_catalog(store, partition, latest, entry, keep_versions)
+        return PublishResult(False, latest, store.location(partition.vkp_name(latest)), digest,
+                             f"content unchanged since v{latest}", catalog_location=store.catalog.location(),
+                             catalog_updated=updated)
+    chunks = package_order(chunks)
     ordered = embeddings.set_index("chunk_id").loc[chunks["chunk_id"]].reset_index()
-    write_vkp(
-        staged, partition, version, model_id=model_id, dims=dims, counts=counts, sources=sources,
-        content_hash_value=digest, chunks_parquet=frame_to_parquet_bytes(chunks),
-        embeddings_parquet=frame_to_parquet_bytes(ordered), chroma_dir=chroma_dir,
-    )
-    location = store.commit(partition, version, staged, digest)
-    return PublishResult(True, version, location, digest, f"new version (previous: {latest or 'none'})")
+    current = ReleaseIdentity(FORMAT_VERSION, model_id, dims, source_set(sources), digest)
+    with _previous_release(store, partition, latest) as previous:
+        previous_manifest = read_manifest(previous) if previous else None
+        decision = decide_version(ReleaseIdentity.from_manifest(previous_manifest) if previous_manifest else None,
+                                  current, [latest, (entry or {}).get("latest")])
+        if decision.version is None:  # same content and format, metadata just missing (S3 objects of old builds)
+            return PublishResult(False, latest, store.location(partition.vkp_name(latest or "")), digest,
+                                 f"content unchanged since v{latest}")
+        version = decision.version
+        full_staged = _staging(store.layout, partition.vkp_name(version))
+        staged = [full_staged]
+        try:
+            manifest = write_vkp(
+                full_staged, partition, version, model_id=model_id, dims=dims, counts=counts, sources=sources,
+                content_hash_value=digest, chunks_parquet=frame_to_parquet_bytes(chunks),
+                embeddings_parquet=frame_to_parquet_bytes(ordered), chroma_dir=chroma_dir, signer=signer,
+                previous_version=latest,
+            )
+            delta_staged = None
+            if previous_manifest is not None and decision.delta_compatible:
+                delta_staged = _staging(store.layout, partition.vkpd_name(version, previous_manifest["version"]))
+                staged.append(delta_staged)
+                write_delta(delta_staged, partition, manifest, previous_manifest, read_tables(previous),
+                            (chunks, ordered), signer)
+            full_ref = package_ref(full_staged, read_signature(full_staged), name=partition.vkp_name(version))
+            delta_ref = None
+            if delta_staged is not None:
+                delta_ref = package_ref(delta_staged, read_signature(delta_staged),
+                                        name=partition.vkpd_name(version, previous_manifest["version"]),
+                                        **{"from": previous_manifest["version"]})
+            metadata = {CONTENT_HASH_META: digest, FORMAT_META: str(FORMAT_VERSION)}
+            location = store.commit(partition.vkp_name(version), full_staged, metadata)
+            delta_location = None
+            if delta_staged is not None and delta_ref is not None:
+                delta_location = store.commit(delta_ref["name"], delta_staged, metadata)
+        finally:
+            for path in staged:
+                path.unlink(missing_ok=True)
+    new_entry, dropped = with_release(entry, partition, _release_record(manifest, full_ref, delta_ref), keep_versions)
+    if not store.catalog.put(partition, new_entry):
+        return PublishResult(True, version, location, digest,
+                             f"v{version} published but the catalog already points at a newer version",
+                             decision.bump, delta_location, store.catalog.location())
+    removed = apply_retention(store, partition, new_entry)
+    return PublishResult(True, version, location, digest,
+                         f"new {decision.bump or 'first'} version: {decision.reason} (previous: {latest or 'none'})",
+                         decision.bump, delta_location, store.catalog.location(), tuple(removed), True)
+
+
+@contextmanager
+def _previous_release(store: PackageStore, part: Partition, latest: str | None) -> Iterator[Path | None]:
+    if latest is None:
+        yield None
+        return
+    with store.local_copy(part.vkp_name(latest)) as path:
+        yield path
+
+
+def _backfill_catalog(store: PackageStore, part: Partition, latest: str, entry: dict[str, Any] | None,
+                      keep: int) -> bool:
+    """Name the latest package in the catalog when the catalog lost it (deleted, or older than the catalog)."""
+    if entry is not None and entry.get("latest") == latest:
+        return False
+    name = part.vkp_name(latest)
+    with store.local_copy(name) as path:
+        manifest = read_manifest(path)
+        full = package_ref(path, read_signature(path), name=name)
+    new_entry, _ = with_release(entry, part, _release_record(manifest, full, None), keep)
+    return store.catalog.put(part, new_entry)
+
+
+def apply_retention(store: PackageStore, part: Partition, entry: dict[str, Any]) -> list[str]:
+    """Delete every package file of the partition that delivers a version the catalog no longer keeps
+    and is older than the oldest kept one (never a newer file some racing build is publishing)."""
+    kept = {v["version"] for v in entry["versions"]}
+    oldest = min(kept, key=parse_semver)
+    removed = []
+    for name in store.names(part):
+        version = part.package_version(name)
+        if version and version not in kept and parse_semver(version) < parse_semver(oldest):
+            store.delete(name)
+            removed.append(name)
+    return removed

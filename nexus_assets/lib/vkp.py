@@ -4,39 +4,50 @@ Members:
 - `manifest.json`: format version, subject, grade, version, embedding model and dims, counts,
   source file hashes, content hash, created_at, and the sha256 of every other member;
 - `chunks.parquet`, `embeddings.parquet`: the chunks and their vectors;
-- `chroma/...`: the ready-to-load Chroma directory.
+- `chroma/...`: the ready-to-load Chroma directory;
+- `manifest.sig`: the Ed25519 signature of the exact `manifest.json` bytes (`lib/signing.py`), which
+  through the member checksums covers the whole package.
 
 Versions: the content hash covers the embedding model and every chunk (id, file, pages, text), not
 the vector bytes (a function of model and text), so unchanged content gives the same hash and no
-new version; changed content bumps the patch version. Packages are written to a temporary name and
-renamed into place, and an existing version is never overwritten.
+new version; which part of the version a change bumps is decided in `lib/versioning.py`. Packages
+are written to a temporary name and renamed into place, and an existing version is never
+overwritten. The archive helpers here (signed write, verify, safe extraction) also serve the delta
+packages of `lib/vkp_delta.py`.
+
+Format versions: 1 had no signature; 2 adds `manifest.sig`, `kind` and `previous_version`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
+import stat
 import uuid
 import zipfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import pyarrow.parquet as pq
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from nexus_assets.lib.layout import Partition, parse_semver
+from nexus_assets.lib.layout import Partition
+from nexus_assets.lib.parquet_io import read_arrow
+from nexus_assets.lib.signing import Signer, canonical_json, verify_signature
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+SUPPORTED_FORMATS = (1, 2)  # 1: unsigned packages from before signing (accepted only with allow_unsigned)
 MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
+KIND_FULL = "full"
 CHUNKS_MEMBER = "chunks.parquet"
 EMBEDDINGS_MEMBER = "embeddings.parquet"
 CHROMA_PREFIX = "chroma/"
-FIRST_VERSION = "1.0.0"
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed member timestamps: same content, same bytes
 REQUIRED_FIELDS = ("format_version", "subject", "grade", "version", "embedding", "counts", "sources",
                    "content_hash", "created_at", "members")
@@ -52,14 +63,6 @@ def content_hash(model_id: str, dims: int, chunks: Iterable[tuple[str, str, int,
     for chunk_id, file, page_start, page_end, text in sorted(chunks):
         digest.update(f"\x1e{chunk_id}\x1f{file}\x1f{page_start}\x1f{page_end}\x1f{text}".encode())
     return digest.hexdigest()
-
-
-def next_version(latest: str | None) -> str:
-    """Patch bump of the latest published version, or the first version."""
-    if latest is None:
-        return FIRST_VERSION
-    major, minor, patch = parse_semver(latest)
-    return f"{major}.{minor}.{patch + 1}"
 
 
 def _sha256(data: bytes) -> str:
@@ -86,31 +89,45 @@ def write_vkp(
     chunks_parquet: bytes,
     embeddings_parquet: bytes,
     chroma_dir: Path,
+    signer: Signer | None = None,
+    previous_version: str | None = None,
     created_at: str | None = None,
 ) -> dict[str, Any]:
     """Write a package atomically and return its manifest. Refuses to overwrite an existing file."""
-    if path.exists():
-        raise VkpError(f"{path} already exists: a published version is never overwritten")
     members: dict[str, bytes] = {CHUNKS_MEMBER: chunks_parquet, EMBEDDINGS_MEMBER: embeddings_parquet}
     for file in sorted(p for p in chroma_dir.rglob("*") if p.is_file()):
         members[CHROMA_PREFIX + file.relative_to(chroma_dir).as_posix()] = file.read_bytes()
     manifest = {
         "format_version": FORMAT_VERSION,
+        "kind": KIND_FULL,
         "subject": partition.subject,
         "grade": partition.grade,
         "version": version,
+        "previous_version": previous_version,
         "embedding": {"model_id": model_id, "dims": dims},
         "counts": counts,
         "sources": sources,
         "content_hash": content_hash_value,
         "created_at": created_at or datetime.now(UTC).isoformat(timespec="seconds"),
-        "members": {name: {"sha256": _sha256(data), "size": len(data)} for name, data in sorted(members.items())},
     }
+    return write_signed_archive(path, manifest, members, signer)
+
+
+def write_signed_archive(path: Path, manifest: dict[str, Any], members: dict[str, bytes],
+                         signer: Signer | None) -> dict[str, Any]:
+    """Zip `members` with a manifest listing their checksums (and its signature), atomically, never over a file."""
+    if path.exists():
+        raise VkpError(f"{path} already exists: a published version is never overwritten")
+    manifest = {**manifest, "members": {name: {"sha256": _sha256(data), "size": len(data)}
+                                        for name, data in sorted(members.items())}}
+    manifest_bytes = canonical_json(manifest)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with zipfile.ZipFile(tmp, "w") as archive:
-            archive.writestr(_zip_info(MANIFEST), json.dumps(manifest, indent=2, sort_keys=True))
+            archive.writestr(_zip_info(MANIFEST), manifest_bytes)
+            if signer is not None:
+                archive.writestr(_zip_info(SIGNATURE), json.dumps(signer.sign(manifest_bytes), sort_keys=True))
             for name, data in sorted(members.items()):
                 archive.writestr(_zip_info(name), data)
         with tmp.open("rb") as handle:
@@ -123,6 +140,14 @@ def write_vkp(
     return manifest
 
 
+def read_signature(path: Path) -> dict[str, Any] | None:
+    """The package's signature record, or None for an unsigned package."""
+    with zipfile.ZipFile(path) as archive:
+        if SIGNATURE not in archive.namelist():
+            return None
+        return json.loads(archive.read(SIGNATURE))
+
+
 def read_manifest(path: Path) -> dict[str, Any]:
     with zipfile.ZipFile(path) as archive:
         return json.loads(archive.read(MANIFEST))
@@ -133,6 +158,7 @@ class VerifyReport:
     path: Path
     problems: list[str] = field(default_factory=list)
     manifest: dict[str, Any] | None = None
+    signature: str = "unchecked"  # valid | invalid | unsigned | unchecked (signed, but no key to check it)
 
     @property
     def ok(self) -> bool:
@@ -147,68 +173,125 @@ def _unsafe_member(name: str) -> bool:
     return ".." in parts or ":" in parts[0]
 
 
-def verify_vkp(path: Path) -> VerifyReport:
-    """Check a package end to end; every mismatch is listed, none raises."""
+def verify_vkp(path: Path, public_key: Ed25519PublicKey | None = None, *,
+               allow_unsigned: bool = False) -> VerifyReport:
+    """Check a full package end to end; every mismatch is listed, none raises.
+
+    Unsigned packages are refused unless `allow_unsigned`; a signature is checked when a trusted
+    `public_key` is given (callers that install, like `nexus vkp pull`, always give one).
+    """
     report = VerifyReport(Path(path))
-    try:
-        archive = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as exc:
-        report.problems.append(f"not a readable zip file: {exc}")
-        return report
-    with archive:
-        names = [i.filename for i in archive.infolist() if not i.is_dir()]
-        unsafe = [n for n in names if _unsafe_member(n)]
-        if unsafe:
-            report.problems.append(f"unsafe member paths (escape the package directory): {unsafe[:5]}")
+    with open_verified_archive(report, public_key, allow_unsigned, KIND_FULL) as archive:
+        if archive is None:
             return report
-        if MANIFEST not in names:
-            report.problems.append(f"no {MANIFEST} in the package")
-            return report
-        try:
-            manifest = json.loads(archive.read(MANIFEST))
-        except (ValueError, zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
-            report.problems.append(f"{MANIFEST} is unreadable or not valid JSON: {exc}")
-            return report
-        report.manifest = manifest
-        missing_fields = [f for f in REQUIRED_FIELDS if f not in manifest]
-        if missing_fields:
-            report.problems.append(f"manifest lacks fields: {missing_fields}")
-            return report
-        if manifest["format_version"] != FORMAT_VERSION:
-            report.problems.append(
-                f"format_version {manifest['format_version']} is not supported (this reader knows {FORMAT_VERSION})"
-            )
+        manifest = report.manifest or {}
         try:
             expected_name = Partition(manifest["subject"], manifest["grade"]).vkp_name(manifest["version"])
             if Path(path).name != expected_name:
                 report.problems.append(f"file name {Path(path).name!r} does not match its manifest ({expected_name!r})")
         except ValueError as exc:
             report.problems.append(f"manifest identity is invalid: {exc}")
-        listed = manifest["members"]
-        present = set(names) - {MANIFEST}
-        for name in sorted(set(listed) - present):
-            report.problems.append(f"member {name} is listed in the manifest but missing")
-        for name in sorted(present - set(listed)):
-            report.problems.append(f"member {name} is present but not listed in the manifest")
-        for name in sorted(set(listed) & present):
-            try:
-                data = archive.read(name)
-            except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
-                report.problems.append(f"member {name}: unreadable (corrupted or tampered): {exc}")
-                continue
-            if _sha256(data) != listed[name].get("sha256"):
-                report.problems.append(f"member {name}: sha256 mismatch (corrupted or tampered)")
-        if report.problems:
-            return report
-        _check_tables(archive, manifest, report)
+        if not report.problems:
+            _check_tables(archive, manifest, report)
     return report
+
+
+@contextmanager
+def open_verified_archive(report: VerifyReport, public_key: Ed25519PublicKey | None, allow_unsigned: bool,
+                          kind: str, required: tuple[str, ...] = REQUIRED_FIELDS) -> Iterator[zipfile.ZipFile | None]:
+    """Open `report.path` and check what every package kind shares: safe member names, the manifest
+    and its fields, the signature, every member's checksum. Yields None (with problems) on failure."""
+    try:
+        archive = zipfile.ZipFile(report.path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        report.problems.append(f"not a readable zip file: {exc}")
+        yield None
+        return
+    with archive:
+        if not _check_archive(archive, report, public_key, allow_unsigned, kind, required):
+            yield None
+            return
+        yield archive
+
+
+def _check_archive(archive: zipfile.ZipFile, report: VerifyReport, public_key: Ed25519PublicKey | None,
+                   allow_unsigned: bool, kind: str, required: tuple[str, ...]) -> bool:
+    names = [i.filename for i in archive.infolist() if not i.is_dir()]
+    unsafe = [n for n in names if _unsafe_member(n)]
+    if unsafe:
+        report.problems.append(f"unsafe member paths (escape the package directory): {unsafe[:5]}")
+        return False
+    if MANIFEST not in names:
+        report.problems.append(f"no {MANIFEST} in the package")
+        return False
+    try:
+        manifest_bytes = archive.read(MANIFEST)
+        manifest = json.loads(manifest_bytes)
+    except (ValueError, zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+        report.problems.append(f"{MANIFEST} is unreadable or not valid JSON: {exc}")
+        return False
+    if not isinstance(manifest, dict):
+        report.problems.append(f"{MANIFEST} is not a JSON object")
+        return False
+    report.manifest = manifest
+    missing_fields = [f for f in required if f not in manifest]
+    if missing_fields:
+        report.problems.append(f"manifest lacks fields: {missing_fields}")
+        return False
+    if manifest["format_version"] not in SUPPORTED_FORMATS:
+        report.problems.append(f"format_version {manifest['format_version']} is not supported (this reader knows "
+                               f"{', '.join(map(str, SUPPORTED_FORMATS))})")
+        return False
+    if manifest.get("kind", KIND_FULL) != kind:
+        report.problems.append(f"manifest kind {manifest.get('kind')!r} where a {kind!r} package was expected")
+        return False
+    _check_signature(archive, manifest_bytes, names, report, public_key, allow_unsigned)
+    listed = manifest["members"]
+    present = set(names) - {MANIFEST, SIGNATURE}
+    for name in sorted(set(listed) - present):
+        report.problems.append(f"member {name} is listed in the manifest but missing")
+    for name in sorted(present - set(listed)):
+        report.problems.append(f"member {name} is present but not listed in the manifest")
+    for name in sorted(set(listed) & present):
+        try:
+            data = archive.read(name)
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+            report.problems.append(f"member {name}: unreadable (corrupted or tampered): {exc}")
+            continue
+        if _sha256(data) != listed[name].get("sha256"):
+            report.problems.append(f"member {name}: sha256 mismatch (corrupted or tampered)")
+    return not report.problems
+
+
+def _check_signature(archive: zipfile.ZipFile, manifest_bytes: bytes, names: list[str], report: VerifyReport,
+                     public_key: Ed25519PublicKey | None, allow_unsigned: bool) -> None:
+    if SIGNATURE not in names:
+        report.signature = "unsigned"
+        if not allow_unsigned:
+            report.problems.append(f"unsigned package (no {SIGNATURE}): refused unless unsigned packages are "
+                                   "explicitly allowed (--allow-unsigned)")
+        return
+    if public_key is None:
+        report.signature = "unchecked"
+        return
+    try:
+        record = json.loads(archive.read(SIGNATURE))
+    except (ValueError, zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+        record = None
+        report.problems.append(f"{SIGNATURE} is unreadable: {exc}")
+        report.signature = "invalid"
+        return
+    problem = verify_signature(public_key, manifest_bytes, record)
+    report.signature = "invalid" if problem else "valid"
+    if problem:
+        report.problems.append(f"{SIGNATURE}: {problem}")
 
 
 def _check_tables(archive: zipfile.ZipFile, manifest: dict[str, Any], report: VerifyReport) -> None:
     counts = manifest["counts"]
     dims = manifest["embedding"]["dims"]
-    chunks = pq.read_table(io.BytesIO(archive.read(CHUNKS_MEMBER)))
-    embeddings = pq.read_table(io.BytesIO(archive.read(EMBEDDINGS_MEMBER)))
+    chunks = read_arrow(archive.read(CHUNKS_MEMBER))
+    embeddings = read_arrow(archive.read(EMBEDDINGS_MEMBER))
     if chunks.num_rows != counts.get("chunks"):
         report.problems.append(f"{CHUNKS_MEMBER} has {chunks.num_rows} rows, manifest says {counts.get('chunks')}")
     if embeddings.num_rows != chunks.num_rows:
@@ -227,15 +310,67 @@ def _check_tables(archive: zipfile.ZipFile, manifest: dict[str, Any], report: Ve
         report.problems.append("no Chroma directory in the package")
 
 
-def extract_chroma(path: Path, dest: Path) -> Path:
-    """Unpack the package's Chroma directory into `dest` (after checking member paths)."""
+@dataclass(frozen=True)
+class ExtractLimits:
+    """What an archive may declare before anything is written: a bound on disk use and file count."""
+
+    max_members: int = 20_000
+    max_member_bytes: int = 2 * 1024**3
+    max_total_bytes: int = 8 * 1024**3
+
+
+def safe_extract(path: Path, dest: Path, limits: ExtractLimits | None = None,
+                 prefix: str = "", strip_prefix: bool = False) -> list[Path]:
+    """Extract the members (under `prefix`) into `dest`, refusing the whole archive first if any member
+    would escape `dest` (`..`, absolute, drive letters, links), declares an oversized size, or the
+    archive holds too many members. Never writes more bytes than a member declared."""
+    dest = Path(dest)
+    limits = limits or ExtractLimits()
     with zipfile.ZipFile(path) as archive:
-        for info in archive.infolist():
-            if not info.filename.startswith(CHROMA_PREFIX) or info.is_dir():
-                continue
-            if _unsafe_member(info.filename):
-                raise VkpError(f"{path}: unsafe member path {info.filename!r}")
-            target = dest / info.filename[len(CHROMA_PREFIX):]
+        infos = [i for i in archive.infolist() if not i.is_dir() and i.filename.startswith(prefix)]
+        if len(archive.infolist()) > limits.max_members:
+            raise VkpError(f"{path}: {len(archive.infolist())} members, more than the {limits.max_members} allowed")
+        total = 0
+        for info in infos:
+            if _unsafe_member(info.filename) or _is_link(info):
+                raise VkpError(f"{path}: unsafe member path {info.filename!r} (would escape {dest})")
+            if info.file_size > limits.max_member_bytes:
+                raise VkpError(f"{path}: member {info.filename!r} declares {info.file_size} bytes, more than the "
+                               f"{limits.max_member_bytes} allowed")
+            total += info.file_size
+        if total > limits.max_total_bytes:
+            raise VkpError(f"{path}: members declare {total} bytes in all, more than the {limits.max_total_bytes} "
+                           "allowed")
+        root = dest.resolve()
+        written = []
+        for info in infos:
+            name = info.filename[len(prefix):] if strip_prefix else info.filename
+            target = (dest / name).resolve()
+            if root not in target.parents:
+                raise VkpError(f"{path}: member {info.filename!r} resolves outside {dest}")
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(archive.read(info))
+            with archive.open(info) as source, target.open("wb") as out:
+                _copy(source, out, info.file_size, f"{path}: member {info.filename!r}")
+            written.append(target)
+    return written
+
+
+def _copy(source: Any, out: Any, limit: int, what: str) -> int:
+    """Stream a member, refusing more bytes than declared (zipfile already stops there; this says so)."""
+    copied = 0
+    while block := source.read(1024 * 1024):
+        copied += len(block)
+        if copied > limit:
+            raise VkpError(f"{what} holds more bytes than it declares")
+        out.write(block)
+    return copied
+
+
+def _is_link(info: zipfile.ZipInfo) -> bool:
+    return stat.S_ISLNK(info.external_attr >> 16)
+
+
+def extract_chroma(path: Path, dest: Path) -> Path:
+    """Unpack the package's Chroma directory into `dest` (after checking member paths and sizes)."""
+    safe_extract(path, dest, prefix=CHROMA_PREFIX, strip_prefix=True)
     return dest

@@ -1,0 +1,75 @@
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from nexus_assets.lib.signing import (
+    Signer,
+    SigningError,
+    dev_key_paths,
+    generate_keypair,
+    key_id,
+    load_public_key,
+    private_pem,
+    resolve_signer,
+    trusted_public_key,
+    verify_signature,
+)
+
+
+def test_a_signature_verifies_only_with_its_key_and_its_bytes() -> None:
+    signer = Signer(Ed25519PrivateKey.generate(), "test")
+    record = signer.sign(b"manifest bytes")
+    assert record["algorithm"] == "ed25519" and record["key_id"] == signer.key_id
+    assert verify_signature(signer.public_key, b"manifest bytes", record) is None
+    assert "does not match" in verify_signature(signer.public_key, b"manifest bytez", record)
+    other = Ed25519PrivateKey.generate().public_key()
+    assert "trusted public key is" in verify_signature(other, b"manifest bytes", record)
+    assert "malformed" in verify_signature(signer.public_key, b"manifest bytes", {"signature": "x"})
+
+
+def test_generated_keys_are_private_and_never_overwritten(tmp_path: Path) -> None:
+    private, public, kid = generate_keypair(tmp_path)
+    assert stat.S_IMODE(os.stat(private).st_mode) == 0o600
+    assert key_id(load_public_key(public)) == kid
+    with pytest.raises(SigningError, match="already exists"):
+        generate_keypair(tmp_path)
+
+
+def test_the_key_comes_from_configuration_in_order_and_never_shows(tmp_path: Path) -> None:
+    key = Ed25519PrivateKey.generate()
+    pem = private_pem(key).decode()
+    key_file = tmp_path / "k.pem"
+    key_file.write_text(pem)
+    from_file = resolve_signer(tmp_path, environ={"NEXUS_SIGNING_KEY_FILE": str(key_file), "NEXUS_SIGNING_KEY": "x"})
+    assert from_file.key_id == key_id(key.public_key()) and not from_file.development
+    assert "PRIVATE" not in repr(from_file) and pem not in repr(from_file)
+    from_env = resolve_signer(tmp_path, environ={"NEXUS_SIGNING_KEY": pem})
+    assert from_env.origin == "$NEXUS_SIGNING_KEY"
+    from_secret = resolve_signer(tmp_path, environ={"NEXUS_SIGNING_KEY_SECRET_ID": "nexus/signing"},
+                                 secret_reader=lambda sid: pem if sid == "nexus/signing" else "")
+    assert from_secret.key_id == key_id(key.public_key())
+    with pytest.raises(SigningError, match=r"\$NEXUS_SIGNING_KEY: not an unencrypted PEM") as err:
+        resolve_signer(tmp_path, environ={"NEXUS_SIGNING_KEY": "garbage"})
+    assert "garbage" not in str(err.value)
+    dev = resolve_signer(tmp_path, environ={})
+    assert dev.development and "DEVELOPMENT" in dev.origin
+    assert resolve_signer(tmp_path, environ={}).key_id == dev.key_id, "the development key is generated once"
+    trusted, origin = trusted_public_key(None, tmp_path)
+    assert key_id(trusted) == dev.key_id and origin.startswith("DEVELOPMENT")
+    assert dev_key_paths(tmp_path)[0].parent == tmp_path / "keys"
+
+
+@pytest.mark.slow
+def test_the_key_can_come_from_secrets_manager(aws_env: dict, tmp_path: Path) -> None:
+    from nexus_assets.lib.aws_config import AwsSettings
+    from nexus_assets.lib.signing import secrets_manager_reader
+
+    key = Ed25519PrivateKey.generate()
+    client = AwsSettings.from_env().client("secretsmanager")
+    client.create_secret(Name="nexus/vkp-signing", SecretString=private_pem(key).decode())
+    signer = resolve_signer(tmp_path, environ={"NEXUS_SIGNING_KEY_SECRET_ID": "nexus/vkp-signing"},
+                            secret_reader=secrets_manager_reader(client))
+    assert signer.key_id == key_id(key.public_key()) and "Secrets Manager" in signer.origin
