@@ -6,9 +6,11 @@ import pytest
 
 from nexus_assets.lib.chroma_store import (
     CollectionError,
+    CollectionItems,
     build_collection,
     current_build,
     open_collection,
+    promote_build,
     query_collection,
 )
 
@@ -21,7 +23,7 @@ def _vectors(n: int, seed: int = 0) -> np.ndarray:
 def _build(root: Path, ids: list[str], vectors: np.ndarray):
     docs = [f"dokumen {i}" for i in ids]
     metas = [{"file": "a.pdf", "page": 1} for _ in ids]
-    return build_collection(root, "mapel__kelas_1", ids, vectors, docs, metas, "test-model", 16)
+    return build_collection(root, "mapel__kelas_1", CollectionItems(ids, vectors, docs, metas, "test-model", 16))
 
 
 def test_build_then_query_exact_neighbour(tmp_path: Path) -> None:
@@ -87,10 +89,12 @@ def test_a_small_change_is_applied_to_a_copy_and_equals_a_fresh_build(tmp_path: 
     new_vectors = np.vstack([vectors[5:], _vectors(10, seed=1)])
     docs = [f"dokumen {i}" for i in new_ids]
     metas = [{"file": "a.pdf", "page": 2 if cid == "c50" else 1} for cid in new_ids]
-    second = build_collection(tmp_path / "inc", "mapel__kelas_1", new_ids, new_vectors, docs, metas, "test-model", 16)
+    second = build_collection(tmp_path / "inc", "mapel__kelas_1", CollectionItems(new_ids, new_vectors, docs, metas,
+                                                                                   "test-model", 16))
     assert second.mode == "incremental" and second.upserted == 11 and second.deleted == 5
     assert _contents(first.path) == before, "the build readers may hold is untouched"
-    fresh = build_collection(tmp_path / "fresh", "mapel__kelas_1", new_ids, new_vectors, docs, metas, "test-model", 16)
+    fresh = build_collection(tmp_path / "fresh", "mapel__kelas_1", CollectionItems(new_ids, new_vectors, docs, metas,
+                                                                                    "test-model", 16))
     assert fresh.mode == "fresh"
     assert _contents(second.path) == _contents(fresh.path)
     assert second.fingerprint == fresh.fingerprint
@@ -106,3 +110,23 @@ def test_a_large_change_or_a_precision_change_writes_a_fresh_build(tmp_path: Pat
     assert half.mode == "fresh", "half the collection removed: a fresh build leaves no tombstones"
     nudged = vectors[:20] + np.float32(1e-3)
     assert _build(tmp_path, ids[:20], nudged).mode == "fresh", "every vector changed (e.g. another precision)"
+
+
+def test_an_unpromoted_build_is_not_served_until_promoted(tmp_path: Path) -> None:
+    """The pipeline builds aside, runs its checks, and only then lets search serve the build."""
+    vectors = _vectors(10)
+    ids = [f"c{i}" for i in range(10)]
+    served = _build(tmp_path, ids, vectors)
+    docs, metas = [f"dokumen {i}" for i in ids[:6]], [{"file": "a.pdf", "page": 1}] * 6
+    aside = build_collection(tmp_path, "mapel__kelas_1",
+                             CollectionItems(ids[:6], vectors[:6], docs, metas, "test-model", 16), promote=False)
+    assert not aside.reused and aside.count == 6
+    assert current_build(tmp_path) == served.path.resolve(), "search still serves the checked build"
+    again = build_collection(tmp_path, "mapel__kelas_1",
+                             CollectionItems(ids[:6], vectors[:6], docs, metas, "test-model", 16), promote=False)
+    assert again.reused and again.path == aside.path, "a rerun (e.g. after a failed check) reuses the build"
+    assert promote_build(tmp_path, aside.path) is True
+    assert current_build(tmp_path) == aside.path.resolve()
+    assert promote_build(tmp_path, aside.path) is False, "promoting the served build changes nothing"
+    with pytest.raises(CollectionError, match="not a complete Chroma build"):
+        promote_build(tmp_path, tmp_path / "builds" / "missing")
