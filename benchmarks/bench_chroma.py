@@ -24,6 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nexus_assets.lib import chroma_store
+from nexus_assets.lib.chroma_store import CollectionItems as Items
 
 
 def corpus(items: int, changed: int, dims: int = 384):
@@ -52,14 +53,15 @@ def main(argv: list[str] | None = None) -> int:
             for case in times:
                 root = work / f"{number}-{case[:5]}-{len(times[case])}"
                 if case == "incremental":
-                    chroma_store.build_collection(root, "bench__chroma", ids, vectors, docs, metas, "m", 384)
+                    chroma_store.build_collection(root, "bench__chroma", Items(ids, vectors, docs, metas, "m", 384))
                     started = time.perf_counter()
-                    info = chroma_store.build_collection(root, "bench__chroma", ids2, vectors2, docs2, metas2, "m", 384)
+                    changed = Items(ids2, vectors2, docs2, metas2, "m", 384)
+                    info = chroma_store.build_collection(root, "bench__chroma", changed)
                     assert info.mode == "incremental", info
                 else:
                     chroma_store.ADD_BATCH = 1000 if "1,000" in case else 5000
                     started = time.perf_counter()
-                    chroma_store.build_collection(root, "bench__chroma", ids2, vectors2, docs2, metas2, "m", 384,
+                    chroma_store.build_collection(root, "bench__chroma", Items(ids2, vectors2, docs2, metas2, "m", 384),
                                                   incremental=False)
                     chroma_store.ADD_BATCH = 5000
                 if number:

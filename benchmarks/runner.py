@@ -77,17 +77,19 @@ def peer_chunks(run: Run) -> int:
     return int(match.group(1)) if match else 0
 
 
-def run_nexus(data_dir: Path, dagster_home: Path, subject: str, grade: str) -> Run:
-    """`nexus build` of one partition, as a data engineer runs it (Dagster instance included)."""
+def run_nexus(data_dir: Path, dagster_home: Path, subject: str, grade: str, force: bool = False) -> Run:
+    """`nexus build` of one partition, as a data engineer runs it (Dagster instance included).
+
+    `force` makes it run through Dagster even when the partition's inputs are unchanged."""
     dagster_home.mkdir(parents=True, exist_ok=True)
     return timed([str(PROJECT / ".venv" / "bin" / "nexus"), "--data-dir", str(data_dir), "build",
-                  "--subject", subject, "--grade", grade],
+                  "--subject", subject, "--grade", grade, *(["--force"] if force else [])],
                  env={"DAGSTER_HOME": str(dagster_home), "NEXUS_DATA_DIR": str(data_dir)}, cwd=PROJECT)
 
 
 def embedded_counts(run: Run) -> tuple[int, int]:
     """(chunks embedded, chunks from the cache) as the chunk_embeddings step logged them."""
-    match = re.search(r"(\d+) chunks embedded \(\w+\), (\d+) from the cache", run.output)
+    match = re.search(r"(\d+) chunks embedded \([^)]*\), (\d+) from the cache", run.output)
     return (int(match.group(1)), int(match.group(2))) if match else (-1, -1)
 
 

@@ -9,8 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from nexus_assets.lib.caches import BlobCache, VectorCache, prune, prune_data_cache
+from nexus_assets.lib.caches import (
+    BlobCache,
+    MirroredBlobCache,
+    MirroredVectorCache,
+    VectorCache,
+    prune,
+    prune_bucket_cache,
+    prune_data_cache,
+)
 from nexus_assets.lib.layout import DataLayout
 
 NS = "model|dims=4|bf16"
@@ -104,3 +113,69 @@ def test_prune_of_a_data_dir_reads_the_processed_tables(tmp_path: Path) -> None:
     assert (result.blobs_removed, result.vectors_removed) == (1, 1)
     assert blobs.get("pdf-in-use") == b"1"
     assert prune_data_cache(DataLayout(tmp_path / "empty")).blobs_removed == 0, "no cache: nothing to do"
+
+
+# --- aws mode: the caches mirrored through the bucket (moto server) ---------------------------
+
+@pytest.fixture
+def store(aws_env: dict[str, str]):
+    from nexus_assets.lib.aws_bootstrap import bootstrap
+    from nexus_assets.lib.aws_config import AwsSettings
+
+    settings = AwsSettings.from_env()
+    bootstrap(settings)
+    return settings.object_store()
+
+
+def test_a_fresh_disk_gets_extractions_and_vectors_from_the_bucket(tmp_path: Path, store) -> None:
+    first, second = tmp_path / "task-1", tmp_path / "task-2"  # two machines, one bucket
+    MirroredBlobCache(BlobCache(first, "extraction-v1"), store).put("pdf-sha", b"extracted")
+    with MirroredVectorCache(VectorCache(first), store) as cache:
+        cache.put_many(NS, ["a", "b"], _vectors(2))
+    assert MirroredBlobCache(BlobCache(second, "extraction-v1"), store).get("pdf-sha") == b"extracted"
+    assert BlobCache(second, "extraction-v1").get("pdf-sha") == b"extracted", "a hit is kept on the local disk"
+    assert MirroredBlobCache(BlobCache(second, "extraction-v2"), store).get("pdf-sha") is None, "other version"
+    with MirroredVectorCache(VectorCache(second), store) as cache:
+        found = cache.get_many(NS, ["a", "b", "c"], 4)
+        assert sorted(found) == ["a", "b"]
+        np.testing.assert_array_equal(np.stack([found["a"], found["b"]]), _vectors(2))
+        assert cache.get_many("other-model|dims=4", ["a"], 4) == {}, "namespaces never share vectors"
+        imported = cache.packs_imported
+        cache.get_many(NS, ["c"], 4)
+        assert cache.packs_imported == imported, "a pack is downloaded once per disk"
+
+
+def test_runs_sharing_the_bucket_never_overwrite_each_other(tmp_path: Path, store) -> None:
+    for run in range(3):  # three runs embed overlapping chunks: each adds its own immutable pack
+        with MirroredVectorCache(VectorCache(tmp_path / f"run-{run}"), store) as cache:
+            cache.put_many(NS, [f"k{run}", "shared"], _vectors(2, seed=run))
+    packs = list(store.list_keys("processed/_cache/vectors/"))
+    assert len(packs) == 3
+    with MirroredVectorCache(VectorCache(tmp_path / "reader"), store) as cache:
+        found = cache.get_many(NS, ["k0", "k1", "k2", "shared"], 4)
+    assert sorted(found) == ["k0", "k1", "k2", "shared"]
+
+
+def test_bucket_prune_compacts_packs_and_keeps_what_tables_reference(tmp_path: Path, store) -> None:
+    blobs = MirroredBlobCache(BlobCache(tmp_path / "a", "extraction-v1"), store)
+    blobs.put("pdf-in-use", b"1")
+    blobs.put("pdf-gone", b"2")
+    for run in range(2):
+        with MirroredVectorCache(VectorCache(tmp_path / f"r{run}"), store) as cache:
+            cache.put_many(NS, [f"chunk-in-use-{run}", f"chunk-gone-{run}"], _vectors(2, seed=run))
+    store.put_bytes("processed/informatika/kelas_10/raw_pdfs.parquet",
+                    pd.DataFrame({"sha256": ["pdf-in-use"]}).to_parquet())
+    store.put_bytes("processed/informatika/kelas_10/text_chunks.parquet",
+                    pd.DataFrame({"content_sha256": ["chunk-in-use-0", "chunk-in-use-1"]}).to_parquet())
+    recent = prune_bucket_cache(store, older_than_days=7)
+    assert (recent.blobs_removed, recent.vectors_removed) == (0, 0), "entries of the last week are kept"
+    result = prune_bucket_cache(store, older_than_days=0)
+    assert (result.blobs_removed, result.vectors_removed, result.vectors_kept) == (1, 2, 2)
+    assert len(list(store.list_keys("processed/_cache/vectors/"))) == 1, "two packs compacted into one"
+    assert len(list(store.list_keys("processed/informatika/"))) == 2, "tables are never touched"
+    with MirroredVectorCache(VectorCache(tmp_path / "fresh"), store) as cache:
+        assert sorted(cache.get_many(NS, ["chunk-in-use-0", "chunk-in-use-1", "chunk-gone-0"], 4)) == [
+            "chunk-in-use-0", "chunk-in-use-1"]
+    assert MirroredBlobCache(BlobCache(tmp_path / "b", "extraction-v1"), store).get("pdf-gone") is None
+    emptied = prune_bucket_cache(store, everything=True)
+    assert emptied.bytes_after == 0

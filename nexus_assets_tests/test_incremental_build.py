@@ -12,7 +12,7 @@ import pytest
 from nexus_assets.defs.assets import curriculum_assets
 from nexus_assets.defs.io_managers import RECORD_IO_MANAGER, LocalPartitionedIOManager
 from nexus_assets.defs.partitions import key_of, register_partitions
-from nexus_assets.defs.resources import DataDirResource, EmbedderResource
+from nexus_assets.defs.resources import ChromaResource, DataDirResource, EmbedderResource
 from nexus_assets.lib import chroma_store
 from nexus_assets.lib.chroma_store import current_build, open_collection
 from nexus_assets.lib.layout import Partition
@@ -32,6 +32,7 @@ def _build(data_dir: Path, cache_vectors: bool = True) -> dict[str, dict]:
             resources={
                 "data_dir": DataDirResource(data_dir=str(data_dir)),
                 "embedder": EmbedderResource(cache_vectors=cache_vectors),
+                "chroma": ChromaResource(),
                 "io_manager": LocalPartitionedIOManager(data_dir=str(data_dir)),
                 RECORD_IO_MANAGER: LocalPartitionedIOManager(data_dir=str(data_dir)),
             },
