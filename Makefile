@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export NEXUS_DATA_DIR ?= $(CURDIR)/data
 PYTEST_ARGS ?=
 
-.PHONY: install install-test home demo demo-aws build test test-fast lint ui validate clean
+.PHONY: install install-test ocr home demo demo-aws build test test-fast lint ui validate screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,12 +22,30 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(PIP) install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed ocr
+
+# OCR of scanned pages needs Tesseract's Indonesian and English data (Debian packages). Never fatal:
+# without them `make demo` still works and scanned pages are reported as pages without text.
+OCR_PACKAGES := tesseract-ocr tesseract-ocr-ind tesseract-ocr-eng
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
+ocr:
+	@langs="$$(tesseract --list-langs 2>/dev/null)"; \
+	if echo "$$langs" | grep -qx ind && echo "$$langs" | grep -qx eng; then \
+	  echo "OCR: Tesseract with ind+eng data is installed"; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "OCR: skipped, no apt-get here: install $(OCR_PACKAGES) yourself (scanned pages are reported until then)"; \
+	elif [ "$$(id -u)" != 0 ]; then \
+	  echo "OCR: skipped, not root: sudo apt-get install -y $(OCR_PACKAGES)"; \
+	else \
+	  echo "OCR: installing $(OCR_PACKAGES)"; \
+	  $(APT_INSTALL) $(OCR_PACKAGES) >/dev/null 2>&1 || { apt-get update -qq && $(APT_INSTALL) $(OCR_PACKAGES); } \
+	  || echo "OCR: apt-get failed; scanned pages are reported without OCR"; \
+	fi
 
 # The instance the CLI, webserver and daemon share; its dagster.yaml is the repository's.
 home:
 	mkdir -p $(DAGSTER_HOME) && [ -e $(DAGSTER_HOME)/dagster.yaml ] || ln -s $(CURDIR)/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
-install-test: $(VENV)/.installed-test
+install-test: $(VENV)/.installed-test ocr
 
 demo: install
 	$(BIN)/nexus sample-data
@@ -62,6 +80,14 @@ validate: install home
 # Webserver and daemon on the repo's workspace.yaml, sharing the CLI's instance.
 ui: install home
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+# PNGs of the asset graph and a partition's checks for the README (after `make demo`): headless Debian
+# Chromium driven by Playwright, against a webserver on a free port over the demo's instance.
+screenshots: install home
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && $(APT_INSTALL) chromium; } \
+	  || { echo "screenshots need Debian's chromium: sudo apt-get install chromium"; exit 1; }
+	$(PIP) install --quiet --disable-pip-version-check -e '.[screenshots]'
+	$(BIN)/python scripts/ui_screenshots.py --out docs
 
 clean:
 	rm -rf $(DAGSTER_HOME) $(NEXUS_DATA_DIR)/raw-curriculum $(NEXUS_DATA_DIR)/processed $(NEXUS_DATA_DIR)/vkp

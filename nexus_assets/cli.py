@@ -95,8 +95,50 @@ def _summarise(result: Any) -> dict[str, Any]:
     }
 
 
+def _partition_filter(args: argparse.Namespace):
+    """`--subject`/`--grade` as a predicate on partitions; raises LayoutError for an invalid slug."""
+    subject = validate_slug(args.subject, "subject") if args.subject else None
+    grade = validate_slug(args.grade, "grade") if args.grade else None
+    return lambda p: (not subject or p.subject == subject) and (not grade or p.grade == grade)
+
+
+def _current_partitions(args: argparse.Namespace, layout: DataLayout,
+                        found: list[Partition]) -> tuple[dict[Partition, str], list[Partition]]:
+    """(fingerprint of every partition to build, those whose last build is still current).
+
+    Local mode only: in aws mode the PDFs and outputs live in the bucket, so Dagster always decides.
+    """
+    from nexus_assets.lib.build_fingerprint import input_fingerprint, up_to_date
+
+    if _aws_settings() is not None:
+        return {}, []
+    options = {"chunk_size": args.chunk_size, "chunk_overlap": args.chunk_overlap}
+    prints = {part: input_fingerprint(layout, part, options) for part in found}
+    current = [] if args.force else [part for part, fp in prints.items() if up_to_date(layout, part, fp)]
+    return prints, current
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from nexus_assets.instance import ensure_dagster_home
+
+    layout = _layout(args)
+    try:
+        wanted = _partition_filter(args)
+    except LayoutError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    found, refused = _raw_source(layout).discover()
+    for message in refused:
+        print(f"skipped: {message}", file=sys.stderr)
+    if args.subject and args.grade:
+        found = [Partition(args.subject, args.grade)]
+    found = [p for p in found if wanted(p)]
+    prints, current = _current_partitions(args, layout, found)
+    for part in current:
+        print(f"== {part.label}: up to date (same PDFs, code and settings as its last successful build; "
+              "--force rebuilds)", flush=True)
+    if found and len(current) == len(found):
+        return 0
 
     home = ensure_dagster_home()
     import dagster as dg
@@ -104,26 +146,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     from nexus_assets.definitions import defs
     from nexus_assets.defs.job_history import CLI_TAG, finished_record
     from nexus_assets.defs.partitions import curriculum_partitions_def, key_of, partition_of, register_partitions
+    from nexus_assets.lib.build_fingerprint import forget_build, record_build
     from nexus_assets.lib.job_tracking import JobRecord, now_iso
 
-    layout = _layout(args)
-    try:
-        wanted_subject = validate_slug(args.subject, "subject") if args.subject else None
-        wanted_grade = validate_slug(args.grade, "grade") if args.grade else None
-    except LayoutError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    found, refused = _raw_source(layout).discover()
-    for message in refused:
-        print(f"skipped: {message}", file=sys.stderr)
-    if wanted_subject and wanted_grade:
-        found = [Partition(wanted_subject, wanted_grade)]
     with dg.DagsterInstance.get() as instance:
         register_partitions(instance, found)
         all_keys = curriculum_partitions_def.get_partition_keys(dynamic_partitions_store=instance)
         keys = [partition_of(k) for k in all_keys]
-        targets = sorted(p for p in keys if (not wanted_subject or p.subject == wanted_subject)
-                         and (not wanted_grade or p.grade == wanted_grade))
+        targets = sorted(p for p in keys if wanted(p) and p not in current)
         if not targets:
             print(f"error: no partition matches under {layout.raw_root}; run `nexus sample-data` or add PDFs "
                   "as raw-curriculum/<subject>/<grade>/*.pdf", file=sys.stderr)
@@ -141,6 +171,8 @@ def cmd_build(args: argparse.Namespace) -> int:
             run_id = str(uuid.uuid4())
             started = now_iso()
             jobs.put(JobRecord(run_id, started, job.name, str(key_of(part)), config=run_config))
+            if part in prints:
+                forget_build(layout, part)
             with _data_dir_env(layout):
                 result = job.execute_in_process(
                     instance=instance, partition_key=key_of(part), run_config=run_config, raise_on_error=False,
@@ -148,8 +180,15 @@ def cmd_build(args: argparse.Namespace) -> int:
                 )
             record = finished_record(instance, run_id, timestamp=started)
             jobs.put(record)
+            if result.success and part in prints:
+                record_build(layout, part, prints[part], run_id)
             row = {"partition": part.label, "status": record.status, **_summarise(result), "run_id": run_id[:8]}
             rows.append(row)
+        with _data_dir_env(layout):  # the catalog of partitions (processed/catalog.parquet) reflects these runs
+            catalog = defs.resolve_job_def("curriculum_catalog_job").execute_in_process(
+                instance=instance, raise_on_error=False, tags={CLI_TAG: "cli"})
+        if not catalog.success:
+            print("warning: the curriculum catalog could not be refreshed; see its run in the UI", file=sys.stderr)
     _print_table(rows)
     failed = [r["partition"] for r in rows if r["status"] == "failed"]
     if failed:
@@ -172,17 +211,22 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from nexus_assets.lib.embedding import default_embedder
-    from nexus_assets.lib.search import NoCollectionError, search
+    from nexus_assets.lib.bedrock_embedding import query_embedder
+    from nexus_assets.lib.chroma_store import current_build, read_build_info
+    from nexus_assets.lib.embedding import EmbedderUnavailableError
+    from nexus_assets.lib.search import NoCollectionError, chroma_root, search
 
     try:
         partition = Partition(args.subject, args.grade)
     except LayoutError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    build = current_build(chroma_root(_layout(args), partition))
+    built_with = read_build_info(build) if build else {}  # queries are embedded by the collection's model
     try:
-        hits = search(_layout(args), partition, args.query, default_embedder(), k=args.k)
-    except NoCollectionError as exc:
+        hits = search(_layout(args), partition, args.query,
+                      query_embedder(built_with.get("model_id"), built_with.get("dims")), k=args.k)
+    except (NoCollectionError, EmbedderUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for rank, hit in enumerate(hits, 1):
@@ -191,20 +235,76 @@ def cmd_search(args: argparse.Namespace) -> int:
         else:
             pages = f"p.{hit.page}" + (f"-{hit.page_end}" if hit.page_end != hit.page else "")
             snippet = " ".join(hit.text.split())[:200]
-            print(f"{rank}. [{hit.score:.3f}] {hit.file} {pages}\n   {snippet}")
+            print(f"{rank}. [{hit.score:.3f}] {hit.file} {pages}{' (OCR)' if hit.ocr else ''}\n   {snippet}")
     return 0
+
+
+def _trusted_key(args: argparse.Namespace):
+    """The public key packages are checked against; None (with the reason printed) when there is none."""
+    from nexus_assets.lib.signing import SigningError, trusted_public_key
+
+    try:
+        key, origin = trusted_public_key(args.public_key, _layout(args).root)
+    except SigningError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None, None
+    if key is not None and origin.startswith("DEVELOPMENT"):
+        print(f"note: trusting the {origin} (demo only; schools pass --public-key)", file=sys.stderr)
+    return key, origin
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """The quality gates of built partitions (the asset checks' rules on the stored values)."""
+    from nexus_assets.lib.embedding import default_embedder
+    from nexus_assets.lib.quality_report import NotBuiltError, format_verdict, load_stored, partition_verdicts
+
+    layout = _layout(args)
+    try:
+        parts = [p for p in layout.discover_partitions()[0] if _partition_filter(args)(p)]
+    except LayoutError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not parts:
+        print(f"error: no partition matches under {layout.raw_root}", file=sys.stderr)
+        return 2
+    embedder = default_embedder()
+    failed, missing = [], []
+    for part in parts:
+        print(f"== {part.label}")
+        try:
+            stored = load_stored(layout, part)
+        except NotBuiltError as exc:
+            print(f"  not built: {exc}")
+            missing.append(part.label)
+            continue
+        for name, asset, verdict in partition_verdicts(stored, part, embedder, golden=args.golden or "",
+                                                       min_recall=args.min_recall, chunk_size=args.chunk_size):
+            print("\n".join(format_verdict(name, asset, verdict, details=not args.brief)))
+            if not verdict.passed and verdict.severity == "error":
+                failed.append(f"{part.label}:{name}")
+    print(f"\n{len(parts)} partition(s): {len(failed)} blocking failure(s)"
+          + (f" ({', '.join(failed)})" if failed else "") + (f"; not built: {', '.join(missing)}" if missing else ""))
+    return 1 if failed or missing else 0
 
 
 def cmd_vkp_verify(args: argparse.Namespace) -> int:
     from nexus_assets.lib.vkp import verify_vkp
+    from nexus_assets.lib.vkp_delta import verify_delta
 
+    key, _ = _trusted_key(args)
+    if key is None and not args.allow_unsigned:
+        print("error: no trusted public key: pass --public-key FILE or set NEXUS_VKP_PUBLIC_KEY (or --allow-unsigned "
+              "to check checksums only)", file=sys.stderr)
+        return 2
     status = 0
     for file in args.files:
-        report = verify_vkp(Path(file))
+        verify = verify_delta if file.endswith(".vkpd") else verify_vkp
+        report = verify(Path(file), key, allow_unsigned=args.allow_unsigned)
         if report.ok:
             manifest = report.manifest or {}
             print(f"OK {file}: {manifest['subject']}/{manifest['grade']} v{manifest['version']}, "
-                  f"{manifest['counts'].get('chunks')} chunks, {len(manifest['members'])} members verified")
+                  f"{manifest['counts'].get('chunks')} chunks, {len(manifest['members'])} members verified, "
+                  f"signature {report.signature}")
         else:
             status = 1
             print(f"FAILED {file}:", file=sys.stderr)
@@ -213,13 +313,51 @@ def cmd_vkp_verify(args: argparse.Namespace) -> int:
     return status
 
 
+def _embedding_label(record: Any) -> str:
+    """The model of a run's vectors, marked when it was the fallback for an unavailable primary."""
+    return record.embedding_model + (" (fallback)" if record.embedding_fallback else "")
+
+
+def cmd_vkp_pull(args: argparse.Namespace) -> int:
+    from nexus_assets.lib.vkp_pull import PullError, Source, pull
+
+    key, _ = _trusted_key(args)
+    if key is None:
+        print("error: no trusted public key: pass --public-key FILE (the publisher's .pub) or set "
+              "NEXUS_VKP_PUBLIC_KEY", file=sys.stderr)
+        return 2
+    try:
+        outcomes = pull(Source(args.catalog), Path(args.dest), key, partitions=args.partition or None)
+    except PullError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    _print_table([o.as_dict() for o in outcomes])
+    failed = [o for o in outcomes if o.via == "failed"]
+    return 1 if failed else 0
+
+
+def cmd_keys_generate(args: argparse.Namespace) -> int:
+    from nexus_assets.lib.signing import SigningError, generate_keypair
+
+    try:
+        private_path, public_path, key_id = generate_keypair(Path(args.out), args.name)
+    except SigningError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"private key {private_path} (mode 600: keep it out of the repository; point NEXUS_SIGNING_KEY_FILE at it "
+          f"or store it in Secrets Manager)\npublic key  {public_path} (give it to schools: nexus vkp pull "
+          f"--public-key)\nkey id      {key_id}")
+    return 0
+
+
 def cmd_jobs(args: argparse.Namespace) -> int:
     from nexus_assets.lib.job_tracking import summarize
 
     records = _job_store(_layout(args)).recent(args.days)
     rows = [{"started": r.timestamp[:19], "job_id": r.job_id[:8], "partition": r.partition, "status": r.status,
              "files": f"{r.successful_files}/{r.total_files}", "chunks": r.total_chunks,
-             "seconds": round(r.processing_time, 1), "cost_usd": f"{r.estimated_cost:.6f}",
+             "seconds": round(r.processing_time, 1), "embedding": _embedding_label(r), "tokens": r.input_tokens,
+             "cost_usd": f"{r.estimated_cost:.6f}",
              "errors": "; ".join(r.errors)[:80]} for r in records]
     if not rows:
         print(f"no jobs in the last {args.days} days")
@@ -229,7 +367,26 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     print(f"\n{summary['runs']} run(s) in {args.days} days: "
           + ", ".join(f"{k} {v}" for k, v in sorted(summary["by_status"].items()))
           + f"; {summary['total_chunks']} chunks, {summary['total_embeddings']} embeddings, "
+          f"{summary['input_tokens']} billed tokens, {summary['fallbacks']} local fallback(s), "
           f"{summary['processing_time_s']} s, estimated cost ${summary['estimated_cost_usd']:.6f}")
+    return 0
+
+
+def cmd_cache_prune(args: argparse.Namespace) -> int:
+    from nexus_assets.lib.caches import prune_bucket_cache, prune_data_cache
+
+    layout = _layout(args)
+    try:
+        print(f"local {layout.cache_dir}: "
+              f"{prune_data_cache(layout, args.older_than_days, everything=args.all).summary()}")
+        settings = _aws_settings()
+        if settings:
+            store = settings.object_store()
+            print(f"bucket {store.uri('processed/_cache/')}: "
+                  f"{prune_bucket_cache(store, args.older_than_days, everything=args.all).summary()}")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -247,6 +404,38 @@ def cmd_aws_bootstrap(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deploy_render(args: argparse.Namespace) -> int:
+    from nexus_assets.instance import project_root
+    from nexus_assets.lib.deploy_profiles import DeployConfigError, instance_yaml, render_instance
+
+    try:
+        config = render_instance(project_root() / "deploy", args.launcher, args.max_concurrent_runs)
+    except DeployConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(instance_yaml(config), end="")
+    return 0
+
+
+def cmd_deploy_apply_pools(args: argparse.Namespace) -> int:
+    """Write deploy/pools.yaml's limits into the instance at DAGSTER_HOME (idempotent)."""
+    import dagster as dg
+
+    from nexus_assets.instance import project_root
+    from nexus_assets.lib.deploy_profiles import DeployConfigError, pool_limits
+
+    try:
+        limits = pool_limits(project_root() / "deploy")
+    except DeployConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with dg.DagsterInstance.get() as instance:
+        for pool, limit in sorted(limits.items()):
+            instance.event_log_storage.set_concurrency_slots(pool, limit)
+            print(f"pool {pool}: {limit}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nexus", description=__doc__)
     parser.add_argument("--data-dir", help="data directory (default: $NEXUS_DATA_DIR or ./data)")
@@ -260,6 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grade")
     p.add_argument("--chunk-size", type=int)
     p.add_argument("--chunk-overlap", type=int)
+    p.add_argument("--force", action="store_true",
+                   help="rebuild partitions whose PDFs, code and settings are unchanged since their last build")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("search", help="semantic search in one partition's collection")
@@ -270,18 +461,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per hit")
     p.set_defaults(func=cmd_search)
 
+    p = sub.add_parser("report", help="the quality gates' verdicts and figures of built partitions")
+    p.add_argument("--subject")
+    p.add_argument("--grade")
+    p.add_argument("--golden", help="golden questions JSONL (default: $NEXUS_GOLDEN_QUESTIONS)")
+    p.add_argument("--min-recall", type=float, help="recall@5 threshold (default: $NEXUS_GOLDEN_MIN_RECALL or 0.7)")
+    p.add_argument("--chunk-size", type=int, default=800, help="the chunk size the partitions were built with")
+    p.add_argument("--brief", action="store_true", help="verdicts and figures only, no offending rows")
+    p.set_defaults(func=cmd_report)
+
     p = sub.add_parser("jobs", help="recent pipeline runs from the job table, with a cost summary")
     p.add_argument("--days", type=int, default=7)
     p.set_defaults(func=cmd_jobs)
+
+    cache = sub.add_parser("cache", help="build cache tools").add_subparsers(dest="cache_command", required=True)
+    p = cache.add_parser("prune", help="drop cache entries no partition's tables reference and unused for a while "
+                         "(local directory, and the bucket's mirror in aws mode)")
+    p.add_argument("--older-than-days", type=float, default=7.0,
+                   help="keep anything used within this many days (protects builds running now; default 7)")
+    p.add_argument("--all", action="store_true", help="empty the caches (the next build redoes everything)")
+    p.set_defaults(func=cmd_cache_prune)
 
     aws = sub.add_parser("aws", help="aws mode tools").add_subparsers(dest="aws_command", required=True)
     p = aws.add_parser("bootstrap", help="create the bucket and tables (idempotent)")
     p.set_defaults(func=cmd_aws_bootstrap)
 
+    deploy = sub.add_parser("deploy", help="production profile tools").add_subparsers(dest="deploy_command",
+                                                                                     required=True)
+    p = deploy.add_parser("render-instance", help="print deploy/dagster.yaml with a run launcher (default, ecs)")
+    p.add_argument("--launcher", default="default")
+    p.add_argument("--max-concurrent-runs", type=int)
+    p.set_defaults(func=cmd_deploy_render)
+    p = deploy.add_parser("apply-pools", help="set deploy/pools.yaml's pool limits on the DAGSTER_HOME instance")
+    p.set_defaults(func=cmd_deploy_apply_pools)
+
     vkp = sub.add_parser("vkp", help="knowledge package tools").add_subparsers(dest="vkp_command", required=True)
-    p = vkp.add_parser("verify", help="check a package's manifest, checksums and tables; non-zero on any mismatch")
+    p = vkp.add_parser("verify", help="check a package's signature, manifest, checksums and tables (.vkp or .vkpd); "
+                       "non-zero on any mismatch")
     p.add_argument("files", nargs="+")
+    p.add_argument("--public-key", help="trusted public key (PEM file); default $NEXUS_VKP_PUBLIC_KEY, else the data "
+                   "directory's development key")
+    p.add_argument("--allow-unsigned", action="store_true", help="accept packages without a signature")
     p.set_defaults(func=cmd_vkp_verify)
+    p = vkp.add_parser("pull", help="school server: install the catalog's latest versions (deltas when possible), "
+                       "verified, atomically")
+    p.add_argument("--catalog", required=True, help="catalog.json: http(s):// URL, s3:// URI or path")
+    p.add_argument("--dest", required=True, help="directory of the installed collections")
+    p.add_argument("--public-key", help="the publisher's public key (PEM file); default $NEXUS_VKP_PUBLIC_KEY")
+    p.add_argument("--partition", action="append", help="only this subject/grade (repeatable)")
+    p.set_defaults(func=cmd_vkp_pull)
+
+    keys = sub.add_parser("keys", help="signing keys").add_subparsers(dest="keys_command", required=True)
+    p = keys.add_parser("generate", help="write an Ed25519 key pair for signing packages")
+    p.add_argument("--out", default=".", help="directory for <name>.key and <name>.pub (default: .)")
+    p.add_argument("--name", default="nexus-signing")
+    p.set_defaults(func=cmd_keys_generate)
     return parser
 
 

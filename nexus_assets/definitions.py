@@ -4,8 +4,15 @@
 value as files under the data directory; `aws` keeps tables in S3 and records in DynamoDB, with
 settings from environment variables. The assets are the same in both.
 
-Runs use the in-process executor: the six steps of a partition form a chain, so separate step
-processes would add start-up time (each re-imports torch and reloads the model) and no parallelism.
+Runs use the in-process executor by default: the six steps of a partition form a chain, so separate
+step processes would add start-up time (each re-imports torch and reloads the model) and little
+parallelism. `NEXUS_EXECUTOR=multiprocess` (with `NEXUS_EXECUTOR_MAX_CONCURRENT`, default 2) runs the
+steps of a run in separate processes, so a partition's asset checks run beside its next steps on a
+run worker with several CPUs; the pools still bound embedding and Chroma writing across all runs.
+Partitions themselves run in parallel as separate runs (queued run coordinator, run launcher).
+
+`NEXUS_CHROMA_MODE=server` (with NEXUS_CHROMA_HOST, NEXUS_CHROMA_PORT, NEXUS_CHROMA_SSL and the secret
+NEXUS_CHROMA_TOKEN) also publishes every partition's collection to a Chroma server.
 """
 
 import os
@@ -17,10 +24,11 @@ from dagster_aws.s3 import S3Resource
 from nexus_assets.defs.assets import curriculum_assets
 from nexus_assets.defs.aws import AwsDataDirResource, AwsResource, DynamoRecordIOManager, S3TableIOManager
 from nexus_assets.defs.checks import curriculum_checks
+from nexus_assets.defs.curriculum_catalog import curriculum_catalog, curriculum_catalog_job, curriculum_catalog_sensors
 from nexus_assets.defs.io_managers import RECORD_IO_MANAGER, LocalPartitionedIOManager
 from nexus_assets.defs.job_history import job_history_sensors
 from nexus_assets.defs.jobs import curriculum_build_job
-from nexus_assets.defs.resources import DataDirResource, EmbedderResource
+from nexus_assets.defs.resources import ChromaResource, DataDirResource, EmbedderResource
 from nexus_assets.defs.schedules import weekly_full_rebuild_schedule
 from nexus_assets.defs.sensors import SqsQueueResource, upload_sensors
 from nexus_assets.lib.aws_config import ENV_VARS, deployment
@@ -31,10 +39,32 @@ def _env(name: str, default: Any) -> Any:
     return dg.EnvVar(ENV_VARS.get(name, name)) if os.environ.get(ENV_VARS.get(name, name)) else default
 
 
+def chroma_resource() -> ChromaResource:
+    """Chroma mode and server from NEXUS_CHROMA_*; the token stays an EnvVar (the UI shows only its name)."""
+    return ChromaResource(
+        mode=os.environ.get("NEXUS_CHROMA_MODE", "local").strip().lower() or "local",
+        host=os.environ.get("NEXUS_CHROMA_HOST", "127.0.0.1"),
+        port=int(os.environ.get("NEXUS_CHROMA_PORT", "8000")),
+        ssl=os.environ.get("NEXUS_CHROMA_SSL", "").strip().lower() in ("1", "true", "yes"),
+        auth_token=_env("NEXUS_CHROMA_TOKEN", ""),
+    )
+
+
+def run_executor() -> dg.ExecutorDefinition:
+    """In-process (default) or multiprocess steps, from NEXUS_EXECUTOR."""
+    choice = os.environ.get("NEXUS_EXECUTOR", "in_process").strip().lower() or "in_process"
+    if choice == "in_process":
+        return dg.in_process_executor
+    if choice == "multiprocess":
+        return dg.multiprocess_executor.configured(
+            {"max_concurrent": int(os.environ.get("NEXUS_EXECUTOR_MAX_CONCURRENT", "2"))})
+    raise ValueError(f"NEXUS_EXECUTOR={choice!r}: use 'in_process' (default) or 'multiprocess'")
+
+
 def local_resources() -> dict[str, Any]:
     files = LocalPartitionedIOManager()
-    return {"data_dir": DataDirResource(), "embedder": EmbedderResource(), "io_manager": files,
-            RECORD_IO_MANAGER: files, "sqs_queue": SqsQueueResource()}
+    return {"data_dir": DataDirResource(), "embedder": EmbedderResource(), "chroma": chroma_resource(),
+            "io_manager": files, RECORD_IO_MANAGER: files, "sqs_queue": SqsQueueResource()}
 
 
 def aws_resources() -> dict[str, Any]:
@@ -52,7 +82,7 @@ def aws_resources() -> dict[str, Any]:
         cloudfront_distribution_id=_env("cloudfront_distribution_id", ""),
     )
     sqs = SqsQueueResource(queue_url=_env("sqs_queue_url", ""), region=region, endpoint_url=_env("endpoint_url", ""))
-    return {"data_dir": AwsDataDirResource(aws=aws), "embedder": EmbedderResource(),
+    return {"data_dir": AwsDataDirResource(aws=aws), "embedder": EmbedderResource(), "chroma": chroma_resource(),
             "io_manager": S3TableIOManager(aws=aws), RECORD_IO_MANAGER: DynamoRecordIOManager(aws=aws),
             "sqs_queue": sqs}
 
@@ -60,11 +90,11 @@ def aws_resources() -> dict[str, Any]:
 RESOURCES_BY_DEPLOYMENT = {"local": local_resources, "aws": aws_resources}
 
 defs = dg.Definitions(
-    assets=curriculum_assets,
+    assets=[*curriculum_assets, curriculum_catalog],
     asset_checks=curriculum_checks,
-    jobs=[curriculum_build_job],
-    sensors=[*upload_sensors, *job_history_sensors],
+    jobs=[curriculum_build_job, curriculum_catalog_job],
+    sensors=[*upload_sensors, *job_history_sensors, *curriculum_catalog_sensors],
     schedules=[weekly_full_rebuild_schedule],
     resources=RESOURCES_BY_DEPLOYMENT[deployment()](),
-    executor=dg.in_process_executor,
+    executor=run_executor(),
 )

@@ -18,6 +18,17 @@ SHARED = PROJECT_ROOT.parent / "shared"
 SHARED_CORPUS = SHARED / "corpus"
 
 
+def unavailable(reason: str) -> None:
+    """Skip a test whose machine lacks a service or tool; fail it in CI, whose machine must have it.
+
+    `make test` installs Tesseract (as root) and this machine runs PostgreSQL: on CI (`CI` set, as every
+    CI system does) a missing one is a broken environment, not a reason to pass quietly.
+    """
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{reason} (CI is set: the CI machine must provide it)")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def sample_raw_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The generated sample corpus, written once per session (read-only for tests)."""
@@ -89,3 +100,22 @@ def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, st
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
+
+
+@pytest.fixture
+def fake_bedrock() -> Iterator:
+    """A Titan V2 InvokeModel endpoint on loopback (nexus_assets_tests/fake_bedrock.py), one per test."""
+    from nexus_assets_tests.fake_bedrock import FakeBedrock
+
+    with FakeBedrock() as fake:
+        yield fake
+
+
+@pytest.fixture
+def bedrock_env(fake_bedrock, monkeypatch: pytest.MonkeyPatch):
+    """Credentials boto3 can sign with and NEXUS_BEDROCK_ENDPOINT_URL pointing at the fake."""
+    monkeypatch.setenv("NEXUS_BEDROCK_ENDPOINT_URL", fake_bedrock.endpoint_url)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing-key-id")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret-key")
+    return fake_bedrock

@@ -10,7 +10,7 @@ import pytest
 from nexus_assets.defs.assets import curriculum_assets
 from nexus_assets.defs.io_managers import RECORD_IO_MANAGER, LocalPartitionedIOManager
 from nexus_assets.defs.partitions import key_of, register_partitions
-from nexus_assets.defs.resources import DataDirResource, EmbedderResource
+from nexus_assets.defs.resources import ChromaResource, DataDirResource, EmbedderResource
 from nexus_assets.lib.chroma_store import current_build, open_collection
 from nexus_assets.lib.layout import DataLayout, Partition
 from nexus_assets.lib.vkp import read_manifest, verify_vkp
@@ -36,6 +36,7 @@ def _materialize(instance: dg.DagsterInstance, data_dir: Path, part: Partition, 
         resources={
             "data_dir": DataDirResource(data_dir=str(data_dir)),
             "embedder": EmbedderResource(),
+            "chroma": ChromaResource(),
             "io_manager": LocalPartitionedIOManager(data_dir=str(data_dir)),
             RECORD_IO_MANAGER: LocalPartitionedIOManager(data_dir=str(data_dir)),
         },
@@ -106,10 +107,11 @@ def test_rebuilds_publish_only_changed_content(instance, data_dir: Path) -> None
     assert _metadata(again, "chroma_collection")["reused"] is True
     assert DataLayout(data_dir).published_versions(INFO10) == ["1.0.0"]
 
-    # One file removed: a new patch version, and its chunks leave the collection.
+    # One file removed: a new minor version (source files changed), and its chunks leave the collection.
     (data_dir / "raw-curriculum/informatika/kelas_10/modul_ajar_informatika_kelas_10.pdf").unlink()
     changed = _materialize(instance, data_dir, INFO10)
-    assert _metadata(changed, "vkp_package")["version"] == "1.0.1"
+    assert _metadata(changed, "vkp_package")["version"] == "1.1.0"
+    assert _metadata(changed, "vkp_package")["bump"] == "minor"
     build = current_build(data_dir / "processed/informatika/kelas_10/chroma")
     files = {m["file"] for m in open_collection(build).get(include=["metadatas"])["metadatas"]}
     assert files == {"buku_siswa_informatika_kelas_10.pdf"}

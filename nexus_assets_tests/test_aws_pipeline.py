@@ -1,7 +1,9 @@
 """The whole pipeline in aws mode against moto's S3/DynamoDB server, through the `nexus` CLI."""
 
 import io
+import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -51,7 +53,7 @@ def _item(settings: AwsSettings, asset: str, partition: str) -> dict:
 
 
 def test_the_pipeline_lands_in_s3_and_dynamodb(aws_build) -> None:
-    env, settings, _ = aws_build
+    env, settings, data = aws_build
     s3 = settings.client("s3")
     keys = {o["Key"] for o in settings.object_store().list_keys("")}
     for grade in ("kelas_10", "kelas_11"):
@@ -70,6 +72,8 @@ def test_the_pipeline_lands_in_s3_and_dynamodb(aws_build) -> None:
         for asset in ("raw_pdfs", "chroma_collection", "vkp_package"):
             assert _item(settings, asset, f"{grade}|informatika"), (asset, grade)
     assert not any(k.startswith("processed/matematika") for k in keys), "only the chosen subject was built"
+    assert any(k.startswith("processed/_cache/blobs/extraction-") for k in keys), "extractions shared in the bucket"
+    assert any(k.startswith("processed/_cache/vectors/") for k in keys), "vectors shared in the bucket"
     # Parquet round-trips and agrees with the packaged counts.
     chunks = pd.read_parquet(io.BytesIO(settings.object_store().get_bytes(
         "processed/informatika/kelas_10/text_chunks.parquet")))
@@ -79,7 +83,12 @@ def test_the_pipeline_lands_in_s3_and_dynamodb(aws_build) -> None:
     # The package downloaded from S3 verifies.
     target = Path(env["DAGSTER_HOME"]).parent / "downloaded" / "informatika_kelas_10_v1.0.0.vkp"
     settings.object_store().download_file("vkp/informatika_kelas_10_v1.0.0.vkp", target)
-    assert nexus("vkp", "verify", str(target), env=env).returncode == 0
+    # node-a signed it with its development key (no key configured): name that data dir to trust it.
+    assert nexus("--data-dir", str(data / "node-a"), "vkp", "verify", str(target), env=env).returncode == 0
+    # The catalog: one DynamoDB pointer per partition, and vkp/catalog.json generated from them for the CDN.
+    assert _item(settings, "vkp_catalog", "informatika/kelas_10")["latest"]["S"] == "1.0.0"
+    catalog = json.loads(settings.object_store().get_bytes("vkp/catalog.json"))
+    assert set(catalog["partitions"]) == {"informatika/kelas_10", "informatika/kelas_11"}
     # One completed job record per run, with the run's counts.
     jobs = {r.partition: r for r in settings.job_store().recent(days=1)}
     assert set(jobs) == {"kelas_10|informatika", "kelas_11|informatika"}, "one record per run"
@@ -89,6 +98,11 @@ def test_the_pipeline_lands_in_s3_and_dynamodb(aws_build) -> None:
     assert record.completed_at and record.processing_time > 0
     listing = nexus("jobs", "--days", "1", env=env).stdout
     assert "completed 2" in listing and "estimated cost" in listing
+    # The curriculum catalog lands beside the processed data, in S3.
+    catalog = pd.read_parquet(io.BytesIO(settings.object_store().get_bytes("processed/catalog.parquet")))
+    built = catalog[catalog["subject"] == "informatika"].set_index("grade")
+    assert built.loc["kelas_10", "vkp_version"] == "1.0.0" and built.loc["kelas_10", "files"] == 2
+    assert built.loc["kelas_10", "chunks"] == len(chunks)
 
 
 
@@ -100,9 +114,13 @@ def test_another_machine_rebuilds_with_no_new_version(aws_build) -> None:
     key = "vkp/informatika_kelas_10_v1.0.0.vkp"
     before = _item(settings, "vkp_package", "kelas_10|informatika")["version"]["N"]
     # A fresh working directory: everything comes from the bucket and the table.
-    out = nexus("--data-dir", str(data / "node-b"), "build", "--subject", "informatika", "--grade", "kelas_10",
-                env=env).stdout
+    proc = nexus("--data-dir", str(data / "node-b"), "build", "--subject", "informatika", "--grade", "kelas_10",
+                 env=env)
+    out = proc.stdout
     assert "(unchanged)" in out
+    # The caches come through the bucket too: nothing is extracted or embedded again on the new disk.
+    assert re.search(r"2 of 2 files unchanged", out + proc.stderr), out + proc.stderr
+    assert re.search(r": 0 chunks embedded \([^)]*\), [1-9]\d* from the cache", out + proc.stderr)
     versions = s3.list_object_versions(Bucket=settings.bucket, Prefix="vkp/")["Versions"]
     assert [v["Key"] for v in versions].count(key) == 1, "no new VKP object"
     assert not any(v["Key"].endswith("v1.0.1.vkp") for v in versions)

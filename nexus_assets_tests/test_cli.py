@@ -29,8 +29,12 @@ def test_build_publishes_one_verified_vkp_per_sample_partition(built: tuple[Path
     data, _ = built
     packages = sorted((data / "vkp").glob("*.vkp"))
     assert [p.name for p in packages] == sorted(f"{s}_{g}_v1.0.0.vkp" for s, g in SAMPLE_PARTITIONS)
-    assert main(["vkp", "verify", *map(str, packages)]) == 0
-    assert capsys.readouterr().out.count("OK ") == len(packages)
+    # The data directory's development key signed them (no key configured): verify trusts it, saying so.
+    assert main(["--data-dir", str(data), "vkp", "verify", *map(str, packages)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.count("OK ") == captured.out.count("signature valid") == len(packages)
+    assert "DEVELOPMENT public key" in captured.err
+    assert main(["--data-dir", str(data / "elsewhere"), "vkp", "verify", str(packages[0])]) == 2, "no trusted key"
 
 
 def test_runs_are_recorded_in_the_instance(built: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -48,9 +52,16 @@ def test_second_build_creates_no_new_version(built: tuple[Path, Path], monkeypat
     data, home = built
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     before = sorted(p.name for p in (data / "vkp").iterdir())
+    with dg.DagsterInstance.get() as instance:
+        runs_before = len(instance.get_runs(filters=dg.RunsFilter(job_name="curriculum_build_job")))
+    # Nothing changed since the fixture's build: nothing runs, not even Dagster.
     assert main(["--data-dir", str(data), "build", "--subject", "informatika"]) == 0
-    out = capsys.readouterr().out
-    assert out.count("(unchanged)") == 2
+    assert capsys.readouterr().out.count(": up to date") == 2
+    with dg.DagsterInstance.get() as instance:
+        assert len(instance.get_runs(filters=dg.RunsFilter(job_name="curriculum_build_job"))) == runs_before
+    # --force runs Dagster; every step finds its inputs unchanged and no package version is made.
+    assert main(["--data-dir", str(data), "build", "--subject", "informatika", "--force"]) == 0
+    assert capsys.readouterr().out.count("(unchanged)") == 2
     assert sorted(p.name for p in (data / "vkp").iterdir()) == before
 
 
@@ -79,7 +90,7 @@ def test_verify_fails_on_a_tampered_package(built: tuple[Path, Path], tmp_path: 
     raw = bytearray(source.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     tampered.write_bytes(bytes(raw))
-    assert main(["vkp", "verify", str(tampered)]) == 1
+    assert main(["--data-dir", str(data), "vkp", "verify", str(tampered)]) == 1
     assert "FAILED" in capsys.readouterr().err
     assert not verify_vkp(tampered).ok
 
@@ -96,3 +107,12 @@ def test_jobs_lists_every_cli_run_with_a_summary(built: tuple[Path, Path], capsy
     assert out.count("completed") + out.count("partial") >= len(SAMPLE_PARTITIONS)
     assert "partial" in out, "biologi/kelas_11 has a broken file: its run is partial, not completed"
     assert "estimated cost $" in out
+
+
+def test_cache_prune_keeps_what_the_built_partitions_need(built: tuple[Path, Path], capsys) -> None:
+    data, _ = built
+    assert main(["--data-dir", str(data), "cache", "prune", "--older-than-days", "0"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"local {data / 'processed' / '_cache'}: removed 0 extraction entries")
+    assert "and 0 vectors" in out, "every entry is referenced by a built partition's tables"
+    assert list((data / "processed" / "_cache").rglob("*.sqlite3")), "the cache itself is still there"

@@ -16,7 +16,13 @@ CHAIN = ["raw_pdfs", "pdf_text", "text_chunks", "chunk_embeddings", "chroma_coll
 def test_six_partitioned_assets_form_the_chain() -> None:
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == set(CHAIN)
+    assert keys == {*CHAIN, "curriculum_catalog"}
+    catalog = graph.get(dg.AssetKey("curriculum_catalog"))
+    assert catalog.partitions_def is None and catalog.group_name == "publish"
+    assert {p.to_user_string() for p in catalog.parent_keys} == {"vkp_package"}
+    kinds = {k: graph.get(dg.AssetKey(k)).kinds for k in CHAIN}
+    assert {"pdf"} <= kinds["raw_pdfs"] and {"pymupdf", "tesseract"} <= kinds["pdf_text"]
+    assert "chromadb" in kinds["chroma_collection"] and "zip" in kinds["vkp_package"]
     for upstream, downstream in zip(CHAIN, CHAIN[1:], strict=False):
         parents = {p.to_user_string() for p in graph.get(dg.AssetKey(downstream)).parent_keys}
         assert upstream in parents, f"{downstream} depends on {upstream}"
@@ -45,3 +51,13 @@ def test_dagster_cli_validates_the_workspace(tmp_path: Path) -> None:
                           env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "success" in (proc.stdout + proc.stderr).lower()
+
+
+def test_partition_runs_refresh_the_catalog() -> None:
+    """Successful and failed partition runs both change the catalog (versions, gate status): both refresh it."""
+    sensors = {s.name: s for s in defs.sensors if s.name.startswith("curriculum_catalog_after_")}
+    assert set(sensors) == {"curriculum_catalog_after_success_sensor", "curriculum_catalog_after_failure_sensor"}
+    for sensor in sensors.values():
+        assert sensor.job_name == "curriculum_catalog_job"
+    job = defs.resolve_job_def("curriculum_catalog_job")
+    assert {n for n in job.graph.node_dict} == {"curriculum_catalog"}

@@ -192,8 +192,9 @@ def test_six_partitioned_assets_with_built_partitions(webserver: Webserver) -> N
         " partitionKeysByDimension { name partitionKeys } } }"
     )
     nodes = {"/".join(n["assetKey"]["path"]): n for n in data["assetNodes"]}
-    assert sorted(nodes) == sorted(ASSETS)
+    assert sorted(nodes) == sorted([*ASSETS, "curriculum_catalog"])
     assert {n["groupName"] for n in nodes.values()} == {"ingest", "index", "publish"}
+    assert not nodes.pop("curriculum_catalog")["isPartitioned"], "the catalog has one row per partition"
     for name, node in nodes.items():
         assert node["isPartitioned"], name
         dims = {d["name"]: set(d["partitionKeys"]) for d in node["partitionKeysByDimension"]}

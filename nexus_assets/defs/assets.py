@@ -14,45 +14,53 @@ import pandas as pd
 
 from nexus_assets.defs.io_managers import ARTIFACT, RECORD_IO_MANAGER
 from nexus_assets.defs.partitions import curriculum_partitions_def, partition_of
-from nexus_assets.defs.resources import DataDirResource, EmbedderResource
-from nexus_assets.lib.caches import VectorCache
-from nexus_assets.lib.chroma_store import build_collection
-from nexus_assets.lib.chunking import ChunkingParams, chunk_file
-from nexus_assets.lib.embedding import embed_with_cache
-from nexus_assets.lib.pdf_extraction import FileExtraction, extract_pdfs, extraction_cache
+from nexus_assets.defs.resources import ChromaResource, DataDirResource, EmbedderResource
+from nexus_assets.lib.aws_config import deployment
+from nexus_assets.lib.chroma_store import (
+    CollectionItems,
+    build_collection,
+    model_collection_name,
+    promote_build,
+    publish_to_server,
+)
+from nexus_assets.lib.chunking import ChunkingParams, chunk_streams
+from nexus_assets.lib.embedding import embed_partition
+from nexus_assets.lib.ocr import find_ocr
+from nexus_assets.lib.pdf_extraction import FileExtraction, extract_pdfs
 from nexus_assets.lib.publishing import publish_vkp
+from nexus_assets.lib.quality import length_histogram, markdown_table
 from nexus_assets.lib.search import chroma_root
 from nexus_assets.lib.tables import (
     chunks_frame,
+    collection_metadatas,
     embedding_identity,
     embeddings_frame,
     file_status_frame,
+    has_text,
+    ocr_pages_of,
     pages_frame,
     readable_pages,
     vectors_of,
 )
 
 INGEST, INDEX, PUBLISH = "ingest", "index", "publish"
+# Kinds name where each value lives, so the lineage graph reads like the architecture in either mode.
+_AWS = deployment() == "aws"
+TABLES = "s3" if _AWS else "parquet"  # DataFrames: S3TableIOManager / local parquet
+RECORDS = "dynamodb" if _AWS else "json"  # small records: DynamoRecordIOManager / local json
 PREVIEW_CHUNKS = 3
 # Steps touch S3, DynamoDB and the disk: a transient outage longer than botocore's own retries gets
 # three more tries, 1 s, 2 s, 4 s apart (±jitter, so parallel runs do not retry in lockstep).
 TRANSIENT_RETRY = dg.RetryPolicy(max_retries=3, delay=1, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 def _md_table(frame: pd.DataFrame, limit: int = 50) -> dg.MetadataValue:
-    if frame.empty:
-        return dg.MetadataValue.md("_none_")
-    shown = frame.head(limit).astype(str).map(lambda s: s.replace("|", "\\|").replace("\n", " "))
-    lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
-    lines += ["| " + " | ".join(row) + " |" for row in shown.itertuples(index=False)]
-    if len(frame) > limit:
-        lines.append(f"\n_{len(frame) - limit} more rows not shown_")
-    return dg.MetadataValue.md("\n".join(lines))
+    return dg.MetadataValue.md(markdown_table(frame, limit=limit))
 
 @dg.asset(
     partitions_def=curriculum_partitions_def,
     retry_policy=TRANSIENT_RETRY,
     group_name=INGEST,
-    kinds={"pdf", "pandas"},
+    kinds={"pdf", RECORDS},
     io_manager_key=RECORD_IO_MANAGER,
     description="Manifest of the partition's PDFs under raw-curriculum/<subject>/<grade>/: path, size, sha256, mtime.",
 )
@@ -64,38 +72,45 @@ def raw_pdfs(context: dg.AssetExecutionContext, data_dir: DataDirResource) -> dg
         context.log.info(f"{part.label}: no PDFs under {raw_dir}: the partition builds empty")
     else:
         context.log.info(f"{part.label}: {len(manifest)} PDFs under {raw_dir}")
+    source = data_dir.raw_source()
+    linked = manifest.assign(file=[f"[{r.file}]({source.uri(r.path)})" for r in manifest.itertuples()])
     return dg.Output(manifest, metadata={
         "files": len(manifest),
         "total_bytes": int(manifest["size"].sum()) if len(manifest) else 0,
         "source_dir": dg.MetadataValue.path(str(raw_dir)),
-        "files_table": _md_table(manifest[["file", "size", "sha256", "mtime"]]),
+        "files_table": _md_table(linked[["file", "size", "sha256", "mtime"]]),
     })
 
 @dg.asset(
     partitions_def=curriculum_partitions_def,
     retry_policy=TRANSIENT_RETRY,
     group_name=INGEST,
-    kinds={"pymupdf", "pandas"},
+    kinds={"pymupdf", "tesseract", TABLES},
     description="Cleaned text of every page (NFKC, hyphenation joined, running headers/footers dropped), "
-    "with a status per file: ok, encrypted, malformed or no_text_layer.",
+    "with a status per file (ok, encrypted, malformed, no_text_layer) and per page (ok, ocr: a scan read by "
+    "Tesseract, no_text, error).",
 )
 def pdf_text(
     context: dg.AssetExecutionContext, data_dir: DataDirResource, raw_pdfs: pd.DataFrame
 ) -> dg.Output[pd.DataFrame]:
     part = partition_of(context.partition_key)
     source = data_dir.raw_source()  # in aws mode, fetches a PDF this machine has not mirrored yet
+    ocr = find_ocr()
+    context.log.info(f"{part.label}: {ocr.reason}")
 
     def report(result: FileExtraction, cached: bool) -> None:
         if result.status != "ok":
             context.log.warning(f"{part.label}: {result.file}: {result.status}: {result.reason}")
         elif not cached:  # unchanged files get one summary line: each log line is an event in the instance
             pages = f"{result.text_pages}/{result.page_count} pages with text"
-            context.log.info(f"{part.label}: {result.file}: ok, {pages}")
+            by_ocr = f" ({result.ocr_pages} by OCR)" if result.ocr_pages else ""
+            context.log.info(f"{part.label}: {result.file}: ok, {pages}{by_ocr}")
 
-    # A PDF is fetched (aws mode) and read only when its sha256 is not in the extraction cache.
+    # A PDF is fetched (aws mode) and read only when its sha256 is not in the extraction cache (whose
+    # namespace names the OCR setting: results read without OCR do not serve an OCR-capable run).
     items = [(row.file, row.sha256, lambda path=row.path: source.local_path(path))
              for row in raw_pdfs.itertuples(index=False)]
-    extractions, stats = extract_pdfs(items, extraction_cache(data_dir.layout.cache_dir), on_result=report)
+    extractions, stats = extract_pdfs(items, data_dir.extraction_cache(ocr.engine), on_result=report, ocr=ocr.engine)
     if stats.cached:
         context.log.info(f"{part.label}: {stats.cached} of {stats.files} files unchanged (extraction from the "
                          f"cache); {stats.extracted} extracted with {stats.workers} process(es)")
@@ -108,8 +123,10 @@ def pdf_text(
         "files_ok": int((files["status"] == "ok").sum()),
         "files_failed": len(failed),
         "pages": len(page_rows),
-        "pages_with_text": int((page_rows["page_status"] == "ok").sum()),
-        "pages_without_text": int((page_rows["page_status"] != "ok").sum()),
+        "pages_with_text": int(has_text(page_rows).sum()),
+        "pages_ocr": int((page_rows["page_status"] == "ocr").sum()),
+        "pages_without_text": int((~has_text(page_rows)).sum()),
+        "ocr": ocr.reason,
         "failed_files": _md_table(failed[["file", "status", "reason"]]),
         "file_status": _md_table(files),
         "files_from_cache": stats.cached,
@@ -127,7 +144,7 @@ class ChunkingConfig(dg.Config):
     partitions_def=curriculum_partitions_def,
     retry_policy=TRANSIENT_RETRY,
     group_name=INDEX,
-    kinds={"pandas"},
+    kinds={"pandas", TABLES},
     description="Overlapping chunks ending on paragraph or sentence boundaries, each with file, page span "
     "and a stable chunk_id derived from its content and source.",
 )
@@ -135,15 +152,17 @@ def text_chunks(
     context: dg.AssetExecutionContext, config: ChunkingConfig, embedder: EmbedderResource, pdf_text: pd.DataFrame
 ) -> dg.Output[pd.DataFrame]:
     part = partition_of(context.partition_key)
-    model = embedder.get_embedder() if config.cap_to_model_window else None
+    model = embedder.chunking_embedder() if config.cap_to_model_window else None
     params = ChunkingParams(config.chunk_size, config.chunk_overlap, model.max_tokens if model else None)
     chunks = []
-    for file in sorted(pdf_text.loc[pdf_text["page_status"] == "ok", "file"].unique()):
-        file_chunks = chunk_file(part.label, file, readable_pages(pdf_text, file), params,
-                                 model.count_tokens if model else None)
+    for file in sorted(pdf_text.loc[has_text(pdf_text), "file"].unique()):
+        # OCR text is chunked apart from the text layer (see chunk_streams): a scanned cover read by
+        # OCR leaves the file's other chunks, their ids and cached vectors as they were.
+        streams = [("", readable_pages(pdf_text, file, ("ok",))), ("ocr", readable_pages(pdf_text, file, ("ocr",)))]
+        file_chunks = chunk_streams(part.label, file, streams, params, model.count_tokens if model else None)
         context.log.info(f"{part.label}: {file}: {len(file_chunks)} chunks")
         chunks.extend(file_chunks)
-    frame = chunks_frame(chunks)
+    frame = chunks_frame(chunks, ocr_pages_of(pdf_text))
     lengths = frame["char_len"]
     preview = "\n\n".join(
         f"**{r.file}** p.{r.page_start}–{r.page_end} `{r.chunk_id[:10]}`\n\n> {r.text[:300]}…"
@@ -157,6 +176,8 @@ def text_chunks(
         "chunk_len_min": int(lengths.min()) if len(frame) else 0,
         "chunk_len_median": float(lengths.median()) if len(frame) else 0.0,
         "chunk_len_max": int(lengths.max()) if len(frame) else 0,
+        "chunks_ocr": int(frame["ocr"].sum()),
+        "chunk_length_histogram": dg.MetadataValue.md(length_histogram(lengths.tolist())),
         "preview": dg.MetadataValue.md(preview or "_no chunks_"),
     })
 
@@ -164,9 +185,10 @@ def text_chunks(
     partitions_def=curriculum_partitions_def,
     retry_policy=TRANSIENT_RETRY,
     group_name=INDEX,
-    kinds={"pytorch", "pandas"},
+    kinds={"pytorch", TABLES},
     pool="embedding",  # CPU-bound: one embedding step at a time on this machine (dagster.yaml pools)
-    description="Normalised sentence embeddings of every chunk; the model id and dims travel with the vectors.",
+    description="Normalised sentence embeddings of every chunk from one model (local MiniLM or Bedrock Titan, "
+    "with fallback for whole partitions); the model id and dims travel with the vectors; cost in metadata.",
 )
 def chunk_embeddings(
     context: dg.AssetExecutionContext, data_dir: DataDirResource, embedder: EmbedderResource,
@@ -180,22 +202,41 @@ def chunk_embeddings(
         context.log.info(f"{part.label}: embedded {done}/{total} new or changed chunks")
 
     # Only chunks whose text is not in the vector cache are embedded; the model loads only if there are any.
-    with VectorCache(data_dir.layout.cache_dir) if embedder.cache_vectors else nullcontext() as cache:
-        result = embed_with_cache(model, text_chunks["text"].tolist(), cache, progress,
-                                  keys=text_chunks["content_sha256"].tolist())
+    # With a fallback back end, a failing primary hands the WHOLE partition over: never a mix of models.
+    with data_dir.vector_cache() if embedder.cache_vectors else nullcontext() as cache:
+        result = embed_partition(model, text_chunks["text"].tolist(), cache, progress,
+                                 keys=text_chunks["content_sha256"].tolist(), fallback=embedder.get_fallback(),
+                                 prices_per_1k=embedder.price_per_1k_tokens)
     seconds = time.perf_counter() - started
-    if model.fallback_reason:
-        context.log.warning(f"{part.label}: embedding fell back to fp32: {model.fallback_reason}")
-    context.log.info(f"{part.label}: {result.embedded} chunks embedded ({result.precision}), "
-                     f"{result.cached} from the cache")
-    frame = embeddings_frame(text_chunks["chunk_id"].tolist(), result.vectors, model.model_id, model.dims)
+    used = result.embedder
+    if result.fell_back:
+        context.log.warning(f"{part.label}: {result.fallback_reason}; the whole partition was embedded with "
+                            f"the local model {used.model_id} instead")
+        context.instance.add_run_tags(context.run_id, {"nexus/embedding_fallback": used.model_id})
+    if result.usage.split_inputs:
+        context.log.warning(f"{part.label}: {result.usage.split_inputs} chunk(s) exceeded {used.model_id}'s input "
+                            "limit and were embedded in pieces (token-weighted mean of the pieces' vectors)")
+    if getattr(used, "fallback_reason", ""):
+        context.log.warning(f"{part.label}: embedding fell back to fp32: {used.fallback_reason}")
+    context.log.info(f"{part.label}: {result.embedded} chunks embedded ({used.backend}, {used.model_id}, "
+                     f"{used.precision}), {result.cached} from the cache; {result.usage.input_tokens} billed "
+                     f"tokens, estimated ${result.cost_usd:.6f}")
+    frame = embeddings_frame(text_chunks["chunk_id"].tolist(), result.vectors, used.model_id, used.dims)
     return dg.Output(frame, metadata={
         "embeddings": len(frame),
-        "model_id": model.model_id,
-        "dims": model.dims,
-        "precision": result.precision,
+        "backend": used.backend,
+        "model_id": used.model_id,
+        "dims": used.dims,
+        "precision": used.precision,
         "embedded": result.embedded,
         "from_cache": result.cached,
+        "fallback": result.fell_back,
+        "fallback_reason": result.fallback_reason,
+        "input_tokens": result.usage.input_tokens,
+        "requests": result.usage.requests,
+        "retries": result.usage.retries,
+        "split_inputs": result.usage.split_inputs,
+        "estimated_cost_usd": round(result.cost_usd, 8),
         "seconds": round(seconds, 2),
         "chunks_per_s": round(result.embedded / seconds, 1) if result.embedded and seconds else 0.0,
     })
@@ -204,16 +245,18 @@ def chunk_embeddings(
     partitions_def=curriculum_partitions_def,
     retry_policy=TRANSIENT_RETRY,
     group_name=INDEX,
-    kinds={"chromadb"},
+    kinds={"chromadb", RECORDS},
     pool="chroma_writer",
     io_manager_key=RECORD_IO_MANAGER,
-    description="Persistent Chroma collection of the partition, built aside and swapped in atomically; "
-    "ids are chunk ids, metadata subject, grade, file and page.",
+    description="Persistent Chroma collection of the partition, built aside (in Chroma server mode also "
+    "published to the server behind a pointer swap); search serves it (atomic swap of `current`) only once the "
+    "blocking checks passed and vkp_package ran. Ids are chunk ids; metadata subject, grade, file, page and ocr.",
 )
 def chroma_collection(
     context: dg.AssetExecutionContext,
     data_dir: DataDirResource,
     embedder: EmbedderResource,
+    chroma: ChromaResource,
     text_chunks: pd.DataFrame,
     chunk_embeddings: pd.DataFrame,
 ) -> dg.Output[dict]:
@@ -225,15 +268,20 @@ def chroma_collection(
         model_id, dims = embedding_identity(chunk_embeddings)
         ordered = chunk_embeddings.set_index("chunk_id").loc[text_chunks["chunk_id"]].reset_index()
         vectors = vectors_of(ordered)
-    metadatas = [
-        {"subject": part.subject, "grade": part.grade, "file": r.file, "page": int(r.page_start),
-         "page_end": int(r.page_end), "chunk_index": int(r.chunk_index)}
-        for r in text_chunks.itertuples()
-    ]
-    info = build_collection(
-        chroma_root(data_dir.layout, part), part.collection_name, text_chunks["chunk_id"].tolist(), vectors,
-        text_chunks["text"].tolist(), metadatas, model_id, dims,
-    )
+    metadatas = collection_metadatas(part.subject, part.grade, text_chunks)
+    # One model per collection: the model and dims are part of the name, so a model change is a new collection.
+    name = model_collection_name(part.collection_name, model_id, dims)
+    items = CollectionItems(text_chunks["chunk_id"].tolist(), vectors, text_chunks["text"].tolist(), metadatas,
+                            model_id, dims)
+    # Not promoted here: the blocking checks on this build run after this step, and search must not
+    # serve a build they reject. vkp_package (which runs only when they pass) promotes it.
+    info = build_collection(chroma_root(data_dir.layout, part), name, items, promote=False)
+    served = {}
+    if (server := chroma.server()) is not None:  # server mode: also publish to the shared Chroma server
+        on_server = publish_to_server(server.client(), name, items)
+        context.log.info(f"{part.label}: Chroma server {server.url}: {on_server.path} "
+                         f"({'unchanged' if on_server.reused else 'written and swapped in'}), {on_server.count} items")
+        served = {"server_url": server.url, "server_collection": str(on_server.path), "server_reused": on_server.reused}
     how = {"reused": "unchanged", "incremental": f"updated in a copy (+{info.upserted} upserted, -{info.deleted} "
            "deleted)", "fresh": "written fresh"}[info.mode]
     context.log.info(f"{part.label}: collection {info.name} {how}, {info.count} items")
@@ -248,16 +296,17 @@ def chroma_collection(
         "deleted": info.deleted,
         "path": dg.MetadataValue.path(str(info.path)),
         "model_id": model_id,
+        **served,
     })
 
 @dg.asset(
     partitions_def=curriculum_partitions_def,
     retry_policy=TRANSIENT_RETRY,
     group_name=PUBLISH,
-    kinds={"zip"},
+    kinds={"zip", "s3" if _AWS else "file"},
     io_manager_key=RECORD_IO_MANAGER,
-    description="Versioned knowledge package vkp/<subject>_<grade>_v<semver>.vkp; a new patch version only "
-    "when the content changed.",
+    description="Signed, versioned knowledge package vkp/<subject>_<grade>_v<semver>.vkp (a new version only when "
+    "the content changed), the delta from the previous version, the catalog entry, retention of old versions.",
 )
 def vkp_package(
     context: dg.AssetExecutionContext,
@@ -282,13 +331,32 @@ def vkp_package(
         "chunks": len(text_chunks),
         "embeddings": len(chunk_embeddings),
     }
+    signer = data_dir.signer()
+    if signer.development:
+        context.log.warning(f"{part.label}: signing with the {signer.origin} (key id {signer.key_id}): fine for a "
+                            "demo, never for schools; set NEXUS_SIGNING_KEY_FILE (see README, Distributing to schools)")
     result = publish_vkp(data_dir.package_store(), part, text_chunks, chunk_embeddings,
-                         Path(chroma_collection[ARTIFACT]), sources, counts)
+                         Path(chroma_collection[ARTIFACT]), sources, counts, signer=signer,
+                         keep_versions=data_dir.retention())
     context.log.info(f"{part.label}: {'published v' + result.version if result.published else result.reason}")
-    metadata: dict = {"published": result.published, "reason": result.reason, **counts}
+    # The gates passed (this step runs only then): search now serves the build the package was made from.
+    served = promote_build(chroma_root(data_dir.layout, part), Path(chroma_collection[ARTIFACT]))
+    if served:
+        context.log.info(f"{part.label}: search now serves Chroma build {Path(chroma_collection[ARTIFACT]).name}")
+    metadata: dict = {"published": result.published, "reason": result.reason, "search_build_promoted": served,
+                      **counts, "signing_key_id": signer.key_id, "development_key": signer.development}
     if result.version:
         metadata["version"] = result.version
         metadata["vkp_path"] = dg.MetadataValue.path(str(result.location))
+    if result.bump:
+        metadata["bump"] = result.bump
+    if result.delta_location:
+        metadata["delta_path"] = dg.MetadataValue.path(result.delta_location)
+    if result.catalog_location:
+        metadata["catalog"] = dg.MetadataValue.path(result.catalog_location)
+        metadata["catalog_updated"] = result.catalog_updated
+    if result.removed:
+        metadata["retention_removed"] = dg.MetadataValue.md("\n".join(f"- `{n}`" for n in result.removed))
     if result.published:
         invalidation = data_dir.invalidate_cdn(["/vkp/*", f"/{part.processed_prefix()}/*"])
         if invalidation:

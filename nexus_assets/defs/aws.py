@@ -8,7 +8,6 @@ then load what another materialized.
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import tarfile
@@ -22,18 +21,23 @@ import pandas as pd
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
-from nexus_assets.defs.io_managers import ARTIFACT
+from nexus_assets.defs.io_managers import ARTIFACT, stored_name
 from nexus_assets.defs.partitions import partition_of
 from nexus_assets.defs.resources import DataDirResource
 from nexus_assets.lib.aws_config import AwsSettings
+from nexus_assets.lib.caches import MirroredBlobCache, MirroredVectorCache
 from nexus_assets.lib.cdn import invalidate
 from nexus_assets.lib.dynamo_records import DynamoRecordStore
 from nexus_assets.lib.job_tracking import DynamoJobStore
 from nexus_assets.lib.layout import PROCESSED_PREFIX, DataLayout
+from nexus_assets.lib.ocr import OcrEngine
+from nexus_assets.lib.parquet_io import read_frame
 from nexus_assets.lib.publishing import S3PackageStore
 from nexus_assets.lib.raw_sources import S3RawSource
 from nexus_assets.lib.s3_store import S3ObjectStore
+from nexus_assets.lib.signing import Signer, resolve_signer, secrets_manager_reader
 from nexus_assets.lib.tables import frame_to_parquet_bytes
+from nexus_assets.lib.vkp_catalog import DynamoCatalog
 
 
 class AwsResource(dg.ConfigurableResource):
@@ -75,7 +79,21 @@ class AwsDataDirResource(DataDirResource):
         return S3RawSource(self.aws.object_store(), self.layout)
 
     def package_store(self) -> S3PackageStore:
-        return S3PackageStore(self.aws.object_store(), self.layout)
+        objects = self.aws.object_store()
+        catalog = DynamoCatalog(self.aws.settings().client("dynamodb"), self.aws.records_table, objects)
+        return S3PackageStore(objects, self.layout, catalog)
+
+    def signer(self) -> Signer:
+        """As locally, plus the Secrets Manager secret named by $NEXUS_SIGNING_KEY_SECRET_ID."""
+        reader = secrets_manager_reader(self.aws.settings().client("secretsmanager"))
+        return resolve_signer(self.layout.root, key_file=self.signing_key_file, secret_reader=reader)
+
+    def extraction_cache(self, ocr: OcrEngine | None = None) -> MirroredBlobCache:
+        """Shared through the bucket, so a task on a fresh disk still skips unchanged PDFs."""
+        return MirroredBlobCache(super().extraction_cache(ocr), self.aws.object_store())
+
+    def vector_cache(self) -> MirroredVectorCache:
+        return MirroredVectorCache(super().vector_cache(), self.aws.object_store())
 
     def job_store(self) -> DynamoJobStore:
         return self.aws.job_store()
@@ -88,8 +106,8 @@ class AwsDataDirResource(DataDirResource):
 
 
 def _asset_prefix(context: dg.OutputContext | dg.InputContext) -> tuple[str, str, str]:
-    """(asset name, partition id for DynamoDB, key prefix in the layout)."""
-    name = context.asset_key.path[-1]
+    """(stored name, partition id for DynamoDB, key prefix in the layout)."""
+    name = stored_name(context)
     if not context.has_asset_partitions:
         return name, "__all__", PROCESSED_PREFIX
     part = partition_of(context.asset_partition_key)
@@ -127,7 +145,7 @@ class S3TableIOManager(dg.ConfigurableIOManager):
         context.add_output_metadata({"stored_at": dg.MetadataValue.url(store.uri(key)), "sha256": sha256})
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
-        return pd.read_parquet(io.BytesIO(self.aws.object_store().get_bytes(self._key(context))))
+        return read_frame(self.aws.object_store().get_bytes(self._key(context)))
 
 
 def _pack_dir(directory: Path, dest: Path) -> None:

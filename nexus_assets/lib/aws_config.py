@@ -28,7 +28,17 @@ ENV_VARS = {
     "storage_class": "NEXUS_S3_STORAGE_CLASS",
     "cloudfront_distribution_id": "NEXUS_CLOUDFRONT_DISTRIBUTION_ID",
     "sqs_queue_url": "NEXUS_SQS_QUEUE_URL",
+    "default_region": "AWS_DEFAULT_REGION",
+    # Bedrock has its own endpoint: moto/LocalStack serving S3 and DynamoDB at NEXUS_AWS_ENDPOINT_URL
+    # do not implement Titan, so tests point this at nexus_assets_tests/fake_bedrock.py instead.
+    "bedrock_endpoint_url": "NEXUS_BEDROCK_ENDPOINT_URL",
+    "embedder_backend": "NEXUS_EMBEDDER_BACKEND",  # local (default), bedrock or bedrock_fallback
 }
+
+
+def setting(name: str) -> str | None:
+    """The environment variable behind ENV_VARS[name], stripped; None when unset or empty."""
+    return os.environ.get(ENV_VARS[name], "").strip() or None
 
 
 def deployment() -> Deployment:
@@ -48,6 +58,7 @@ class AwsSettings:
     kms_key_id: str | None = None
     storage_class: str = "STANDARD_IA"  # processed data is read rarely after a build
     cloudfront_distribution_id: str | None = None
+    bedrock_endpoint_url: str | None = None  # embedding back end `bedrock` (bedrock_embedding.py)
 
     @property
     def sse(self) -> str:
@@ -60,16 +71,17 @@ class AwsSettings:
             raise ValueError(
                 f"aws mode needs {ENV_VARS['bucket']} (the bucket holding raw-curriculum/, processed/, vkp/)"
             )
-        get = lambda name: os.environ.get(ENV_VARS[name], "").strip() or None  # noqa: E731
+        get = setting
         return cls(
             bucket=bucket,
             records_table=get("records_table") or cls.records_table,
             jobs_table=get("jobs_table") or cls.jobs_table,
-            region=get("region") or os.environ.get("AWS_DEFAULT_REGION") or cls.region,
+            region=get("region") or get("default_region") or cls.region,
             endpoint_url=get("endpoint_url"),
             kms_key_id=get("kms_key_id"),
             storage_class=get("storage_class") or cls.storage_class,
             cloudfront_distribution_id=get("cloudfront_distribution_id"),
+            bedrock_endpoint_url=get("bedrock_endpoint_url"),
         )
 
     def client(self, service: str) -> Any:

@@ -116,9 +116,13 @@ def split_text(
     return spans
 
 
-def chunk_id_for(partition_label: str, file: str, text: str, occurrence: int) -> str:
-    """Stable id: same partition, file and text (and n-th repeat of that text) give the same id."""
-    key = f"{partition_label}\x1f{file}\x1f{occurrence}\x1f{text}"
+def chunk_id_for(partition_label: str, file: str, text: str, occurrence: int, stream: str = "") -> str:
+    """Stable id: same partition, file and text (and n-th repeat of that text) give the same id.
+
+    `stream` names a separately chunked part of the file (e.g. "ocr"); the main stream ("") keeps the
+    ids it always had.
+    """
+    key = f"{partition_label}\x1f{file}\x1f{occurrence}\x1f{text}" + (f"\x1f{stream}" if stream else "")
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
 
 
@@ -128,8 +132,13 @@ def chunk_file(
     pages: Sequence[tuple[int, str]],
     params: ChunkingParams,
     count_tokens: Callable[[str], int] | None = None,
+    stream: str = "",
+    first_index: int = 0,
 ) -> list[Chunk]:
-    """Chunk the cleaned pages `(page_number, text)` of one file, across page breaks."""
+    """Chunk the cleaned pages `(page_number, text)` of one file, across page breaks.
+
+    `stream` and `first_index` let one file be chunked as several streams (see `chunk_streams`).
+    """
     parts: list[str] = []
     offsets: list[int] = []
     numbers: list[int] = []
@@ -154,6 +163,26 @@ def chunk_file(
         first = numbers[bisect.bisect_right(offsets, start) - 1]
         last = numbers[bisect.bisect_right(offsets, end - 1) - 1]
         chunks.append(
-            Chunk(chunk_id_for(partition_label, file, body, occurrence), file, index, first, last, body)
+            Chunk(chunk_id_for(partition_label, file, body, occurrence, stream), file, first_index + index, first,
+                  last, body)
         )
+    return chunks
+
+
+def chunk_streams(
+    partition_label: str,
+    file: str,
+    streams: Sequence[tuple[str, Sequence[tuple[int, str]]]],
+    params: ChunkingParams,
+    count_tokens: Callable[[str], int] | None = None,
+) -> list[Chunk]:
+    """Chunk each `(stream name, pages)` of one file on its own: no chunk mixes two streams.
+
+    Used to keep OCR text (stream "ocr") apart from the text layer (stream ""): OCR of a scanned cover
+    must not shift the windows, ids and vectors of every text-layer chunk after it, and a chunk is
+    then either all OCR or not OCR at all. Indexes run on across streams.
+    """
+    chunks: list[Chunk] = []
+    for name, pages in streams:
+        chunks += chunk_file(partition_label, file, pages, params, count_tokens, stream=name, first_index=len(chunks))
     return chunks

@@ -17,6 +17,9 @@ RAW_PREFIX = "raw-curriculum"
 PROCESSED_PREFIX = "processed"
 VKP_PREFIX = "vkp"
 
+# The key of a stored record (Chroma build) naming a local directory, which remote IO managers mirror.
+ARTIFACT = "artifact"
+
 SLUG_RE = re.compile(r"^[a-z0-9_]+$")
 SEMVER_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 
@@ -65,6 +68,21 @@ class Partition:
 
     def vkp_key(self, version: str) -> str:
         return f"{VKP_PREFIX}/{self.vkp_name(version)}"
+
+    def vkpd_name(self, version: str, base: str) -> str:
+        """Delta package turning version `base` into `version`."""
+        return self.vkp_name(version).removesuffix(".vkp") + f"_from_v{self.vkp_name(base).split('_v')[-1]}d"
+
+    def package_version(self, name: str) -> str | None:
+        """The version a package file of this partition delivers (full or delta), None if not one of ours."""
+        prefix = f"{self.subject}_{self.grade}_v"
+        if not name.startswith(prefix):
+            return None
+        rest = name[len(prefix):]
+        version = rest.removesuffix(".vkp") if rest.endswith(".vkp") else rest.split("_from_v")[0]
+        if not (name.endswith(".vkp") or (name.endswith(".vkpd") and "_from_v" in rest)):
+            return None
+        return version if SEMVER_RE.match(version) else None
 
     @property
     def collection_name(self) -> str:

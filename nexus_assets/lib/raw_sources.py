@@ -33,6 +33,10 @@ class RawSource(Protocol):
 
     def local_path(self, relative_path: str) -> Path: ...
 
+    def uri(self, relative_path: str) -> str:
+        """Where a source file lives, for links in the UI (file:// locally, s3:// in aws mode)."""
+        ...
+
 
 @dataclass
 class LocalRawSource:
@@ -58,6 +62,9 @@ class LocalRawSource:
 
     def local_path(self, relative_path: str) -> Path:
         return self.layout.root / relative_path
+
+    def uri(self, relative_path: str) -> str:
+        return (self.layout.root / relative_path).as_uri()
 
 
 @dataclass
@@ -113,3 +120,6 @@ class S3RawSource:
         if not path.exists():
             self.store.download_file(relative_path, path)
         return path
+
+    def uri(self, relative_path: str) -> str:
+        return self.store.uri(relative_path)

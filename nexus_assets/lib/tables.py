@@ -15,13 +15,13 @@ import numpy as np
 import pandas as pd
 
 from nexus_assets.lib.chunking import Chunk
-from nexus_assets.lib.pdf_extraction import FileExtraction, sha256_file
+from nexus_assets.lib.pdf_extraction import TEXT_STATUSES, FileExtraction, sha256_file
 
 RAW_COLUMNS = ["file", "path", "size", "sha256", "mtime"]
 PAGE_COLUMNS = ["file", "sha256", "file_status", "file_reason", "notes", "page", "page_status",
                 "page_reason", "text"]
 CHUNK_COLUMNS = ["chunk_id", "file", "chunk_index", "page_start", "page_end", "char_len",
-                 "content_sha256", "text"]
+                 "content_sha256", "ocr", "text"]
 EMBEDDING_COLUMNS = ["chunk_id", "model_id", "dims", "embedding"]
 
 
@@ -57,29 +57,44 @@ def pages_frame(extractions: Sequence[FileExtraction]) -> pd.DataFrame:
 
 
 def file_status_frame(pages: pd.DataFrame) -> pd.DataFrame:
-    """Per-file summary of a pages table: status, reason, pages and pages with text."""
+    """Per-file summary of a pages table: status, reason, pages, pages with text and pages read by OCR."""
     if pages.empty:
-        return pd.DataFrame(columns=["file", "status", "reason", "pages", "text_pages"])
+        return pd.DataFrame(columns=["file", "status", "reason", "pages", "text_pages", "ocr_pages"])
     grouped = pages.groupby("file", sort=True)
     return pd.DataFrame({
         "status": grouped["file_status"].first(),
         "reason": grouped["file_reason"].first(),
         "pages": grouped["page"].count(),
-        "text_pages": grouped["page_status"].apply(lambda s: int((s == "ok").sum())),
+        "text_pages": grouped["page_status"].apply(lambda s: int(s.isin(TEXT_STATUSES).sum())),
+        "ocr_pages": grouped["page_status"].apply(lambda s: int((s == "ocr").sum())),
     }).reset_index()
 
 
-def readable_pages(pages: pd.DataFrame, file: str) -> list[tuple[int, str]]:
-    rows = pages[(pages["file"] == file) & (pages["page_status"] == "ok")]
+def has_text(pages: pd.DataFrame) -> pd.Series:
+    """Rows whose text is indexed: a text layer or OCR."""
+    return pages["page_status"].isin(TEXT_STATUSES)
+
+
+def readable_pages(pages: pd.DataFrame, file: str, statuses: Sequence[str] = TEXT_STATUSES) -> list[tuple[int, str]]:
+    """(page, text) of a file's pages with one of `statuses` (default: every page with text)."""
+    rows = pages[(pages["file"] == file) & pages["page_status"].isin(statuses)]
     return [(int(p), str(t)) for p, t in zip(rows["page"], rows["text"], strict=True)]
 
 
-def chunks_frame(chunks: Sequence[Chunk]) -> pd.DataFrame:
+def ocr_pages_of(pages: pd.DataFrame) -> set[tuple[str, int]]:
+    """(file, page) of every page whose text came from OCR."""
+    rows = pages[pages["page_status"] == "ocr"]
+    return {(str(f), int(p)) for f, p in zip(rows["file"], rows["page"], strict=True)}
+
+
+def chunks_frame(chunks: Sequence[Chunk], ocr_pages: set[tuple[str, int]] | frozenset = frozenset()) -> pd.DataFrame:
+    """The chunks table; `ocr` marks a chunk holding text of at least one OCRed page (`ocr_pages_of`)."""
     rows = [{"chunk_id": c.chunk_id, "file": c.file, "chunk_index": c.chunk_index, "page_start": c.page_start,
              "page_end": c.page_end, "char_len": len(c.text), "content_sha256": c.content_sha256,
+             "ocr": any((c.file, page) in ocr_pages for page in range(c.page_start, c.page_end + 1)),
              "text": c.text} for c in chunks]
     return pd.DataFrame(rows, columns=CHUNK_COLUMNS).astype(
-        {"chunk_index": "int64", "page_start": "int64", "page_end": "int64", "char_len": "int64"}
+        {"chunk_index": "int64", "page_start": "int64", "page_end": "int64", "char_len": "int64", "ocr": "bool"}
     )
 
 
@@ -116,3 +131,18 @@ def frame_to_parquet_bytes(frame: pd.DataFrame) -> bytes:
     frame.to_parquet(buffer, index=False, compression="zstd")
     return buffer.getvalue()
 
+
+
+def collection_metadatas(subject: str, grade: str, chunks: pd.DataFrame) -> list[dict]:
+    """The Chroma metadata of each chunk: one definition, so a school's collection rebuilt from a delta
+    holds exactly what the build's collection holds."""
+    return [
+        {"subject": subject, "grade": grade, "file": r.file, "page": int(r.page_start), "page_end": int(r.page_end),
+         "chunk_index": int(r.chunk_index), "ocr": bool(getattr(r, "ocr", False))}
+        for r in chunks.itertuples()
+    ]
+
+
+def package_order(chunks: pd.DataFrame) -> pd.DataFrame:
+    """Chunks in the order a package stores them (file, then position in the file), whatever the input order."""
+    return chunks.sort_values(["file", "chunk_index", "chunk_id"], kind="stable").reset_index(drop=True)
