@@ -119,3 +119,46 @@ def bedrock_env(fake_bedrock, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing-key-id")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret-key")
     return fake_bedrock
+
+
+# --- Reliability suite (issue 10) ------------------------------------------------------------------
+# Tests marked `@pytest.mark.reliability(kind, case)` try one bad input, fault, crash or attack on
+# purpose and record what they observed with the `reliability` fixture. With NEXUS_RELIABILITY_OUT
+# set, the session writes those observations (and each test's verdict) to that JSON file, from which
+# `scripts/reliability_table.py` renders the README's Reliability table: the table is what the tests
+# saw, never prose written beside them.
+_RELIABILITY: dict[str, dict[str, str]] = {}
+
+
+@pytest.fixture
+def reliability(request: pytest.FixtureRequest):
+    """`reliability("what happened")` records this case's observed outcome for the README table."""
+    marker = request.node.get_closest_marker("reliability")
+    if marker is None or len(marker.args) != 2:
+        raise pytest.UsageError(f"{request.node.nodeid}: the reliability fixture needs "
+                                "@pytest.mark.reliability(kind, case)")
+    kind, case = marker.args
+    entry = _RELIABILITY.setdefault(request.node.nodeid, {"kind": kind, "case": case, "outcome": "", "result": ""})
+
+    def record(outcome: str) -> None:
+        entry["outcome"] = f"{entry['outcome']}; {outcome}" if entry["outcome"] else outcome
+
+    return record
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    entry = _RELIABILITY.get(item.nodeid)
+    if entry is not None and (report.when == "call" or report.failed):
+        entry["result"] = "failed" if report.failed else ("skipped" if report.skipped else "passed")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    out = os.environ.get("NEXUS_RELIABILITY_OUT")
+    if out and _RELIABILITY:
+        import json
+
+        rows = [{"test": nodeid, **entry} for nodeid, entry in sorted(_RELIABILITY.items())]
+        Path(out).write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
