@@ -32,6 +32,7 @@ import json
 import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from nexus_assets.lib.fault_points import fault_point
+from nexus_assets.lib.partition_lock import file_lock
 
 ADD_BATCH = 5000  # Chroma accepts at most 5,461 items per add(); fewer, larger calls write fastest
 COMPLETE_MARKER = "build.json"
@@ -48,6 +52,12 @@ ITEMS_SUFFIX = ".items.json"
 # Incremental only while the change is small: past this share of the collection (changed + removed
 # items, accumulated since the last fresh build), a fresh build is as fast and leaves no tombstones.
 INCREMENTAL_MAX_CHURN = 0.25
+LOCK_FILE = ".lock"
+PROMOTED_SUFFIX = ".promoted"  # beside a build once `current` served it: superseded, it can go at once
+# A complete build nobody serves yet may be another run's, waiting for its checks before promotion:
+# it is pruned only once it is older than this. Incomplete builds are a killed writer's and go at once
+# (every writer holds the lock, so none is being written while the lock is held).
+UNPROMOTED_GRACE_S = 3600.0
 
 
 class CollectionError(RuntimeError):
@@ -183,9 +193,20 @@ def build_collection(
     """Write a complete collection aside (fresh, or as a patched copy of the current one), then swap it in.
 
     With `promote=False` the build is left aside for `promote_build`; an unpromoted complete build of
-    the same content (a run whose checks failed) is reused rather than written again.
+    the same content (a run whose checks failed, or a concurrent run of the same partition) is reused
+    rather than written again. Runs under the partition's Chroma lock, so two runs never interleave.
     """
     items.check(name)
+    with _locked(root):
+        return _build_collection(root, name, items, keep_previous, incremental, promote)
+
+
+def _locked(root: Path):
+    return file_lock(root / LOCK_FILE, f"Chroma builds under {root}")
+
+
+def _build_collection(root: Path, name: str, items: CollectionItems, keep_previous: int, incremental: bool,
+                      promote: bool) -> CollectionInfo:
     ids, model_id, dims = items.ids, items.model_id, items.dims
     fingerprint = items.fingerprint()
     existing = current_build(root)
@@ -218,6 +239,7 @@ def build_collection(
         collection = _new_collection(build_dir, name, model_id, dims)
         items.write(collection.add)
         mode, upserted, deleted, churn = "fresh", len(ids), 0, 0
+    fault_point("chroma.written")
     count = collection.count()
     if count != len(ids):
         shutil.rmtree(build_dir, ignore_errors=True)
@@ -230,7 +252,7 @@ def build_collection(
         sort_keys=True,
     ))
     if promote:
-        swap_current(root, build_dir)
+        _serve(root, build_dir)
     _prune_builds(root, keep_previous)
     return CollectionInfo(build_dir, name, count, fingerprint, model_id, dims, mode=mode, upserted=upserted,
                           deleted=deleted)
@@ -272,17 +294,22 @@ def _unpromoted_build(root: Path, fingerprint: str) -> Path | None:
 def promote_build(root: Path, build_dir: Path, keep_previous: int = 1) -> bool:
     """Make a complete build the one `current` serves (atomic); False when it already was."""
     build_dir = Path(build_dir).resolve()
-    if not (build_dir / COMPLETE_MARKER).is_file():
-        raise CollectionError(f"{build_dir} is not a complete Chroma build (no {COMPLETE_MARKER}): not promoted")
-    if current_build(root) == build_dir:
-        return False
-    swap_current(root, build_dir)
-    _prune_builds(root, keep_previous)
-    return True
+    with _locked(root):
+        if not (build_dir / COMPLETE_MARKER).is_file():
+            raise CollectionError(f"{build_dir} is not a complete Chroma build (no {COMPLETE_MARKER}): not promoted")
+        if current_build(root) == build_dir:
+            return False
+        _serve(root, build_dir)
+        _prune_builds(root, keep_previous)
+        return True
 
 
 def _items_path(build_dir: Path) -> Path:
     return build_dir.with_name(build_dir.name + ITEMS_SUFFIX)
+
+
+def _promoted_path(build_dir: Path) -> Path:
+    return build_dir.with_name(build_dir.name + PROMOTED_SUFFIX)
 
 
 def _incremental_plan(
@@ -309,6 +336,13 @@ def _copy_build(source: Path, target: Path) -> None:
     shutil.copytree(source, target, ignore=shutil.ignore_patterns(COMPLETE_MARKER))
 
 
+def _serve(root: Path, build_dir: Path) -> None:
+    """Swap `current` to a build of the pipeline's and mark it as once served (beside it, not in it:
+    a package ships the build's files), so pruning may drop it as soon as it is superseded."""
+    _promoted_path(build_dir).touch()
+    swap_current(root, build_dir)
+
+
 def swap_current(root: Path, build_dir: Path) -> None:
     """Point `root/current` at `build_dir` in one atomic rename."""
     tmp = root / f".{CURRENT_LINK}.{uuid.uuid4().hex[:8]}"
@@ -317,14 +351,21 @@ def swap_current(root: Path, build_dir: Path) -> None:
 
 
 def _prune_builds(root: Path, keep_previous: int) -> None:
-    """Remove old builds, keeping the current one and the `keep_previous` most recent others."""
+    """Remove old builds (under the lock): a killed writer's incomplete ones, and complete ones beyond
+    the current one and the `keep_previous` most recent others once they are past the grace period."""
     current = current_build(root)
     builds = sorted((p for p in (root / BUILDS_DIR).iterdir() if p.is_dir()),
                     key=lambda p: p.stat().st_mtime, reverse=True)
     others = [p for p in builds if current is None or p.resolve() != current]
-    for stale in others[keep_previous:]:
-        shutil.rmtree(stale, ignore_errors=True)
-        _items_path(stale).unlink(missing_ok=True)
+    complete = [p for p in others if (p / COMPLETE_MARKER).is_file()]
+    now = time.time()
+    stale = [p for p in others if not (p / COMPLETE_MARKER).is_file()]
+    stale += [p for p in complete[keep_previous:]
+              if _promoted_path(p).is_file() or now - p.stat().st_mtime > UNPROMOTED_GRACE_S]
+    for build in stale:
+        shutil.rmtree(build, ignore_errors=True)
+        _items_path(build).unlink(missing_ok=True)
+        _promoted_path(build).unlink(missing_ok=True)
 
 
 def open_collection(build_dir: Path, expected_model_id: str | None = None):

@@ -40,6 +40,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from nexus_assets.lib.caches import VectorCache
+from nexus_assets.lib.fault_points import fault_point
 
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -418,6 +419,8 @@ class SentenceTransformerEmbedder:
                 for number, batch in enumerate(length_batches(lengths, self.batch_size), 1):
                     out[batch] = self._encode([texts[i] for i in batch])
                     done += len(batch)
+                    if number == 1:
+                        fault_point("embedding")
                     if number % TRIM_EVERY_BATCHES == 0:
                         _trim_heap()
                     if progress and (done >= next_report or done == len(texts)):

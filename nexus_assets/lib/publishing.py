@@ -12,7 +12,12 @@ which part of the version it bumps. A publication then goes, in this order:
 4. packages of versions beyond the retention limit are deleted: only after the catalog stopped
    naming them, so a school never finds a catalog entry whose file is gone.
 
-A failure anywhere before step 3 leaves the catalog on the previous version.
+A failure anywhere before step 3 leaves the catalog on the previous version. A run killed after
+step 2 leaves a committed package the catalog does not name yet: the next run finds it as the
+latest package with its own content, names it (and its delta) in the catalog and publishes nothing
+new. Publications of one partition run under its lock on a machine (`partition_lock`), which also
+lets each one sweep the staging files a killed run left; across machines the package commit is a
+create-if-absent, and a run that loses that race decides its version again from what won.
 """
 
 from __future__ import annotations
@@ -28,8 +33,10 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from nexus_assets.lib.fault_points import fault_point
 from nexus_assets.lib.layout import VKP_PREFIX, DataLayout, Partition, parse_semver
-from nexus_assets.lib.s3_store import S3ObjectStore
+from nexus_assets.lib.partition_lock import file_lock
+from nexus_assets.lib.s3_store import AlreadyExistsError, S3ObjectStore
 from nexus_assets.lib.signing import Signer
 from nexus_assets.lib.tables import embedding_identity, frame_to_parquet_bytes, package_order
 from nexus_assets.lib.versioning import ReleaseIdentity, decide_version, source_set
@@ -45,6 +52,12 @@ from nexus_assets.lib.vkp_delta import read_tables, write_delta
 
 CONTENT_HASH_META = "content-hash"
 FORMAT_META = "format-version"
+STAGING_DIR = ".staging"
+PUBLISH_ATTEMPTS = 3  # a lost commit race is decided again from the winner's package; more means a storm
+
+
+class PublishConflictError(VkpError):
+    """The package name was taken between deciding the version and committing it (a racing run)."""
 
 
 class PackageStore(Protocol):
@@ -105,7 +118,8 @@ class LocalPackageStore:
         try:
             os.link(staged, target)  # fails if the name exists: a published file is never replaced
         except FileExistsError:
-            raise VkpError(f"{target} already exists: a published version is never overwritten") from None
+            raise PublishConflictError(f"{target} already exists: a published version is never overwritten") \
+                from None
         finally:
             staged.unlink(missing_ok=True)
         return str(target)
@@ -148,10 +162,12 @@ class S3PackageStore:
     def commit(self, name: str, staged: Path, metadata: dict[str, str]) -> str:
         key = f"{VKP_PREFIX}/{name}"
         try:
-            if self.store.exists(key):
-                raise VkpError(f"{self.store.uri(key)} already exists: a published version is never overwritten")
+            # Create-if-absent (If-None-Match: *): two machines committing the same name cannot both win.
             # Packages are downloaded by every school: keep them in STANDARD, not the processed data's class.
-            self.store.upload_file(key, staged, storage_class="STANDARD", metadata=metadata)
+            self.store.create_file(key, staged, storage_class="STANDARD", metadata=metadata)
+        except AlreadyExistsError:
+            raise PublishConflictError(f"{self.store.uri(key)} already exists: a published version is never "
+                                       "overwritten") from None
         finally:
             staged.unlink(missing_ok=True)
         return self.store.uri(key)
@@ -193,9 +209,20 @@ def chunk_content_hash(chunks: pd.DataFrame, model_id: str, dims: int) -> str:
 
 
 def _staging(layout: DataLayout, name: str) -> Path:
-    directory = layout.root / ".staging"
+    directory = layout.root / STAGING_DIR
     directory.mkdir(parents=True, exist_ok=True)
     return directory / f"{uuid.uuid4().hex[:8]}-{name}"
+
+
+def _sweep_staging(layout: DataLayout, part: Partition) -> list[str]:
+    """Remove this partition's staged files (called under its lock: any found is a killed run's)."""
+    directory = layout.root / STAGING_DIR
+    swept = []
+    for path in directory.glob("*-*") if directory.is_dir() else ():
+        if part.package_version(path.name.split("-", 1)[1]):
+            path.unlink(missing_ok=True)
+            swept.append(path.name)
+    return swept
 
 
 def _release_record(manifest: dict[str, Any], full: dict[str, Any], delta: dict[str, Any] | None) -> dict[str, Any]:
@@ -218,6 +245,31 @@ def publish_vkp(
     """Publish a new version if the content changed since the latest package; never rewrite one."""
     if chunks.empty:
         return PublishResult(False, None, None, None, "no chunks: nothing to publish for an empty partition")
+    lock = store.layout.root / ".locks" / f"publish-{partition.subject}--{partition.grade}.lock"
+    with file_lock(lock, f"publishing {partition.label}"):
+        _sweep_staging(store.layout, partition)
+        for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+            try:
+                return _publish(store, partition, chunks, embeddings, chroma_dir, sources, counts, signer=signer,
+                                keep_versions=keep_versions)
+            except PublishConflictError:
+                if attempt == PUBLISH_ATTEMPTS:
+                    raise
+    raise AssertionError("unreachable")
+
+
+def _publish(
+    store: PackageStore,
+    partition: Partition,
+    chunks: pd.DataFrame,
+    embeddings: pd.DataFrame,
+    chroma_dir: Path,
+    sources: list[dict[str, Any]],
+    counts: dict[str, int],
+    *,
+    signer: Signer,
+    keep_versions: int,
+) -> PublishResult:
     model_id, dims = embedding_identity(embeddings)
     digest = chunk_content_hash(chunks, model_id, dims)
     versions = store.versions(partition)
@@ -261,6 +313,9 @@ def publish_vkp(
                                         name=partition.vkpd_name(version, previous_manifest["version"]),
                                         **{"from": previous_manifest["version"]})
             metadata = {CONTENT_HASH_META: digest, FORMAT_META: str(FORMAT_VERSION)}
+            fault_point("publish.staged")
+            # The full package first: its name is what claims the version (a racing run loses here, before
+            # anything else of it is visible), and a run killed before the delta leaves a valid release.
             location = store.commit(partition.vkp_name(version), full_staged, metadata)
             delta_location = None
             if delta_staged is not None and delta_ref is not None:
@@ -268,6 +323,7 @@ def publish_vkp(
         finally:
             for path in staged:
                 path.unlink(missing_ok=True)
+    fault_point("publish.committed")
     new_entry, dropped = with_release(entry, partition, _release_record(manifest, full_ref, delta_ref), keep_versions)
     if not store.catalog.put(partition, new_entry):
         return PublishResult(True, version, location, digest,
@@ -297,7 +353,12 @@ def _backfill_catalog(store: PackageStore, part: Partition, latest: str, entry: 
     with store.local_copy(name) as path:
         manifest = read_manifest(path)
         full = package_ref(path, read_signature(path), name=name)
-    new_entry, _ = with_release(entry, part, _release_record(manifest, full, None), keep)
+    delta = None
+    base = manifest.get("previous_version")
+    if base and (delta_name := part.vkpd_name(latest, base)) in store.names(part):
+        with store.local_copy(delta_name) as path:  # committed by a run killed before the catalog moved
+            delta = package_ref(path, read_signature(path), name=delta_name, **{"from": base})
+    new_entry, _ = with_release(entry, part, _release_record(manifest, full, delta), keep)
     return store.catalog.put(part, new_entry)
 
 

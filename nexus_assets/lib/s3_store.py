@@ -28,8 +28,15 @@ DOWNLOAD_CONFIG = TransferConfig(multipart_threshold=16 * MIB, multipart_chunksi
 _HASH_BLOCK = 1024 * 1024
 
 
+SINGLE_PUT_LIMIT = 5 * 1024 * MIB  # S3's largest single PUT
+
+
 class ChecksumMismatchError(IOError):
     """What was read back is not what was written."""
+
+
+class AlreadyExistsError(FileExistsError):
+    """A create-if-absent put found the key taken."""
 
 
 def sha256_of_file(path: Path) -> str:
@@ -77,6 +84,25 @@ class S3ObjectStore:
         sha256 = sha256_of_file(path)
         self.client.upload_file(str(path), self.bucket, key, ExtraArgs=self._extra(sha256, storage_class, metadata),
                                 Config=UPLOAD_CONFIG)
+        return sha256
+
+    def create_file(self, key: str, path: Path, *, storage_class: str | None = None,
+                    metadata: dict[str, str] | None = None) -> str:
+        """Upload a file only if `key` does not exist yet (If-None-Match: *, one atomic PUT streamed from
+        disk); raises AlreadyExistsError when it does. Returns the sha256."""
+        sha256 = sha256_of_file(path)
+        if path.stat().st_size > SINGLE_PUT_LIMIT:  # beyond one PUT: check, then multipart (not atomic)
+            if self.exists(key):
+                raise AlreadyExistsError(f"{self.uri(key)} already exists")
+            return self.upload_file(key, path, storage_class=storage_class, metadata=metadata)
+        try:
+            with path.open("rb") as body:
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*",
+                                       **self._extra(sha256, storage_class, metadata))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                raise AlreadyExistsError(f"{self.uri(key)} already exists") from None
+            raise
         return sha256
 
     def head(self, key: str) -> dict[str, Any] | None:
