@@ -145,11 +145,18 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     from nexus_assets.definitions import defs
     from nexus_assets.defs.job_history import CLI_TAG, finished_record
+    from nexus_assets.defs.orphaned_runs import JOB_TIMESTAMP_TAG, fail_orphaned_runs, process_tags
     from nexus_assets.defs.partitions import curriculum_partitions_def, key_of, partition_of, register_partitions
     from nexus_assets.lib.build_fingerprint import forget_build, record_build
     from nexus_assets.lib.job_tracking import JobRecord, now_iso
 
     with dg.DagsterInstance.get() as instance:
+        for orphan in fail_orphaned_runs(instance):
+            print(f"warning: run {orphan.run_id[:8]} of {orphan.partition or '?'}: {orphan.reason}", file=sys.stderr)
+            if orphan.job_timestamp:  # a partition build: close its `running` job record
+                record = finished_record(instance, orphan.run_id, timestamp=orphan.job_timestamp)
+                record.errors.append(orphan.reason)
+                _job_store(layout).put(record)
         register_partitions(instance, found)
         all_keys = curriculum_partitions_def.get_partition_keys(dynamic_partitions_store=instance)
         keys = [partition_of(k) for k in all_keys]
@@ -176,7 +183,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             with _data_dir_env(layout):
                 result = job.execute_in_process(
                     instance=instance, partition_key=key_of(part), run_config=run_config, raise_on_error=False,
-                    tags={CLI_TAG: "cli"}, run_id=run_id,
+                    tags={CLI_TAG: "cli", JOB_TIMESTAMP_TAG: started, **process_tags()}, run_id=run_id,
                 )
             record = finished_record(instance, run_id, timestamp=started)
             jobs.put(record)
@@ -186,7 +193,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             rows.append(row)
         with _data_dir_env(layout):  # the catalog of partitions (processed/catalog.parquet) reflects these runs
             catalog = defs.resolve_job_def("curriculum_catalog_job").execute_in_process(
-                instance=instance, raise_on_error=False, tags={CLI_TAG: "cli"})
+                instance=instance, raise_on_error=False, tags={CLI_TAG: "cli", **process_tags()})
         if not catalog.success:
             print("warning: the curriculum catalog could not be refreshed; see its run in the UI", file=sys.stderr)
     _print_table(rows)
