@@ -82,6 +82,7 @@ def test_bf16_that_drifts_falls_back_to_fp32(monkeypatch: pytest.MonkeyPatch) ->
     import nexus_assets.lib.embedding as embedding
 
     monkeypatch.setattr(embedding, "MIN_FAST_PATH_COSINE", 1.5)  # no real vector can pass
+    monkeypatch.setattr(embedding, "torch_runs_bf16", lambda: True)  # run the check even where bf16 is emulated
     embedder = SentenceTransformerEmbedder(bundled_minilm_path(), precision="bf16")
     embedder.load()
     assert embedder.precision == "fp32" and "drift" in embedder.fallback_reason

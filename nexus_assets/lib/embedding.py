@@ -127,6 +127,13 @@ def cpu_has_native_bf16(flags: frozenset[str] | None = None) -> bool:
     return bool(BF16_CPU_FLAGS & flags)
 
 
+def torch_runs_bf16() -> bool:
+    """What torch's oneDNN says of bf16 on this CPU (it can emulate bf16 where `cpu_has_native_bf16` is false)."""
+    import torch
+
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def choose_precision(requested: str, flags: frozenset[str] | None = None) -> str:
     """The precision to run: an explicit choice, or for `auto` bf16 on native-bf16 CPUs and fp32 elsewhere.
 
@@ -366,7 +373,7 @@ class SentenceTransformerEmbedder:
         import torch
 
         try:
-            if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            if not torch_runs_bf16():
                 return "torch reports no bf16 support on this CPU"
             with self._precision("fp32"):
                 reference = np.vstack([self._encode([text]) for text in PROBE_TEXTS])
