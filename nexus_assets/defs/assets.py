@@ -4,6 +4,7 @@ Each asset is partitioned by subject × grade and stays thin: it calls the plain
 `nexus_assets.lib` and turns their results into metadata a data engineer reads in the UI.
 """
 
+import os
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -49,9 +50,20 @@ _AWS = deployment() == "aws"
 TABLES = "s3" if _AWS else "parquet"  # DataFrames: S3TableIOManager / local parquet
 RECORDS = "dynamodb" if _AWS else "json"  # small records: DynamoRecordIOManager / local json
 PREVIEW_CHUNKS = 3
-# Steps touch S3, DynamoDB and the disk: a transient outage longer than botocore's own retries gets
-# three more tries, 1 s, 2 s, 4 s apart (±jitter, so parallel runs do not retry in lockstep).
-TRANSIENT_RETRY = dg.RetryPolicy(max_retries=3, delay=1, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+STEP_RETRIES_ENV, STEP_RETRY_DELAY_ENV = "NEXUS_STEP_RETRIES", "NEXUS_STEP_RETRY_DELAY"
+
+
+def transient_retry_policy() -> dg.RetryPolicy:
+    """Steps touch S3, DynamoDB and the disk: a transient outage longer than botocore's own retries
+    (lib/aws_retry.py) gets NEXUS_STEP_RETRIES more tries (default 3), NEXUS_STEP_RETRY_DELAY seconds
+    apart (default 1), doubling, ±jitter so parallel runs do not retry in lockstep."""
+    retries = int(os.environ.get(STEP_RETRIES_ENV) or 3)
+    delay = float(os.environ.get(STEP_RETRY_DELAY_ENV) or 1.0)
+    return dg.RetryPolicy(max_retries=retries, delay=delay, backoff=dg.Backoff.EXPONENTIAL,
+                          jitter=dg.Jitter.PLUS_MINUS)
+
+
+TRANSIENT_RETRY = transient_retry_policy()
 
 def _md_table(frame: pd.DataFrame, limit: int = 50) -> dg.MetadataValue:
     return dg.MetadataValue.md(markdown_table(frame, limit=limit))

@@ -41,9 +41,11 @@ from nexus_assets.lib.vkp_catalog import DynamoCatalog
 
 
 class AwsResource(dg.ConfigurableResource):
-    """Bucket, tables, encryption and CDN of aws mode; clients come from boto3's standard chain."""
+    """Bucket, tables, encryption and CDN of aws mode; credentials come from boto3's standard chain and
+    every client from `AwsSettings.client()`, with the one retry policy of `lib/aws_retry.py`."""
 
-    s3: S3Resource
+    s3: S3Resource | None = Field(default=None, description="Unused (kept so existing configurations load): "
+                                  "the S3 client is made like every other, by AwsSettings.client().")
     bucket: str
     records_table: str = "NexusAssetRecords"
     jobs_table: str = "ETLPipelineJobs"
@@ -61,7 +63,7 @@ class AwsResource(dg.ConfigurableResource):
         )
 
     def object_store(self) -> S3ObjectStore:
-        return self.settings().object_store(self.s3.get_client())
+        return self.settings().object_store()
 
     def record_store(self) -> DynamoRecordStore:
         return DynamoRecordStore(self.settings().client("dynamodb"), self.records_table, overflow=self.object_store())

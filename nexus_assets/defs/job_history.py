@@ -7,6 +7,7 @@ does). Both build the record from the same place: the run and its materializatio
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -23,13 +24,34 @@ def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds") if ts else None
 
 
+# Dagster's retry bookkeeping around the step's real error ("Exceeded max_retries of 3").
+_RETRY_WRAPPERS = ("RetryRequestedFromPolicy", "RetryRequested")
+
+
+def _text(message: str) -> str:
+    """A message without its leading `ClassName: `."""
+    return re.sub(r"^[A-Za-z_]\w*: ", "", message, count=1)
+
+
 def _error_chain(error: object, limit: int = 600) -> str:
-    """The error and its causes, outermost first: the root cause is what a data engineer acts on."""
-    messages = []
+    """The error and its causes, outermost first (what the code raised, then what it wrapped), class names
+    without their modules; Dagster's retry wrapper becomes a note on the first message."""
+    messages, retried = [], ""
     while error is not None:
-        messages.append(getattr(error, "message", str(error)).strip().splitlines()[0] if error else "")
+        lines = (getattr(error, "message", None) or str(error)).strip().splitlines()
+        first = lines[0].strip() if lines else ""
+        if getattr(error, "cls_name", "") in _RETRY_WRAPPERS:
+            retried = first
+        elif first:
+            short = re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_]\w*: )", "", first)
+            if not messages or _text(short) != _text(messages[-1]):  # skip a re-raise with the same text
+                messages.append(short)
         error = getattr(error, "cause", None)
-    return " <- ".join(m for m in messages if m)[:limit] or "failed"
+    if messages and retried:
+        count = re.search(r"max_retries of (\d+)", retried)
+        n = int(count[1]) if count else 0
+        messages[0] += f" (after {n} step retr{'y' if n == 1 else 'ies'})" if count else f" ({retried})"
+    return " <- ".join(messages)[:limit] or retried or "failed"
 
 
 def run_started_record(instance: dg.DagsterInstance, run_id: str, timestamp: str | None = None) -> JobRecord:
