@@ -350,7 +350,13 @@ def vkp_package(
     result = publish_vkp(data_dir.package_store(), part, text_chunks, chunk_embeddings,
                          Path(chroma_collection[ARTIFACT]), sources, counts, signer=signer,
                          keep_versions=data_dir.retention())
-    context.log.info(f"{part.label}: {'published v' + result.version if result.published else result.reason}")
+    if result.published and not result.catalog_updated:
+        # A racing run moved the catalog to a newer version first (the conditional write refused ours):
+        # the package is published, but schools are pointed at the newer one. Say so, loudly.
+        context.log.warning(f"{part.label}: {result.reason}")
+        context.instance.add_run_tags(context.run_id, {"nexus/catalog_race": f"v{result.version}"})  # job_history
+    else:
+        context.log.info(f"{part.label}: {'published v' + result.version if result.published else result.reason}")
     # The gates passed (this step runs only then): search now serves the build the package was made from.
     served = promote_build(chroma_root(data_dir.layout, part), Path(chroma_collection[ARTIFACT]))
     if served:

@@ -27,7 +27,7 @@ from nexus_assets.defs.resources import DataDirResource
 from nexus_assets.lib.aws_config import AwsSettings
 from nexus_assets.lib.caches import MirroredBlobCache, MirroredVectorCache
 from nexus_assets.lib.cdn import invalidate
-from nexus_assets.lib.dynamo_records import DynamoRecordStore
+from nexus_assets.lib.dynamo_records import DynamoRecordStore, StaleWriteError
 from nexus_assets.lib.job_tracking import DynamoJobStore
 from nexus_assets.lib.layout import PROCESSED_PREFIX, DataLayout
 from nexus_assets.lib.ocr import OcrEngine
@@ -105,6 +105,10 @@ class AwsDataDirResource(DataDirResource):
         if not settings.cloudfront_distribution_id:
             return None
         return invalidate(settings.client("cloudfront"), settings.cloudfront_distribution_id, paths)
+
+
+class StaleRecordFailure(dg.Failure, StaleWriteError):
+    """A stale record write, as a Dagster failure that skips the step's retry policy."""
 
 
 def _asset_prefix(context: dg.OutputContext | dg.InputContext) -> tuple[str, str, str]:
@@ -205,7 +209,13 @@ class DynamoRecordIOManager(dg.ConfigurableIOManager):
             value["artifact_key"] = key
             context.add_output_metadata({"artifact": dg.MetadataValue.url(store.uri(key))})
         records = self.aws.record_store()
-        written = records.put(name, sk, value, version=_run_version(context), writer=context.run_id)
+        try:
+            written = records.put(name, sk, value, version=_run_version(context), writer=context.run_id)
+        except StaleWriteError as exc:
+            # A newer run already wrote this record: retrying the step cannot change that, so fail now
+            # (not after the step's retries) and say which runs raced.
+            raise StaleRecordFailure(description=str(exc), allow_retries=False,
+                                     metadata={"dynamodb_item": f"{self.aws.records_table}: {name} [{sk}]"}) from exc
         context.add_output_metadata({"dynamodb_item": f"{self.aws.records_table}: {name} [{sk}]",
                                      "dynamodb_written": written})
 

@@ -18,6 +18,7 @@ from nexus_assets.defs.resources import DataDirResource
 from nexus_assets.lib.job_tracking import JobRecord, JobStatus, now_iso
 
 CLI_TAG = "nexus/launched_by"
+CATALOG_RACE_TAG = "nexus/catalog_race"  # set by vkp_package when a newer run's catalog entry refused ours
 
 
 def _iso(ts: float | None) -> str | None:
@@ -94,6 +95,9 @@ def finished_record(instance: dg.DagsterInstance, run_id: str, timestamp: str | 
     if record.failed_files:
         record.errors.append(f"{record.failed_files} file(s) could not be extracted; see pdf_text's failed_files")
     run = run_record.dagster_run if run_record else None
+    if run is not None and run.tags.get(CATALOG_RACE_TAG):
+        record.errors.append(f"vkp_package: {run.tags[CATALOG_RACE_TAG]} was published, but a racing run had already "
+                             "moved the catalog to a newer version (the conditional write refused ours)")
     status: JobStatus
     if run is None or run.status == dg.DagsterRunStatus.FAILURE or step_failures:
         status = "failed"
