@@ -12,7 +12,10 @@ which part of the version it bumps. A publication then goes, in this order:
 4. packages of versions beyond the retention limit are deleted: only after the catalog stopped
    naming them, so a school never finds a catalog entry whose file is gone.
 
-A failure anywhere before step 3 leaves the catalog on the previous version.
+A failure anywhere before step 3 leaves the catalog on the previous version. In aws mode step 3 is
+two writes (the DynamoDB pointer, then `catalog.json` generated from the table); an outage between
+them leaves `catalog.json` on the previous version, whose files are all still there, and the next
+build of the partition, even one with nothing new, rewrites it (`CatalogStore.sync`).
 """
 
 from __future__ import annotations
@@ -290,9 +293,10 @@ def _previous_release(store: PackageStore, part: Partition, latest: str | None) 
 
 def _backfill_catalog(store: PackageStore, part: Partition, latest: str, entry: dict[str, Any] | None,
                       keep: int) -> bool:
-    """Name the latest package in the catalog when the catalog lost it (deleted, or older than the catalog)."""
+    """Name the latest package in the catalog when the catalog lost it (deleted, or older than the catalog),
+    and bring the served catalog document up to its source of truth when an outage left it behind."""
     if entry is not None and entry.get("latest") == latest:
-        return False
+        return store.catalog.sync()
     name = part.vkp_name(latest)
     with store.local_copy(name) as path:
         manifest = read_manifest(path)
