@@ -35,6 +35,8 @@ ENV_VARS = {
     # do not implement Titan, so tests point this at nexus_assets_tests/fake_bedrock.py instead.
     "bedrock_endpoint_url": "NEXUS_BEDROCK_ENDPOINT_URL",
     "embedder_backend": "NEXUS_EMBEDDER_BACKEND",  # local (default), bedrock or bedrock_fallback
+    # `nexus aws bootstrap` sets the bucket policy (deny unencrypted puts and plain HTTP) unless this is off.
+    "bucket_policy": "NEXUS_S3_BUCKET_POLICY",
 }
 
 
