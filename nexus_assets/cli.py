@@ -173,11 +173,13 @@ def cmd_build(args: argparse.Namespace) -> int:
             run_config["ops"] = {"text_chunks": {"config": chunk_cfg}}
         jobs = _job_store(layout)
         rows = []
+        unrecorded = []
         for part in targets:
             print(f"== {part.label}", flush=True)
             run_id = str(uuid.uuid4())
             started = now_iso()
-            jobs.put(JobRecord(run_id, started, job.name, str(key_of(part)), config=run_config))
+            if not _put_job(jobs, JobRecord(run_id, started, job.name, str(key_of(part)), config=run_config)):
+                unrecorded.append(part.label)
             if part in prints:
                 forget_build(layout, part)
             with _data_dir_env(layout):
@@ -186,7 +188,11 @@ def cmd_build(args: argparse.Namespace) -> int:
                     tags={CLI_TAG: "cli", JOB_TIMESTAMP_TAG: started, **process_tags()}, run_id=run_id,
                 )
             record = finished_record(instance, run_id, timestamp=started)
-            jobs.put(record)
+            if not _put_job(jobs, record) and part.label not in unrecorded:
+                unrecorded.append(part.label)
+            if record.status == "failed":
+                print(f"{part.label}: run {run_id[:8]} failed: {'; '.join(record.errors) or 'see the run in the UI'}",
+                      file=sys.stderr, flush=True)
             if result.success and part in prints:
                 record_build(layout, part, prints[part], run_id)
             row = {"partition": part.label, "status": record.status, **_summarise(result), "run_id": run_id[:8]}
@@ -202,7 +208,23 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(f"{len(failed)} partition run(s) failed: {', '.join(failed)}; open the run in the UI (make ui) "
               "for the step that failed and its error", file=sys.stderr)
         return 1
+    if unrecorded:
+        print(f"error: the job table could not record the runs of {', '.join(unrecorded)} (see above)",
+              file=sys.stderr)
+        return 1
     return 0
+
+
+def _put_job(jobs: Any, record: Any) -> bool:
+    """Record a run in the job table; an outage of the table is reported, and must not hide the build's result."""
+    from nexus_assets.lib.aws_retry import AwsUnavailableError
+
+    try:
+        jobs.put(record)
+        return True
+    except AwsUnavailableError as exc:
+        print(f"error: job {record.job_id[:8]} ({record.status}) not recorded: {exc}", file=sys.stderr, flush=True)
+        return False
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
@@ -527,8 +549,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from nexus_assets.lib.aws_retry import AwsUnavailableError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except AwsUnavailableError as exc:  # S3 or DynamoDB down beyond the retries: one clear line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

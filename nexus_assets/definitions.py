@@ -19,7 +19,6 @@ import os
 from typing import Any
 
 import dagster as dg
-from dagster_aws.s3 import S3Resource
 
 from nexus_assets.defs.assets import curriculum_assets
 from nexus_assets.defs.aws import AwsDataDirResource, AwsResource, DynamoRecordIOManager, S3TableIOManager
@@ -69,9 +68,7 @@ def local_resources() -> dict[str, Any]:
 
 def aws_resources() -> dict[str, Any]:
     region = _env("region", "us-east-1")
-    endpoint = _env("endpoint_url", None)
     aws = AwsResource(
-        s3=S3Resource(region_name=region, endpoint_url=endpoint, max_attempts=8),
         bucket=dg.EnvVar(ENV_VARS["bucket"]),
         records_table=_env("records_table", "NexusAssetRecords"),
         jobs_table=_env("jobs_table", "ETLPipelineJobs"),

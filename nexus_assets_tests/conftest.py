@@ -91,6 +91,10 @@ def make_aws_env(endpoint: str) -> dict[str, str]:
         "AWS_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing-key-id",
         "AWS_SECRET_ACCESS_KEY": "testing-secret-key",
+        # moto evaluates a bucket policy's Deny statements without their conditions, so the bootstrap's
+        # policy (deny unencrypted puts, plain HTTP) would refuse every object request; the policy has
+        # its own test (test_hardening_security.py).
+        "NEXUS_S3_BUCKET_POLICY": "off",
     }
 
 

@@ -33,6 +33,9 @@ def main() -> int:
         # moto accepts any credentials; these are placeholders, never real keys.
         "AWS_ACCESS_KEY_ID": "demo",
         "AWS_SECRET_ACCESS_KEY": "demo",
+        # moto evaluates bucket policies without their conditions: the bootstrap's policy (deny unencrypted
+        # puts and plain HTTP) would refuse every object request, so the demo bucket goes without it.
+        "NEXUS_S3_BUCKET_POLICY": "off",
         "NEXUS_DATA_DIR": str(ROOT / "data" / "aws-work"),  # the local working mirror of the bucket
     }
     nexus = [str(Path(sys.executable).with_name("nexus"))]

@@ -4,6 +4,7 @@ Each asset is partitioned by subject × grade and stays thin: it calls the plain
 `nexus_assets.lib` and turns their results into metadata a data engineer reads in the UI.
 """
 
+import os
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -49,9 +50,20 @@ _AWS = deployment() == "aws"
 TABLES = "s3" if _AWS else "parquet"  # DataFrames: S3TableIOManager / local parquet
 RECORDS = "dynamodb" if _AWS else "json"  # small records: DynamoRecordIOManager / local json
 PREVIEW_CHUNKS = 3
-# Steps touch S3, DynamoDB and the disk: a transient outage longer than botocore's own retries gets
-# three more tries, 1 s, 2 s, 4 s apart (±jitter, so parallel runs do not retry in lockstep).
-TRANSIENT_RETRY = dg.RetryPolicy(max_retries=3, delay=1, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+STEP_RETRIES_ENV, STEP_RETRY_DELAY_ENV = "NEXUS_STEP_RETRIES", "NEXUS_STEP_RETRY_DELAY"
+
+
+def transient_retry_policy() -> dg.RetryPolicy:
+    """Steps touch S3, DynamoDB and the disk: a transient outage longer than botocore's own retries
+    (lib/aws_retry.py) gets NEXUS_STEP_RETRIES more tries (default 3), NEXUS_STEP_RETRY_DELAY seconds
+    apart (default 1), doubling, ±jitter so parallel runs do not retry in lockstep."""
+    retries = int(os.environ.get(STEP_RETRIES_ENV) or 3)
+    delay = float(os.environ.get(STEP_RETRY_DELAY_ENV) or 1.0)
+    return dg.RetryPolicy(max_retries=retries, delay=delay, backoff=dg.Backoff.EXPONENTIAL,
+                          jitter=dg.Jitter.PLUS_MINUS)
+
+
+TRANSIENT_RETRY = transient_retry_policy()
 
 def _md_table(frame: pd.DataFrame, limit: int = 50) -> dg.MetadataValue:
     return dg.MetadataValue.md(markdown_table(frame, limit=limit))
@@ -338,7 +350,13 @@ def vkp_package(
     result = publish_vkp(data_dir.package_store(), part, text_chunks, chunk_embeddings,
                          Path(chroma_collection[ARTIFACT]), sources, counts, signer=signer,
                          keep_versions=data_dir.retention())
-    context.log.info(f"{part.label}: {'published v' + result.version if result.published else result.reason}")
+    if result.published and not result.catalog_updated:
+        # A racing run moved the catalog to a newer version first (the conditional write refused ours):
+        # the package is published, but schools are pointed at the newer one. Say so, loudly.
+        context.log.warning(f"{part.label}: {result.reason}")
+        context.instance.add_run_tags(context.run_id, {"nexus/catalog_race": f"v{result.version}"})  # job_history
+    else:
+        context.log.info(f"{part.label}: {'published v' + result.version if result.published else result.reason}")
     # The gates passed (this step runs only then): search now serves the build the package was made from.
     served = promote_build(chroma_root(data_dir.layout, part), Path(chroma_collection[ARTIFACT]))
     if served:

@@ -27,7 +27,7 @@ from nexus_assets.defs.resources import DataDirResource
 from nexus_assets.lib.aws_config import AwsSettings
 from nexus_assets.lib.caches import MirroredBlobCache, MirroredVectorCache
 from nexus_assets.lib.cdn import invalidate
-from nexus_assets.lib.dynamo_records import DynamoRecordStore
+from nexus_assets.lib.dynamo_records import DynamoRecordStore, StaleWriteError
 from nexus_assets.lib.job_tracking import DynamoJobStore
 from nexus_assets.lib.layout import PROCESSED_PREFIX, DataLayout
 from nexus_assets.lib.ocr import OcrEngine
@@ -41,9 +41,11 @@ from nexus_assets.lib.vkp_catalog import DynamoCatalog
 
 
 class AwsResource(dg.ConfigurableResource):
-    """Bucket, tables, encryption and CDN of aws mode; clients come from boto3's standard chain."""
+    """Bucket, tables, encryption and CDN of aws mode; credentials come from boto3's standard chain and
+    every client from `AwsSettings.client()`, with the one retry policy of `lib/aws_retry.py`."""
 
-    s3: S3Resource
+    s3: S3Resource | None = Field(default=None, description="Unused (kept so existing configurations load): "
+                                  "the S3 client is made like every other, by AwsSettings.client().")
     bucket: str
     records_table: str = "NexusAssetRecords"
     jobs_table: str = "ETLPipelineJobs"
@@ -61,7 +63,7 @@ class AwsResource(dg.ConfigurableResource):
         )
 
     def object_store(self) -> S3ObjectStore:
-        return self.settings().object_store(self.s3.get_client())
+        return self.settings().object_store()
 
     def record_store(self) -> DynamoRecordStore:
         return DynamoRecordStore(self.settings().client("dynamodb"), self.records_table, overflow=self.object_store())
@@ -103,6 +105,10 @@ class AwsDataDirResource(DataDirResource):
         if not settings.cloudfront_distribution_id:
             return None
         return invalidate(settings.client("cloudfront"), settings.cloudfront_distribution_id, paths)
+
+
+class StaleRecordFailure(dg.Failure, StaleWriteError):
+    """A stale record write, as a Dagster failure that skips the step's retry policy."""
 
 
 def _asset_prefix(context: dg.OutputContext | dg.InputContext) -> tuple[str, str, str]:
@@ -203,7 +209,13 @@ class DynamoRecordIOManager(dg.ConfigurableIOManager):
             value["artifact_key"] = key
             context.add_output_metadata({"artifact": dg.MetadataValue.url(store.uri(key))})
         records = self.aws.record_store()
-        written = records.put(name, sk, value, version=_run_version(context), writer=context.run_id)
+        try:
+            written = records.put(name, sk, value, version=_run_version(context), writer=context.run_id)
+        except StaleWriteError as exc:
+            # A newer run already wrote this record: retrying the step cannot change that, so fail now
+            # (not after the step's retries) and say which runs raced.
+            raise StaleRecordFailure(description=str(exc), allow_retries=False,
+                                     metadata={"dynamodb_item": f"{self.aws.records_table}: {name} [{sk}]"}) from exc
         context.add_output_metadata({"dynamodb_item": f"{self.aws.records_table}: {name} [{sk}]",
                                      "dynamodb_written": written})
 

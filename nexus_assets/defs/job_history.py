@@ -7,6 +7,7 @@ does). Both build the record from the same place: the run and its materializatio
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -17,19 +18,41 @@ from nexus_assets.defs.resources import DataDirResource
 from nexus_assets.lib.job_tracking import JobRecord, JobStatus, now_iso
 
 CLI_TAG = "nexus/launched_by"
+CATALOG_RACE_TAG = "nexus/catalog_race"  # set by vkp_package when a newer run's catalog entry refused ours
 
 
 def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds") if ts else None
 
 
+# Dagster's retry bookkeeping around the step's real error ("Exceeded max_retries of 3").
+_RETRY_WRAPPERS = ("RetryRequestedFromPolicy", "RetryRequested")
+
+
+def _text(message: str) -> str:
+    """A message without its leading `ClassName: `."""
+    return re.sub(r"^[A-Za-z_]\w*: ", "", message, count=1)
+
+
 def _error_chain(error: object, limit: int = 600) -> str:
-    """The error and its causes, outermost first: the root cause is what a data engineer acts on."""
-    messages = []
+    """The error and its causes, outermost first (what the code raised, then what it wrapped), class names
+    without their modules; Dagster's retry wrapper becomes a note on the first message."""
+    messages, retried = [], ""
     while error is not None:
-        messages.append(getattr(error, "message", str(error)).strip().splitlines()[0] if error else "")
+        lines = (getattr(error, "message", None) or str(error)).strip().splitlines()
+        first = lines[0].strip() if lines else ""
+        if getattr(error, "cls_name", "") in _RETRY_WRAPPERS:
+            retried = first
+        elif first:
+            short = re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_]\w*: )", "", first)
+            if not messages or _text(short) != _text(messages[-1]):  # skip a re-raise with the same text
+                messages.append(short)
         error = getattr(error, "cause", None)
-    return " <- ".join(m for m in messages if m)[:limit] or "failed"
+    if messages and retried:
+        count = re.search(r"max_retries of (\d+)", retried)
+        n = int(count[1]) if count else 0
+        messages[0] += f" (after {n} step retr{'y' if n == 1 else 'ies'})" if count else f" ({retried})"
+    return " <- ".join(messages)[:limit] or retried or "failed"
 
 
 def run_started_record(instance: dg.DagsterInstance, run_id: str, timestamp: str | None = None) -> JobRecord:
@@ -72,6 +95,9 @@ def finished_record(instance: dg.DagsterInstance, run_id: str, timestamp: str | 
     if record.failed_files:
         record.errors.append(f"{record.failed_files} file(s) could not be extracted; see pdf_text's failed_files")
     run = run_record.dagster_run if run_record else None
+    if run is not None and run.tags.get(CATALOG_RACE_TAG):
+        record.errors.append(f"vkp_package: {run.tags[CATALOG_RACE_TAG]} was published, but a racing run had already "
+                             "moved the catalog to a newer version (the conditional write refused ours)")
     status: JobStatus
     if run is None or run.status == dg.DagsterRunStatus.FAILURE or step_failures:
         status = "failed"

@@ -71,7 +71,12 @@ class SqsQueueResource(dg.ConfigurableResource):
     def client(self):
         import boto3
 
-        return boto3.client("sqs", region_name=self.region, endpoint_url=self.endpoint_url or None)
+        from nexus_assets.lib.aws_retry import RetrySettings, guard_client
+
+        retry = RetrySettings.from_env()  # the one retry policy of aws mode (lib/aws_retry.py)
+        client = boto3.client("sqs", region_name=self.region, endpoint_url=self.endpoint_url or None,
+                              config=retry.config())
+        return guard_client(client, "sqs", retry)
 
 
 @dg.sensor(job=curriculum_build_job, minimum_interval_seconds=SENSOR_INTERVAL_S, default_status=_default_status(),

@@ -3,15 +3,17 @@
 One place decides, everything else asks: `deployment()` reads NEXUS_ENV (`local`, the default, or
 `aws`); `AwsSettings.from_env()` reads the bucket, tables, region, optional endpoint (moto,
 LocalStack, S3-compatible stores), KMS key and CloudFront distribution. Credentials are never read
-here: boto3's standard chain finds them, so they never reach logs, metadata or errors.
+here: boto3's standard chain finds them, so they never reach logs, metadata or errors. Every client
+comes from `AwsSettings.client()`, with the one retry policy of `lib/aws_retry.py`.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from nexus_assets.lib.aws_retry import RetrySettings, guard_client
 from nexus_assets.lib.job_tracking import DynamoJobStore
 from nexus_assets.lib.s3_store import S3ObjectStore
 
@@ -33,6 +35,8 @@ ENV_VARS = {
     # do not implement Titan, so tests point this at nexus_assets_tests/fake_bedrock.py instead.
     "bedrock_endpoint_url": "NEXUS_BEDROCK_ENDPOINT_URL",
     "embedder_backend": "NEXUS_EMBEDDER_BACKEND",  # local (default), bedrock or bedrock_fallback
+    # `nexus aws bootstrap` sets the bucket policy (deny unencrypted puts and plain HTTP) unless this is off.
+    "bucket_policy": "NEXUS_S3_BUCKET_POLICY",
 }
 
 
@@ -59,6 +63,8 @@ class AwsSettings:
     storage_class: str = "STANDARD_IA"  # processed data is read rarely after a build
     cloudfront_distribution_id: str | None = None
     bedrock_endpoint_url: str | None = None  # embedding back end `bedrock` (bedrock_embedding.py)
+    # Retries, backoff and timeouts of every client (NEXUS_AWS_MAX_ATTEMPTS, ...): see lib/aws_retry.py.
+    retry: RetrySettings = field(default_factory=RetrySettings.from_env)
 
     @property
     def sse(self) -> str:
@@ -85,19 +91,19 @@ class AwsSettings:
         )
 
     def client(self, service: str) -> Any:
+        """A boto3 client with aws mode's one retry policy (lib/aws_retry.py), reporting outages as
+        `AwsUnavailableError`."""
         import boto3
-        from botocore.config import Config
 
-        # Adaptive retries: throttling and 5xx are retried with backoff by botocore itself.
-        config = Config(retries={"max_attempts": 8, "mode": "adaptive"})
-        return boto3.client(service, region_name=self.region, endpoint_url=self.endpoint_url, config=config)
+        client = boto3.client(service, region_name=self.region, endpoint_url=self.endpoint_url,
+                              config=self.retry.config())
+        return guard_client(client, service, self.retry)
 
     def resource(self, service: str) -> Any:
         import boto3
-        from botocore.config import Config
 
-        config = Config(retries={"max_attempts": 8, "mode": "adaptive"})
-        return boto3.resource(service, region_name=self.region, endpoint_url=self.endpoint_url, config=config)
+        return boto3.resource(service, region_name=self.region, endpoint_url=self.endpoint_url,
+                              config=self.retry.config())
 
     def object_store(self, client: Any = None) -> S3ObjectStore:
         """The bucket with this deployment's encryption and storage class."""

@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from nexus_assets.lib.aws_retry import with_outage_errors
 from nexus_assets.lib.sqlite_wal import connect_wal
 
 JobStatus = Literal["running", "completed", "failed", "partial"]
@@ -94,10 +95,12 @@ class DynamoJobStore:
     resource: Any
     table: str = JOBS_TABLE
 
+    @with_outage_errors("dynamodb", "PutItem")
     def put(self, record: JobRecord) -> None:
         item = {k: v for k, v in _to_dynamo(asdict(record)).items() if v is not None}
         self.resource.Table(self.table).put_item(Item=item)
 
+    @with_outage_errors("dynamodb", "Scan")
     def recent(self, days: int) -> list[JobRecord]:
         from boto3.dynamodb.conditions import Attr
 

@@ -12,7 +12,10 @@ which part of the version it bumps. A publication then goes, in this order:
 4. packages of versions beyond the retention limit are deleted: only after the catalog stopped
    naming them, so a school never finds a catalog entry whose file is gone.
 
-A failure anywhere before step 3 leaves the catalog on the previous version. A run killed after
+A failure anywhere before step 3 leaves the catalog on the previous version. In aws mode step 3 is
+two writes (the DynamoDB pointer, then `catalog.json` generated from the table); an outage between
+them leaves `catalog.json` on the previous version, whose files are all still there, and the next
+build of the partition, even one with nothing new, rewrites it (`CatalogStore.sync`). A run killed after
 step 2 leaves a committed package the catalog does not name yet: the next run finds it as the
 latest package with its own content, names it (and its delta) in the catalog and publishes nothing
 new. Publications of one partition run under its lock on a machine (`partition_lock`), which also
@@ -346,9 +349,10 @@ def _previous_release(store: PackageStore, part: Partition, latest: str | None) 
 
 def _backfill_catalog(store: PackageStore, part: Partition, latest: str, entry: dict[str, Any] | None,
                       keep: int) -> bool:
-    """Name the latest package in the catalog when the catalog lost it (deleted, or older than the catalog)."""
+    """Name the latest package in the catalog when the catalog lost it (deleted, or older than the catalog),
+    and bring the served catalog document up to its source of truth when an outage left it behind."""
     if entry is not None and entry.get("latest") == latest:
-        return False
+        return store.catalog.sync()
     name = part.vkp_name(latest)
     with store.local_copy(name) as path:
         manifest = read_manifest(path)

@@ -138,8 +138,11 @@ class Source:
 def _s3_client() -> Any:
     import boto3
 
+    from nexus_assets.lib.aws_retry import RetrySettings
+
     return boto3.client("s3", endpoint_url=os.environ.get("NEXUS_AWS_ENDPOINT_URL") or None,
-                        region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None)
+                        region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
+                        config=RetrySettings.from_env().config())
 
 
 _TRANSIENT = (OSError, urllib.error.URLError, http.client.HTTPException, TimeoutError)
