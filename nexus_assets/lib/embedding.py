@@ -370,7 +370,6 @@ class SentenceTransformerEmbedder:
                 self.precision = "fp32"
 
     def _check_bf16(self) -> str:
-        import torch
 
         try:
             if not torch_runs_bf16():
