@@ -370,7 +370,6 @@ class SentenceTransformerEmbedder:
                 self.precision = "fp32"
 
     def _check_bf16(self) -> str:
-
         try:
             if not torch_runs_bf16():
                 return "torch reports no bf16 support on this CPU"
