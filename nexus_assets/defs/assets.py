@@ -67,7 +67,10 @@ def _md_table(frame: pd.DataFrame, limit: int = 50) -> dg.MetadataValue:
 def raw_pdfs(context: dg.AssetExecutionContext, data_dir: DataDirResource) -> dg.Output[pd.DataFrame]:
     part = partition_of(context.partition_key)
     raw_dir = data_dir.layout.raw_dir(part)
-    manifest = data_dir.raw_source().manifest(part)
+    skipped: list[str] = []  # files in the folder outside the layout (hidden, nested, not .pdf, traversal)
+    manifest = data_dir.raw_source().manifest(part, skipped)
+    for message in skipped:
+        context.log.warning(f"{part.label}: {message}")
     if manifest.empty:
         context.log.info(f"{part.label}: no PDFs under {raw_dir}: the partition builds empty")
     else:
@@ -79,6 +82,8 @@ def raw_pdfs(context: dg.AssetExecutionContext, data_dir: DataDirResource) -> dg
         "total_bytes": int(manifest["size"].sum()) if len(manifest) else 0,
         "source_dir": dg.MetadataValue.path(str(raw_dir)),
         "files_table": _md_table(linked[["file", "size", "sha256", "mtime"]]),
+        "files_skipped": len(skipped),
+        "skipped_files": _md_table(pd.DataFrame({"skipped": skipped})),
     })
 
 @dg.asset(
