@@ -92,8 +92,8 @@ def raw_pdfs(context: dg.AssetExecutionContext, data_dir: DataDirResource) -> dg
     group_name=INGEST,
     kinds={"pymupdf", "tesseract", TABLES},
     description="Cleaned text of every page (NFKC, hyphenation joined, running headers/footers dropped), "
-    "with a status per file (ok, encrypted, malformed, no_text_layer) and per page (ok, ocr: a scan read by "
-    "Tesseract, no_text, error).",
+    "with a status per file (ok, encrypted, malformed, no_text_layer, empty, not_pdf, truncated, too_large, "
+    "too_many_pages, timeout, crashed) and per page (ok, ocr: a scan read by Tesseract, no_text, error).",
 )
 def pdf_text(
     context: dg.AssetExecutionContext, data_dir: DataDirResource, raw_pdfs: pd.DataFrame
@@ -101,7 +101,8 @@ def pdf_text(
     part = partition_of(context.partition_key)
     source = data_dir.raw_source()  # in aws mode, fetches a PDF this machine has not mirrored yet
     ocr = find_ocr()
-    context.log.info(f"{part.label}: {ocr.reason}")
+    limits = data_dir.extraction_limits()
+    context.log.info(f"{part.label}: {ocr.reason}; {limits.describe()}")
 
     def report(result: FileExtraction, cached: bool) -> None:
         if result.status != "ok":
@@ -115,7 +116,8 @@ def pdf_text(
     # namespace names the OCR setting: results read without OCR do not serve an OCR-capable run).
     items = [(row.file, row.sha256, lambda path=row.path: source.local_path(path))
              for row in raw_pdfs.itertuples(index=False)]
-    extractions, stats = extract_pdfs(items, data_dir.extraction_cache(ocr.engine), on_result=report, ocr=ocr.engine)
+    extractions, stats = extract_pdfs(items, data_dir.extraction_cache(ocr.engine), on_result=report, ocr=ocr.engine,
+                                      limits=limits)
     if stats.cached:
         context.log.info(f"{part.label}: {stats.cached} of {stats.files} files unchanged (extraction from the "
                          f"cache); {stats.extracted} extracted with {stats.workers} process(es)")
@@ -132,6 +134,7 @@ def pdf_text(
         "pages_ocr": int((page_rows["page_status"] == "ocr").sum()),
         "pages_without_text": int((~has_text(page_rows)).sum()),
         "ocr": ocr.reason,
+        "limits": limits.describe(),
         "failed_files": _md_table(failed[["file", "status", "reason"]]),
         "file_status": _md_table(files),
         "files_from_cache": stats.cached,
