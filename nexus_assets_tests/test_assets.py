@@ -84,10 +84,10 @@ def test_a_broken_file_is_reported_and_the_partition_still_builds(instance, data
     assert result.success
     meta = _metadata(result, "pdf_text")
     assert meta["files"] == 2 and meta["files_failed"] == 1
-    assert "rusak.pdf" in meta["failed_files"] and "malformed" in meta["failed_files"]
+    assert "rusak.pdf" in meta["failed_files"] and "truncated" in meta["failed_files"]
     manifest = read_manifest(data_dir / "vkp/biologi_kelas_11_v1.0.0.vkp")
     statuses = {s["file"]: s["status"] for s in manifest["sources"]}
-    assert statuses["rusak.pdf"] == "malformed"
+    assert statuses["rusak.pdf"] == "truncated"
     assert manifest["counts"]["files"] == 2 and manifest["counts"]["files_ok"] == 1
 
 

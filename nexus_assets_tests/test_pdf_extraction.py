@@ -67,19 +67,25 @@ def test_encrypted_with_an_empty_user_password_opens(tmp_path: Path) -> None:
     assert any("encrypted" in note for note in result.notes)
 
 
-@pytest.mark.parametrize("content", [b"", b"%PDF-1.7\n", b"this is not a pdf at all", b"%PDF-1.4\n1 0 obj\n<<"])
-def test_broken_files_are_malformed_with_a_reason(tmp_path: Path, content: bytes) -> None:
+@pytest.mark.parametrize(("content", "status"), [
+    (b"", "empty"),
+    (b"%PDF-1.7\n", "truncated"),
+    (b"this is not a pdf at all", "not_pdf"),
+    (b"%PDF-1.4\n1 0 obj\n<<", "truncated"),
+    (b"%PDF-1.3\nThis is not a valid PDF file\n%%EOF\n", "malformed"),
+])
+def test_broken_files_get_a_status_and_a_reason(tmp_path: Path, content: bytes, status: str) -> None:
     path = tmp_path / "broken.pdf"
     path.write_bytes(content)
     result = extract_pdf(path)
-    assert result.status == "malformed"
+    assert result.status == status
     assert result.reason
     assert result.pages == []
 
 
-def test_the_broken_sample_is_malformed(sample_raw_root: Path) -> None:
+def test_the_broken_sample_is_truncated(sample_raw_root: Path) -> None:
     subject, grade, name = BROKEN_SAMPLE
-    assert extract_pdf(sample_raw_root / subject / grade / name).status == "malformed"
+    assert extract_pdf(sample_raw_root / subject / grade / name).status == "truncated"
 
 
 def test_sample_headers_footers_and_hyphenation_are_cleaned(sample_raw_root: Path) -> None:

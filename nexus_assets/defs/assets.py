@@ -79,7 +79,10 @@ def _md_table(frame: pd.DataFrame, limit: int = 50) -> dg.MetadataValue:
 def raw_pdfs(context: dg.AssetExecutionContext, data_dir: DataDirResource) -> dg.Output[pd.DataFrame]:
     part = partition_of(context.partition_key)
     raw_dir = data_dir.layout.raw_dir(part)
-    manifest = data_dir.raw_source().manifest(part)
+    skipped: list[str] = []  # files in the folder outside the layout (hidden, nested, not .pdf, traversal)
+    manifest = data_dir.raw_source().manifest(part, skipped)
+    for message in skipped:
+        context.log.warning(f"{part.label}: {message}")
     if manifest.empty:
         context.log.info(f"{part.label}: no PDFs under {raw_dir}: the partition builds empty")
     else:
@@ -91,6 +94,8 @@ def raw_pdfs(context: dg.AssetExecutionContext, data_dir: DataDirResource) -> dg
         "total_bytes": int(manifest["size"].sum()) if len(manifest) else 0,
         "source_dir": dg.MetadataValue.path(str(raw_dir)),
         "files_table": _md_table(linked[["file", "size", "sha256", "mtime"]]),
+        "files_skipped": len(skipped),
+        "skipped_files": _md_table(pd.DataFrame({"skipped": skipped})),
     })
 
 @dg.asset(
@@ -99,8 +104,8 @@ def raw_pdfs(context: dg.AssetExecutionContext, data_dir: DataDirResource) -> dg
     group_name=INGEST,
     kinds={"pymupdf", "tesseract", TABLES},
     description="Cleaned text of every page (NFKC, hyphenation joined, running headers/footers dropped), "
-    "with a status per file (ok, encrypted, malformed, no_text_layer) and per page (ok, ocr: a scan read by "
-    "Tesseract, no_text, error).",
+    "with a status per file (ok, encrypted, malformed, no_text_layer, empty, not_pdf, truncated, too_large, "
+    "too_many_pages, timeout, crashed) and per page (ok, ocr: a scan read by Tesseract, no_text, error).",
 )
 def pdf_text(
     context: dg.AssetExecutionContext, data_dir: DataDirResource, raw_pdfs: pd.DataFrame
@@ -108,7 +113,8 @@ def pdf_text(
     part = partition_of(context.partition_key)
     source = data_dir.raw_source()  # in aws mode, fetches a PDF this machine has not mirrored yet
     ocr = find_ocr()
-    context.log.info(f"{part.label}: {ocr.reason}")
+    limits = data_dir.extraction_limits()
+    context.log.info(f"{part.label}: {ocr.reason}; {limits.describe()}")
 
     def report(result: FileExtraction, cached: bool) -> None:
         if result.status != "ok":
@@ -122,7 +128,8 @@ def pdf_text(
     # namespace names the OCR setting: results read without OCR do not serve an OCR-capable run).
     items = [(row.file, row.sha256, lambda path=row.path: source.local_path(path))
              for row in raw_pdfs.itertuples(index=False)]
-    extractions, stats = extract_pdfs(items, data_dir.extraction_cache(ocr.engine), on_result=report, ocr=ocr.engine)
+    extractions, stats = extract_pdfs(items, data_dir.extraction_cache(ocr.engine), on_result=report, ocr=ocr.engine,
+                                      limits=limits)
     if stats.cached:
         context.log.info(f"{part.label}: {stats.cached} of {stats.files} files unchanged (extraction from the "
                          f"cache); {stats.extracted} extracted with {stats.workers} process(es)")
@@ -139,6 +146,7 @@ def pdf_text(
         "pages_ocr": int((page_rows["page_status"] == "ocr").sum()),
         "pages_without_text": int((~has_text(page_rows)).sum()),
         "ocr": ocr.reason,
+        "limits": limits.describe(),
         "failed_files": _md_table(failed[["file", "status", "reason"]]),
         "file_status": _md_table(files),
         "files_from_cache": stats.cached,

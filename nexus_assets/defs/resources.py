@@ -28,7 +28,16 @@ from nexus_assets.lib.embedding import (
 from nexus_assets.lib.job_tracking import JobStore, SqliteJobStore
 from nexus_assets.lib.layout import DataLayout
 from nexus_assets.lib.ocr import OcrEngine
-from nexus_assets.lib.pdf_extraction import extraction_cache
+from nexus_assets.lib.pdf_extraction import (
+    DEFAULT_MAX_EXTRACTION_SECONDS,
+    DEFAULT_MAX_PDF_MB,
+    DEFAULT_MAX_PDF_PAGES,
+    MAX_EXTRACTION_SECONDS_ENV,
+    MAX_PDF_MB_ENV,
+    MAX_PDF_PAGES_ENV,
+    ExtractionLimits,
+    extraction_cache,
+)
 from nexus_assets.lib.publishing import LocalPackageStore, PackageStore
 from nexus_assets.lib.raw_sources import LocalRawSource, RawSource
 from nexus_assets.lib.signing import Signer, resolve_signer
@@ -51,6 +60,14 @@ class DataDirResource(dg.ConfigurableResource):
                                   "Manager secret $NEXUS_SIGNING_KEY_SECRET_ID, else a development key under keys/.")
     keep_versions: int = Field(default=0, description="Versions kept per partition (full and delta packages); "
                                f"0: ${KEEP_VERSIONS_ENV} or {DEFAULT_KEEP_VERSIONS}.")
+    max_pdf_mb: float = Field(default=0, description="Largest PDF read, in MiB (a larger one gets status too_large "
+                              f"and is not opened); 0: ${MAX_PDF_MB_ENV} or {DEFAULT_MAX_PDF_MB}.")
+    max_pdf_pages: int = Field(default=0, description="Most pages a PDF may have (more: status too_many_pages, "
+                               f"not read); 0: ${MAX_PDF_PAGES_ENV} or {DEFAULT_MAX_PDF_PAGES}.")
+    max_extraction_seconds: float = Field(default=0, description="Extraction time per file, OCR included (over it: "
+                                          "status timeout, no pages); checked before every page, and enforced by "
+                                          f"killing the worker in the process pool; 0: ${MAX_EXTRACTION_SECONDS_ENV} "
+                                          f"or {DEFAULT_MAX_EXTRACTION_SECONDS:g}.")
 
     @property
     def layout(self) -> DataLayout:
@@ -65,6 +82,10 @@ class DataDirResource(dg.ConfigurableResource):
     def extraction_cache(self, ocr: OcrEngine | None = None) -> BlobCache:
         """Extraction results by PDF sha256 (and OCR setting), under processed/_cache/."""
         return extraction_cache(self.layout.cache_dir, ocr)
+
+    def extraction_limits(self) -> ExtractionLimits:
+        """What one PDF may cost (size, pages, seconds): this resource's config, else NEXUS_MAX_*, else defaults."""
+        return ExtractionLimits.from_settings(self.max_pdf_mb, self.max_pdf_pages, self.max_extraction_seconds)
 
     def vector_cache(self) -> VectorCache:
         """Vectors by (model namespace, chunk hash); the caller closes it (it is a context manager)."""

@@ -4,12 +4,18 @@ One layout serves the local data directory and (later) S3 keys, so the paths are
 POSIX-relative keys first (`raw-curriculum/<subject>/<grade>/x.pdf`) and joined to a root second.
 Subjects and grades are lowercase slugs; anything else is refused here, once, with a message that
 names the offending folder, so no other module has to re-validate.
+
+Folder names are never normalized: `Informatika/` or `ilmu-komputer/` beside `informatika/` or
+`ilmu_komputer/` is not merged into it (two uploaders' folders silently becoming one partition would
+publish a package nobody asked for). It is skipped, and the message names the slug it collides with.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,18 +31,51 @@ SEMVER_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 
 
 class LayoutError(ValueError):
-    """A path or name that does not fit `raw-curriculum/<subject>/<grade>/*.pdf`."""
+    """A path or name that does not fit `raw-curriculum/<subject>/<grade>/*.pdf`.
+
+    `folder`, `what` and `where` name the subject or grade folder at fault (and the path or key it was
+    seen in), when it is one.
+    """
+
+    def __init__(self, message: str, folder: str | None = None, what: str | None = None,
+                 where: str | None = None) -> None:
+        super().__init__(message)
+        self.folder, self.what, self.where = folder, what, where
+
+
+def normalized_slug(name: str) -> str:
+    """The slug a folder name would become if it were normalized (accents dropped, lowercase, `_` for the rest).
+
+    Used only to tell the uploader which slug a refused folder means or collides with: names are never
+    normalized for real.
+    """
+    plain = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
+    return re.sub(r"[^a-z0-9]+", "_", plain.lower()).strip("_")
 
 
 def validate_slug(value: str, what: str, where: str | None = None) -> str:
     """Return `value` if it is a lowercase slug, else raise naming the bad folder and why."""
     if not SLUG_RE.match(value):
         place = f" ({where})" if where else ""
+        suggestion = normalized_slug(value)
+        rename = f" (e.g. to {suggestion!r})" if suggestion else ""
         raise LayoutError(
             f"invalid {what} folder {value!r}{place}: {what} names must be lowercase slugs "
-            f"matching [a-z0-9_]+ (e.g. 'informatika', 'kelas_10'); rename the folder"
+            f"matching [a-z0-9_]+ (e.g. 'informatika', 'kelas_10'); rename the folder{rename}",
+            folder=value, what=what, where=where,
         )
     return value
+
+
+def refusal(exc: LayoutError, valid: Collection[str]) -> str:
+    """The message of a refused folder: a collision when its normalized slug is a valid folder (`valid`)."""
+    folder = exc.folder
+    slug = normalized_slug(folder) if folder else ""
+    if not folder or not slug or slug == folder or slug not in valid:
+        return str(exc)
+    place = f" ({exc.where})" if exc.where else ""
+    return (f"{exc.what} folder {folder!r}{place} collides with {slug!r} after normalization: skipped, not merged "
+            f"(folder names are never normalized), so its PDFs are not built; move them into {slug}/")
 
 
 @dataclass(frozen=True, order=True)
@@ -149,22 +188,30 @@ class DataLayout:
         return sorted(versions, key=parse_semver)
 
     def discover_partitions(self) -> tuple[list[Partition], list[str]]:
-        """Partitions that have a folder under `raw-curriculum/`, and the folders refused (with reasons)."""
+        """Partitions that have a folder under `raw-curriculum/`, and the folders refused (with reasons).
+
+        A refused folder whose normalized name is a valid sibling (`Informatika/` beside `informatika/`)
+        says so: it is skipped, never merged.
+        """
         found: list[Partition] = []
         refused: list[str] = []
         if not self.raw_root.is_dir():
             return found, refused
-        for subject_dir in sorted(p for p in self.raw_root.iterdir() if p.is_dir()):
+        subjects = sorted(p for p in self.raw_root.iterdir() if p.is_dir())
+        valid_subjects = {p.name for p in subjects if SLUG_RE.match(p.name)}
+        for subject_dir in subjects:
             try:
                 validate_slug(subject_dir.name, "subject", str(subject_dir))
             except LayoutError as exc:
-                refused.append(str(exc))
+                refused.append(refusal(exc, valid_subjects))
                 continue
-            for grade_dir in sorted(p for p in subject_dir.iterdir() if p.is_dir()):
+            grades = sorted(p for p in subject_dir.iterdir() if p.is_dir())
+            valid_grades = {p.name for p in grades if SLUG_RE.match(p.name)}
+            for grade_dir in grades:
                 try:
                     validate_slug(grade_dir.name, "grade", str(grade_dir))
                 except LayoutError as exc:
-                    refused.append(str(exc))
+                    refused.append(refusal(exc, valid_grades))
                     continue
                 found.append(Partition(subject_dir.name, grade_dir.name))
         return found, refused

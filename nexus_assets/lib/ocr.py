@@ -15,6 +15,7 @@ extracted without OCR is never reused by an OCR-capable run (and the other way r
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -36,6 +37,12 @@ LANGUAGES_ENV = "NEXUS_OCR_LANGUAGES"
 # OCR of pictures without words (diagrams, grey scan noise) yields a few stray marks: below this
 # many letters or digits a page counts as having no text rather than feeding noise to the index.
 MIN_OCR_CHARS = 20
+# OCR renders the whole page to an RGB pixmap (3 bytes a pixel) that Tesseract then copies and
+# binarises. An A4 page at 300 dpi is 8.7 megapixels; a hostile page of 200 x 200 inches would be 3.6
+# gigapixels (10.8 GB). Pages over this budget are rendered at the resolution that fits it (an A0
+# poster at ~160 dpi: its type is large), and not at all when that falls under MIN_OCR_DPI.
+MAX_OCR_PIXELS = 40_000_000
+MIN_OCR_DPI = 72
 _WORD_CHARS_RE = re.compile(r"[^\W_]", re.UNICODE)
 
 
@@ -112,7 +119,29 @@ def legible(text: str) -> bool:
     return len(_WORD_CHARS_RE.findall(text)) >= MIN_OCR_CHARS
 
 
-def ocr_blocks(page: pymupdf.Page, engine: OcrEngine) -> list[tuple[float, float, float, float, str, int, int]]:
-    """Text blocks of the page as Tesseract reads its full rendering (same tuples as `get_text("blocks")`)."""
-    textpage = page.get_textpage_ocr(language=engine.languages, dpi=engine.dpi, full=True, tessdata=engine.tessdata)
+def ocr_resolution(width_pt: float, height_pt: float, engine: OcrEngine,
+                   max_pixels: int = MAX_OCR_PIXELS) -> tuple[int | None, str]:
+    """(dpi to OCR a page of this size at, "") within the pixel budget; (None, why) for a page too large."""
+    area = (max(width_pt, 0.0) / 72) * (max(height_pt, 0.0) / 72)  # square inches
+    if area <= 0 or area * engine.dpi**2 <= max_pixels:
+        return engine.dpi, ""
+    dpi = math.floor(math.sqrt(max_pixels / area))
+    if dpi < MIN_OCR_DPI:
+        return None, (f"page of {width_pt:,.0f} x {height_pt:,.0f} pt ({width_pt / 72 * 2.54:,.0f} x "
+                      f"{height_pt / 72 * 2.54:,.0f} cm) is too large to OCR: {max_pixels / 1e6:g} megapixels "
+                      f"allow only {dpi} dpi on it (at least {MIN_OCR_DPI} needed)")
+    return dpi, ""
+
+
+def ocr_blocks(page: pymupdf.Page, engine: OcrEngine,
+               dpi: int | None = None) -> list[tuple[float, float, float, float, str, int, int]]:
+    """Text blocks of the page as Tesseract reads its full rendering (same tuples as `get_text("blocks")`).
+
+    `dpi` defaults to the engine's, reduced to keep the rendering within MAX_OCR_PIXELS (`ocr_resolution`).
+    """
+    if dpi is None:
+        dpi, why = ocr_resolution(page.rect.width, page.rect.height, engine)
+        if dpi is None:
+            raise ValueError(why)
+    textpage = page.get_textpage_ocr(language=engine.languages, dpi=dpi, full=True, tessdata=engine.tessdata)
     return page.get_text("blocks", textpage=textpage)

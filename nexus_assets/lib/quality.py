@@ -56,6 +56,7 @@ class Verdict:
     Dagster); `tables` are the offending rows, so nobody has to reopen the data to find them.
     `applicable` is False when the check had nothing to judge (an empty partition, no golden
     questions): it then passes and says so rather than pretending to have measured something.
+    `always_show` names tables worth reading even when the check passes (`nexus report` prints them).
     """
 
     passed: bool
@@ -64,6 +65,7 @@ class Verdict:
     figures: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     applicable: bool = True
+    always_show: tuple[str, ...] = ()
 
 
 def markdown_table(frame: pd.DataFrame, limit: int = TABLE_LIMIT) -> str:
@@ -114,7 +116,9 @@ def text_coverage(pages: pd.DataFrame, min_share: float = MIN_TEXT_COVERAGE) -> 
     Pages without text are not searchable and not in the VKP: scans where OCR is unavailable or read
     nothing, blank pages. It warns rather than blocks, because the rest of the partition is still worth
     publishing. Pages read by OCR count as text but are listed (their text is noisier). Files that could
-    not be opened at all have no pages to count; they are listed beside the pages so nothing is lost.
+    not be opened at all have no pages to count; they are listed beside the pages so nothing is lost,
+    and every file not indexed (whatever its status: empty, not_pdf, truncated, too_large, timeout, ...)
+    is named with its status in the summary and listed with its reason in `failed_files`.
     """
     page_rows = pages[pages["page"].notna()]
     without = page_rows[~has_text(page_rows)]
@@ -122,30 +126,35 @@ def text_coverage(pages: pd.DataFrame, min_share: float = MIN_TEXT_COVERAGE) -> 
     unreadable = pages[pages["page"].isna()]
     total, with_text = len(page_rows), len(page_rows) - len(without)
     share = _share(with_text, total)
+    files = pages.drop_duplicates("file").sort_values("file", kind="stable")
+    failed = files[files["file_status"] != "ok"][["file", "file_status", "file_reason"]].reset_index(drop=True)
     figures: dict[str, Any] = {
         "pages": total, "pages_with_text": with_text, "pages_ocr": len(ocred), "pages_without_text": len(without),
         "text_coverage": share, "min_text_coverage": min_share, "files_without_pages": len(unreadable),
+        "files_failed": len(failed),
     }
     tables = {
         "pages_without_text": without[["file", "page", "page_status", "page_reason"]].reset_index(drop=True),
         "pages_read_by_ocr": ocred[["file", "page"]].reset_index(drop=True),
         "files_without_pages": unreadable[["file", "file_status", "file_reason"]].reset_index(drop=True),
+        "failed_files": failed,
     }
+    shown = ("failed_files",)
+    named = ", ".join(f"{r.file} ({r.file_status})" for r in failed.itertuples())
     if total == 0:
         if unreadable.empty:
             return Verdict(True, "warn", "not applicable: the partition has no PDFs", figures, tables,
                            applicable=False)
-        return Verdict(False, "warn", f"no readable page: {len(unreadable)} file(s) could not be opened",
-                       figures, tables)
-    unopened = (f"; {len(unreadable)} file(s) could not be opened: {', '.join(sorted(unreadable['file']))}"
-                if len(unreadable) else "")
+        return Verdict(False, "warn", f"no readable page: {len(unreadable)} file(s) could not be read: {named}",
+                       figures, tables, always_show=shown)
+    not_indexed = f"; {len(failed)} file(s) not indexed: {named}" if len(failed) else ""
     ocr_note = f", {len(ocred)} of them by OCR" if len(ocred) else ""
     if share < min_share:
-        files = ", ".join(sorted(without["file"].unique()))
+        names = ", ".join(sorted(without["file"].unique()))
         return Verdict(False, "warn", f"{share:.1%} of {total} pages have text{ocr_note} (below {min_share:.0%}); "
-                       f"pages without text in: {files}{unopened}", figures, tables)
+                       f"pages without text in: {names}{not_indexed}", figures, tables, always_show=shown)
     return Verdict(True, "warn", f"{share:.1%} of {total} pages have text{ocr_note} (at least {min_share:.0%})"
-                   f"{unopened}", figures, tables)
+                   f"{not_indexed}", figures, tables, always_show=shown)
 
 
 # --- chunk health and duplicates (text_chunks) -----------------------------------------------------------

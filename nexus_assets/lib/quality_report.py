@@ -103,14 +103,15 @@ def verdict_label(verdict: quality.Verdict) -> str:
 
 
 def format_verdict(name: str, asset: str, verdict: quality.Verdict, details: bool = True) -> list[str]:
-    """Lines for the terminal: the verdict, its figures, and the first offending rows of each table."""
+    """Lines for the terminal: the verdict, its figures, and the first offending rows of each table (of a
+    passed verdict, only the tables it marks `always_show`)."""
     lines = [f"  {verdict_label(verdict):4} {name} ({asset}): {verdict.summary}"]
     figures = ", ".join(f"{k}={v}" for k, v in verdict.figures.items() if v is not None)
     if figures:
         lines.append(f"         {figures}")
-    if details and not verdict.passed:
+    if details:
         for table, frame in verdict.tables.items():
-            if frame.empty:
+            if frame.empty or (verdict.passed and table not in verdict.always_show):
                 continue
             lines.append(f"         {table}:")
             lines += [f"           {line}" for line in frame.head(10).to_string(index=False).splitlines()]

@@ -18,7 +18,7 @@ from nexus_assets.lib.layout import RAW_PREFIX, DataLayout, LayoutError, Partiti
 from nexus_assets.lib.pdf_extraction import sha256_file
 from nexus_assets.lib.s3_store import S3ObjectStore
 from nexus_assets.lib.tables import raw_manifest_frame
-from nexus_assets.lib.upload_tracking import Listed, partition_of_key
+from nexus_assets.lib.upload_tracking import Listed, partition_of_key, skip_message
 
 # sha256 of local files by (path, size, mtime_ns): a sensor tick re-hashes only what changed.
 _SHA_MEMO: dict[tuple[str, int, int], str] = {}
@@ -29,7 +29,10 @@ class RawSource(Protocol):
 
     def listing(self, prefix: str = RAW_PREFIX + "/") -> Iterator[Listed]: ...
 
-    def manifest(self, part: Partition) -> pd.DataFrame: ...
+    def manifest(self, part: Partition, skipped: list[str] | None = None) -> pd.DataFrame:
+        """The partition's PDFs; files in its folder outside the layout are left out, each with a message
+        appended to `skipped`."""
+        ...
 
     def local_path(self, relative_path: str) -> Path: ...
 
@@ -57,8 +60,8 @@ class LocalRawSource:
                 _SHA_MEMO[memo] = sha256_file(path)
             yield Listed(path.relative_to(self.layout.root).as_posix(), _SHA_MEMO[memo])
 
-    def manifest(self, part: Partition) -> pd.DataFrame:
-        return raw_manifest_frame(self.layout.raw_dir(part), self.layout.root)
+    def manifest(self, part: Partition, skipped: list[str] | None = None) -> pd.DataFrame:
+        return raw_manifest_frame(self.layout.raw_dir(part), self.layout.root, skipped)
 
     def local_path(self, relative_path: str) -> Path:
         return self.layout.root / relative_path
@@ -76,13 +79,13 @@ class S3RawSource:
 
     def discover(self) -> tuple[list[Partition], list[str]]:
         found: set[Partition] = set()
-        refused: set[str] = set()
+        errors: list[LayoutError] = []
         for item in self.listing():
             try:
                 found.add(partition_of_key(item.key))
             except LayoutError as exc:
-                refused.add(str(exc))
-        return sorted(found), sorted(refused)
+                errors.append(exc)
+        return sorted(found), sorted({skip_message(exc, found) for exc in errors})
 
     def listing(self, prefix: str = RAW_PREFIX + "/") -> Iterator[Listed]:
         for obj in self.store.list_keys(prefix):
@@ -94,10 +97,11 @@ class S3RawSource:
         local_dir.mkdir(parents=True, exist_ok=True)
         remote = {}
         for obj in self.store.list_keys(part.raw_prefix() + "/"):
-            name = obj["Key"].rsplit("/", 1)[-1]
-            if "/" in obj["Key"][len(part.raw_prefix()) + 1:] or not name.lower().endswith(".pdf"):
+            try:
+                partition_of_key(obj["Key"])  # the sensors' rule: a key they skip is never downloaded
+            except LayoutError:
                 continue
-            remote[name] = obj
+            remote[obj["Key"].rsplit("/", 1)[-1]] = obj
         for name, obj in remote.items():
             target = local_dir / name
             etag_file = local_dir / f".{name}.etag"
@@ -111,9 +115,9 @@ class S3RawSource:
                 pdf.unlink()
                 (local_dir / f".{pdf.name}.etag").unlink(missing_ok=True)
 
-    def manifest(self, part: Partition) -> pd.DataFrame:
+    def manifest(self, part: Partition, skipped: list[str] | None = None) -> pd.DataFrame:
         self.sync(part)
-        return raw_manifest_frame(self.layout.raw_dir(part), self.layout.root)
+        return raw_manifest_frame(self.layout.raw_dir(part), self.layout.root, skipped)
 
     def local_path(self, relative_path: str) -> Path:
         path = self.layout.root / relative_path

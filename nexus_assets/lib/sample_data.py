@@ -11,8 +11,8 @@ every awkward case the ingestion steps must handle:
 * an image-only "scanned" page without any text layer (last page of
   ``matematika/kelas_10/buku_siswa_matematika_kelas_10.pdf``), for OCR / empty-page handling;
 * exactly one broken file, ``biologi/kelas_11/rusak.pdf``: the first few hundred bytes of a real PDF, cut
-  off in the middle of its first page object (a typical interrupted download), so ``pymupdf.open()``
-  raises and error handling / quarantine paths have something to catch.
+  off in the middle of its first page object (a typical interrupted download): extraction reports it as
+  ``truncated`` (no %%EOF marker), and error handling / quarantine paths have something to catch.
 
 Only ``pymupdf`` and the standard library are used; no Dagster imports, so tests can call it directly.
 """

@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 
 from nexus_assets.lib.chunking import Chunk
+from nexus_assets.lib.layout import LayoutError
 from nexus_assets.lib.pdf_extraction import TEXT_STATUSES, FileExtraction, sha256_file
+from nexus_assets.lib.upload_tracking import partition_of_key
 
 RAW_COLUMNS = ["file", "path", "size", "sha256", "mtime"]
 PAGE_COLUMNS = ["file", "sha256", "file_status", "file_reason", "notes", "page", "page_status",
@@ -25,11 +27,31 @@ CHUNK_COLUMNS = ["chunk_id", "file", "chunk_index", "page_start", "page_end", "c
 EMBEDDING_COLUMNS = ["chunk_id", "model_id", "dims", "embedding"]
 
 
-def raw_manifest_frame(raw_dir: Path, data_root: Path) -> pd.DataFrame:
-    """One row per `*.pdf` directly in `raw_dir`: name, path under the data root, size, sha256, mtime."""
+def raw_manifest_frame(raw_dir: Path, data_root: Path, skipped: list[str] | None = None) -> pd.DataFrame:
+    """One row per `*.pdf` directly in `raw_dir`: name, path under the data root, size, sha256, mtime.
+
+    Files are judged by their key under the data root with the sensors' rule (`partition_of_key`), so
+    what a sensor skips is never built: other suffixes, subfolders, hidden `.x.pdf` files and names that
+    decode to a traversal are left out, each with a message appended to `skipped`. Hidden files that are
+    not PDFs (the S3 mirror's `.x.pdf.etag` records, editor lock files) are left out silently.
+    """
     rows = []
+    pdfs = []
     if raw_dir.is_dir():
-        for pdf in sorted(p for p in raw_dir.iterdir() if p.is_file() and p.suffix.lower() == ".pdf"):
+        for path in sorted(p for p in raw_dir.rglob("*") if p.is_file()):
+            if path.name.startswith(".") and not path.name.lower().endswith(".pdf"):
+                continue
+            if path.is_relative_to(data_root):
+                try:
+                    partition_of_key(path.relative_to(data_root).as_posix())
+                except LayoutError as exc:
+                    if skipped is not None:
+                        skipped.append(str(exc))
+                    continue
+            elif path.parent != raw_dir or path.suffix.lower() != ".pdf":
+                continue
+            pdfs.append(path)
+        for pdf in pdfs:
             stat = pdf.stat()
             rows.append({
                 "file": pdf.name,

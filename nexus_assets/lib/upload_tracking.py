@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from nexus_assets.lib.layout import RAW_PREFIX, LayoutError, Partition, validate_slug
+from nexus_assets.lib.layout import RAW_PREFIX, LayoutError, Partition, refusal, validate_slug
 
 CURSOR_VERSION = 1
 
@@ -30,17 +31,54 @@ class Listed:
     etag: str  # S3 ETag, or the sha256 of a local file
 
 
+def _decodings(segment: str, rounds: int = 3) -> list[str]:
+    """A key segment and what it becomes when URL-decoded once, twice, ... (catches %2e%2e and %252e%252e)."""
+    seen = [segment]
+    for _ in range(rounds):
+        decoded = urllib.parse.unquote(seen[-1])
+        if decoded == seen[-1]:
+            break
+        seen.append(decoded)
+    return seen
+
+
+def _escapes(segment: str) -> bool:
+    for form in _decodings(segment):
+        folded = unicodedata.normalize("NFKC", form)  # fullwidth dots (U+FF0E) fold to '.'
+        if form in ("", ".", "..") or folded in (".", "..") or "/" in folded or "\\" in folded:
+            return True
+    return False
+
+
 def partition_of_key(key: str) -> Partition:
-    """The partition a raw key belongs to; LayoutError (naming the key) when it is outside the layout."""
+    """The partition a raw key belongs to; LayoutError (naming the key) when it is outside the layout.
+
+    Refused: absolute keys, empty, `.` and `..` segments, backslashes, all of these URL-encoded (once or
+    more) or in fullwidth forms, control characters, hidden files (`.x.pdf`, macOS `._x.pdf`), wrong
+    depth, other suffixes and non-slug folders. Every refusal names the key.
+    """
+    if any(unicodedata.category(c) == "Cc" for c in key):
+        raise LayoutError(f"{key!r} contains control characters: skipped")
     parts = key.split("/")
-    decoded = [urllib.parse.unquote(p) for p in parts]  # also catches URL-encoded traversal (%2e%2e)
-    if key.startswith("/") or any(p in ("", ".", "..") or "/" in p or "\\" in p for p in decoded):
+    if key.startswith("/") or any(_escapes(p) for p in parts):
         raise LayoutError(f"{key!r} tries to escape the {RAW_PREFIX}/ layout: skipped")
     if len(parts) != 4 or parts[0] != RAW_PREFIX or not parts[3].lower().endswith(".pdf"):
         raise LayoutError(f"{key!r} is not {RAW_PREFIX}/<subject>/<grade>/<file>.pdf: skipped")
+    if parts[3].startswith("."):
+        raise LayoutError(f"{key!r} is a hidden file (its name starts with '.', e.g. a macOS '._' resource fork): "
+                          "skipped")
     validate_slug(parts[1], "subject", key)
     validate_slug(parts[2], "grade", key)
     return Partition(parts[1], parts[2])
+
+
+def skip_message(exc: LayoutError, partitions: Collection[Partition]) -> str:
+    """The message of a skipped key, naming the slug a non-slug folder collides with among `partitions`."""
+    if exc.what == "subject":
+        return refusal(exc, {p.subject for p in partitions})
+    if exc.what == "grade":
+        return refusal(exc, {p.grade for p in partitions})
+    return str(exc)
 
 
 def fingerprint(files: Iterable[tuple[str, str]]) -> str:
@@ -61,14 +99,15 @@ class ListingDiff:
 def diff_listing(listing: Iterable[Listed], previous: dict[str, Any]) -> ListingDiff:
     """Partitions whose PDFs differ from the cursor's fingerprints (new, changed or deleted files)."""
     files: dict[Partition, list[tuple[str, str]]] = {}
-    skipped = []
+    refused: list[LayoutError] = []
     for item in listing:
         try:
             part = partition_of_key(item.key)
         except LayoutError as exc:
-            skipped.append(str(exc))
+            refused.append(exc)
             continue
         files.setdefault(part, []).append((item.key.rsplit("/", 1)[-1], item.etag))
+    skipped = [skip_message(exc, files) for exc in refused]
     fingerprints = {part: fingerprint(pairs) for part, pairs in files.items()}
     for label in previous:  # partitions whose last PDF was deleted
         part = partition_of_label(label)
