@@ -205,6 +205,22 @@ def test_a_legit_name_with_spaces_unicode_and_dots_is_not_mistaken_for_traversal
     reliability(f"{key!r} accepted by the listing and SQS paths as {INFO10.label}")
 
 
+@pytest.mark.reliability("bad input", "two partitions whose package names would be the same "
+                         "(informatika/kelas_10 and informatika_kelas/10)")
+def test_partitions_with_the_same_package_names_are_both_skipped(tmp_path: Path, reliability) -> None:
+    from nexus_assets.lib.layout import DataLayout
+
+    layout = DataLayout(tmp_path)
+    for folder in ("informatika/kelas_10", "informatika_kelas/10", "informatika/kelas_11"):
+        (layout.raw_root / folder).mkdir(parents=True)
+        (layout.raw_root / folder / "buku.pdf").write_bytes(b"%PDF-1.7\n%%EOF\n")
+    found, refused = layout.discover_partitions()
+    assert found == [Partition("informatika", "kelas_11")]
+    [message] = refused
+    assert "informatika/kelas_10 and informatika_kelas/10" in message and "informatika_kelas_10_v*.vkp" in message
+    reliability(f"neither built, the rest is: {message}")
+
+
 # --- limits, caching and the worker pool (no build needed) -----------------------------------------------------
 
 

@@ -214,4 +214,19 @@ class DataLayout:
                     refused.append(refusal(exc, valid_grades))
                     continue
                 found.append(Partition(subject_dir.name, grade_dir.name))
-        return found, refused
+        return without_ambiguous_packages(found, refused)
+
+
+def without_ambiguous_packages(found: list[Partition], refused: list[str]) -> tuple[list[Partition], list[str]]:
+    """Drop partitions whose packages would share names: `vkp/<subject>_<grade>_v*.vkp` cannot tell
+    `informatika/kelas_10` from `informatika_kelas/10`, so neither is built until one folder is renamed."""
+    by_stem: dict[str, list[Partition]] = {}
+    for part in found:
+        by_stem.setdefault(f"{part.subject}_{part.grade}", []).append(part)
+    kept = [p for p in found if len(by_stem[f"{p.subject}_{p.grade}"]) == 1]
+    for stem, parts in sorted(by_stem.items()):
+        if len(parts) > 1:
+            labels = " and ".join(p.label for p in sorted(parts))
+            refused.append(f"partitions {labels} would publish the same package names ({stem}_v*.vkp): both are "
+                           "skipped until one of the folders is renamed")
+    return kept, refused

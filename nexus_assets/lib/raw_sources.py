@@ -14,7 +14,7 @@ from typing import Protocol
 
 import pandas as pd
 
-from nexus_assets.lib.layout import RAW_PREFIX, DataLayout, LayoutError, Partition
+from nexus_assets.lib.layout import RAW_PREFIX, DataLayout, LayoutError, Partition, without_ambiguous_packages
 from nexus_assets.lib.pdf_extraction import sha256_file
 from nexus_assets.lib.s3_store import S3ObjectStore
 from nexus_assets.lib.tables import raw_manifest_frame
@@ -85,7 +85,7 @@ class S3RawSource:
                 found.add(partition_of_key(item.key))
             except LayoutError as exc:
                 errors.append(exc)
-        return sorted(found), sorted({skip_message(exc, found) for exc in errors})
+        return without_ambiguous_packages(sorted(found), sorted({skip_message(exc, found) for exc in errors}))
 
     def listing(self, prefix: str = RAW_PREFIX + "/") -> Iterator[Listed]:
         for obj in self.store.list_keys(prefix):
