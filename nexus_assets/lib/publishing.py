@@ -25,10 +25,11 @@ create-if-absent, and a run that loses that race decides its version again from 
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,6 +234,27 @@ def _release_record(manifest: dict[str, Any], full: dict[str, Any], delta: dict[
             "embedding": manifest["embedding"], "created_at": manifest["created_at"], "full": full, "delta": delta}
 
 
+def _serialized(publish: Callable[..., PublishResult]) -> Callable[..., PublishResult]:
+    """Run a publication under its partition's lock, after sweeping what killed runs staged, and decide
+    it again (up to PUBLISH_ATTEMPTS times) when a racing machine committed the version first."""
+
+    @functools.wraps(publish)
+    def serialized(store: PackageStore, partition: Partition, *args: Any, **kwargs: Any) -> PublishResult:
+        lock = store.layout.root / ".locks" / f"publish-{partition.subject}--{partition.grade}.lock"
+        with file_lock(lock, f"publishing {partition.label}"):
+            _sweep_staging(store.layout, partition)
+            for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+                try:
+                    return publish(store, partition, *args, **kwargs)
+                except PublishConflictError:
+                    if attempt == PUBLISH_ATTEMPTS:
+                        raise
+        raise AssertionError("unreachable")
+
+    return serialized
+
+
+@_serialized
 def publish_vkp(
     store: PackageStore,
     partition: Partition,
@@ -248,31 +270,6 @@ def publish_vkp(
     """Publish a new version if the content changed since the latest package; never rewrite one."""
     if chunks.empty:
         return PublishResult(False, None, None, None, "no chunks: nothing to publish for an empty partition")
-    lock = store.layout.root / ".locks" / f"publish-{partition.subject}--{partition.grade}.lock"
-    with file_lock(lock, f"publishing {partition.label}"):
-        _sweep_staging(store.layout, partition)
-        for attempt in range(1, PUBLISH_ATTEMPTS + 1):
-            try:
-                return _publish(store, partition, chunks, embeddings, chroma_dir, sources, counts, signer=signer,
-                                keep_versions=keep_versions)
-            except PublishConflictError:
-                if attempt == PUBLISH_ATTEMPTS:
-                    raise
-    raise AssertionError("unreachable")
-
-
-def _publish(
-    store: PackageStore,
-    partition: Partition,
-    chunks: pd.DataFrame,
-    embeddings: pd.DataFrame,
-    chroma_dir: Path,
-    sources: list[dict[str, Any]],
-    counts: dict[str, int],
-    *,
-    signer: Signer,
-    keep_versions: int,
-) -> PublishResult:
     model_id, dims = embedding_identity(embeddings)
     digest = chunk_content_hash(chunks, model_id, dims)
     versions = store.versions(partition)

@@ -17,12 +17,9 @@ written with a condition on the version's rank, and `catalog.json` is regenerate
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +28,7 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError
 
 from nexus_assets.lib.layout import VKP_PREFIX, Partition, parse_semver
+from nexus_assets.lib.partition_lock import file_lock
 from nexus_assets.lib.s3_store import S3ObjectStore, sha256_of_file
 
 CATALOG_NAME = "catalog.json"
@@ -109,15 +107,8 @@ class LocalCatalog:
     def get(self, part: Partition) -> dict[str, Any] | None:
         return self.read()["partitions"].get(partition_key(part))
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_name(f".{CATALOG_NAME}.lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    def _locked(self):
+        return file_lock(self.path.with_name(f".{CATALOG_NAME}.lock"), f"the catalog {self.path}")
 
     def sync(self) -> bool:
         return False  # the file is the source of truth, replaced atomically under the lock
