@@ -10,13 +10,22 @@ NEXUS_STEP_RETRY_DELAY).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from nexus_assets.lib.aws_bootstrap import bootstrap
 from nexus_assets.lib.aws_config import AwsSettings
 from nexus_assets.lib.job_tracking import JobRecord
+from nexus_assets_tests.conftest import make_aws_env
+from nexus_assets_tests.fake_bedrock import FakeBedrock
+from nexus_assets_tests.fault_proxy import FaultProxy
 
 SUBJECT, GRADE = "uji", "kelas_1"  # the tiny partition: uji/kelas_1
 PARTITION_KEY = f"{GRADE}|{SUBJECT}"
@@ -88,3 +97,23 @@ def record_item(settings: AwsSettings, asset: str) -> dict[str, Any]:
     key = {"pk": {"S": asset}, "sk": {"S": PARTITION_KEY}}
     return settings.client("dynamodb").get_item(TableName=settings.records_table, Key=key,
                                                 ConsistentRead=True).get("Item", {})
+
+
+@contextmanager
+def faultable_aws(moto_endpoint: str, dagster_home: Path, base_overrides: dict[str, str] | None = None,
+                  **build_env: str) -> Iterator[tuple[FaultProxy, AwsSettings, dict[str, str]]]:
+    """A bootstrapped bucket and tables holding the tiny partition, and the environment of builds that
+    reach them through a fault proxy and embed with the Bedrock fake: (proxy, settings straight at moto,
+    build environment). `base_overrides` change the aws-mode variables (e.g. planted credentials)."""
+    with FaultProxy(moto_endpoint) as proxy, FakeBedrock() as bedrock, pytest.MonkeyPatch.context() as mp:
+        base = {**make_aws_env(moto_endpoint), **(base_overrides or {})}
+        for name, value in base.items():
+            mp.setenv(name, value)
+        mp.delenv("NEXUS_DATA_DIR", raising=False)
+        settings = direct_settings(base, moto_endpoint)
+        bootstrap(settings)
+        upload_pdf(settings, "algoritma")
+        env = {**os.environ, **base, **FAST_RETRIES, "NEXUS_AWS_ENDPOINT_URL": proxy.endpoint_url,
+               "NEXUS_EMBEDDER_BACKEND": "bedrock", "NEXUS_BEDROCK_ENDPOINT_URL": bedrock.endpoint_url,
+               "DAGSTER_HOME": str(dagster_home), **build_env}
+        yield proxy, settings, env

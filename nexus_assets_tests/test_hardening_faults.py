@@ -10,7 +10,6 @@ a PDF when it needs a new version to publish.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,16 +18,12 @@ from typing import Any
 
 import pytest
 
-from nexus_assets.lib.aws_bootstrap import bootstrap
 from nexus_assets.lib.aws_config import AwsSettings
 from nexus_assets.lib.aws_retry import AwsUnavailableError, RetrySettings
 from nexus_assets.lib.dynamo_records import DynamoRecordStore
 from nexus_assets.lib.vkp_catalog import CATALOG_KEY
-from nexus_assets_tests.conftest import make_aws_env
-from nexus_assets_tests.fake_bedrock import FakeBedrock
 from nexus_assets_tests.fault_proxy import FaultProxy, Request
 from nexus_assets_tests.hardening_helpers import (
-    FAST_RETRIES,
     GRADE,
     MAX_ATTEMPTS,
     PARTITION_KEY,
@@ -36,7 +31,7 @@ from nexus_assets_tests.hardening_helpers import (
     SUBJECT,
     build,
     catalog_item,
-    direct_settings,
+    faultable_aws,
     last_job,
     record_item,
     upload_pdf,
@@ -58,17 +53,7 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("faults")
-    with FaultProxy(moto_endpoint) as proxy, FakeBedrock() as bedrock, pytest.MonkeyPatch.context() as mp:
-        base = make_aws_env(moto_endpoint)
-        for key, value in base.items():
-            mp.setenv(key, value)
-        mp.delenv("NEXUS_DATA_DIR", raising=False)
-        settings = direct_settings(base, moto_endpoint)
-        bootstrap(settings)
-        upload_pdf(settings, "algoritma")
-        env = {**os.environ, **base, **FAST_RETRIES, "NEXUS_AWS_ENDPOINT_URL": proxy.endpoint_url,
-               "NEXUS_EMBEDDER_BACKEND": "bedrock", "NEXUS_BEDROCK_ENDPOINT_URL": bedrock.endpoint_url,
-               "DAGSTER_HOME": str(tmp / "dagster_home")}
+    with faultable_aws(moto_endpoint, tmp / "dagster_home") as (proxy, settings, env):
         yield Stack(proxy, settings, env, tmp / "node")
 
 

@@ -37,10 +37,7 @@ from nexus_assets.lib.layout import DataLayout
 from nexus_assets.lib.signing import Signer, private_pem
 from nexus_assets.lib.vkp import read_signature
 from nexus_assets.lib.vkp_pull import Source, installed_release, pull
-from nexus_assets_tests.conftest import make_aws_env
-from nexus_assets_tests.fake_bedrock import FakeBedrock
-from nexus_assets_tests.fault_proxy import FaultProxy
-from nexus_assets_tests.hardening_helpers import FAST_RETRIES, build, direct_settings, last_job, upload_pdf
+from nexus_assets_tests.hardening_helpers import build, faultable_aws, last_job, upload_pdf
 from nexus_assets_tests.vkp_helpers import PART, files_of, publish
 
 # --- the bucket policy ---------------------------------------------------------------------------------------
@@ -153,19 +150,10 @@ def secure_build(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -
     key_file.chmod(0o600)
     outputs: dict[str, str] = {}
     reasons: dict[str, list[str]] = {}
-    with FaultProxy(moto_endpoint) as proxy, FakeBedrock() as bedrock, pytest.MonkeyPatch.context() as mp:
-        base = {**make_aws_env(moto_endpoint), "AWS_ACCESS_KEY_ID": plain["AWS_ACCESS_KEY_ID"],
-                "AWS_SECRET_ACCESS_KEY": plain["AWS_SECRET_ACCESS_KEY"]}
-        for name, value in base.items():
-            mp.setenv(name, value)
-        mp.delenv("NEXUS_DATA_DIR", raising=False)
-        settings = direct_settings(base, moto_endpoint)
-        bootstrap(settings)
-        upload_pdf(settings, "algoritma")
-        env = {**os.environ, **base, **FAST_RETRIES, "NEXUS_AWS_ENDPOINT_URL": proxy.endpoint_url,
-               "NEXUS_EMBEDDER_BACKEND": "bedrock", "NEXUS_BEDROCK_ENDPOINT_URL": bedrock.endpoint_url,
-               "DAGSTER_HOME": str(tmp / "dagster_home"), "NEXUS_SIGNING_KEY_FILE": str(key_file),
-               "NEXUS_CHROMA_TOKEN": plain["NEXUS_CHROMA_TOKEN"], "DAGSTER_PG_PASSWORD": plain["DAGSTER_PG_PASSWORD"]}
+    credentials = {name: plain[name] for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    with faultable_aws(moto_endpoint, tmp / "dagster_home", credentials, NEXUS_SIGNING_KEY_FILE=str(key_file),
+                       NEXUS_CHROMA_TOKEN=plain["NEXUS_CHROMA_TOKEN"],
+                       DAGSTER_PG_PASSWORD=plain["DAGSTER_PG_PASSWORD"]) as (proxy, settings, env):
         data_dir = tmp / "node"
         ok = build(env, data_dir)
         outputs["successful build"] = ok.stdout + ok.stderr
