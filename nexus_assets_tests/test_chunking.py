@@ -81,3 +81,27 @@ def test_repeated_text_gets_distinct_ids() -> None:
 
 def test_empty_pages_give_no_chunks() -> None:
     assert chunk_file("p/q", "f.pdf", [(1, ""), (2, "   ")], ChunkingParams()) == []
+
+
+def test_cached_spans_are_the_spans_and_are_keyed_by_text_params_and_tokenizer(tmp_path) -> None:
+    from nexus_assets.lib.chunking import SpanCache, split_text
+
+    calls = []
+
+    def count(text: str) -> int:
+        calls.append(text)
+        return len(text.split())
+
+    text = " ".join(f"Kalimat nomor {i} tentang algoritma." for i in range(400))
+    params = ChunkingParams(300, 40, max_tokens=40)
+    cache = SpanCache.under(tmp_path, "tok-a")
+    first = cache.spans(text, params, count)
+    assert first == split_text(text, params, count) and calls
+    calls.clear()
+    assert SpanCache.under(tmp_path, "tok-a").spans(text, params, count) == first
+    assert calls == [], "an unchanged text is not counted again"
+    SpanCache.under(tmp_path, "tok-b").spans(text, params, count)
+    assert calls, "another tokenizer never reuses spans"
+    calls.clear()
+    cache.spans(text, ChunkingParams(300, 40, max_tokens=30), count)
+    assert calls, "other parameters never reuse spans"

@@ -24,7 +24,7 @@ from nexus_assets.lib.chroma_store import (
     promote_build,
     publish_to_server,
 )
-from nexus_assets.lib.chunking import ChunkingParams, chunk_streams
+from nexus_assets.lib.chunking import ChunkingParams, SpanCache, chunk_streams
 from nexus_assets.lib.embedding import embed_partition
 from nexus_assets.lib.ocr import find_ocr
 from nexus_assets.lib.pdf_extraction import FileExtraction, extract_pdfs
@@ -169,17 +169,21 @@ class ChunkingConfig(dg.Config):
     "and a stable chunk_id derived from its content and source.",
 )
 def text_chunks(
-    context: dg.AssetExecutionContext, config: ChunkingConfig, embedder: EmbedderResource, pdf_text: pd.DataFrame
+    context: dg.AssetExecutionContext, config: ChunkingConfig, data_dir: DataDirResource, embedder: EmbedderResource,
+    pdf_text: pd.DataFrame,
 ) -> dg.Output[pd.DataFrame]:
     part = partition_of(context.partition_key)
     model = embedder.chunking_embedder() if config.cap_to_model_window else None
     params = ChunkingParams(config.chunk_size, config.chunk_overlap, model.max_tokens if model else None)
+    # Unchanged files' spans come from the cache: token counting is most of chunking's time.
+    spans = SpanCache.under(data_dir.layout.cache_dir, model.cache_namespace) if model else None
     chunks = []
     for file in sorted(pdf_text.loc[has_text(pdf_text), "file"].unique()):
         # OCR text is chunked apart from the text layer (see chunk_streams): a scanned cover read by
         # OCR leaves the file's other chunks, their ids and cached vectors as they were.
         streams = [("", readable_pages(pdf_text, file, ("ok",))), ("ocr", readable_pages(pdf_text, file, ("ocr",)))]
-        file_chunks = chunk_streams(part.label, file, streams, params, model.count_tokens if model else None)
+        file_chunks = chunk_streams(part.label, file, streams, params, model.count_tokens if model else None,
+                                    span_cache=spans)
         context.log.info(f"{part.label}: {file}: {len(file_chunks)} chunks")
         chunks.extend(file_chunks)
     frame = chunks_frame(chunks, ocr_pages_of(pdf_text))
