@@ -118,6 +118,17 @@ def _current_partitions(args: argparse.Namespace, layout: DataLayout,
     return prints, current
 
 
+def _will_embed_locally(layout: DataLayout, found: list[Partition], prints: dict[Partition, str],
+                        current: list[Partition]) -> bool:
+    """True when a partition to build has changed inputs (local mode) and the local model embeds."""
+    from nexus_assets.lib.aws_config import setting
+    from nexus_assets.lib.build_fingerprint import up_to_date
+
+    if (setting("embedder_backend") or "local") != "local" or not prints:
+        return False
+    return any(not up_to_date(layout, part, prints[part]) for part in found if part not in current)
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from nexus_assets.instance import ensure_dagster_home
 
@@ -140,6 +151,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     if found and len(current) == len(found):
         return 0
 
+    if _will_embed_locally(layout, found, prints, current):
+        from nexus_assets.lib.embedding import prefetch_local_model
+
+        prefetch_local_model()  # overlaps torch's import with Dagster's start and the first steps
     home = ensure_dagster_home()
     import dagster as dg
 

@@ -301,6 +301,33 @@ def _load_slim_bert(model_path: str) -> Any:
     return load_slim_bert(Path(model_path))
 
 
+_PREFETCH: dict[str, threading.Thread] = {}
+
+
+def prefetch_local_model(model_path: str | None = None) -> None:
+    """Import torch and load a local model in a background thread, so the embedding step finds it ready.
+
+    A rebuild spends 2-3 s importing torch and loading MiniLM before its first vector, while the steps
+    before embedding (manifest, extraction from the cache, chunking) keep only one core busy: callers
+    that know a build will embed start the load here, and `SentenceTransformerEmbedder.load` waits
+    for it. A failure is left for `load` to raise again in the step, where it is reported.
+    """
+    path = model_path or bundled_minilm_path()
+    if path in _PREFETCH:
+        return
+    slim = slim_bert_supported(Path(path))
+
+    def load() -> None:
+        try:
+            _load_slim_bert(path) if slim else _load_sentence_transformer(path, "cpu")
+        except Exception as exc:  # noqa: BLE001 -- the step's own load reports it
+            log.debug("model prefetch of %s failed: %s", path, exc)
+
+    thread = threading.Thread(target=load, name="nexus-model-prefetch", daemon=True)
+    _PREFETCH[path] = thread
+    thread.start()
+
+
 @dataclass
 class SentenceTransformerEmbedder:
     """A local sentence-transformers model; vectors are L2-normalised float32.
@@ -351,6 +378,8 @@ class SentenceTransformerEmbedder:
         """Load the model once; for bf16, check it against fp32 and fall back when it cannot keep up."""
         if self._model is not None:
             return
+        if (prefetch := _PREFETCH.get(self.model_path)) is not None:
+            prefetch.join()  # the same cached loader: wait for it rather than loading twice
         if self.engine == "slim-bert":
             model = _load_slim_bert(self.model_path)
         else:
