@@ -179,3 +179,15 @@ def test_bucket_prune_compacts_packs_and_keeps_what_tables_reference(tmp_path: P
     assert MirroredBlobCache(BlobCache(tmp_path / "b", "extraction-v1"), store).get("pdf-gone") is None
     emptied = prune_bucket_cache(store, everything=True)
     assert emptied.bytes_after == 0
+
+
+def test_prune_drops_chunk_spans_by_age_alone_and_says_so(tmp_path: Path) -> None:
+    from nexus_assets.lib.caches import prune_data_cache
+    from nexus_assets.lib.chunking import ChunkingParams, SpanCache
+
+    layout = DataLayout(tmp_path)
+    SpanCache.under(layout.cache_dir, "tok").spans("Satu kalimat. " * 200, ChunkingParams(300, 40), None)
+    assert prune_data_cache(layout, older_than_days=7).spans_removed == 0, "recently used spans are kept"
+    result = prune_data_cache(layout, older_than_days=0)
+    assert result.spans_removed == 1 and result.blobs_removed == 0
+    assert "removed 0 extraction entries" in result.summary() and "1 chunk-span entries" in result.summary()

@@ -23,7 +23,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from nexus_assets.lib.s3_store import S3ObjectStore
 from nexus_assets.lib.sqlite_wal import connect_wal
 
 BLOBS_DIR = "blobs"
+SPANS_DIR = "spans"  # chunk spans (lib/chunking.SpanCache): derived data, pruned by age alone
 VECTORS_DB = "vectors.sqlite3"
 SQLITE_BUSY_MS = 60_000  # a concurrent run may hold the write lock while it stores a large batch
 SQLITE_CHUNK = 500  # keys per `IN (...)` query, below SQLite's variable limit
@@ -188,10 +189,12 @@ class PruneResult:
     vectors_kept: int
     bytes_before: int
     bytes_after: int
+    spans_removed: int = 0
 
     def summary(self) -> str:
+        spans = f" (and {self.spans_removed} chunk-span entries)" if self.spans_removed else ""
         return (f"removed {self.blobs_removed} extraction entries ({self.blob_bytes_removed / 1e6:.1f} MB) and "
-                f"{self.vectors_removed} vectors; kept {self.blobs_kept} and {self.vectors_kept}; cache size "
+                f"{self.vectors_removed} vectors{spans}; kept {self.blobs_kept} and {self.vectors_kept}; cache size "
                 f"{self.bytes_before / 1e6:.1f} MB -> {self.bytes_after / 1e6:.1f} MB")
 
 
@@ -292,7 +295,12 @@ def prune_data_cache(layout: DataLayout, older_than_days: float = 7.0, everythin
     processed = layout.root / PROCESSED_PREFIX
     tables = sorted(processed.glob("*/*/raw_pdfs.parquet")) + sorted(processed.glob("*/*/text_chunks.parquet"))
     blobs, vectors = referenced_keys(tables)
-    return prune(layout.cache_dir, blobs, vectors, older_than_days * 86400.0, everything=everything)
+    before = cache_size(layout.cache_dir)
+    result = prune(layout.cache_dir, blobs, vectors, older_than_days * 86400.0, everything=everything)
+    # Spans are recomputed in a second from the extraction, so no table pins them: age alone decides.
+    spans = prune(layout.cache_dir / SPANS_DIR, set(), set(), older_than_days * 86400.0, everything=everything)
+    return replace(result, bytes_before=before, bytes_after=cache_size(layout.cache_dir),
+                   spans_removed=spans.blobs_removed)
 
 
 # --- aws mode: the same caches shared through the bucket ---------------------------------------

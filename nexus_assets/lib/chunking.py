@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from nexus_assets.lib.caches import BlobCache
+from nexus_assets.lib.caches import SPANS_DIR, BlobCache
 
 PARAGRAPH_RE = re.compile(r"\n\s*\n")
 SENTENCE_RE = re.compile(r"[.!?…:;][\"'”’)\]]*\s")
@@ -143,7 +143,7 @@ class SpanCache:
 
     @classmethod
     def under(cls, cache_root: Path, tokenizer_id: str) -> SpanCache:
-        return cls(BlobCache(cache_root, f"spans-{_code_digest()}"), tokenizer_id)
+        return cls(BlobCache(cache_root / SPANS_DIR, _code_digest()), tokenizer_id)
 
     def key(self, text: str, params: ChunkingParams) -> str:
         identity = f"{self.tokenizer_id}\x1f{params.chunk_size}\x1f{params.chunk_overlap}\x1f{params.max_tokens}\x1f"
