@@ -166,3 +166,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
         rows = [{"test": nodeid, **entry} for nodeid, entry in sorted(_RELIABILITY.items())]
         Path(out).write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """With NEXUS_RELIABILITY_CASES_OUT set, write the (kind, case) of every collected reliability test."""
+    out = os.environ.get("NEXUS_RELIABILITY_CASES_OUT")
+    if not out:
+        return
+    import json
+
+    cases = []
+    for item in session.items:
+        marker = item.get_closest_marker("reliability")
+        if marker is not None:
+            cases.append({"test": item.nodeid, "kind": marker.args[0], "case": marker.args[1]})
+    Path(out).write_text(json.dumps(cases, indent=1, ensure_ascii=False))

@@ -2,34 +2,43 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 from nexus_assets_tests.conftest import PROJECT_ROOT
 
-MARKER_RE = re.compile(r'@pytest\.mark\.reliability\(\s*"([^"]+)",\s*((?:"[^"]*"\s*)+)\)', re.S)
+
+def declared_cases(tmp_path: Path) -> set[tuple[str, str, str]]:
+    """(kind, case, test) of every reliability test, as pytest collects them (parametrized cases included)."""
+    out = tmp_path / "cases.json"
+    done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", "reliability",
+                           "-p", "no:cacheprovider"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "NEXUS_RELIABILITY_CASES_OUT": str(out)})
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return {(c["kind"], c["case"], _short(c["test"])) for c in json.loads(out.read_text())}
 
 
-def declared_cases() -> set[tuple[str, str]]:
-    """(kind, case) of every reliability test, read from the test files' markers."""
-    cases = set()
-    for path in sorted((PROJECT_ROOT / "nexus_assets_tests").glob("test_*.py")):
-        for kind, parts in MARKER_RE.findall(path.read_text()):
-            cases.add((kind, "".join(re.findall(r'"([^"]*)"', parts))))
-    return cases
+def _short(nodeid: str) -> str:
+    path, _, name = nodeid.partition("::")
+    return f"{Path(path).name}::{name}"
 
 
 def readme_rows() -> list[list[str]]:
     text = (PROJECT_ROOT / "README.md").read_text()
     block = text.split("<!-- reliability:start -->", 1)[1].split("<!-- reliability:end -->", 1)[0]
     rows = [line for line in block.strip().splitlines()[2:] if line.startswith("|")]
-    return [[cell.strip() for cell in re.split(r"(?<!\\)\|", row)[1:-1]] for row in rows]
+    return [[cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", row)[1:-1]] for row in rows]
 
 
-def test_every_reliability_test_is_in_the_readme_table_and_passed() -> None:
+def test_every_reliability_test_is_in_the_readme_table_and_passed(tmp_path: Path) -> None:
     rows = readme_rows()
     assert rows, "the README has no Reliability table: run scripts/reliability_table.py"
-    in_readme = {(kind, case) for kind, case, *_ in rows}
-    declared = declared_cases()
+    in_readme = {(kind, case, test.strip("`")) for kind, case, _, _, test in rows}
+    declared = declared_cases(tmp_path)
     assert len(declared) >= 10
     assert declared == in_readme, ("the table is stale; rerun scripts/reliability_table.py",
                                    declared - in_readme, in_readme - declared)
