@@ -21,6 +21,20 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 WAIT_S = 300
 RECORD_WAIT_S = 240
+READY_WAIT_S = 180
+
+
+def _wait_for_first_ticks(log: Path, daemon: subprocess.Popen, sensors: tuple[str, ...]) -> None:
+    """Block until the daemon's log shows a finished tick of each of `sensors` (at most READY_WAIT_S)."""
+    deadline = time.monotonic() + READY_WAIT_S
+    while time.monotonic() < deadline:
+        text = log.read_text()
+        if all(f"Sensor {name} skipped" in text for name in sensors):
+            return
+        assert daemon.poll() is None, "dagster-daemon exited:\n" + text[-5000:]
+        time.sleep(1)
+    raise AssertionError(f"the daemon did not tick {', '.join(sensors)} within {READY_WAIT_S} s:\n"
+                         + log.read_text()[-5000:])
 
 
 def test_a_dropped_pdf_becomes_a_vkp(aws_env: dict[str, str], tmp_path: Path) -> None:
@@ -37,7 +51,10 @@ def test_a_dropped_pdf_becomes_a_vkp(aws_env: dict[str, str], tmp_path: Path) ->
     try:
         samples = generate_sample_corpus(tmp_path / "samples")
         pdf = next(p for p in samples if p.name == "buku_siswa_matematika_kelas_11.pdf")
-        time.sleep(5)  # let the daemon come up and tick once on an empty bucket
+        # A run status sensor starts from the events after its first tick: a run that ends before it is
+        # never recorded. Upload only once the job sensors and the upload sensor have ticked once.
+        _wait_for_first_ticks(tmp_path / "daemon.log", daemon,
+                              ("raw_upload_sensor", "job_started_sensor", "job_succeeded_sensor"))
         settings.object_store().upload_file("raw-curriculum/matematika/kelas_11/buku.pdf", pdf)
         key = "vkp/matematika_kelas_11_v1.0.0.vkp"
         deadline = time.monotonic() + WAIT_S
