@@ -4,7 +4,6 @@ A PDF dropped into the bucket ends as a new VKP in `vkp/` within a bounded wait,
 """
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 from nexus_assets.lib.aws_bootstrap import bootstrap
 from nexus_assets.lib.aws_config import AwsSettings
 from nexus_assets.lib.sample_data import generate_sample_corpus
+from nexus_assets_tests.test_webserver import _stop
 
 pytestmark = pytest.mark.slow
 
@@ -79,9 +79,5 @@ def test_a_dropped_pdf_becomes_a_vkp(aws_env: dict[str, str], tmp_path: Path) ->
             tmp_path / "daemon.log").read_text()[-5000:]
         assert records[0].total_chunks > 0
     finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
+        _stop(daemon)
         log.close()
