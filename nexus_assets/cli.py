@@ -102,8 +102,8 @@ def _partition_filter(args: argparse.Namespace):
     return lambda p: (not subject or p.subject == subject) and (not grade or p.grade == grade)
 
 
-def _current_partitions(args: argparse.Namespace, layout: DataLayout,
-                        found: list[Partition]) -> tuple[dict[Partition, str], list[Partition]]:
+def _current_partitions(layout: DataLayout, found: list[Partition],
+                        options: dict[str, Any]) -> tuple[dict[Partition, str], list[Partition]]:
     """(fingerprint of every partition to build, those whose last build is still current).
 
     Local mode only: in aws mode the PDFs and outputs live in the bucket, so Dagster always decides.
@@ -112,21 +112,20 @@ def _current_partitions(args: argparse.Namespace, layout: DataLayout,
 
     if _aws_settings() is not None:
         return {}, []
-    options = {"chunk_size": args.chunk_size, "chunk_overlap": args.chunk_overlap}
     prints = {part: input_fingerprint(layout, part, options) for part in found}
-    current = [] if args.force else [part for part, fp in prints.items() if up_to_date(layout, part, fp)]
-    return prints, current
+    return prints, [part for part, fp in prints.items() if up_to_date(layout, part, fp)]
 
 
-def _will_embed_locally(layout: DataLayout, found: list[Partition], prints: dict[Partition, str],
-                        current: list[Partition]) -> bool:
-    """True when a partition to build has changed inputs (local mode) and the local model embeds."""
+def _will_embed_locally(found: list[Partition], prints: dict[Partition, str], unchanged: list[Partition]) -> bool:
+    """True when a partition to build has changed inputs (local mode) and the local model embeds.
+
+    A forced build of unchanged partitions finds every vector in the cache: it needs no model.
+    """
     from nexus_assets.lib.aws_config import setting
-    from nexus_assets.lib.build_fingerprint import up_to_date
 
     if (setting("embedder_backend") or "local") != "local" or not prints:
         return False
-    return any(not up_to_date(layout, part, prints[part]) for part in found if part not in current)
+    return any(part not in unchanged for part in found)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -144,14 +143,16 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.subject and args.grade:
         found = [Partition(args.subject, args.grade)]
     found = [p for p in found if wanted(p)]
-    prints, current = _current_partitions(args, layout, found)
+    prints, unchanged = _current_partitions(
+        layout, found, {"chunk_size": args.chunk_size, "chunk_overlap": args.chunk_overlap})
+    current = [] if args.force else unchanged
     for part in current:
         print(f"== {part.label}: up to date (same PDFs, code and settings as its last successful build; "
               "--force rebuilds)", flush=True)
     if found and len(current) == len(found):
         return 0
 
-    if _will_embed_locally(layout, found, prints, current):
+    if _will_embed_locally(found, prints, unchanged):
         from nexus_assets.lib.embedding import prefetch_local_model
 
         prefetch_local_model()  # overlaps torch's import with Dagster's start and the first steps
