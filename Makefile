@@ -1,4 +1,4 @@
-# Two commands for a newcomer: `make demo` (build everything locally) and `make test`.
+# Two commands for a newcomer: `make demo` (build everything locally) and `make check test` (what CI runs).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,20 +7,51 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export NEXUS_DATA_DIR ?= $(CURDIR)/data
 PYTEST_ARGS ?=
 
-.PHONY: install install-test ocr home demo demo-aws build test test-fast lint ui validate screenshots clean
+.PHONY: install install-test ocr home demo demo-aws build check test test-fast lint format-check typecheck ui validate \
+	screenshots lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# torch==2.13.0 is pinned in pyproject.toml, in the same requirement set as sentence-transformers,
-# so pip takes the CPU wheel instead of resolving a multi-GB CUDA build.
-$(VENV)/.installed: $(BIN)/python pyproject.toml setup.py
-	$(PIP) install --quiet --disable-pip-version-check -e .
+# Reproducible installs (docs/install.md): requirements.lock pins every runtime package and
+# requirements-test.lock the same versions plus the test tools. torch is pinned as 2.13.0+cpu, a build
+# published only on PyTorch's CPU index, so no install can fall back to PyPI's CUDA build. pip takes it
+# from the indexes it is configured with (this machine: a local wheel); where they lack it (a stock Linux
+# box), the same install is retried with TORCH_INDEX as an extra index. The project itself goes in with
+# --no-deps (the lock is the whole set) and `pip check` confirms the lock satisfies pyproject.toml.
+LOCK := requirements.lock
+TEST_LOCK := requirements-test.lock
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+PIP_INSTALL := $(PIP) install --quiet --disable-pip-version-check
+define install_lock
+	$(PIP_INSTALL) -r $(1) 2>/dev/null || { \
+	  echo "torch==2.13.0+cpu is not on pip's configured indexes: retrying with --extra-index-url $(TORCH_INDEX)"; \
+	  $(PIP_INSTALL) --extra-index-url $(TORCH_INDEX) -r $(1); }
+endef
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml setup.py $(LOCK)
+	$(call install_lock,$(LOCK))
+	$(PIP_INSTALL) --no-deps -e .
+	$(PIP) check
 	touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) install --quiet --disable-pip-version-check -e '.[test]'
+$(VENV)/.installed-test: $(VENV)/.installed $(TEST_LOCK)
+	$(call install_lock,$(TEST_LOCK))
+	$(PIP) check
 	touch $@
+
+# Re-pin after changing dependencies in pyproject.toml: the test lock is resolved first (the superset),
+# then the runtime lock within it, so both hold the same versions. pip-tools runs in its own venv.
+LOCK_TOOLS := $(CURDIR)/.venv-lock
+PIP_COMPILE := $(LOCK_TOOLS)/bin/pip-compile --quiet --strip-extras --allow-unsafe --no-emit-find-links \
+	--no-emit-index-url --no-emit-trusted-host
+lock:
+	[ -x $(LOCK_TOOLS)/bin/pip-compile ] || { $(PYTHON) -m venv $(LOCK_TOOLS) && \
+	  $(LOCK_TOOLS)/bin/pip install --quiet --disable-pip-version-check pip-tools==7.7.0; }
+	$(PIP_COMPILE) --extra test -o $(TEST_LOCK) pyproject.toml
+	$(PIP_COMPILE) -c $(TEST_LOCK) -o $(LOCK) pyproject.toml
+	@grep -q '^torch==.*+cpu$$' $(LOCK) && ! grep -qE '^(nvidia-|triton)' $(TEST_LOCK) || { \
+	  echo "lock: pip resolved a CUDA torch; rerun with PIP_EXTRA_INDEX_URL=$(TORCH_INDEX) make lock"; exit 1; }
 
 install: $(VENV)/.installed ocr
 
@@ -64,18 +95,37 @@ demo-aws: install-test
 build: install
 	$(BIN)/nexus build
 
-test: install-test
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# `make check`: lint, format, types and the fast tests; seconds to minutes, before the slow suite.
+LINT_PATHS := nexus_assets nexus_assets_tests benchmarks scripts
+check: lint format-check typecheck test-fast
 
-# Pure logic and asset tests only: seconds, no servers.
+lint: install-test
+	$(BIN)/ruff check $(LINT_PATHS)
+
+format-check: install-test
+	$(BIN)/ruff format --check $(LINT_PATHS)
+
+# mypy on nexus_assets/, configured in pyproject.toml's [tool.mypy].
+typecheck: install-test
+	$(BIN)/mypy
+
+# Pure logic and asset tests only: no servers, no full builds.
 test-fast: install-test
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-lint: install-test
-	$(BIN)/ruff check nexus_assets nexus_assets_tests benchmarks scripts
+# The whole suite. In `make check test` (CI) the fast tests have just passed in `check`, so `test` runs
+# the rest (`-m slow`): together they are the whole suite, each test once.
+TEST_MARKER := $(if $(filter check test-fast,$(MAKECMDGOALS)),-m slow,)
+test: install-test
+	$(BIN)/python -m pytest $(TEST_MARKER) $(PYTEST_ARGS)
 
+# `dg check defs` loads the code location ([tool.dg] in pyproject.toml) as the webserver would. dagster-dg-cli
+# must be the release of the installed dagster, so it is installed here at that version, not pinned twice.
 validate: install home
-	$(BIN)/dagster definitions validate -w workspace.yaml
+	@$(BIN)/dg --version 2>/dev/null | grep -qx "dg, version $$($(BIN)/python -c 'import dagster; print(dagster.__version__)')" \
+	  || $(PIP) install --quiet --disable-pip-version-check \
+	       "dagster-dg-cli==$$($(BIN)/python -c 'import dagster; print(dagster.__version__)')"
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg check defs
 
 # Webserver and daemon on the repo's workspace.yaml, sharing the CLI's instance.
 ui: install home

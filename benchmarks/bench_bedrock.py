@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nexus_assets.lib.bedrock_embedding import BedrockTitanEmbedder
+from nexus_assets.lib.index.bedrock_embedding import BedrockTitanEmbedder
 from nexus_assets_tests.fake_bedrock import FakeBedrock
 
 
@@ -48,8 +48,9 @@ def main() -> int:
     ratio = pooled / sequential
     print(f"{args.chunks} chunks, {args.latency * 1000:.0f} ms per request")
     print(f"concurrency 1:  {sequential:6.1f} chunks/s")
-    print(f"concurrency {args.concurrency}:  {pooled:6.1f} chunks/s ({requests} requests, "
-          f"at most {in_flight} in flight)")
+    print(
+        f"concurrency {args.concurrency}:  {pooled:6.1f} chunks/s ({requests} requests, at most {in_flight} in flight)"
+    )
     print(f"ratio: {ratio:.2f}x (target >= 6x at concurrency 8)")
     return 0 if ratio >= 6 or args.concurrency != 8 else 1
 

@@ -47,6 +47,7 @@ from benchmarks.runner import (
     run_peer,
     timed,
 )
+from nexus_assets.lib.core.cpu_info import cpu_kind
 
 SUBJECT, GRADE = "benchmark", "kelas_10"
 CASES = ("peer", "cold", "incremental", "nochange", "nochange_forced")
@@ -85,25 +86,41 @@ def _check(runs: dict[str, Run], data: Path, label: str) -> None:
     changed, reused = embedded_counts(runs["incremental"])
     none, cached = embedded_counts(runs["nochange_forced"])
     if cold <= 0 or not 0 < changed < cold // 5 or none != 0 or cached <= 0:
-        raise RuntimeError(f"{label}: unexpected embedding counts cold={cold} incremental={changed} "
-                           f"nochange (forced)={none}")
+        raise RuntimeError(
+            f"{label}: unexpected embedding counts cold={cold} incremental={changed} nochange (forced)={none}"
+        )
     if "up to date" not in runs["nochange"].output:
         raise RuntimeError(f"{label}: the no-change build did not find the partition up to date")
     if "(unchanged)" not in runs["nochange_forced"].output:
         raise RuntimeError(f"{label}: the forced no-change build published a new package")
-    print(f"  {label}: peer {runs['peer'].seconds:.1f} s ({peer_chunks(runs['peer'])} chunks), cold "
-          f"{runs['cold'].seconds:.1f} s ({cold} chunks), incremental {runs['incremental'].seconds:.1f} s "
-          f"({changed} embedded, {reused} cached), no change {runs['nochange'].seconds:.1f} s, forced "
-          f"{runs['nochange_forced'].seconds:.1f} s", flush=True)
+    print(
+        f"  {label}: peer {runs['peer'].seconds:.1f} s ({peer_chunks(runs['peer'])} chunks), cold "
+        f"{runs['cold'].seconds:.1f} s ({cold} chunks), incremental {runs['incremental'].seconds:.1f} s "
+        f"({changed} embedded, {reused} cached), no change {runs['nochange'].seconds:.1f} s, forced "
+        f"{runs['nochange_forced'].seconds:.1f} s",
+        flush=True,
+    )
 
 
 def embedding_figures(limit: int, rounds: int) -> dict[str, dict]:
     with tempfile.TemporaryDirectory(prefix="nexus-bench-embed-") as tmp:
         out = Path(tmp) / "embed.json"
-        run = timed([str(PYTHON), str(Path(__file__).with_name("bench_embedding.py")), "--backends", "fp32,auto",
-                     "--limit", str(limit), "--rounds", str(rounds), "--json", str(out)])
-        print(re.sub(r"(?m)^(?!back end|fp32 |auto ).*\n?", "", run.output).rstrip(), flush=True)
-        return json.loads(out.read_text())
+        run = timed(
+            [
+                str(PYTHON),
+                str(Path(__file__).with_name("bench_embedding.py")),
+                "--backends",
+                "seed,fp32,auto",
+                "--limit",
+                str(limit),
+                "--rounds",
+                str(rounds),
+                "--json",
+                str(out),
+            ]
+        )
+        print(re.sub(r"(?m)^(?!cpu: |auto: |back end|seed |fp32 |auto ).*\n?", "", run.output).rstrip(), flush=True)
+        return json.loads(out.read_text())["results"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,8 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         raw = build_corpus(work / "corpus", args.pages_per_file, shared=not args.quick)
         pdfs = sorted((raw / SUBJECT / GRADE).glob("*.pdf"))
-        print(f"corpus: {len(pdfs)} PDFs ({sum(p.stat().st_size for p in pdfs) / 1e6:.1f} MB) in {raw}; "
-              f"revised each round: {book_name(REVISED_BOOK)}", flush=True)
+        print(
+            f"corpus: {len(pdfs)} PDFs ({sum(p.stat().st_size for p in pdfs) / 1e6:.1f} MB) in {raw}; "
+            f"revised each round: {book_name(REVISED_BOOK)}",
+            flush=True,
+        )
         print("warm-up round (not counted)", flush=True)
         one_round(raw, work / "run", args.pages_per_file, "warm-up")
         results: dict[str, list[Run]] = {case: [] for case in CASES}
@@ -145,7 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"nochange_forced_ratio={median['nochange_forced'] / peer:.3f}")
     print(f"rss_ratio={ours_peak / peak['peer']:.3f}")
     print(f"embed_chunks_per_s={embedding['auto']['chunks_per_s']:.1f}")
+    print(f"embed_ratio_vs_seed={embedding['auto']['vs_seed']:.2f}")
+    print(f"embed_engine={embedding['auto']['runs']}")
     print(f"cosine_vs_fp32={embedding['auto']['mean_cosine']:.6f}")
+    print(f"deterministic={'yes' if embedding['auto']['deterministic'] else 'no'}")
+    print(f"cpu={cpu_kind()}")
     return 0
 
 

@@ -23,8 +23,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nexus_assets.lib import chroma_store
-from nexus_assets.lib.chroma_store import CollectionItems as Items
+from nexus_assets.lib.index import chroma_store
+from nexus_assets.lib.index.chroma_store import CollectionItems as Items
 
 
 def corpus(items: int, changed: int, dims: int = 384):
@@ -61,8 +61,9 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     chroma_store.ADD_BATCH = 1000 if "1,000" in case else 5000
                     started = time.perf_counter()
-                    chroma_store.build_collection(root, "bench__chroma", Items(ids2, vectors2, docs2, metas2, "m", 384),
-                                                  incremental=False)
+                    chroma_store.build_collection(
+                        root, "bench__chroma", Items(ids2, vectors2, docs2, metas2, "m", 384), incremental=False
+                    )
                     chroma_store.ADD_BATCH = 5000
                 if number:
                     times[case].append(time.perf_counter() - started)

@@ -1,21 +1,20 @@
-"""Embedding back ends on real benchmark chunks: speed and mean cosine to fp32 (not a test).
+"""Embedding engines on real benchmark chunks: speed against the seed, cosine to fp32, determinism (not a test).
 
     .venv/bin/python benchmarks/bench_embedding.py [--limit 600] [--rounds 3] [--backends ...]
 
 Chunks come from the deterministic benchmark corpus (benchmarks/corpus.py), extracted and chunked
-by the pipeline itself. Back ends run in alternation, `--rounds` times after a warm-up, and the
-median speed is printed with the mean and minimum cosine similarity to the fp32 reference:
+by the pipeline itself. Back ends run in alternation, `--rounds` times after a warm-up; the median
+speed is printed with the mean and minimum cosine to the fp32 reference and a determinism check:
 
-- `seed`: what the seed pipeline does (fp32, padded batches of 25, MiniLM's 256-token window);
-- `fp32`: sentence-transformers in fp32 with our batching (same-length batches, 512-token
-  window): the reference every cosine is measured against;
-- `bf16`: the production engine (the slim torch BERT of `bert_encoder`) under bfloat16 autocast;
-- `auto`: the production embedder with the engine and precision it picks on this CPU;
-- `int8`: torch dynamic int8 quantization of the Linear layers;
-- `onnx`: ONNX Runtime fp32 on a locally exported model (needs the `onnx` package to export:
-  skipped with a reason when it is missing; nothing is ever downloaded).
+- `seed`: what ../shared/peers/seed_etl.py does (sentence-transformers fp32, padded batches of 25,
+  MiniLM's 256-token window): the speed every ratio is taken against;
+- `fp32`: sentence-transformers in fp32, one text per pass, 512-token window: the reference;
+- `torch-fp32`, `torch-bf16`, `openvino-fp32`, `openvino-bf16`: each engine and precision fixed;
+- `auto`: the production embedder with the engine it measured and chose on this CPU.
 
-The last lines are machine-readable: `embed_chunks_per_s=N` and `cosine_vs_fp32=C` for `auto`.
+Determinism: every text is embedded in one call with all the others, then alone in reverse order;
+`deterministic` says whether all the bytes agreed (with AMX, batched kernels once broke this).
+The last lines are machine-readable, for the CPU named on the first of them.
 """
 
 from __future__ import annotations
@@ -34,15 +33,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.corpus import write_corpus
-from nexus_assets.lib.chunking import ChunkingParams, chunk_file
-from nexus_assets.lib.embedding import (
-    SentenceTransformerEmbedder,
-    bundled_minilm_path,
-    length_batches,
-)
-from nexus_assets.lib.pdf_extraction import extract_pdf
+from nexus_assets.lib.core.cpu_info import cpu_kind, cpu_model, cpu_threads
+from nexus_assets.lib.index.chunking import ChunkingParams, chunk_file
+from nexus_assets.lib.index.embedding import SentenceTransformerEmbedder, bundled_minilm_path
+from nexus_assets.lib.ingest.pdf_extraction import extract_pdf
 
-BACKENDS = ("seed", "fp32", "bf16", "auto", "int8", "onnx")
+BACKENDS = ("seed", "fp32", "torch-fp32", "torch-bf16", "openvino-fp32", "openvino-bf16", "auto")
 
 
 def corpus_chunks(pdfs: Sequence[Path], embedder: SentenceTransformerEmbedder) -> list[str]:
@@ -64,137 +60,120 @@ def benchmark_texts(limit: int, work: Path) -> list[str]:
     return texts[::step][:limit]
 
 
-def _mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    summed = (hidden * mask[..., None]).sum(axis=1)
-    pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
-    return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+EmbedFn = Callable[[Sequence[str]], np.ndarray]
 
 
-def make_backend(name: str, texts: Sequence[str], work: Path) -> Callable[[], np.ndarray] | str:
-    """A function embedding `texts` with back end `name`, or the reason it cannot run here."""
-    import torch
-
-    if name in ("bf16", "auto"):
-        embedder = SentenceTransformerEmbedder(bundled_minilm_path(), precision=name)
-        embedder.load()
-        if name == "bf16" and embedder.precision != "bf16":
-            return f"bf16 unavailable: {embedder.fallback_reason}"
-        return lambda: embedder.embed(texts)
-    # The reference and the other candidates start from the published implementation.
-    embedder = SentenceTransformerEmbedder(bundled_minilm_path(), precision="fp32", engine="sentence-transformers")
-    embedder.load()
-    if name == "fp32":
-        return lambda: embedder.embed(texts)
-    model = embedder._model
+def make_backend(name: str) -> tuple[EmbedFn, str] | str:
+    """(a function embedding texts, what runs) for back end `name`, or the reason it cannot run here."""
     if name == "seed":
-        def seed() -> np.ndarray:
+        reference = SentenceTransformerEmbedder(bundled_minilm_path(), precision="fp32", engine="sentence-transformers")
+        reference.load()
+        model = reference._model.model  # the SentenceTransformer object itself
+
+        def seed(texts: Sequence[str]) -> np.ndarray:
             model.max_seq_length = 256
             try:
                 return model.encode(list(texts), batch_size=25, normalize_embeddings=True, show_progress_bar=False)
             finally:
-                model.max_seq_length = embedder.max_tokens
-        return seed
-    lengths = [min(embedder.count_tokens(t), embedder.max_tokens) for t in texts]
-    batches = length_batches(lengths, embedder.batch_size)
-    if name == "int8":
-        import copy
+                model.max_seq_length = reference.max_tokens
 
-        quantized = torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)
-        quantized.max_seq_length = embedder.max_tokens
+        return seed, "sentence-transformers fp32, batches of 25, 256-token window"
+    if name == "fp32":
+        engine, precision = "sentence-transformers", "fp32"
+    elif name == "auto":
+        engine, precision = "auto", "auto"
+    else:
+        engine, precision = name.split("-", 1)
+    embedder = SentenceTransformerEmbedder(bundled_minilm_path(), engine=engine, precision=precision)
+    try:
+        embedder.load()
+    except Exception as exc:  # noqa: BLE001 -- reported as the reason it cannot run here
+        return f"{type(exc).__name__}: {exc}"
+    if name == "auto" and embedder.choice is not None:
+        print(f"auto: measured choice on this CPU: {embedder.choice.describe()}", flush=True)
+    return embedder.embed, f"{embedder.engine}/{embedder.precision}"
 
-        def int8() -> np.ndarray:
-            out = np.empty((len(texts), embedder.dims), dtype=np.float32)
-            with torch.inference_mode():
-                for batch in batches:
-                    out[batch] = quantized.encode([texts[i] for i in batch], batch_size=len(batch),
-                                                  normalize_embeddings=True, show_progress_bar=False)
-            return out
-        return int8
-    if name == "onnx":
-        try:
-            import onnx  # noqa: F401 -- torch's exporter needs it
-            import onnxruntime as ort
-        except ImportError as exc:
-            return f"cannot export to ONNX here: {exc} (the `onnx` package is not installed)"
 
-        class Hidden(torch.nn.Module):
-            def __init__(self, inner: torch.nn.Module) -> None:
-                super().__init__()
-                self.inner = inner
-
-            def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-                return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
-        path = work / "minilm.onnx"
-        dummy = torch.ones((2, 16), dtype=torch.long)
-        started = time.perf_counter()
-        torch.onnx.export(Hidden(model[0].auto_model).eval(), (dummy, dummy), str(path), dynamo=False,
-                          input_names=["input_ids", "attention_mask"], output_names=["hidden"], opset_version=17,
-                          dynamic_axes={n: {0: "b", 1: "s"} for n in ("input_ids", "attention_mask", "hidden")})
-        print(f"onnx: exported in {time.perf_counter() - started:.1f} s", flush=True)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        tokenizer = embedder._tokenizer
-
-        def onnx_fp32() -> np.ndarray:
-            out = np.empty((len(texts), embedder.dims), dtype=np.float32)
-            for batch in batches:
-                ids = np.array([tokenizer.encode(texts[i]).ids[: embedder.max_tokens] for i in batch], dtype=np.int64)
-                mask = np.ones_like(ids)
-                hidden = session.run(["hidden"], {"input_ids": ids, "attention_mask": mask})[0]
-                out[batch] = _mean_pool(hidden, mask.astype(np.float32))
-            return out
-        return onnx_fp32
-    raise ValueError(f"unknown back end {name!r}")
+def deterministic(embed: EmbedFn, texts: Sequence[str]) -> bool:
+    """Each text alone (in reverse order, after other shapes ran) gives the bytes it had amid all the others."""
+    together = np.asarray(embed(texts), dtype=np.float32)
+    return all(
+        np.asarray(embed([texts[i]]), dtype=np.float32)[0].tobytes() == together[i].tobytes()
+        for i in reversed(range(len(texts)))
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=600, help="chunks to embed per round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--determinism", type=int, default=60, help="chunks checked alone against amid others")
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.backends.split(",") if n.strip()]
-    if "fp32" not in names:
-        names.insert(0, "fp32")
+    for needed in ("seed", "fp32"):
+        if needed not in names:
+            names.insert(0, needed)
+    print(f"cpu: {cpu_kind()}: {cpu_model()}, {cpu_threads()} threads", flush=True)
     with tempfile.TemporaryDirectory(prefix="nexus-bench-embed-") as tmp:
-        work = Path(tmp)
-        texts = benchmark_texts(args.limit, work)
-        print(f"{len(texts)} benchmark chunks, {args.rounds} rounds after a warm-up", flush=True)
-        runners: dict[str, Callable[[], np.ndarray]] = {}
-        for name in names:
-            made = make_backend(name, texts, work)
-            if isinstance(made, str):
-                print(f"{name}: skipped: {made}", flush=True)
-            else:
-                runners[name] = made
-        speeds: dict[str, list[float]] = {n: [] for n in runners}
-        vectors: dict[str, np.ndarray] = {}
-        for name, run in runners.items():  # warm-up (also the vectors compared)
-            vectors[name] = np.asarray(run(), dtype=np.float32)
-        for _ in range(args.rounds):
-            for name, run in runners.items():
-                started = time.perf_counter()
-                run()
-                speeds[name].append(len(texts) / (time.perf_counter() - started))
+        texts = benchmark_texts(args.limit, Path(tmp))
+    print(f"{len(texts)} benchmark chunks, {args.rounds} rounds after a warm-up", flush=True)
+    runners: dict[str, EmbedFn] = {}
+    labels: dict[str, str] = {}
+    for name in names:
+        made = make_backend(name)
+        if isinstance(made, str):
+            print(f"{name}: skipped: {made}", flush=True)
+        else:
+            runners[name], labels[name] = made
+    speeds: dict[str, list[float]] = {n: [] for n in runners}
+    vectors = {name: np.asarray(run(texts), dtype=np.float32) for name, run in runners.items()}  # warm-up
+    for _ in range(args.rounds):
+        for name, run in runners.items():
+            started = time.perf_counter()
+            run(texts)
+            speeds[name].append(len(texts) / (time.perf_counter() - started))
+    checked = texts[: args.determinism]
+    same = {name: deterministic(run, checked) for name, run in runners.items()}
     reference = vectors["fp32"]
+    seed_speed = statistics.median(speeds["seed"])
     results = {}
-    print(f"\n{'back end':<8} {'chunks/s (median)':>18} {'runs':>24} {'mean cos':>9} {'min cos':>8}")
+    print(
+        f"\n{'back end':<14} {'runs':<34} {'chunks/s':>9} {'vs seed':>8} {'mean cos':>9} {'min cos':>8} "
+        f"{'same bytes':>10}"
+    )
     for name in runners:
         cosine = np.sum(vectors[name] * reference, axis=1)
-        results[name] = {"chunks_per_s": statistics.median(speeds[name]), "runs": speeds[name],
-                         "mean_cosine": float(cosine.mean()), "min_cosine": float(cosine.min())}
-        runs = " ".join(f"{s:.1f}" for s in speeds[name])
-        note = "  (256-token window: truncates)" if name == "seed" else ""
-        print(f"{name:<8} {results[name]['chunks_per_s']:>18.1f} {runs:>24} {cosine.mean():>9.6f} "
-              f"{cosine.min():>8.5f}{note}")
+        speed = statistics.median(speeds[name])
+        results[name] = {
+            "runs": labels[name],
+            "chunks_per_s": speed,
+            "vs_seed": speed / seed_speed,
+            "mean_cosine": float(cosine.mean()),
+            "min_cosine": float(cosine.min()),
+            "deterministic": same[name],
+            "speeds": speeds[name],
+        }
+        print(
+            f"{name:<14} {labels[name][:34]:<34} {speed:>9.1f} {speed / seed_speed:>8.2f} {cosine.mean():>9.6f} "
+            f"{cosine.min():>8.5f} {'yes' if same[name] else 'NO':>10}"
+        )
+    print(
+        f"(cosines against fp32 with a 512-token window: the seed's 256-token window truncates; determinism "
+        f"checked on {len(checked)} chunks)"
+    )
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        args.json.write_text(json.dumps({"cpu": cpu_kind(), "results": results}, indent=2))
     if "auto" in results:
-        print(f"embed_chunks_per_s={results['auto']['chunks_per_s']:.1f}")
-        print(f"cosine_vs_fp32={results['auto']['mean_cosine']:.6f}")
+        auto = results["auto"]
+        print(f"cpu={cpu_kind()}")
+        print(f"embed_engine={auto['runs']}")
+        print(f"embed_chunks_per_s={auto['chunks_per_s']:.1f}")
+        print(f"seed_chunks_per_s={seed_speed:.1f}")
+        print(f"embed_ratio_vs_seed={auto['vs_seed']:.2f}")
+        print(f"cosine_vs_fp32={auto['mean_cosine']:.6f}")
+        print(f"deterministic={'yes' if same['auto'] else 'no'}")
     return 0
 
 

@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((f"{pages} pages in 10 PDFs", pages, seconds, chunks, rss))
             print(f"{rows[-1][0]}: {seconds:.1f} s, {chunks} chunks, peak RSS {rss / 1e6:.0f} MB", flush=True)
         if args.single_pdf:
+
             def one_pdf(target: Path) -> None:
                 target.mkdir(parents=True, exist_ok=True)
                 (target / "buku_tebal.pdf").write_bytes(book_pdf(0, args.single_pdf))

@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from nexus_assets.lib.layout import DataLayout
-from nexus_assets.lib.signing import Signer
-from nexus_assets.lib.vkp_pull import Source, install_full, pull
+from nexus_assets.lib.core.layout import DataLayout
+from nexus_assets.lib.distribution.vkp_pull import Source, install_full, pull
+from nexus_assets.lib.publish.signing import Signer
 from nexus_assets_tests.vkp_helpers import PART, files_of, publish
 
 
@@ -67,10 +67,14 @@ def main() -> None:
                 assert outcome.via == how and outcome.installed_after == v2.version, outcome
         server.shutdown()
     print(f"chunks: {10 * args.chunks_per_file} in 10 files, one file changed; dims {args.dims}")
-    print(f"full package v{v2.version}: {full_size / 1024:.0f} KiB; delta: {delta_size / 1024:.0f} KiB "
-          f"= {100 * delta_size / full_size:.1f}% of the full package (target < 15%)")
-    print(f"pull over local HTTP, median of {args.rounds}: delta {statistics.median(times['delta']):.2f} s, "
-          f"full {statistics.median(times['full']):.2f} s (download, verify, install)")
+    print(
+        f"full package v{v2.version}: {full_size / 1024:.0f} KiB; delta: {delta_size / 1024:.0f} KiB "
+        f"= {100 * delta_size / full_size:.1f}% of the full package (target < 15%)"
+    )
+    print(
+        f"pull over local HTTP, median of {args.rounds}: delta {statistics.median(times['delta']):.2f} s, "
+        f"full {statistics.median(times['full']):.2f} s (download, verify, install)"
+    )
 
 
 if __name__ == "__main__":

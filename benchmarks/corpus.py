@@ -1,6 +1,6 @@
 """Deterministic benchmark corpus: textbook-like Indonesian PDFs of any size.
 
-The sample corpus (`nexus_assets.lib.sample_data`) has a handful of pages; benchmarks need hundreds
+The sample corpus (`nexus_assets.lib.ingest.sample_data`) has a handful of pages; benchmarks need hundreds
 to thousands. This module reuses its sentences, page layout, running header and footer, and fills
 every page to the bottom with paragraphs drawn by a seeded random generator from all of its
 topics, with numbers and names varied so that pages (and chunks) are distinct, as in a real book.
@@ -17,18 +17,27 @@ from pathlib import Path
 
 import pymupdf
 
-from nexus_assets.lib import sample_data as sd
+from nexus_assets.lib.ingest import sample_data as sd
 
 _NAMES = ("Ani", "Budi", "Citra", "Dewi", "Eko", "Fajar", "Gita", "Hadi", "Intan", "Joko", "Kartika", "Lestari")
 _PLACES = ("Bandung", "Medan", "Makassar", "Ambon", "Kupang", "Palembang", "Pontianak", "Jayapura", "Padang")
-_CONNECTIVES = ("Selain itu,", "Dengan demikian,", "Sebagai contoh,", "Oleh karena itu,", "Di sisi lain,",
-                "Pada praktiknya,", "Menurut para ahli,", "Dalam kehidupan sehari-hari,")
+_CONNECTIVES = (
+    "Selain itu,",
+    "Dengan demikian,",
+    "Sebagai contoh,",
+    "Oleh karena itu,",
+    "Di sisi lain,",
+    "Pada praktiknya,",
+    "Menurut para ahli,",
+    "Dalam kehidupan sehari-hari,",
+)
 _PDF_DATE = "D:20240715080000+07'00'"
 
 
 def _sentences() -> list[tuple[sd._Topic, str]]:
-    return [(topic, s.replace(sd._HYPHEN_MARK, "")) for book in sd._BOOKS for topic in book.topics
-            for s in topic.sentences]
+    return [
+        (topic, s.replace(sd._HYPHEN_MARK, "")) for book in sd._BOOKS for topic in book.topics for s in topic.sentences
+    ]
 
 
 def _paragraph(rng: random.Random, pool: list[tuple[sd._Topic, str]]) -> str:
@@ -113,9 +122,16 @@ def book_pdf(index: int, pages: int, revision: int = 0, changed_pages: tuple[int
             if revision and number in changed_pages:
                 seed += f"/r{revision}"
             _page(doc, book, random.Random(seed), pool, number)
-        doc.set_metadata({"title": f"Buku Latihan {index + 1:02d}", "author": "Nexus Assets (benchmark)",
-                          "creator": "benchmarks/corpus.py", "producer": "PyMuPDF",
-                          "creationDate": _PDF_DATE, "modDate": _PDF_DATE})
+        doc.set_metadata(
+            {
+                "title": f"Buku Latihan {index + 1:02d}",
+                "author": "Nexus Assets (benchmark)",
+                "creator": "benchmarks/corpus.py",
+                "producer": "PyMuPDF",
+                "creationDate": _PDF_DATE,
+                "modDate": _PDF_DATE,
+            }
+        )
         return doc.tobytes(garbage=3, deflate=True, no_new_id=True)
     finally:
         doc.close()

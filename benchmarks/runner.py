@@ -36,8 +36,9 @@ class Run:
 def timed(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Run:
     """Run `cmd`, returning wall time, the tree's peak RSS and its output; raise if it fails."""
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, **(env or {})}, cwd=cwd)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})}, cwd=cwd
+    )
     peak = 0
     done = threading.Event()
 
@@ -82,9 +83,21 @@ def run_nexus(data_dir: Path, dagster_home: Path, subject: str, grade: str, forc
 
     `force` makes it run through Dagster even when the partition's inputs are unchanged."""
     dagster_home.mkdir(parents=True, exist_ok=True)
-    return timed([str(PROJECT / ".venv" / "bin" / "nexus"), "--data-dir", str(data_dir), "build",
-                  "--subject", subject, "--grade", grade, *(["--force"] if force else [])],
-                 env={"DAGSTER_HOME": str(dagster_home), "NEXUS_DATA_DIR": str(data_dir)}, cwd=PROJECT)
+    return timed(
+        [
+            str(PROJECT / ".venv" / "bin" / "nexus"),
+            "--data-dir",
+            str(data_dir),
+            "build",
+            "--subject",
+            subject,
+            "--grade",
+            grade,
+            *(["--force"] if force else []),
+        ],
+        env={"DAGSTER_HOME": str(dagster_home), "NEXUS_DATA_DIR": str(data_dir)},
+        cwd=PROJECT,
+    )
 
 
 def embedded_counts(run: Run) -> tuple[int, int]:

@@ -1,42 +1,220 @@
-"""`nexus`: the command line of the platform (sample data, builds, search, package checks)."""
+"""`nexus`: the command line of the platform (sample data, builds, search, quality reports, packages).
+
+A thin click layer over nexus_assets.lib and the Dagster definitions. Conventions every command keeps
+(docs/cli.md): results go to stdout, messages and progress to stderr; `--json` replaces the text result
+with one JSON document whose `schema` field names it (`nexus.<command>/1`); `--data-dir` and `--json`
+are accepted before or after the command name; exit 0 is success, 1 a failure of the work itself
+(a failed run, a bad package), 2 a refused invocation (bad option, nothing to build, no trusted key).
+"""
 
 from __future__ import annotations
 
-import argparse
+import functools
 import json
+import logging
 import os
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from nexus_assets.lib.layout import DataLayout, LayoutError, Partition, validate_slug
+import click
+
+from nexus_assets.lib.core.layout import SLUG_RULE, DataLayout, LayoutError, Partition, normalized_slug, validate_slug
+
+if TYPE_CHECKING:
+    from nexus_assets.cli_progress import Mode
+
+F = TypeVar("F", bound=Callable[..., Any])
+SCHEMA_VERSION = 1
 
 
-def _layout(args: argparse.Namespace) -> DataLayout:
-    return DataLayout.from_env(args.data_dir)
+# --- settings, output and errors ---------------------------------------------------------------------------
+
+
+@dataclass
+class Settings:
+    """The options every command shares, wherever they were typed (before or after the command name)."""
+
+    data_dir: str | None = None
+    json: bool = False
+    quiet: bool = False
+    verbose: bool = False
+    command: str = ""
+
+    @property
+    def layout(self) -> DataLayout:
+        return DataLayout.from_env(self.data_dir)
+
+
+class CommandError(Exception):
+    """A refusal or failure reported as one `error:` line (and, with --json, an error document)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def settings() -> Settings:
+    return click.get_current_context().ensure_object(Settings)
+
+
+def say(text: str = "") -> None:
+    """A line of the text result: stdout, or stderr under --json (stdout then holds the document only)."""
+    print(text, file=sys.stderr if settings().json else sys.stdout, flush=True)
+
+
+def warn(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _jsonable(value: Any) -> Any:
+    """numpy scalars, paths and the like in a JSON document."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else str(value)
+
+
+def emit(doc: dict[str, Any]) -> None:
+    """The command's JSON document on stdout (only under --json), tagged with its schema."""
+    if settings().json:
+        document = {"schema": f"nexus.{settings().command}/{SCHEMA_VERSION}", **doc}
+        print(json.dumps(document, ensure_ascii=False, indent=2, default=_jsonable), flush=True)
+
+
+def _store(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        if value not in (None, False):  # a value typed after the command overrides one typed before it
+            setattr(ctx.ensure_object(Settings), field, value)
+
+    return callback
+
+
+def common_options(f: F) -> F:
+    """--data-dir and --json: accepted on the group and on every command (one Settings object)."""
+    f = click.option(
+        "--json",
+        "json_output",
+        is_flag=True,
+        expose_value=False,
+        callback=_store("json"),
+        help="Print one JSON document on stdout instead of text (schemas: docs/cli.md).",
+    )(f)
+    f = click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False),
+        expose_value=False,
+        callback=_store("data_dir"),
+        help="Data directory (default: $NEXUS_DATA_DIR or ./data).",
+    )(f)
+    return f
+
+
+def progress_options(f: F) -> F:
+    """--quiet and --verbose of the commands that show progress (build, vkp pull)."""
+    f = click.option(
+        "-v",
+        "--verbose",
+        is_flag=True,
+        expose_value=False,
+        callback=_store("verbose"),
+        help="Also show every step's messages under the progress bars.",
+    )(f)
+    f = click.option(
+        "-q",
+        "--quiet",
+        is_flag=True,
+        expose_value=False,
+        callback=_store("quiet"),
+        help="No progress: only warnings, errors and the result.",
+    )(f)
+    return f
+
+
+def reporting(name: str) -> Callable[[F], F]:
+    """Run a command body returning an exit code; a CommandError becomes `error: ...` on stderr (and an
+    error document under --json), an AWS outage one line instead of a traceback."""
+
+    def decorate(body: F) -> F:
+        @functools.wraps(body)
+        def run(*args: Any, **kwargs: Any) -> int:
+            from nexus_assets.lib.aws.aws_retry import AwsUnavailableError
+
+            ctx = click.get_current_context()
+            current = ctx.ensure_object(Settings)
+            current.command = name
+            try:
+                code = int(body(*args, **kwargs) or 0)
+            except CommandError as exc:
+                warn(f"error: {exc}")
+                emit({"ok": False, "error": str(exc), "exit_code": exc.code})
+                code = exc.code
+            except AwsUnavailableError as exc:  # S3 or DynamoDB down beyond the retries: one clear line
+                warn(f"error: {exc}")
+                emit({"ok": False, "error": str(exc), "exit_code": 1})
+                code = 1
+            if code:
+                ctx.exit(code)
+            return code
+
+        return common_options(run)  # type: ignore[return-value]
+
+    return decorate
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    columns = list(rows[0])
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    say()
+    say("  ".join(c.ljust(widths[c]) for c in columns))
+    say("  ".join("-" * widths[c] for c in columns))
+    for row in rows:
+        say("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
+
+
+def _option_slug(value: str | None, option: str, what: str) -> str | None:
+    """An option naming a subject or grade, refused (exit 2) with what a valid name looks like."""
+    if value is None:
+        return None
+    try:
+        return validate_slug(value, what)
+    except LayoutError:
+        suggestion = normalized_slug(value)
+        hint = f"; did you mean {suggestion!r}?" if suggestion and suggestion != value else ""
+        raise CommandError(
+            f"invalid {option} {value!r}: {what} names are lowercase slugs matching {SLUG_RULE} "
+            f"(e.g. 'informatika', 'kelas_10'), and not the platform's reserved names{hint}",
+            code=2,
+        ) from None
+
+
+# --- environment ------------------------------------------------------------------------------------------
 
 
 def _aws_settings():
-    from nexus_assets.lib.aws_config import AwsSettings, deployment
+    from nexus_assets.lib.aws.aws_config import AwsSettings, deployment
 
     return AwsSettings.from_env() if deployment() == "aws" else None
 
 
 def _raw_source(layout: DataLayout):
-    from nexus_assets.lib.raw_sources import LocalRawSource, S3RawSource
+    from nexus_assets.lib.ingest.raw_sources import LocalRawSource, S3RawSource
 
-    settings = _aws_settings()
-    return S3RawSource(settings.object_store(), layout) if settings else LocalRawSource(layout)
+    aws = _aws_settings()
+    return S3RawSource(aws.object_store(), layout) if aws else LocalRawSource(layout)
 
 
 def _job_store(layout: DataLayout):
-    from nexus_assets.lib.job_tracking import SqliteJobStore
+    from nexus_assets.lib.core.job_tracking import SqliteJobStore
 
-    settings = _aws_settings()
-    return settings.job_store() if settings else SqliteJobStore(layout.jobs_db)
+    aws = _aws_settings()
+    return aws.job_store() if aws else SqliteJobStore(layout.jobs_db)
 
 
 @contextmanager
@@ -53,23 +231,76 @@ def _data_dir_env(layout: DataLayout) -> Iterator[None]:
             os.environ["NEXUS_DATA_DIR"] = previous
 
 
-def cmd_sample_data(args: argparse.Namespace) -> int:
-    from nexus_assets.lib.sample_data import BROKEN_SAMPLE, generate_sample_corpus
+def _versions() -> str:
+    """`nexus --version`: the package and the libraries a bug report needs."""
+    import platform
 
-    layout = _layout(args)
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    names = ("dagster", "chromadb", "sentence-transformers", "torch", "openvino")
+    libs = ", ".join(f"{name} {version(name)}" for name in names)
+    return f"nexus {version('nexus-assets')} (nexus-assets; {libs}; Python {platform.python_version()})"
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(_versions())
+        ctx.exit()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Print the version of nexus and of its key libraries, and exit.",
+)
+@common_options
+def cli() -> None:
+    """nexus: textbook PDFs to ChromaDB collections and signed knowledge packages (VKP).
+
+    Results go to stdout, progress and messages to stderr. --data-dir and --json may be typed before or
+    after the command; `nexus COMMAND -h` lists a command's options. Schemas of --json: docs/cli.md.
+    """
+
+
+# --- sample-data --------------------------------------------------------------------------------------------
+
+
+@cli.command("sample-data")
+@reporting("sample-data")
+def sample_data() -> int:
+    """Write the generated sample PDFs under raw-curriculum/ (uploaded to the bucket in aws mode)."""
+    from nexus_assets.lib.ingest.sample_data import BROKEN_SAMPLE, generate_sample_corpus
+
+    layout = settings().layout
     paths = generate_sample_corpus(layout.raw_root)
-    settings = _aws_settings()
-    store = settings.object_store() if settings else None
+    aws = _aws_settings()
+    store = aws.object_store() if aws else None
+    files = []
     for path in paths:
         key = path.relative_to(layout.root).as_posix()
         if store:
             store.upload_file(key, path, storage_class="STANDARD")
-            print(f"uploaded {store.uri(key)}")
+            say(f"uploaded {store.uri(key)}")
         else:
-            print(f"wrote {key}")
-    print(f"{len(paths)} sample PDFs under {layout.raw_root} "
-          f"({'/'.join(BROKEN_SAMPLE)} is broken on purpose: it must be reported, not crash the build)")
+            say(f"wrote {key}")
+        files.append({"key": key, "uri": store.uri(key) if store else str(path)})
+    say(
+        f"{len(paths)} sample PDFs under {layout.raw_root} "
+        f"({'/'.join(BROKEN_SAMPLE)} is broken on purpose: it must be reported, not crash the build)"
+    )
+    emit({"ok": True, "raw_root": str(layout.raw_root), "files": files, "broken": "/".join(BROKEN_SAMPLE)})
     return 0
+
+
+# --- build --------------------------------------------------------------------------------------------------
 
 
 def _metadata_value(value: Any) -> Any:
@@ -86,29 +317,40 @@ def _summarise(result: Any) -> dict[str, Any]:
     chunks = row.get("text_chunks", {})
     vkp = row.get("vkp_package", {})
     return {
-        "files": text.get("files", 0),
-        "failed": text.get("files_failed", 0),
-        "pages": text.get("pages", 0),
-        "chunks": chunks.get("chunks", 0),
-        "vkp": (f"v{vkp['version']}" + ("" if vkp.get("published") else " (unchanged)")) if vkp.get("version")
-        else "-",
+        "files": int(text.get("files", 0)),
+        "failed_files": int(text.get("files_failed", 0)),
+        "pages": int(text.get("pages", 0)),
+        "chunks": int(chunks.get("chunks", 0)),
+        "vkp_version": vkp.get("version") or None,
+        "published": bool(vkp.get("published")),
     }
 
 
-def _partition_filter(args: argparse.Namespace):
-    """`--subject`/`--grade` as a predicate on partitions; raises LayoutError for an invalid slug."""
-    subject = validate_slug(args.subject, "subject") if args.subject else None
-    grade = validate_slug(args.grade, "grade") if args.grade else None
-    return lambda p: (not subject or p.subject == subject) and (not grade or p.grade == grade)
+def _table_row(doc: dict[str, Any]) -> dict[str, Any]:
+    """A partition of the build's JSON document as a row of its text table (the historic columns)."""
+    version = doc["vkp_version"]
+    vkp = (f"v{version}" + ("" if doc["published"] else " (unchanged)")) if version else "-"
+    shown = {k: "-" if doc[k] is None else doc[k] for k in ("files", "failed_files", "pages", "chunks")}
+    return {
+        "partition": doc["partition"],
+        "status": doc["status"],
+        "files": shown["files"],
+        "failed": shown["failed_files"],
+        "pages": shown["pages"],
+        "chunks": shown["chunks"],
+        "vkp": vkp,
+        "run_id": (doc["run_id"] or "-")[:8],
+    }
 
 
-def _current_partitions(layout: DataLayout, found: list[Partition],
-                        options: dict[str, Any]) -> tuple[dict[Partition, str], list[Partition]]:
+def _current_partitions(
+    layout: DataLayout, found: list[Partition], options: dict[str, Any]
+) -> tuple[dict[Partition, str], list[Partition]]:
     """(fingerprint of every partition to build, those whose last build is still current).
 
     Local mode only: in aws mode the PDFs and outputs live in the bucket, so Dagster always decides.
     """
-    from nexus_assets.lib.build_fingerprint import input_fingerprint, up_to_date
+    from nexus_assets.lib.core.build_fingerprint import input_fingerprint, up_to_date
 
     if _aws_settings() is not None:
         return {}, []
@@ -121,241 +363,420 @@ def _will_embed_locally(found: list[Partition], prints: dict[Partition, str], un
 
     A forced build of unchanged partitions finds every vector in the cache: it needs no model.
     """
-    from nexus_assets.lib.aws_config import setting
+    from nexus_assets.lib.aws.aws_config import setting
 
     if (setting("embedder_backend") or "local") != "local" or not prints:
         return False
     return any(part not in unchanged for part in found)
 
 
-def cmd_build(args: argparse.Namespace) -> int:
-    from nexus_assets.instance import ensure_dagster_home
+def _buildable(
+    layout: DataLayout, subject: str | None, grade: str | None, skipped: list[dict[str, Any]]
+) -> list[Partition]:
+    """The partitions this build may run, checked on the raw keys before anything is registered or written.
 
-    layout = _layout(args)
-    try:
-        wanted = _partition_filter(args)
-    except LayoutError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    found, refused = _raw_source(layout).discover()
+    An explicitly named partition (--subject and --grade) without PDFs is refused (exit 2), naming the
+    folder looked in and the nearest existing names; among discovered ones, an empty folder is skipped.
+    """
+    from nexus_assets.lib.core.layout import RAW_PREFIX
+    from nexus_assets.lib.ingest.build_preflight import check_partitions, local_raw_keys, nearest, pdf_counts
+
+    source = _raw_source(layout)
+    found, refused = source.discover()
     for message in refused:
-        print(f"skipped: {message}", file=sys.stderr)
-    if args.subject and args.grade:
-        found = [Partition(args.subject, args.grade)]
-    found = [p for p in found if wanted(p)]
-    prints, unchanged = _current_partitions(
-        layout, found, {"chunk_size": args.chunk_size, "chunk_overlap": args.chunk_overlap})
-    current = [] if args.force else unchanged
-    for part in current:
-        print(f"== {part.label}: up to date (same PDFs, code and settings as its last successful build; "
-              "--force rebuilds)", flush=True)
-    if found and len(current) == len(found):
-        return 0
+        warn(f"skipped: {message}")
+        skipped.append({"partition": None, "reason": message})
+    aws = _aws_settings()
+    if aws:
+        keys = [item.key for item in source.listing()]
+        raw_root = aws.object_store().uri(RAW_PREFIX + "/")
+    else:
+        keys = local_raw_keys(layout.root)
+        raw_root = str(layout.raw_root)
+    counts = pdf_counts(keys)
+    if subject and grade:
+        requested = [Partition(subject, grade)]
+    else:
+        requested = [p for p in found if (not subject or p.subject == subject) and (not grade or p.grade == grade)]
+    if not requested:
+        existing = {p.subject for p in found} if subject else {p.grade for p in found}
+        value = subject or grade or ""
+        close = nearest(value, existing)
+        what = "subject" if subject else "grade"
+        hint = (
+            f" (did you mean {', '.join(map(repr, close))}?)"
+            if close
+            else (f" (existing {what} folders: {', '.join(sorted(existing))})" if existing else "")
+        )
+        looked = f"{raw_root}/{subject or '*'}/{grade or '*'}/" if value else raw_root
+        raise CommandError(
+            f"nothing to build: no partition folder {looked} holds PDFs{hint}; run `nexus "
+            "sample-data` or add PDFs as raw-curriculum/<subject>/<grade>/*.pdf",
+            code=2,
+        )
+    checked = check_partitions(requested, counts, raw_root, folders=found)
+    if subject and grade and checked.refused:
+        [message] = checked.refused.values()
+        raise CommandError(f"{subject}/{grade}: {message}; nothing was registered or built", code=2)
+    for part, message in checked.refused.items():
+        warn(f"skipped: {part.label}: {message}")
+        skipped.append({"partition": part.label, "reason": message})
+    if not checked.buildable:
+        raise CommandError(f"nothing to build: none of the matching partitions holds PDFs under {raw_root}", code=2)
+    return checked.buildable
 
+
+def _progress_mode() -> Mode:
+    from nexus_assets.cli_progress import choose_mode, stderr_console
+
+    return choose_mode(stderr_console(), settings().quiet)
+
+
+@cli.command()
+@click.option(
+    "--subject", metavar="SLUG", help="Only this subject (its folder under raw-curriculum/, e.g. informatika)."
+)
+@click.option(
+    "--grade", metavar="SLUG", help="Only this grade (e.g. kelas_10); with --subject: exactly that partition."
+)
+@click.option("--chunk-size", type=click.IntRange(min=1), metavar="CHARS", help="Characters per chunk (default 800).")
+@click.option(
+    "--chunk-overlap",
+    type=click.IntRange(min=0),
+    metavar="CHARS",
+    help="Characters repeated between consecutive chunks (default 100).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Rebuild partitions whose PDFs, code and settings are unchanged since their last build.",
+)
+@progress_options
+@reporting("build")
+def build(
+    subject: str | None, grade: str | None, chunk_size: int | None, chunk_overlap: int | None, force: bool
+) -> int:
+    """Build every (or the chosen) partition through the Dagster instance.
+
+    Before anything is registered or written, each partition asked for must hold PDFs in
+    raw-curriculum/<subject>/<grade>/; an unchanged partition is reported `up to date` without starting
+    Dagster. Progress bars on a terminal, plain lines otherwise (stderr); exit 1 if a run failed.
+    """
+    layout = settings().layout
+    subject = _option_slug(subject, "--subject", "subject")
+    grade = _option_slug(grade, "--grade", "grade")
+    skipped: list[dict[str, Any]] = []
+    found = _buildable(layout, subject, grade, skipped)
+    options = {"chunk_size": chunk_size, "chunk_overlap": chunk_overlap}
+    prints, unchanged = _current_partitions(layout, found, options)
+    current = [] if force else unchanged
+    docs: dict[Partition, dict[str, Any]] = {}
+    for part in current:
+        say(
+            f"== {part.label}: up to date (same PDFs, code and settings as its last successful build; --force rebuilds)"
+        )
+        docs[part] = {
+            "partition": part.label,
+            "status": "up to date",
+            "files": None,
+            "failed_files": None,
+            "pages": None,
+            "chunks": None,
+            "vkp_version": None,
+            "published": False,
+            "run_id": None,
+        }
+    if len(current) == len(found):
+        _sync_local_catalog(layout)
+        emit(
+            {
+                "ok": True,
+                "data_dir": str(layout.root),
+                "dagster_home": None,
+                "partitions": [docs[p] for p in sorted(docs)],
+                "skipped": skipped,
+                "catalog_refreshed": False,
+            }
+        )
+        return 0
+    targets = sorted(p for p in found if p not in current)
     if _will_embed_locally(found, prints, unchanged):
-        from nexus_assets.lib.embedding import prefetch_local_model
+        from nexus_assets.lib.index.embedding import prefetch_local_model
 
         prefetch_local_model()  # overlaps torch's import with Dagster's start and the first steps
+    return _run_builds(layout, targets, prints, docs, skipped, options)
+
+
+def _run_builds(
+    layout: DataLayout,
+    targets: list[Partition],
+    prints: dict[Partition, str],
+    docs: dict[Partition, dict[str, Any]],
+    skipped: list[dict[str, Any]],
+    options: dict[str, Any],
+) -> int:
+    """Register `targets` and run the build job of each in process, with progress from its event stream."""
+    from nexus_assets.instance import ensure_dagster_home
+
     home = ensure_dagster_home()
     import dagster as dg
 
+    from nexus_assets.cli_progress import BuildProgress, progress_logger
     from nexus_assets.definitions import defs
     from nexus_assets.defs.job_history import CLI_TAG, finished_record
     from nexus_assets.defs.orphaned_runs import JOB_TIMESTAMP_TAG, fail_orphaned_runs, process_tags
-    from nexus_assets.defs.partitions import curriculum_partitions_def, key_of, partition_of, register_partitions
-    from nexus_assets.lib.build_fingerprint import forget_build, record_build
-    from nexus_assets.lib.job_tracking import JobRecord, now_iso
+    from nexus_assets.defs.partitions import key_of, register_partitions
+    from nexus_assets.lib.core.build_fingerprint import forget_build, record_build
+    from nexus_assets.lib.core.job_tracking import JobRecord, now_iso
 
+    mode = _progress_mode()
     with dg.DagsterInstance.get() as instance:
         for orphan in fail_orphaned_runs(instance):
-            print(f"warning: run {orphan.run_id[:8]} of {orphan.partition or '?'}: {orphan.reason}", file=sys.stderr)
+            warn(f"warning: run {orphan.run_id[:8]} of {orphan.partition or '?'}: {orphan.reason}")
             if orphan.job_timestamp:  # a partition build: close its `running` job record
                 record = finished_record(instance, orphan.run_id, timestamp=orphan.job_timestamp)
                 record.errors.append(orphan.reason)
                 _job_store(layout).put(record)
-        register_partitions(instance, found)
-        all_keys = curriculum_partitions_def.get_partition_keys(dynamic_partitions_store=instance)
-        keys = [partition_of(k) for k in all_keys]
-        targets = sorted(p for p in keys if wanted(p) and p not in current)
-        if not targets:
-            print(f"error: no partition matches under {layout.raw_root}; run `nexus sample-data` or add PDFs "
-                  "as raw-curriculum/<subject>/<grade>/*.pdf", file=sys.stderr)
-            return 2
-        print(f"building {len(targets)} partition(s) from {layout.root} (Dagster instance: {home})", flush=True)
+        register_partitions(instance, targets)
+        say(f"building {len(targets)} partition(s) from {layout.root} (Dagster instance: {home})")
         job = defs.resolve_job_def("curriculum_build_job")
+        # The stored run config names Dagster's console logger (a UI re-execution uses the real one); this
+        # process puts the progress logger in its place.
         run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-        if args.chunk_size or args.chunk_overlap:
-            chunk_cfg = {k: v for k, v in (("chunk_size", args.chunk_size), ("chunk_overlap", args.chunk_overlap)) if v}
+        chunk_cfg = {k: v for k, v in options.items() if v is not None}
+        if chunk_cfg:
             run_config["ops"] = {"text_chunks": {"config": chunk_cfg}}
         jobs = _job_store(layout)
-        rows = []
         unrecorded = []
-        for part in targets:
-            print(f"== {part.label}", flush=True)
-            run_id = str(uuid.uuid4())
-            started = now_iso()
-            if not _put_job(jobs, JobRecord(run_id, started, job.name, str(key_of(part)), config=run_config)):
-                unrecorded.append(part.label)
-            if part in prints:
-                forget_build(layout, part)
-            with _data_dir_env(layout):
-                result = job.execute_in_process(
-                    instance=instance, partition_key=key_of(part), run_config=run_config, raise_on_error=False,
-                    tags={CLI_TAG: "cli", JOB_TIMESTAMP_TAG: started, **process_tags()}, run_id=run_id,
+        with BuildProgress(mode, partitions=len(targets), steps=len(job.nodes), verbose=settings().verbose) as shown:
+            logged = job.with_logger_defs({"console": progress_logger(shown)})
+            for part in targets:
+                if mode != "bars":
+                    say(f"== {part.label}")
+                shown.partition_started(part.label)
+                started_at = time.monotonic()
+                run_id = str(uuid.uuid4())
+                started = now_iso()
+                if not _put_job(jobs, JobRecord(run_id, started, job.name, str(key_of(part)), config=run_config)):
+                    unrecorded.append(part.label)
+                if part in prints:
+                    forget_build(layout, part)
+                with _data_dir_env(layout):
+                    result = logged.execute_in_process(
+                        instance=instance,
+                        partition_key=key_of(part),
+                        run_config=run_config,
+                        raise_on_error=False,
+                        tags={CLI_TAG: "cli", JOB_TIMESTAMP_TAG: started, **process_tags()},
+                        run_id=run_id,
+                    )
+                record = finished_record(instance, run_id, timestamp=started)
+                if not _put_job(jobs, record) and part.label not in unrecorded:
+                    unrecorded.append(part.label)
+                shown.partition_finished(record.status, time.monotonic() - started_at)
+                if record.status == "failed":
+                    shown.line(
+                        f"{part.label}: run {run_id[:8]} failed: {'; '.join(record.errors) or 'see the run in the UI'}",
+                        logging.ERROR,
+                    )
+                if result.success and part in prints:
+                    record_build(layout, part, prints[part], run_id)
+                docs[part] = {"partition": part.label, "status": record.status, **_summarise(result), "run_id": run_id}
+            shown.phase("catalog")
+            with _data_dir_env(layout):  # the catalog of partitions (processed/catalog.parquet) reflects these runs
+                catalog = (
+                    defs.resolve_job_def("curriculum_catalog_job")
+                    .with_logger_defs({"console": progress_logger(shown)})
+                    .execute_in_process(
+                        instance=instance, raise_on_error=False, tags={CLI_TAG: "cli", **process_tags()}
+                    )
                 )
-            record = finished_record(instance, run_id, timestamp=started)
-            if not _put_job(jobs, record) and part.label not in unrecorded:
-                unrecorded.append(part.label)
-            if record.status == "failed":
-                print(f"{part.label}: run {run_id[:8]} failed: {'; '.join(record.errors) or 'see the run in the UI'}",
-                      file=sys.stderr, flush=True)
-            if result.success and part in prints:
-                record_build(layout, part, prints[part], run_id)
-            row = {"partition": part.label, "status": record.status, **_summarise(result), "run_id": run_id[:8]}
-            rows.append(row)
-        with _data_dir_env(layout):  # the catalog of partitions (processed/catalog.parquet) reflects these runs
-            catalog = defs.resolve_job_def("curriculum_catalog_job").execute_in_process(
-                instance=instance, raise_on_error=False, tags={CLI_TAG: "cli", **process_tags()})
         if not catalog.success:
-            print("warning: the curriculum catalog could not be refreshed; see its run in the UI", file=sys.stderr)
-    _print_table(rows)
-    failed = [r["partition"] for r in rows if r["status"] == "failed"]
+            warn("warning: the curriculum catalog could not be refreshed; see its run in the UI")
+    rows = [docs[p] for p in sorted(docs)]
+    _print_table([_table_row(d) for d in rows])
+    failed = [d["partition"] for d in rows if d["status"] == "failed"]
+    emit(
+        {
+            "ok": not failed and not unrecorded,
+            "data_dir": str(layout.root),
+            "dagster_home": str(home),
+            "partitions": rows,
+            "skipped": skipped,
+            "catalog_refreshed": bool(catalog.success),
+        }
+    )
     if failed:
-        print(f"{len(failed)} partition run(s) failed: {', '.join(failed)}; open the run in the UI (make ui) "
-              "for the step that failed and its error", file=sys.stderr)
+        warn(
+            f"{len(failed)} partition run(s) failed: {', '.join(failed)}; open the run in the UI (make ui) "
+            "for the step that failed and its error"
+        )
         return 1
     if unrecorded:
-        print(f"error: the job table could not record the runs of {', '.join(unrecorded)} (see above)",
-              file=sys.stderr)
+        warn(f"error: the job table could not record the runs of {', '.join(unrecorded)} (see above)")
         return 1
     return 0
 
 
+def _sync_local_catalog(layout: DataLayout) -> None:
+    """With nothing to build, still rebuild a deleted catalog.json from the packages and re-sign a stale one
+    (publications do this as they run; aws mode's builds always reach the publication step)."""
+    if _aws_settings() or not layout.vkp_dir.is_dir():
+        return
+    from nexus_assets.lib.distribution.vkp_catalog import CATALOG_NAME, LocalCatalog
+    from nexus_assets.lib.publish.signing import SigningError, resolve_signer
+
+    catalog = LocalCatalog(layout.vkp_dir / CATALOG_NAME)
+    try:
+        if catalog.sync(resolve_signer(layout.root)):
+            say(f"catalog {catalog.location()}: rebuilt or re-signed from the packages")
+    except (SigningError, ValueError, OSError) as exc:
+        warn(f"warning: the VKP catalog could not be refreshed: {exc}")
+
+
 def _put_job(jobs: Any, record: Any) -> bool:
     """Record a run in the job table; an outage of the table is reported, and must not hide the build's result."""
-    from nexus_assets.lib.aws_retry import AwsUnavailableError
+    from nexus_assets.lib.aws.aws_retry import AwsUnavailableError
 
     try:
         jobs.put(record)
         return True
     except AwsUnavailableError as exc:
-        print(f"error: job {record.job_id[:8]} ({record.status}) not recorded: {exc}", file=sys.stderr, flush=True)
+        warn(f"error: job {record.job_id[:8]} ({record.status}) not recorded: {exc}")
         return False
 
 
-def _print_table(rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    columns = list(rows[0])
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
-    print()
-    print("  ".join(c.ljust(widths[c]) for c in columns))
-    print("  ".join("-" * widths[c] for c in columns))
-    for row in rows:
-        print("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
+# --- search, report, jobs -----------------------------------------------------------------------------------
 
 
-def cmd_search(args: argparse.Namespace) -> int:
-    from nexus_assets.lib.bedrock_embedding import query_embedder
-    from nexus_assets.lib.chroma_store import current_build, read_build_info
-    from nexus_assets.lib.embedding import EmbedderUnavailableError
-    from nexus_assets.lib.search import NoCollectionError, chroma_root, search
+@cli.command()
+@click.argument("query")
+@click.option(
+    "--subject", required=True, metavar="SLUG", help="Subject of the collection to search (e.g. informatika)."
+)
+@click.option("--grade", required=True, metavar="SLUG", help="Grade of the collection to search (e.g. kelas_10).")
+@click.option("-k", "--top", "k", type=int, default=5, show_default=True, help="Number of hits.")
+@reporting("search")
+def search(query: str, subject: str, grade: str, k: int) -> int:
+    """Hybrid (dense + BM25) search in one partition's collection: hits with file, page and snippet."""
+    from nexus_assets.lib.index.bedrock_embedding import query_embedder
+    from nexus_assets.lib.index.chroma_store import current_build, read_build_info
+    from nexus_assets.lib.index.embedding import EmbedderUnavailableError
+    from nexus_assets.lib.index.search import InvalidQueryError, NoCollectionError, check_query, chroma_root
+    from nexus_assets.lib.index.search import search as run_search
 
+    partition = Partition(
+        _option_slug(subject, "--subject", "subject") or "", _option_slug(grade, "--grade", "grade") or ""
+    )
     try:
-        partition = Partition(args.subject, args.grade)
-    except LayoutError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    build = current_build(chroma_root(_layout(args), partition))
-    built_with = read_build_info(build) if build else {}  # queries are embedded by the collection's model
+        check_query(query, k)
+    except InvalidQueryError as exc:
+        raise CommandError(str(exc), code=2) from None
+    layout = settings().layout
+    build_dir = current_build(chroma_root(layout, partition))
+    built_with = read_build_info(build_dir) if build_dir else {}  # queries are embedded by the collection's model
     try:
-        hits = search(_layout(args), partition, args.query,
-                      query_embedder(built_with.get("model_id"), built_with.get("dims")), k=args.k)
+        hits = run_search(
+            layout, partition, query, query_embedder(built_with.get("model_id"), built_with.get("dims")), k=k
+        )
     except (NoCollectionError, EmbedderUnavailableError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        raise CommandError(str(exc)) from None
     for rank, hit in enumerate(hits, 1):
-        if args.json:
-            print(json.dumps({"rank": rank, **hit.as_dict()}, ensure_ascii=False))
-        else:
+        if not settings().json:
             pages = f"p.{hit.page}" + (f"-{hit.page_end}" if hit.page_end != hit.page else "")
             snippet = " ".join(hit.text.split())[:200]
-            print(f"{rank}. [{hit.score:.3f}] {hit.file} {pages}{' (OCR)' if hit.ocr else ''}\n   {snippet}")
+            say(f"{rank}. [{hit.score:.3f}] {hit.file} {pages}{' (OCR)' if hit.ocr else ''}\n   {snippet}")
+    emit(
+        {
+            "ok": True,
+            "query": query,
+            "partition": partition.label,
+            "k": k,
+            "model_id": built_with.get("model_id"),
+            "hits": [{"rank": r, **h.as_dict()} for r, h in enumerate(hits, 1)],
+        }
+    )
     return 0
 
 
-def _trusted_key(args: argparse.Namespace):
-    """The public key packages are checked against; None (with the reason printed) when there is none."""
-    from nexus_assets.lib.signing import SigningError, trusted_public_key
-
-    try:
-        key, origin = trusted_public_key(args.public_key, _layout(args).root)
-    except SigningError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return None, None
-    if key is not None and origin.startswith("DEVELOPMENT"):
-        print(f"note: trusting the {origin} (demo only; schools pass --public-key)", file=sys.stderr)
-    return key, origin
+def _partition_filter(subject: str | None, grade: str | None) -> Callable[[Partition], bool]:
+    subject = _option_slug(subject, "--subject", "subject")
+    grade = _option_slug(grade, "--grade", "grade")
+    return lambda p: (not subject or p.subject == subject) and (not grade or p.grade == grade)
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    """The quality gates of built partitions (the asset checks' rules on the stored values)."""
-    from nexus_assets.lib.embedding import default_embedder
-    from nexus_assets.lib.quality_report import NotBuiltError, format_verdict, load_stored, partition_verdicts
+@cli.command()
+@click.option("--subject", metavar="SLUG", help="Only this subject.")
+@click.option("--grade", metavar="SLUG", help="Only this grade.")
+@click.option(
+    "--golden", type=click.Path(dir_okay=False), help="Golden questions JSONL (default: $NEXUS_GOLDEN_QUESTIONS)."
+)
+@click.option("--min-recall", type=float, help="recall@5 threshold (default: $NEXUS_GOLDEN_MIN_RECALL or 0.7).")
+@click.option(
+    "--chunk-size", type=int, default=800, show_default=True, help="The chunk size the partitions were built with."
+)
+@click.option("--brief", is_flag=True, help="Verdicts and figures only, no offending rows.")
+@reporting("report")
+def report(
+    subject: str | None, grade: str | None, golden: str | None, min_recall: float | None, chunk_size: int, brief: bool
+) -> int:
+    """The quality gates' verdicts and figures of built partitions; exit 1 on a blocking failure."""
+    from nexus_assets.lib.index.embedding import default_embedder
+    from nexus_assets.lib.publish.quality_report import (
+        NotBuiltError,
+        format_verdict,
+        load_stored,
+        partition_verdicts,
+        verdict_label,
+    )
 
-    layout = _layout(args)
-    try:
-        parts = [p for p in layout.discover_partitions()[0] if _partition_filter(args)(p)]
-    except LayoutError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    layout = settings().layout
+    wanted = _partition_filter(subject, grade)
+    parts = [p for p in layout.discover_partitions()[0] if wanted(p)]
     if not parts:
-        print(f"error: no partition matches under {layout.raw_root}", file=sys.stderr)
-        return 2
+        raise CommandError(f"no partition matches under {layout.raw_root}", code=2)
     embedder = default_embedder()
-    failed, missing = [], []
+    failed, missing, docs = [], [], []
+    text = not settings().json
     for part in parts:
-        print(f"== {part.label}")
+        if text:
+            say(f"== {part.label}")
         try:
             stored = load_stored(layout, part)
         except NotBuiltError as exc:
-            print(f"  not built: {exc}")
+            if text:
+                say(f"  not built: {exc}")
             missing.append(part.label)
+            docs.append({"partition": part.label, "built": False, "error": str(exc), "checks": []})
             continue
-        for name, asset, verdict in partition_verdicts(stored, part, embedder, golden=args.golden or "",
-                                                       min_recall=args.min_recall, chunk_size=args.chunk_size):
-            print("\n".join(format_verdict(name, asset, verdict, details=not args.brief)))
+        checks = []
+        for name, asset, verdict in partition_verdicts(
+            stored, part, embedder, golden=golden or "", min_recall=min_recall, chunk_size=chunk_size
+        ):
+            if text:
+                say("\n".join(format_verdict(name, asset, verdict, details=not brief)))
             if not verdict.passed and verdict.severity == "error":
                 failed.append(f"{part.label}:{name}")
-    print(f"\n{len(parts)} partition(s): {len(failed)} blocking failure(s)"
-          + (f" ({', '.join(failed)})" if failed else "") + (f"; not built: {', '.join(missing)}" if missing else ""))
+            checks.append(
+                {
+                    "name": name,
+                    "asset": asset,
+                    "verdict": verdict_label(verdict),
+                    "passed": verdict.passed,
+                    "severity": verdict.severity,
+                    "applicable": verdict.applicable,
+                    "summary": verdict.summary,
+                    "figures": {k: v for k, v in verdict.figures.items() if v is not None},
+                }
+            )
+        docs.append({"partition": part.label, "built": True, "error": None, "checks": checks})
+    say(
+        f"\n{len(parts)} partition(s): {len(failed)} blocking failure(s)"
+        + (f" ({', '.join(failed)})" if failed else "")
+        + (f"; not built: {', '.join(missing)}" if missing else "")
+    )
+    emit({"ok": not failed and not missing, "partitions": docs, "blocking_failures": failed, "not_built": missing})
     return 1 if failed or missing else 0
-
-
-def cmd_vkp_verify(args: argparse.Namespace) -> int:
-    from nexus_assets.lib.vkp import verify_vkp
-    from nexus_assets.lib.vkp_delta import verify_delta
-
-    key, _ = _trusted_key(args)
-    if key is None and not args.allow_unsigned:
-        print("error: no trusted public key: pass --public-key FILE or set NEXUS_VKP_PUBLIC_KEY (or --allow-unsigned "
-              "to check checksums only)", file=sys.stderr)
-        return 2
-    status = 0
-    for file in args.files:
-        verify = verify_delta if file.endswith(".vkpd") else verify_vkp
-        report = verify(Path(file), key, allow_unsigned=args.allow_unsigned)
-        if report.ok:
-            manifest = report.manifest or {}
-            print(f"OK {file}: {manifest['subject']}/{manifest['grade']} v{manifest['version']}, "
-                  f"{manifest['counts'].get('chunks')} chunks, {len(manifest['members'])} members verified, "
-                  f"signature {report.signature}")
-        else:
-            status = 1
-            print(f"FAILED {file}:", file=sys.stderr)
-            for problem in report.problems:
-                print(f"  - {problem}", file=sys.stderr)
-    return status
 
 
 def _embedding_label(record: Any) -> str:
@@ -363,216 +784,411 @@ def _embedding_label(record: Any) -> str:
     return record.embedding_model + (" (fallback)" if record.embedding_fallback else "")
 
 
-def cmd_vkp_pull(args: argparse.Namespace) -> int:
-    from nexus_assets.lib.vkp_pull import PullError, Source, pull
+JOB_FIELDS = (
+    "job_id",
+    "timestamp",
+    "job_type",
+    "partition",
+    "status",
+    "total_files",
+    "successful_files",
+    "failed_files",
+    "total_chunks",
+    "total_embeddings",
+    "processing_time",
+    "estimated_cost",
+    "embedding_model",
+    "embedding_fallback",
+    "input_tokens",
+    "errors",
+    "completed_at",
+)
 
-    key, _ = _trusted_key(args)
-    if key is None:
-        print("error: no trusted public key: pass --public-key FILE (the publisher's .pub) or set "
-              "NEXUS_VKP_PUBLIC_KEY", file=sys.stderr)
-        return 2
+
+@cli.command()
+@click.option("--days", type=click.IntRange(min=0), default=7, show_default=True, help="How far back to look.")
+@reporting("jobs")
+def jobs(days: int) -> int:
+    """Recent pipeline runs from the job table, with a cost summary."""
+    from nexus_assets.lib.core.job_tracking import summarize
+
+    records = _job_store(settings().layout).recent(days)
+    summary = summarize(records)
+    emit(
+        {
+            "ok": True,
+            "days": days,
+            "jobs": [{f: getattr(r, f) for f in JOB_FIELDS} for r in records],
+            "summary": summary,
+        }
+    )
+    if settings().json:
+        return 0
+    rows = [
+        {
+            "started": r.timestamp[:19],
+            "job_id": r.job_id[:8],
+            "partition": r.partition,
+            "status": r.status,
+            "files": f"{r.successful_files}/{r.total_files}",
+            "chunks": r.total_chunks,
+            "seconds": round(r.processing_time, 1),
+            "embedding": _embedding_label(r),
+            "tokens": r.input_tokens,
+            "cost_usd": f"{r.estimated_cost:.6f}",
+            "errors": "; ".join(r.errors)[:80],
+        }
+        for r in records
+    ]
+    if not rows:
+        say(f"no jobs in the last {days} days")
+        return 0
+    _print_table(rows)
+    say(
+        f"\n{summary['runs']} run(s) in {days} days: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(summary["by_status"].items()))
+        + f"; {summary['total_chunks']} chunks, {summary['total_embeddings']} embeddings, "
+        f"{summary['input_tokens']} billed tokens, {summary['fallbacks']} local fallback(s), "
+        f"{summary['processing_time_s']} s, estimated cost ${summary['estimated_cost_usd']:.6f}"
+    )
+    return 0
+
+
+# --- vkp ----------------------------------------------------------------------------------------------------
+
+
+@cli.group()
+@common_options
+def vkp() -> None:
+    """Knowledge package tools: verify, pull (school servers), catalog (publisher)."""
+
+
+def _trusted_key(public_key: str | None) -> tuple[Any, str | None]:
+    """The public key packages are checked against, and where it came from; (None, None) when there is none."""
+    from nexus_assets.lib.publish.signing import SigningError, trusted_public_key
+
     try:
-        outcomes = pull(Source(args.catalog), Path(args.dest), key, partitions=args.partition or None)
+        key, origin = trusted_public_key(public_key, settings().layout.root)
+    except SigningError as exc:
+        raise CommandError(str(exc), code=2) from None
+    if key is not None and origin.startswith("DEVELOPMENT"):
+        warn(f"note: trusting the {origin} (demo only; schools pass --public-key)")
+    return key, origin
+
+
+PUBLIC_KEY_HELP = "Trusted public key (PEM file); default $NEXUS_VKP_PUBLIC_KEY"
+
+
+@vkp.command("verify")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--public-key",
+    type=click.Path(dir_okay=False),
+    help=PUBLIC_KEY_HELP + ", else the data directory's development key.",
+)
+@click.option("--allow-unsigned", is_flag=True, help="Accept packages without a signature (checksums only).")
+@reporting("vkp.verify")
+def vkp_verify(files: tuple[str, ...], public_key: str | None, allow_unsigned: bool) -> int:
+    """Check packages' signature, manifest, checksums and tables (.vkp or .vkpd); exit 1 on any mismatch."""
+    from nexus_assets.lib.publish.vkp import verify_vkp
+    from nexus_assets.lib.publish.vkp_delta import verify_delta
+
+    key, origin = _trusted_key(public_key)
+    if key is None and not allow_unsigned:
+        raise CommandError(
+            "no trusted public key: pass --public-key FILE or set NEXUS_VKP_PUBLIC_KEY (or "
+            "--allow-unsigned to check checksums only)",
+            code=2,
+        )
+    status = 0
+    packages = []
+    for file in files:
+        verify = verify_delta if file.endswith(".vkpd") else verify_vkp
+        result = verify(Path(file), key, allow_unsigned=allow_unsigned)
+        manifest = result.manifest or {}
+        packages.append(
+            {
+                "file": file,
+                "ok": result.ok,
+                "kind": "vkpd" if file.endswith(".vkpd") else "vkp",
+                "subject": manifest.get("subject"),
+                "grade": manifest.get("grade"),
+                "version": manifest.get("version"),
+                "chunks": (manifest.get("counts") or {}).get("chunks"),
+                "members": len(manifest.get("members") or ()),
+                "signature": result.signature,
+                "problems": list(result.problems),
+            }
+        )
+        if result.ok:
+            if not settings().json:
+                say(
+                    f"OK {file}: {manifest['subject']}/{manifest['grade']} v{manifest['version']}, "
+                    f"{manifest['counts'].get('chunks')} chunks, {len(manifest['members'])} members verified, "
+                    f"signature {result.signature}"
+                )
+        else:
+            status = 1
+            warn(f"FAILED {file}:")
+            for problem in result.problems:
+                warn(f"  - {problem}")
+    emit({"ok": status == 0, "trusted_key": origin, "packages": packages})
+    return status
+
+
+@vkp.command("pull")
+@click.option("--catalog", required=True, help="catalog.json: http(s):// URL, s3:// URI or path.")
+@click.option("--dest", required=True, type=click.Path(file_okay=False), help="Directory of the installed collections.")
+@click.option(
+    "--public-key",
+    type=click.Path(dir_okay=False),
+    help="The publisher's public key (PEM file); default $NEXUS_VKP_PUBLIC_KEY.",
+)
+@click.option(
+    "--partition", "partitions", multiple=True, metavar="SUBJECT/GRADE", help="Only this partition (repeatable)."
+)
+@progress_options
+@reporting("vkp.pull")
+def vkp_pull(catalog: str, dest: str, public_key: str | None, partitions: tuple[str, ...]) -> int:
+    """School server: install the catalog's latest versions (deltas when possible), verified, atomically."""
+    from nexus_assets.cli_progress import PullProgress
+    from nexus_assets.lib.distribution.vkp_pull import PullError, Source, pull
+
+    key, origin = _trusted_key(public_key)
+    if key is None:
+        raise CommandError(
+            "no trusted public key: pass --public-key FILE (the publisher's .pub) or set NEXUS_VKP_PUBLIC_KEY", code=2
+        )
+    try:
+        with PullProgress(_progress_mode(), verbose=settings().verbose) as shown:
+            outcomes = pull(Source(catalog), Path(dest), key, partitions=list(partitions) or None, notify=shown)
     except PullError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    _print_table([o.as_dict() for o in outcomes])
+        raise CommandError(str(exc)) from None
     failed = [o for o in outcomes if o.via == "failed"]
+    _print_table([o.as_dict() for o in outcomes])
+    emit(
+        {
+            "ok": not failed,
+            "catalog": catalog,
+            "dest": str(Path(dest).resolve()),
+            "trusted_key": origin,
+            "partitions": [
+                {
+                    "partition": o.partition,
+                    "from": o.installed_before,
+                    "to": o.installed_after,
+                    "via": o.via,
+                    "downloaded_bytes": o.bytes_downloaded,
+                    "problems": list(o.problems),
+                }
+                for o in outcomes
+            ],
+        }
+    )
     return 1 if failed else 0
 
 
-def cmd_keys_generate(args: argparse.Namespace) -> int:
-    from nexus_assets.lib.signing import SigningError, generate_keypair
+@vkp.command("catalog")
+@reporting("vkp.catalog")
+def vkp_catalog() -> int:
+    """Publisher: rebuild a deleted catalog.json from the packages and re-sign it.
+
+    Fresh expiry: $NEXUS_CATALOG_EXPIRY_DAYS days, default 30. Builds re-sign it as they publish.
+    """
+    from nexus_assets.lib.distribution.vkp_catalog import DynamoCatalog, LocalCatalog
+    from nexus_assets.lib.publish.signing import SigningError, resolve_signer, secrets_manager_reader
+
+    layout = settings().layout
+    aws = _aws_settings()
+    try:
+        if aws:
+            reader = secrets_manager_reader(aws.client("secretsmanager"))
+            signer = resolve_signer(layout.root, secret_reader=reader)
+            catalog: Any = DynamoCatalog(aws.client("dynamodb"), aws.records_table, aws.object_store())
+        else:
+            signer = resolve_signer(layout.root)
+            catalog = LocalCatalog(layout.vkp_dir / "catalog.json")
+        doc = catalog.refresh(signer)
+    except (SigningError, ValueError, OSError) as exc:
+        raise CommandError(str(exc)) from None
+    say(
+        f"{catalog.location()}: {len(doc['partitions'])} partition(s), signed by {signer.origin} (key id "
+        f"{signer.key_id}), expires {doc['expires']}"
+    )
+    emit(
+        {
+            "ok": True,
+            "location": str(catalog.location()),
+            "partitions": sorted(doc["partitions"]),
+            "signed_by": signer.origin,
+            "key_id": signer.key_id,
+            "expires": doc["expires"],
+        }
+    )
+    return 0
+
+
+# --- keys, cache, aws, deploy -------------------------------------------------------------------------------
+
+
+@cli.group()
+@common_options
+def keys() -> None:
+    """Signing keys."""
+
+
+@keys.command("generate")
+@click.option(
+    "--out",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Directory for <name>.key and <name>.pub.",
+)
+@click.option("--name", default="nexus-signing", show_default=True, help="File name of the key pair.")
+@reporting("keys.generate")
+def keys_generate(out: str, name: str) -> int:
+    """Write an Ed25519 key pair for signing packages."""
+    from nexus_assets.lib.publish.signing import SigningError, generate_keypair
 
     try:
-        private_path, public_path, key_id = generate_keypair(Path(args.out), args.name)
+        private_path, public_path, key_id = generate_keypair(Path(out), name)
     except SigningError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"private key {private_path} (mode 600: keep it out of the repository; point NEXUS_SIGNING_KEY_FILE at it "
-          f"or store it in Secrets Manager)\npublic key  {public_path} (give it to schools: nexus vkp pull "
-          f"--public-key)\nkey id      {key_id}")
+        raise CommandError(str(exc)) from None
+    say(
+        f"private key {private_path} (mode 600: keep it out of the repository; point NEXUS_SIGNING_KEY_FILE at it "
+        f"or store it in Secrets Manager)\npublic key  {public_path} (give it to schools: nexus vkp pull "
+        f"--public-key)\nkey id      {key_id}"
+    )
+    emit({"ok": True, "private_key": str(private_path), "public_key": str(public_path), "key_id": key_id})
     return 0
 
 
-def cmd_jobs(args: argparse.Namespace) -> int:
-    from nexus_assets.lib.job_tracking import summarize
-
-    records = _job_store(_layout(args)).recent(args.days)
-    rows = [{"started": r.timestamp[:19], "job_id": r.job_id[:8], "partition": r.partition, "status": r.status,
-             "files": f"{r.successful_files}/{r.total_files}", "chunks": r.total_chunks,
-             "seconds": round(r.processing_time, 1), "embedding": _embedding_label(r), "tokens": r.input_tokens,
-             "cost_usd": f"{r.estimated_cost:.6f}",
-             "errors": "; ".join(r.errors)[:80]} for r in records]
-    if not rows:
-        print(f"no jobs in the last {args.days} days")
-        return 0
-    _print_table(rows)
-    summary = summarize(records)
-    print(f"\n{summary['runs']} run(s) in {args.days} days: "
-          + ", ".join(f"{k} {v}" for k, v in sorted(summary["by_status"].items()))
-          + f"; {summary['total_chunks']} chunks, {summary['total_embeddings']} embeddings, "
-          f"{summary['input_tokens']} billed tokens, {summary['fallbacks']} local fallback(s), "
-          f"{summary['processing_time_s']} s, estimated cost ${summary['estimated_cost_usd']:.6f}")
-    return 0
+@cli.group()
+@common_options
+def cache() -> None:
+    """Build cache tools."""
 
 
-def cmd_cache_prune(args: argparse.Namespace) -> int:
-    from nexus_assets.lib.caches import prune_bucket_cache, prune_data_cache
+@cache.command("prune")
+@click.option(
+    "--older-than-days",
+    type=float,
+    default=7.0,
+    show_default=True,
+    help="Keep anything used within this many days (protects builds running now).",
+)
+@click.option("--all", "everything", is_flag=True, help="Empty the caches (the next build redoes everything).")
+@reporting("cache.prune")
+def cache_prune(older_than_days: float, everything: bool) -> int:
+    """Drop cache entries no partition's tables reference and unused for a while (local directory, and the
+    bucket's mirror in aws mode)."""
+    from nexus_assets.lib.core.caches import prune_bucket_cache, prune_data_cache
 
-    layout = _layout(args)
+    layout = settings().layout
+    doc: dict[str, Any] = {"ok": True, "local": None, "bucket": None}
     try:
-        print(f"local {layout.cache_dir}: "
-              f"{prune_data_cache(layout, args.older_than_days, everything=args.all).summary()}")
-        settings = _aws_settings()
-        if settings:
-            store = settings.object_store()
-            print(f"bucket {store.uri('processed/_cache/')}: "
-                  f"{prune_bucket_cache(store, args.older_than_days, everything=args.all).summary()}")
+        local = prune_data_cache(layout, older_than_days, everything=everything)
+        say(f"local {layout.cache_dir}: {local.summary()}")
+        doc["local"] = {"location": str(layout.cache_dir), **asdict(local)}
+        aws = _aws_settings()
+        if aws:
+            store = aws.object_store()
+            remote = prune_bucket_cache(store, older_than_days, everything=everything)
+            say(f"bucket {store.uri('processed/_cache/')}: {remote.summary()}")
+            doc["bucket"] = {"location": store.uri("processed/_cache/"), **asdict(remote)}
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        raise CommandError(str(exc)) from None
+    emit(doc)
     return 0
 
 
-def cmd_aws_bootstrap(args: argparse.Namespace) -> int:
-    from nexus_assets.lib.aws_bootstrap import bootstrap
-    from nexus_assets.lib.aws_config import AwsSettings
+@cli.group()
+@common_options
+def aws() -> None:
+    """aws mode tools."""
+
+
+@aws.command("bootstrap")
+@reporting("aws.bootstrap")
+def aws_bootstrap() -> int:
+    """Create the bucket and tables (idempotent)."""
+    from nexus_assets.lib.aws.aws_bootstrap import bootstrap
+    from nexus_assets.lib.aws.aws_config import AwsSettings
 
     try:
-        settings = AwsSettings.from_env()
+        aws_settings = AwsSettings.from_env()
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    for target, state in bootstrap(settings).items():
-        print(f"{state:8} {target}")
+        raise CommandError(str(exc), code=2) from None
+    done = bootstrap(aws_settings)
+    for target, state in done.items():
+        say(f"{state:8} {target}")
+    emit({"ok": True, "resources": [{"target": t, "state": s} for t, s in done.items()]})
     return 0
 
 
-def cmd_deploy_render(args: argparse.Namespace) -> int:
+@cli.group()
+@common_options
+def deploy() -> None:
+    """Production profile tools."""
+
+
+@deploy.command("render-instance")
+@click.option("--launcher", default="default", show_default=True, help="Run launcher: default or ecs.")
+@click.option(
+    "--max-concurrent-runs", type=int, help="Run limit of the queued coordinator (default: deploy/dagster.yaml's)."
+)
+@reporting("deploy.render-instance")
+def deploy_render(launcher: str, max_concurrent_runs: int | None) -> int:
+    """Print deploy/dagster.yaml with the chosen run launcher (YAML; --json: the same as JSON)."""
     from nexus_assets.instance import project_root
-    from nexus_assets.lib.deploy_profiles import DeployConfigError, instance_yaml, render_instance
+    from nexus_assets.lib.aws.deploy_profiles import DeployConfigError, instance_yaml, render_instance
 
     try:
-        config = render_instance(project_root() / "deploy", args.launcher, args.max_concurrent_runs)
+        config = render_instance(project_root() / "deploy", launcher, max_concurrent_runs)
     except DeployConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(instance_yaml(config), end="")
+        raise CommandError(str(exc), code=2) from None
+    if not settings().json:
+        print(instance_yaml(config), end="")
+    emit({"ok": True, "instance": config})
     return 0
 
 
-def cmd_deploy_apply_pools(args: argparse.Namespace) -> int:
+@deploy.command("apply-pools")
+@reporting("deploy.apply-pools")
+def deploy_apply_pools() -> int:
     """Write deploy/pools.yaml's limits into the instance at DAGSTER_HOME (idempotent)."""
     import dagster as dg
 
     from nexus_assets.instance import project_root
-    from nexus_assets.lib.deploy_profiles import DeployConfigError, pool_limits
+    from nexus_assets.lib.aws.deploy_profiles import DeployConfigError, pool_limits
 
     try:
         limits = pool_limits(project_root() / "deploy")
     except DeployConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(str(exc), code=2) from None
     with dg.DagsterInstance.get() as instance:
         for pool, limit in sorted(limits.items()):
             instance.event_log_storage.set_concurrency_slots(pool, limit)
-            print(f"pool {pool}: {limit}")
+            say(f"pool {pool}: {limit}")
+    emit({"ok": True, "pools": dict(sorted(limits.items()))})
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nexus", description=__doc__)
-    parser.add_argument("--data-dir", help="data directory (default: $NEXUS_DATA_DIR or ./data)")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("sample-data", help="write the generated sample PDFs under raw-curriculum/")
-    p.set_defaults(func=cmd_sample_data)
-
-    p = sub.add_parser("build", help="materialize every (or the chosen) partition through the Dagster instance")
-    p.add_argument("--subject")
-    p.add_argument("--grade")
-    p.add_argument("--chunk-size", type=int)
-    p.add_argument("--chunk-overlap", type=int)
-    p.add_argument("--force", action="store_true",
-                   help="rebuild partitions whose PDFs, code and settings are unchanged since their last build")
-    p.set_defaults(func=cmd_build)
-
-    p = sub.add_parser("search", help="semantic search in one partition's collection")
-    p.add_argument("query")
-    p.add_argument("--subject", required=True)
-    p.add_argument("--grade", required=True)
-    p.add_argument("-k", type=int, default=5)
-    p.add_argument("--json", action="store_true", help="one JSON object per hit")
-    p.set_defaults(func=cmd_search)
-
-    p = sub.add_parser("report", help="the quality gates' verdicts and figures of built partitions")
-    p.add_argument("--subject")
-    p.add_argument("--grade")
-    p.add_argument("--golden", help="golden questions JSONL (default: $NEXUS_GOLDEN_QUESTIONS)")
-    p.add_argument("--min-recall", type=float, help="recall@5 threshold (default: $NEXUS_GOLDEN_MIN_RECALL or 0.7)")
-    p.add_argument("--chunk-size", type=int, default=800, help="the chunk size the partitions were built with")
-    p.add_argument("--brief", action="store_true", help="verdicts and figures only, no offending rows")
-    p.set_defaults(func=cmd_report)
-
-    p = sub.add_parser("jobs", help="recent pipeline runs from the job table, with a cost summary")
-    p.add_argument("--days", type=int, default=7)
-    p.set_defaults(func=cmd_jobs)
-
-    cache = sub.add_parser("cache", help="build cache tools").add_subparsers(dest="cache_command", required=True)
-    p = cache.add_parser("prune", help="drop cache entries no partition's tables reference and unused for a while "
-                         "(local directory, and the bucket's mirror in aws mode)")
-    p.add_argument("--older-than-days", type=float, default=7.0,
-                   help="keep anything used within this many days (protects builds running now; default 7)")
-    p.add_argument("--all", action="store_true", help="empty the caches (the next build redoes everything)")
-    p.set_defaults(func=cmd_cache_prune)
-
-    aws = sub.add_parser("aws", help="aws mode tools").add_subparsers(dest="aws_command", required=True)
-    p = aws.add_parser("bootstrap", help="create the bucket and tables (idempotent)")
-    p.set_defaults(func=cmd_aws_bootstrap)
-
-    deploy = sub.add_parser("deploy", help="production profile tools").add_subparsers(dest="deploy_command",
-                                                                                     required=True)
-    p = deploy.add_parser("render-instance", help="print deploy/dagster.yaml with a run launcher (default, ecs)")
-    p.add_argument("--launcher", default="default")
-    p.add_argument("--max-concurrent-runs", type=int)
-    p.set_defaults(func=cmd_deploy_render)
-    p = deploy.add_parser("apply-pools", help="set deploy/pools.yaml's pool limits on the DAGSTER_HOME instance")
-    p.set_defaults(func=cmd_deploy_apply_pools)
-
-    vkp = sub.add_parser("vkp", help="knowledge package tools").add_subparsers(dest="vkp_command", required=True)
-    p = vkp.add_parser("verify", help="check a package's signature, manifest, checksums and tables (.vkp or .vkpd); "
-                       "non-zero on any mismatch")
-    p.add_argument("files", nargs="+")
-    p.add_argument("--public-key", help="trusted public key (PEM file); default $NEXUS_VKP_PUBLIC_KEY, else the data "
-                   "directory's development key")
-    p.add_argument("--allow-unsigned", action="store_true", help="accept packages without a signature")
-    p.set_defaults(func=cmd_vkp_verify)
-    p = vkp.add_parser("pull", help="school server: install the catalog's latest versions (deltas when possible), "
-                       "verified, atomically")
-    p.add_argument("--catalog", required=True, help="catalog.json: http(s):// URL, s3:// URI or path")
-    p.add_argument("--dest", required=True, help="directory of the installed collections")
-    p.add_argument("--public-key", help="the publisher's public key (PEM file); default $NEXUS_VKP_PUBLIC_KEY")
-    p.add_argument("--partition", action="append", help="only this subject/grade (repeatable)")
-    p.set_defaults(func=cmd_vkp_pull)
-
-    keys = sub.add_parser("keys", help="signing keys").add_subparsers(dest="keys_command", required=True)
-    p = keys.add_parser("generate", help="write an Ed25519 key pair for signing packages")
-    p.add_argument("--out", default=".", help="directory for <name>.key and <name>.pub (default: .)")
-    p.add_argument("--name", default="nexus-signing")
-    p.set_defaults(func=cmd_keys_generate)
-    return parser
+# --- entry point --------------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
-    from nexus_assets.lib.aws_retry import AwsUnavailableError
-
-    args = build_parser().parse_args(argv)
+    """The `nexus` script; returns the exit code (tests call it with an argument list)."""
     try:
-        return int(args.func(args))
-    except AwsUnavailableError as exc:  # S3 or DynamoDB down beyond the retries: one clear line, no traceback
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        code = cli.main(args=argv, prog_name="nexus", standalone_mode=False, obj=Settings())
+    except click.ClickException as exc:  # usage errors: click's message, exit 2
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        print("aborted", file=sys.stderr)
+        return 130
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

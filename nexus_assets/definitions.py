@@ -1,6 +1,6 @@
 """The Dagster code location: every asset, check, job, sensor and resource, declared in one place.
 
-`NEXUS_ENV` picks the resources (see `nexus_assets.lib.aws_config`): `local` (default) keeps every
+`NEXUS_ENV` picks the resources (see `nexus_assets.lib.aws.aws_config`): `local` (default) keeps every
 value as files under the data directory; `aws` keeps tables in S3 and records in DynamoDB, with
 settings from environment variables. The assets are the same in both.
 
@@ -30,7 +30,7 @@ from nexus_assets.defs.jobs import curriculum_build_job
 from nexus_assets.defs.resources import ChromaResource, DataDirResource, EmbedderResource
 from nexus_assets.defs.schedules import weekly_full_rebuild_schedule
 from nexus_assets.defs.sensors import SqsQueueResource, upload_sensors
-from nexus_assets.lib.aws_config import ENV_VARS, deployment
+from nexus_assets.lib.aws.aws_config import ENV_VARS, deployment
 
 
 def _env(name: str, default: Any) -> Any:
@@ -56,14 +56,21 @@ def run_executor() -> dg.ExecutorDefinition:
         return dg.in_process_executor
     if choice == "multiprocess":
         return dg.multiprocess_executor.configured(
-            {"max_concurrent": int(os.environ.get("NEXUS_EXECUTOR_MAX_CONCURRENT", "2"))})
+            {"max_concurrent": int(os.environ.get("NEXUS_EXECUTOR_MAX_CONCURRENT", "2"))}
+        )
     raise ValueError(f"NEXUS_EXECUTOR={choice!r}: use 'in_process' (default) or 'multiprocess'")
 
 
 def local_resources() -> dict[str, Any]:
     files = LocalPartitionedIOManager()
-    return {"data_dir": DataDirResource(), "embedder": EmbedderResource(), "chroma": chroma_resource(),
-            "io_manager": files, RECORD_IO_MANAGER: files, "sqs_queue": SqsQueueResource()}
+    return {
+        "data_dir": DataDirResource(),
+        "embedder": EmbedderResource(),
+        "chroma": chroma_resource(),
+        "io_manager": files,
+        RECORD_IO_MANAGER: files,
+        "sqs_queue": SqsQueueResource(),
+    }
 
 
 def aws_resources() -> dict[str, Any]:
@@ -79,9 +86,14 @@ def aws_resources() -> dict[str, Any]:
         cloudfront_distribution_id=_env("cloudfront_distribution_id", ""),
     )
     sqs = SqsQueueResource(queue_url=_env("sqs_queue_url", ""), region=region, endpoint_url=_env("endpoint_url", ""))
-    return {"data_dir": AwsDataDirResource(aws=aws), "embedder": EmbedderResource(), "chroma": chroma_resource(),
-            "io_manager": S3TableIOManager(aws=aws), RECORD_IO_MANAGER: DynamoRecordIOManager(aws=aws),
-            "sqs_queue": sqs}
+    return {
+        "data_dir": AwsDataDirResource(aws=aws),
+        "embedder": EmbedderResource(),
+        "chroma": chroma_resource(),
+        "io_manager": S3TableIOManager(aws=aws),
+        RECORD_IO_MANAGER: DynamoRecordIOManager(aws=aws),
+        "sqs_queue": sqs,
+    }
 
 
 RESOURCES_BY_DEPLOYMENT = {"local": local_resources, "aws": aws_resources}

@@ -5,34 +5,23 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from nexus_assets_tests.support import PROJECT_ROOT, make_aws_env, unavailable  # noqa: F401
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT_ROOT.parent / "shared"
 SHARED_CORPUS = SHARED / "corpus"
-
-
-def unavailable(reason: str) -> None:
-    """Skip a test whose machine lacks a service or tool; fail it in CI, whose machine must have it.
-
-    `make test` installs Tesseract (as root) and this machine runs PostgreSQL: on CI (`CI` set, as every
-    CI system does) a missing one is a broken environment, not a reason to pass quietly.
-    """
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"{reason} (CI is set: the CI machine must provide it)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
 def sample_raw_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The generated sample corpus, written once per session (read-only for tests)."""
-    from nexus_assets.lib.sample_data import generate_sample_corpus
+    from nexus_assets.lib.ingest.sample_data import generate_sample_corpus
 
     root = tmp_path_factory.mktemp("sample") / "raw-curriculum"
     generate_sample_corpus(root)
@@ -58,7 +47,7 @@ def shared_corpus() -> Path:
 @pytest.fixture(scope="session")
 def embedder():
     """The bundled MiniLM, loaded once per test session."""
-    from nexus_assets.lib.embedding import default_embedder
+    from nexus_assets.lib.index.embedding import default_embedder
 
     return default_embedder()
 
@@ -77,25 +66,6 @@ def moto_endpoint() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
-
-
-def make_aws_env(endpoint: str) -> dict[str, str]:
-    """Environment of aws mode against the moto server, with a bucket and tables of its own."""
-    suffix = uuid.uuid4().hex[:8]
-    return {
-        "NEXUS_ENV": "aws",
-        "NEXUS_S3_BUCKET": f"nexus-test-{suffix}",
-        "NEXUS_DYNAMODB_TABLE": f"NexusAssetRecords-{suffix}",
-        "NEXUS_JOBS_TABLE": f"ETLPipelineJobs-{suffix}",
-        "NEXUS_AWS_ENDPOINT_URL": endpoint,
-        "AWS_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing-key-id",
-        "AWS_SECRET_ACCESS_KEY": "testing-secret-key",
-        # moto evaluates a bucket policy's Deny statements without their conditions, so the bootstrap's
-        # policy (deny unencrypted puts, plain HTTP) would refuse every object request; the policy has
-        # its own test (test_hardening_security.py).
-        "NEXUS_S3_BUCKET_POLICY": "off",
-    }
 
 
 @pytest.fixture
@@ -125,22 +95,32 @@ def bedrock_env(fake_bedrock, monkeypatch: pytest.MonkeyPatch):
     return fake_bedrock
 
 
+@pytest.fixture
+def http_root(tmp_path: Path) -> Iterator:
+    """`<tmp_path>/publisher/vkp` served over HTTP on loopback: (base URL, handler class), see support/http_files.py."""
+    from nexus_assets_tests.support.http_files import serve_files
+
+    with serve_files(tmp_path / "publisher" / "vkp") as served:
+        yield served
+
+
 # --- Reliability suite (issue 10) ------------------------------------------------------------------
 # Tests marked `@pytest.mark.reliability(kind, case)` try one bad input, fault, crash or attack on
 # purpose and record what they observed with the `reliability` fixture. With NEXUS_RELIABILITY_OUT
 # set, the session writes those observations (and each test's verdict) to that JSON file, from which
-# `scripts/reliability_table.py` renders the README's Reliability table: the table is what the tests
+# `scripts/reliability_table.py` renders the Reliability table of docs/reliability.md: the table is what the tests
 # saw, never prose written beside them.
 _RELIABILITY: dict[str, dict[str, str]] = {}
 
 
 @pytest.fixture
 def reliability(request: pytest.FixtureRequest):
-    """`reliability("what happened")` records this case's observed outcome for the README table."""
+    """`reliability("what happened")` records this case's observed outcome for the Reliability table."""
     marker = request.node.get_closest_marker("reliability")
     if marker is None or len(marker.args) != 2:
-        raise pytest.UsageError(f"{request.node.nodeid}: the reliability fixture needs "
-                                "@pytest.mark.reliability(kind, case)")
+        raise pytest.UsageError(
+            f"{request.node.nodeid}: the reliability fixture needs @pytest.mark.reliability(kind, case)"
+        )
     kind, case = marker.args
     entry = _RELIABILITY.setdefault(request.node.nodeid, {"kind": kind, "case": case, "outcome": "", "result": ""})
 
@@ -164,8 +144,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if out and _RELIABILITY:
         import json
 
-        rows = [{"test": nodeid, **entry} for nodeid, entry in sorted(_RELIABILITY.items())]
-        Path(out).write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
+        # Merged into what earlier sessions wrote, so `make check test` (two pytest runs) fills one file.
+        earlier = json.loads(Path(out).read_text()) if Path(out).is_file() else []
+        merged = {row["test"]: row for row in earlier}
+        merged.update({nodeid: {"test": nodeid, **entry} for nodeid, entry in _RELIABILITY.items()})
+        Path(out).write_text(json.dumps([merged[k] for k in sorted(merged)], indent=1, ensure_ascii=False) + "\n")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

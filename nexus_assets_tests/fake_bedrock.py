@@ -99,8 +99,7 @@ class FakeBedrock:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def endpoint_url(self) -> str:
@@ -148,13 +147,22 @@ class FakeBedrock:
             return 400, {"message": "Malformed input request: body is not JSON"}, "ValidationException"
         problem = _invalid(request)
         if problem:
-            return 400, {"message": f"Malformed input request: {problem}, please reformat your input and try again."}, \
-                "ValidationException"
+            return (
+                400,
+                {"message": f"Malformed input request: {problem}, please reformat your input and try again."},
+                "ValidationException",
+            )
         text = request["inputText"]
         tokens = fake_token_count(text)
         if tokens > MAX_TOKENS:
-            return 400, {"message": f"400 Bad Request: Too many input tokens. Max input tokens: {MAX_TOKENS}, "
-                         f"request input token count: {tokens}"}, "ValidationException"
+            return (
+                400,
+                {
+                    "message": f"400 Bad Request: Too many input tokens. Max input tokens: {MAX_TOKENS}, "
+                    f"request input token count: {tokens}"
+                },
+                "ValidationException",
+            )
         vector = fake_vector(text, request.get("dimensions", 1024), request.get("normalize", True))
         floats = [float(x) for x in vector]
         by_type: dict[str, list] = {}

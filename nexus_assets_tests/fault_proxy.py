@@ -43,8 +43,11 @@ FAULTS: dict[str, dict[str, tuple[int, str, str]]] = {
         "internal": (500, "InternalError", "We encountered an internal error. Please try again."),
     },
     "dynamodb": {
-        "throughput": (400, "ProvisionedThroughputExceededException",
-                       "The level of configured provisioned throughput for the table was exceeded."),
+        "throughput": (
+            400,
+            "ProvisionedThroughputExceededException",
+            "The level of configured provisioned throughput for the table was exceeded.",
+        ),
         "throttling": (400, "ThrottlingException", "Rate of requests exceeds the allowed throughput."),
         "internal": (500, "InternalServerError", "Internal server error"),
     },
@@ -55,8 +58,16 @@ _DYNAMO_TYPE_PREFIX = {
 _SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/[^/]+/(?P<service>[^/]+)/aws4_request")
 _ATTEMPT = re.compile(r"attempt=(?P<attempt>\d+)")
 _MAX = re.compile(r"max=(?P<max>\d+)")
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
-               "expect"}
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+}
 
 
 @dataclass
@@ -116,14 +127,23 @@ def _s3_operation(method: str, key: str, query: dict[str, list[str]]) -> str:
         return "CreateMultipartUpload"
     if "uploadId" in query:
         return {"PUT": "UploadPart", "POST": "CompleteMultipartUpload", "DELETE": "AbortMultipartUpload"}.get(
-            method, "ListParts")
+            method, "ListParts"
+        )
     if not key:
         if method == "GET":
-            return "ListObjectsV2" if query.get("list-type") == ["2"] else (
-                "ListObjectVersions" if "versions" in query else "GetBucket")
+            return (
+                "ListObjectsV2"
+                if query.get("list-type") == ["2"]
+                else ("ListObjectVersions" if "versions" in query else "GetBucket")
+            )
         return {"PUT": "PutBucket", "HEAD": "HeadBucket", "DELETE": "DeleteBucket", "POST": "PostBucket"}[method]
-    return {"PUT": "PutObject", "GET": "GetObject", "HEAD": "HeadObject", "DELETE": "DeleteObject",
-            "POST": "PostObject"}.get(method, method)
+    return {
+        "PUT": "PutObject",
+        "GET": "GetObject",
+        "HEAD": "HeadObject",
+        "DELETE": "DeleteObject",
+        "POST": "PostObject",
+    }.get(method, method)
 
 
 class FaultProxy:
@@ -167,14 +187,26 @@ class FaultProxy:
         self._server.server_close()
 
     # --- control -------------------------------------------------------------------------------
-    def inject(self, service: str, fault: str, *, count: int | None = None, seconds: float | None = None,
-               match: Callable[[Request], bool] | None = None) -> Rule:
+    def inject(
+        self,
+        service: str,
+        fault: str,
+        *,
+        count: int | None = None,
+        seconds: float | None = None,
+        match: Callable[[Request], bool] | None = None,
+    ) -> Rule:
         """Answer matching requests of `service` with `fault`: the next `count`, or for `seconds`
         from now, or (neither given) until `clear()`."""
         if fault not in FAULTS.get(service, {}):
             raise ValueError(f"no fault {fault!r} for {service!r}: choose from {sorted(FAULTS.get(service, {}))}")
-        rule = Rule(service, fault, remaining=count, match=match,
-                    until=time.monotonic() + seconds if seconds is not None else None)
+        rule = Rule(
+            service,
+            fault,
+            remaining=count,
+            match=match,
+            until=time.monotonic() + seconds if seconds is not None else None,
+        )
         with self._lock:
             self._rules.append(rule)
         return rule
@@ -202,7 +234,7 @@ class FaultProxy:
         """The first later request for the same operation and target: the client's retry of `request`."""
         same = (request.service, request.operation, request.table, request.bucket, request.key)
         with self._lock:
-            later = self.requests[self.requests.index(request) + 1:]
+            later = self.requests[self.requests.index(request) + 1 :]
         return next((r for r in later if (r.service, r.operation, r.table, r.bucket, r.key) == same), None)
 
     # --- serving -------------------------------------------------------------------------------
@@ -220,8 +252,17 @@ class FaultProxy:
             service, operation = target.split(".", 1)[0].lower(), target.split(".", 1)[-1]
         else:
             service, operation = (scope["service"] if scope else "s3"), ""
-        request = Request(service, operation, handler.command, split.path, query, attempt,
-                          sdk_max=int(max_match["max"]) if max_match else 0, body=body, at=time.monotonic())
+        request = Request(
+            service,
+            operation,
+            handler.command,
+            split.path,
+            query,
+            attempt,
+            sdk_max=int(max_match["max"]) if max_match else 0,
+            body=body,
+            at=time.monotonic(),
+        )
         if service == "dynamodb":
             try:
                 request.table = json.loads(body or b"{}").get("TableName", "")
@@ -309,8 +350,10 @@ class FaultProxy:
             payload = json.dumps({"__type": prefix + code, "message": message}).encode()
             content_type = "application/x-amz-json-1.0"
         else:
-            payload = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}'
-                       f"</Message><RequestId>{request_id}</RequestId></Error>").encode()
+            payload = (
+                f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}'
+                f"</Message><RequestId>{request_id}</RequestId></Error>"
+            ).encode()
             content_type = "application/xml"
         handler.send_response(status)
         handler.send_header("Content-Type", content_type)

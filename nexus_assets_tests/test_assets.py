@@ -11,9 +11,9 @@ from nexus_assets.defs.assets import curriculum_assets
 from nexus_assets.defs.io_managers import RECORD_IO_MANAGER, LocalPartitionedIOManager
 from nexus_assets.defs.partitions import key_of, register_partitions
 from nexus_assets.defs.resources import ChromaResource, DataDirResource, EmbedderResource
-from nexus_assets.lib.chroma_store import current_build, open_collection
-from nexus_assets.lib.layout import DataLayout, Partition
-from nexus_assets.lib.vkp import read_manifest, verify_vkp
+from nexus_assets.lib.core.layout import DataLayout, Partition
+from nexus_assets.lib.index.chroma_store import current_build, open_collection
+from nexus_assets.lib.publish.vkp import read_manifest, verify_vkp
 
 pytestmark = pytest.mark.slow  # each test materializes whole partitions (model included)
 
@@ -84,7 +84,8 @@ def test_a_broken_file_is_reported_and_the_partition_still_builds(instance, data
     assert result.success
     meta = _metadata(result, "pdf_text")
     assert meta["files"] == 2 and meta["files_failed"] == 1
-    assert "rusak.pdf" in meta["failed_files"] and "truncated" in meta["failed_files"]
+    failed = [r.data for r in meta["failed_files"].records]
+    assert [(f["file"], f["status"]) for f in failed] == [("rusak.pdf", "truncated")]
     manifest = read_manifest(data_dir / "vkp/biologi_kelas_11_v1.0.0.vkp")
     statuses = {s["file"]: s["status"] for s in manifest["sources"]}
     assert statuses["rusak.pdf"] == "truncated"
@@ -121,8 +122,10 @@ def test_rebuilds_publish_only_changed_content(instance, data_dir: Path) -> None
 def test_unchanged_chunks_keep_their_ids_when_a_file_is_added(instance, data_dir: Path) -> None:
     _materialize(instance, data_dir, INFO10)
     before = set(pd.read_parquet(data_dir / "processed/informatika/kelas_10/text_chunks.parquet")["chunk_id"])
-    shutil.copy(data_dir / "raw-curriculum/informatika/kelas_11/buku_siswa_informatika_kelas_11.pdf",
-                data_dir / "raw-curriculum/informatika/kelas_10/tambahan.pdf")
+    shutil.copy(
+        data_dir / "raw-curriculum/informatika/kelas_11/buku_siswa_informatika_kelas_11.pdf",
+        data_dir / "raw-curriculum/informatika/kelas_10/tambahan.pdf",
+    )
     _materialize(instance, data_dir, INFO10)
     after = set(pd.read_parquet(data_dir / "processed/informatika/kelas_10/text_chunks.parquet")["chunk_id"])
     assert before < after
@@ -133,3 +136,32 @@ def test_chunking_is_configurable_from_the_launchpad(instance, data_dir: Path) -
     config = {"ops": {"text_chunks": {"config": {"chunk_size": 400, "chunk_overlap": 50}}}}
     small = _metadata(_materialize(instance, data_dir, INFO10, config), "text_chunks")
     assert small["chunks"] > default * 1.5 and small["chunk_len_max"] <= 400
+
+
+def test_table_assets_report_column_schemas_row_counts_and_a_histogram_table(instance, data_dir: Path) -> None:
+    result = _materialize(instance, data_dir, INFO10)
+    assert result.success
+    processed = data_dir / "processed/informatika/kelas_10"
+    for asset in ("raw_pdfs", "pdf_text", "text_chunks", "chunk_embeddings"):
+        [mat] = result.asset_materializations_for_node(asset)
+        schema, rows = mat.metadata["dagster/column_schema"], mat.metadata["dagster/row_count"]
+        frame = pd.read_parquet(processed / f"{asset}.parquet")
+        assert isinstance(schema, dg.TableSchemaMetadataValue), asset
+        assert [c.name for c in schema.schema.columns] == list(frame.columns), asset
+        assert all(c.description for c in schema.schema.columns), asset
+        assert isinstance(rows, dg.IntMetadataValue) and rows.value == len(frame) > 0, asset
+        assert mat.metadata["dagster/partition_row_count"].value == len(frame), asset
+    chunks = pd.read_parquet(processed / "text_chunks.parquet")
+    [mat] = result.asset_materializations_for_node("text_chunks")
+    histogram = mat.metadata["chunk_length_histogram"]
+    assert isinstance(histogram, dg.TableMetadataValue)
+    assert [c.name for c in histogram.schema.columns] == ["chars_min", "chars_max", "chunks", "percent"]
+    bins = [r.data for r in histogram.records]
+    assert sum(b["chunks"] for b in bins) == len(chunks)
+    assert bins[0]["chars_min"] == chunks["char_len"].min() and bins[-1]["chars_max"] >= chunks["char_len"].max()
+    for b in bins:
+        assert b["chunks"] == chunks["char_len"].between(b["chars_min"], b["chars_max"]).sum()
+    [pdf] = result.asset_materializations_for_node("pdf_text")
+    status = pdf.metadata["file_status"]
+    assert isinstance(status, dg.TableMetadataValue)
+    assert {r.data["file"] for r in status.records} == set(pd.read_parquet(processed / "pdf_text.parquet")["file"])

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster_aws.s3 import S3Resource
 
 from nexus_assets.defs.aws import AwsDataDirResource, AwsResource, DynamoRecordIOManager
-from nexus_assets.lib.aws_bootstrap import bootstrap
-from nexus_assets.lib.aws_config import AwsSettings
-from nexus_assets.lib.dynamo_records import StaleWriteError
+from nexus_assets.lib.aws.aws_bootstrap import bootstrap
+from nexus_assets.lib.aws.aws_config import AwsSettings
+from nexus_assets.lib.aws.dynamo_records import StaleWriteError
 
 PARTITION = "kelas_10|informatika"
 
@@ -24,17 +23,20 @@ PARTITION = "kelas_10|informatika"
 def aws(aws_env: dict[str, str]) -> AwsResource:
     settings = AwsSettings.from_env()
     bootstrap(settings)
-    return AwsResource(s3=S3Resource(region_name=settings.region, endpoint_url=settings.endpoint_url),
-                       bucket=settings.bucket, records_table=settings.records_table,
-                       jobs_table=settings.jobs_table, region=settings.region, endpoint_url=settings.endpoint_url)
+    return AwsResource(
+        bucket=settings.bucket,
+        records_table=settings.records_table,
+        jobs_table=settings.jobs_table,
+        region=settings.region,
+        endpoint_url=settings.endpoint_url,
+    )
 
 
 def test_a_stale_write_through_the_io_manager_is_refused(aws: AwsResource, tmp_path: Path) -> None:
     manager = DynamoRecordIOManager(aws=aws, data_dir=str(tmp_path))
     # A newer run has already written the catalog entry.
     aws.record_store().put("vkp_package", PARTITION, {"version": "1.0.2"}, version=10**18, writer="newer-run")
-    context = dg.build_output_context(asset_key=dg.AssetKey("vkp_package"), partition_key=PARTITION,
-                                      run_id="older-run")
+    context = dg.build_output_context(asset_key=dg.AssetKey("vkp_package"), partition_key=PARTITION, run_id="older-run")
     with pytest.raises(StaleWriteError, match="newer-run"):
         manager.handle_output(context, {"version": "1.0.1"})
     loaded = manager.load_input(dg.build_input_context(asset_key=dg.AssetKey("vkp_package"), partition_key=PARTITION))
@@ -62,19 +64,35 @@ def test_records_with_artifacts_round_trip_to_another_machine(aws: AwsResource, 
 
 def test_publishing_invalidates_the_cdn_when_configured(aws: AwsResource, tmp_path: Path) -> None:
     cloudfront = aws.settings().client("cloudfront")
-    distribution = cloudfront.create_distribution(DistributionConfig={
-        "CallerReference": "nexus-test", "Comment": "", "Enabled": True,
-        "Origins": {"Quantity": 1, "Items": [{"Id": "s3", "DomainName": f"{aws.bucket}.s3.amazonaws.com",
-                                               "S3OriginConfig": {"OriginAccessIdentity": ""}}]},
-        "DefaultCacheBehavior": {"TargetOriginId": "s3", "ViewerProtocolPolicy": "https-only",
-                                 "MinTTL": 0, "ForwardedValues": {"QueryString": False,
-                                                                  "Cookies": {"Forward": "none"}},
-                                 "TrustedSigners": {"Enabled": False, "Quantity": 0}},
-    })["Distribution"]["Id"]
+    distribution = cloudfront.create_distribution(
+        DistributionConfig={
+            "CallerReference": "nexus-test",
+            "Comment": "",
+            "Enabled": True,
+            "Origins": {
+                "Quantity": 1,
+                "Items": [
+                    {
+                        "Id": "s3",
+                        "DomainName": f"{aws.bucket}.s3.amazonaws.com",
+                        "S3OriginConfig": {"OriginAccessIdentity": ""},
+                    }
+                ],
+            },
+            "DefaultCacheBehavior": {
+                "TargetOriginId": "s3",
+                "ViewerProtocolPolicy": "https-only",
+                "MinTTL": 0,
+                "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}},
+                "TrustedSigners": {"Enabled": False, "Quantity": 0},
+            },
+        }
+    )["Distribution"]["Id"]
     without = AwsDataDirResource(aws=aws, data_dir=str(tmp_path))
     assert without.invalidate_cdn(["/vkp/*"]) is None
-    with_cdn = AwsDataDirResource(aws=aws.model_copy(update={"cloudfront_distribution_id": distribution}),
-                                  data_dir=str(tmp_path))
+    with_cdn = AwsDataDirResource(
+        aws=aws.model_copy(update={"cloudfront_distribution_id": distribution}), data_dir=str(tmp_path)
+    )
     invalidation = with_cdn.invalidate_cdn(["/vkp/*", "/processed/informatika/kelas_10/*"])
     got = cloudfront.get_invalidation(DistributionId=distribution, Id=invalidation)["Invalidation"]
     assert sorted(got["InvalidationBatch"]["Paths"]["Items"]) == ["/processed/informatika/kelas_10/*", "/vkp/*"]
@@ -83,11 +101,9 @@ def test_publishing_invalidates_the_cdn_when_configured(aws: AwsResource, tmp_pa
 CHILD = textwrap.dedent("""
     import json, sys
     import dagster as dg
-    from dagster_aws.s3 import S3Resource
     from nexus_assets.defs.aws import AwsResource, DynamoRecordIOManager
     cfg = json.loads(sys.argv[1])
-    aws = AwsResource(s3=S3Resource(region_name="us-east-1", endpoint_url=cfg["endpoint"]), bucket=cfg["bucket"],
-                      records_table=cfg["table"], endpoint_url=cfg["endpoint"])
+    aws = AwsResource(bucket=cfg["bucket"], records_table=cfg["table"], endpoint_url=cfg["endpoint"])
     manager = DynamoRecordIOManager(aws=aws, data_dir=cfg["data_dir"])
     aws.object_store().head(cfg["key"])  # clients and imports warmed up before the baseline
     def status_kb(field):
@@ -115,10 +131,20 @@ def test_a_200_mb_artifact_streams_to_disk(aws: AwsResource, tmp_path: Path) -> 
     key = "processed/informatika/kelas_10/chroma/builds/big.tar.gz"
     aws.object_store().upload_file(key, archive)
     aws.record_store().put("chroma_collection", PARTITION, {"artifact_key": key, "count": 1}, version=1)
-    cfg = {"endpoint": aws.endpoint_url, "bucket": aws.bucket, "table": aws.records_table, "key": key,
-           "data_dir": str(tmp_path / "node")}
-    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(cfg)], capture_output=True, text=True,
-                          timeout=300, env=os.environ.copy())
+    cfg = {
+        "endpoint": aws.endpoint_url,
+        "bucket": aws.bucket,
+        "table": aws.records_table,
+        "key": key,
+        "data_dir": str(tmp_path / "node"),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ.copy(),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     restored = Path(result["artifact"]) / "big.bin"

@@ -13,15 +13,16 @@ import boto3
 import pandas as pd
 import pytest
 
-from nexus_assets.lib.aws_config import AwsSettings
-from nexus_assets_tests.conftest import make_aws_env
+from nexus_assets.lib.aws.aws_config import AwsSettings
+from nexus_assets_tests.support import make_aws_env
 
 pytestmark = pytest.mark.slow
 
 
 def nexus(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "nexus_assets.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "nexus_assets.cli", *args], env=env, capture_output=True, text=True, timeout=600
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"nexus {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -30,7 +31,7 @@ def nexus(*args: str, env: dict[str, str], check: bool = True) -> subprocess.Com
 @pytest.fixture(scope="module")
 def aws_build(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
     """Bootstrap, upload the sample PDFs to the bucket, build the informatika partitions (once per module;
-    the tests below run in file order and the failure test, which drops a table, comes last)."""
+    no test changes what another reads: the failure test points its run at a records table that does not exist)."""
     tmp_path = tmp_path_factory.mktemp("aws")
     with pytest.MonkeyPatch.context() as mp:
         for key, value in make_aws_env(moto_endpoint).items():
@@ -42,7 +43,14 @@ def aws_build(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> I
         uploaded = nexus("--data-dir", str(data), "sample-data", env=env).stdout
         assert "uploaded s3://" in uploaded
         nexus("--data-dir", str(data / "node-a"), "build", "--subject", "informatika", env=env)
-        yield env, AwsSettings.from_env(), data
+        settings = AwsSettings.from_env()
+        # The bucket's keys and the job records right after this first build (the other tests' runs add
+        # objects and records): what test_the_pipeline_lands_in_s3_and_dynamodb checks, in any order.
+        first = {
+            "keys": {o["Key"] for o in settings.object_store().list_keys("")},
+            "jobs": settings.job_store().recent(days=1),
+        }
+        yield env, settings, data, first
 
 
 def _item(settings: AwsSettings, asset: str, partition: str) -> dict:
@@ -53,9 +61,9 @@ def _item(settings: AwsSettings, asset: str, partition: str) -> dict:
 
 
 def test_the_pipeline_lands_in_s3_and_dynamodb(aws_build) -> None:
-    env, settings, data = aws_build
+    env, settings, data, first = aws_build
+    keys = first["keys"]
     s3 = settings.client("s3")
-    keys = {o["Key"] for o in settings.object_store().list_keys("")}
     for grade in ("kelas_10", "kelas_11"):
         prefix = f"processed/informatika/{grade}"
         for table in ("pdf_text", "text_chunks", "chunk_embeddings"):
@@ -75,8 +83,9 @@ def test_the_pipeline_lands_in_s3_and_dynamodb(aws_build) -> None:
     assert any(k.startswith("processed/_cache/blobs/extraction-") for k in keys), "extractions shared in the bucket"
     assert any(k.startswith("processed/_cache/vectors/") for k in keys), "vectors shared in the bucket"
     # Parquet round-trips and agrees with the packaged counts.
-    chunks = pd.read_parquet(io.BytesIO(settings.object_store().get_bytes(
-        "processed/informatika/kelas_10/text_chunks.parquet")))
+    chunks = pd.read_parquet(
+        io.BytesIO(settings.object_store().get_bytes("processed/informatika/kelas_10/text_chunks.parquet"))
+    )
     assert list(chunks.columns)[:2] == ["chunk_id", "file"] and len(chunks) > 10
     entry = _item(settings, "vkp_package", "kelas_10|informatika")
     assert "informatika_kelas_10_v1.0.0.vkp" in entry["value"]["S"]
@@ -90,14 +99,15 @@ def test_the_pipeline_lands_in_s3_and_dynamodb(aws_build) -> None:
     catalog = json.loads(settings.object_store().get_bytes("vkp/catalog.json"))
     assert set(catalog["partitions"]) == {"informatika/kelas_10", "informatika/kelas_11"}
     # One completed job record per run, with the run's counts.
-    jobs = {r.partition: r for r in settings.job_store().recent(days=1)}
+    jobs = {r.partition: r for r in first["jobs"]}
     assert set(jobs) == {"kelas_10|informatika", "kelas_11|informatika"}, "one record per run"
     record = jobs["kelas_10|informatika"]
     assert record.status == "completed" and record.total_files == 2 and record.successful_files == 2
     assert record.total_chunks == len(chunks) == record.total_embeddings
     assert record.completed_at and record.processing_time > 0
     listing = nexus("jobs", "--days", "1", env=env).stdout
-    assert "completed 2" in listing and "estimated cost" in listing
+    completed = sum(r.status == "completed" for r in settings.job_store().recent(days=1))  # 2 when run first
+    assert f"completed {completed}" in listing and "estimated cost" in listing
     # The curriculum catalog lands beside the processed data, in S3.
     catalog = pd.read_parquet(io.BytesIO(settings.object_store().get_bytes("processed/catalog.parquet")))
     built = catalog[catalog["subject"] == "informatika"].set_index("grade")
@@ -105,17 +115,15 @@ def test_the_pipeline_lands_in_s3_and_dynamodb(aws_build) -> None:
     assert built.loc["kelas_10", "chunks"] == len(chunks)
 
 
-
-
-
 def test_another_machine_rebuilds_with_no_new_version(aws_build) -> None:
-    env, settings, data = aws_build
+    env, settings, data, _ = aws_build
     s3 = settings.client("s3")
     key = "vkp/informatika_kelas_10_v1.0.0.vkp"
     before = _item(settings, "vkp_package", "kelas_10|informatika")["version"]["N"]
     # A fresh working directory: everything comes from the bucket and the table.
-    proc = nexus("--data-dir", str(data / "node-b"), "build", "--subject", "informatika", "--grade", "kelas_10",
-                 env=env)
+    proc = nexus(
+        "--data-dir", str(data / "node-b"), "build", "--subject", "informatika", "--grade", "kelas_10", env=env
+    )
     out = proc.stdout
     assert "(unchanged)" in out
     # The caches come through the bucket too: nothing is extracted or embedded again on the new disk.
@@ -128,23 +136,33 @@ def test_another_machine_rebuilds_with_no_new_version(aws_build) -> None:
 
 
 def test_credentials_never_reach_logs_or_records(aws_build) -> None:
-    env, settings, data = aws_build
-    out = nexus("--data-dir", str(data / "node-d"), "build", "--subject", "informatika", "--grade", "kelas_10",
-                env=env)
+    env, settings, data, _ = aws_build
+    out = nexus("--data-dir", str(data / "node-d"), "build", "--subject", "informatika", "--grade", "kelas_10", env=env)
     secret = env["AWS_SECRET_ACCESS_KEY"]
     assert secret not in out.stdout + out.stderr
     for record in settings.job_store().recent(days=1):
         assert secret not in repr(record)
     items = boto3.client("dynamodb", region_name=settings.region, endpoint_url=settings.endpoint_url).scan(
-        TableName=settings.records_table)["Items"]
+        TableName=settings.records_table
+    )["Items"]
     assert items and secret not in repr(items)
 
 
 def test_a_failed_run_leaves_a_failed_record(aws_build) -> None:
-    env, settings, data = aws_build
-    settings.client("dynamodb").delete_table(TableName=settings.records_table)  # the records table disappears
-    proc = nexus("--data-dir", str(data / "node-c"), "build", "--subject", "informatika", "--grade", "kelas_11",
-                 env=env, check=False)
+    env, settings, data, _ = aws_build
+    # The run's records table is missing (another name, so the module's shared table stays for the other tests).
+    missing = {**env, "NEXUS_DYNAMODB_TABLE": f"{settings.records_table}-missing"}
+    proc = nexus(
+        "--data-dir",
+        str(data / "node-c"),
+        "build",
+        "--subject",
+        "informatika",
+        "--grade",
+        "kelas_11",
+        env=missing,
+        check=False,
+    )
     assert proc.returncode == 1
     failed = [r for r in settings.job_store().recent(days=1) if r.status == "failed"]
     assert "failed" in proc.stdout + proc.stderr

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from nexus_assets.lib.aws_bootstrap import bootstrap
-from nexus_assets.lib.aws_config import AwsSettings, deployment
-from nexus_assets.lib.dynamo_records import MAX_INLINE_BYTES, DynamoRecordStore, StaleWriteError
-from nexus_assets.lib.job_tracking import JobRecord, summarize
-from nexus_assets.lib.s3_store import ChecksumMismatchError
+from nexus_assets.lib.aws.aws_bootstrap import bootstrap
+from nexus_assets.lib.aws.aws_config import AwsSettings, deployment
+from nexus_assets.lib.aws.dynamo_records import MAX_INLINE_BYTES, DynamoRecordStore, StaleWriteError
+from nexus_assets.lib.aws.s3_store import ChecksumMismatchError
+from nexus_assets.lib.core.job_tracking import JobRecord, summarize
 
 
 @pytest.fixture
@@ -19,8 +19,9 @@ def settings(aws_env: dict[str, str]) -> AwsSettings:
     return settings
 
 
-def test_settings_and_deployment_come_from_the_environment(aws_env: dict[str, str],
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_and_deployment_come_from_the_environment(
+    aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert deployment() == "aws"
     settings = AwsSettings.from_env()
     assert settings.bucket == aws_env["NEXUS_S3_BUCKET"] and settings.sse == "AES256"
@@ -107,8 +108,9 @@ def test_large_records_overflow_to_s3_transparently(settings: AwsSettings) -> No
     records = DynamoRecordStore(settings.client("dynamodb"), settings.records_table, store)
     large = {"rows": ["x" * 1000 for _ in range(MAX_INLINE_BYTES // 1000 + 10)]}
     records.put("raw_pdfs", "kelas_10|fisika", large, version=1)
-    item = settings.client("dynamodb").get_item(TableName=settings.records_table,
-                                                Key={"pk": {"S": "raw_pdfs"}, "sk": {"S": "kelas_10|fisika"}})["Item"]
+    item = settings.client("dynamodb").get_item(
+        TableName=settings.records_table, Key={"pk": {"S": "raw_pdfs"}, "sk": {"S": "kelas_10|fisika"}}
+    )["Item"]
     assert "s3_key" in item and "value" not in item
     assert store.head(item["s3_key"]["S"])["ServerSideEncryption"] == "AES256"
     assert records.get("raw_pdfs", "kelas_10|fisika") == large
@@ -119,11 +121,31 @@ def test_large_records_overflow_to_s3_transparently(settings: AwsSettings) -> No
 
 def test_job_records_round_trip_and_summarise(settings: AwsSettings) -> None:
     jobs = settings.job_store()
-    jobs.put(JobRecord("run-1", "2099-01-01T00:00:00.000+00:00", "curriculum_build_job", "kelas_10|informatika",
-                       status="completed", total_files=2, successful_files=2, total_chunks=30, total_embeddings=30,
-                       processing_time=12.5, estimated_cost=0.0012))
-    jobs.put(JobRecord("run-2", "2099-01-01T00:01:00.000+00:00", "curriculum_build_job", "kelas_11|biologi",
-                       status="failed", errors=["chunk_embeddings: boom"]))
+    jobs.put(
+        JobRecord(
+            "run-1",
+            "2099-01-01T00:00:00.000+00:00",
+            "curriculum_build_job",
+            "kelas_10|informatika",
+            status="completed",
+            total_files=2,
+            successful_files=2,
+            total_chunks=30,
+            total_embeddings=30,
+            processing_time=12.5,
+            estimated_cost=0.0012,
+        )
+    )
+    jobs.put(
+        JobRecord(
+            "run-2",
+            "2099-01-01T00:01:00.000+00:00",
+            "curriculum_build_job",
+            "kelas_11|biologi",
+            status="failed",
+            errors=["chunk_embeddings: boom"],
+        )
+    )
     records = jobs.recent(days=7)
     assert [r.job_id for r in records] == ["run-1", "run-2"]
     assert records[0].processing_time == 12.5 and records[1].errors == ["chunk_embeddings: boom"]

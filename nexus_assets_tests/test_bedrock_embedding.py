@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from nexus_assets.defs.resources import EmbedderResource
-from nexus_assets.lib.bedrock_embedding import (
+from nexus_assets.lib.core.caches import VectorCache
+from nexus_assets.lib.core.job_tracking import JobRecord, summarize
+from nexus_assets.lib.index.bedrock_embedding import (
     DEFAULT_PRICES_PER_1K_TOKENS,
     TITAN_TEXT_V2,
     BedrockTitanEmbedder,
@@ -17,9 +19,7 @@ from nexus_assets.lib.bedrock_embedding import (
     query_embedder,
     split_text,
 )
-from nexus_assets.lib.caches import VectorCache
-from nexus_assets.lib.embedding import content_key, embed_partition, embedding_cost
-from nexus_assets.lib.job_tracking import JobRecord, summarize
+from nexus_assets.lib.index.embedding import content_key, embed_partition, embedding_cost
 from nexus_assets_tests.fake_bedrock import fake_token_count, fake_vector
 
 TEXTS = [f"Bab {i}: fotosintesis mengubah energi cahaya menjadi energi kimia, langkah {i}." for i in range(12)]
@@ -41,7 +41,8 @@ def test_requests_carry_titan_v2_bodies_and_vectors_come_back_in_order(bedrock_e
     vectors = _titan(fake, dims=512).embed(TEXTS[:5])
     assert fake.model_ids == [TITAN_TEXT_V2] * 5
     assert sorted(fake.requests, key=lambda r: r["inputText"]) == sorted(
-        ({"inputText": t, "dimensions": 512, "normalize": True} for t in TEXTS[:5]), key=lambda r: r["inputText"])
+        ({"inputText": t, "dimensions": 512, "normalize": True} for t in TEXTS[:5]), key=lambda r: r["inputText"]
+    )
     assert vectors.shape == (5, 512) and vectors.dtype == np.float32
     for text, vector in zip(TEXTS[:5], vectors, strict=True):
         np.testing.assert_allclose(vector, fake_vector(text, 512), rtol=1e-6)
@@ -66,6 +67,23 @@ def test_throttling_and_5xx_are_retried_then_succeed(bedrock_env) -> None:
     assert embedder.usage.retries == 4 and embedder.usage.requests == 6
     for text, vector in zip(TEXTS[:6], vectors, strict=True):
         np.testing.assert_allclose(vector, fake_vector(text, 1024), rtol=1e-6)
+
+
+def test_max_attempts_is_the_exact_number_of_calls_per_request(bedrock_env) -> None:
+    """`max_attempts=8` (the default) is 8 calls, the first try included: not botocore's 1 + 8 retries."""
+    fake = bedrock_env
+    assert BedrockTitanEmbedder().max_attempts == 8
+    fake.fail_next(7, status=500)  # 5xx: botocore's non-throttling backoff is short (0.05 s scale)
+    embedder = _titan(fake, concurrency=1)
+    embedder.embed(TEXTS[:1])
+    assert (fake.failed, len(fake.requests), embedder.usage.retries) == (7, 1, 7), "the 8th call succeeds"
+    fake.fail_after(len(fake.requests))  # an outage from now on: every call fails
+    with pytest.raises(BedrockUnavailableError, match="after up to 8 attempts"):
+        _titan(fake, concurrency=1).embed(TEXTS[1:2])
+    assert fake.failed == 7 + 8, "exactly 8 calls, then the request fails"
+    with pytest.raises(BedrockUnavailableError, match="after up to 3 attempts"):
+        _titan(fake, concurrency=1, max_attempts=3).embed(TEXTS[2:3])
+    assert fake.failed == 7 + 8 + 3
 
 
 def test_requests_run_concurrently_up_to_the_pool_size(bedrock_env) -> None:
@@ -118,8 +136,10 @@ def test_cache_entries_are_kept_apart_by_back_end_model_and_dims(bedrock_env, tm
     titan_1024, titan_256 = _titan(fake), _titan(fake, dims=256)
     namespaces = {e.cache_namespace for e in (local, titan_1024, titan_256)}
     assert len(namespaces) == 3
-    assert all(f"dims={e.dims}" in e.cache_namespace and e.model_id in e.cache_namespace
-               for e in (local, titan_1024, titan_256))
+    assert all(
+        f"dims={e.dims}" in e.cache_namespace and e.model_id in e.cache_namespace
+        for e in (local, titan_1024, titan_256)
+    )
     keys = [content_key(t) for t in TEXTS]
     with VectorCache(tmp_path) as cache:
         embed_partition(titan_1024, TEXTS, cache)
@@ -138,8 +158,9 @@ def test_an_outage_mid_partition_hands_the_whole_partition_to_the_local_model(
     with VectorCache(tmp_path) as cache:
         result = embed_partition(primary, TEXTS, cache, fallback=embedder, prices_per_1k={TITAN_TEXT_V2: 1.0})
         titan_entries = cache.get_many(primary.cache_namespace, [content_key(t) for t in TEXTS], 1024)
-    assert result.fell_back and "bedrock" in result.fallback_reason and "InternalServerException" in \
-        result.fallback_reason
+    assert (
+        result.fell_back and "bedrock" in result.fallback_reason and "InternalServerException" in result.fallback_reason
+    )
     assert result.embedder is embedder and result.vectors.shape == (len(TEXTS), embedder.dims)
     np.testing.assert_allclose(result.vectors, embedder.embed(TEXTS), atol=1e-6)  # every row local: no mix
     assert titan_entries == {}, "the failed primary left nothing in the cache"
@@ -173,10 +194,27 @@ def test_the_resource_picks_back_ends_from_config_or_environment(bedrock_env, mo
 
 
 def test_job_summaries_sum_tokens_cost_and_fallbacks() -> None:
-    records = [JobRecord("a", "2026-01-01T00:00:00", "build", "p", estimated_cost=0.25, input_tokens=1000,
-                         embedding_model=TITAN_TEXT_V2),
-               JobRecord("b", "2026-01-01T00:01:00", "build", "p", estimated_cost=0.5, input_tokens=3,
-                         embedding_model="mini", embedding_fallback="bedrock unavailable")]
+    records = [
+        JobRecord(
+            "a",
+            "2026-01-01T00:00:00",
+            "build",
+            "p",
+            estimated_cost=0.25,
+            input_tokens=1000,
+            embedding_model=TITAN_TEXT_V2,
+        ),
+        JobRecord(
+            "b",
+            "2026-01-01T00:01:00",
+            "build",
+            "p",
+            estimated_cost=0.5,
+            input_tokens=3,
+            embedding_model="mini",
+            embedding_fallback="bedrock unavailable",
+        ),
+    ]
     summary = summarize(records)
     assert summary["input_tokens"] == 1003 and summary["estimated_cost_usd"] == 0.75 and summary["fallbacks"] == 1
 

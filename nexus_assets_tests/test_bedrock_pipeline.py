@@ -16,11 +16,11 @@ from nexus_assets.defs.job_history import finished_record
 from nexus_assets.defs.jobs import curriculum_build_job
 from nexus_assets.defs.partitions import key_of, register_partitions
 from nexus_assets.defs.resources import ChromaResource, DataDirResource, EmbedderResource
-from nexus_assets.lib.bedrock_embedding import DEFAULT_PRICES_PER_1K_TOKENS, TITAN_TEXT_V2
-from nexus_assets.lib.chroma_store import current_build, read_build_info
-from nexus_assets.lib.embedding import DEFAULT_MODEL_ID
-from nexus_assets.lib.layout import Partition
-from nexus_assets.lib.vkp import read_manifest
+from nexus_assets.lib.core.layout import Partition
+from nexus_assets.lib.index.bedrock_embedding import DEFAULT_PRICES_PER_1K_TOKENS, TITAN_TEXT_V2
+from nexus_assets.lib.index.chroma_store import current_build, read_build_info
+from nexus_assets.lib.index.embedding import DEFAULT_MODEL_ID
+from nexus_assets.lib.publish.vkp import read_manifest
 
 pytestmark = pytest.mark.slow  # two full partition builds, the local model included
 
@@ -30,15 +30,22 @@ INFO10 = Partition("informatika", "kelas_10")
 def _run(instance: dg.DagsterInstance, data_dir: Path) -> dg.ExecuteInProcessResult:
     files = LocalPartitionedIOManager(data_dir=str(data_dir))
     defs = dg.Definitions(
-        assets=curriculum_assets, asset_checks=curriculum_checks, jobs=[curriculum_build_job],
-        resources={"data_dir": DataDirResource(data_dir=str(data_dir)), "io_manager": files, RECORD_IO_MANAGER: files,
-                   "embedder": EmbedderResource(backend="bedrock_fallback", bedrock_max_attempts=3),
-                   "chroma": ChromaResource()},
+        assets=curriculum_assets,
+        asset_checks=curriculum_checks,
+        jobs=[curriculum_build_job],
+        resources={
+            "data_dir": DataDirResource(data_dir=str(data_dir)),
+            "io_manager": files,
+            RECORD_IO_MANAGER: files,
+            "embedder": EmbedderResource(backend="bedrock_fallback", bedrock_max_attempts=3),
+            "chroma": ChromaResource(),
+        },
         executor=dg.in_process_executor,
     )
     register_partitions(instance, [INFO10])
     return defs.resolve_job_def("curriculum_build_job").execute_in_process(
-        instance=instance, partition_key=key_of(INFO10), raise_on_error=False)
+        instance=instance, partition_key=key_of(INFO10), raise_on_error=False
+    )
 
 
 def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
@@ -61,8 +68,12 @@ def test_bedrock_builds_a_partition_and_an_outage_rebuilds_it_wholly_with_the_lo
         assert first.success
         meta = _metadata(first, "chunk_embeddings")
         chunks = pd.read_parquet(processed / "text_chunks.parquet")
-        assert (meta["backend"], meta["model_id"], meta["dims"], meta["fallback"]) == ("bedrock", TITAN_TEXT_V2,
-                                                                                        1024, False)
+        assert (meta["backend"], meta["model_id"], meta["dims"], meta["fallback"]) == (
+            "bedrock",
+            TITAN_TEXT_V2,
+            1024,
+            False,
+        )
         assert meta["requests"] == len(chunks) == len(fake.requests) and meta["retries"] == fake.throttled == 2
         assert meta["input_tokens"] == fake.tokens_reported > 0
         price = DEFAULT_PRICES_PER_1K_TOKENS[TITAN_TEXT_V2]
@@ -74,19 +85,28 @@ def test_bedrock_builds_a_partition_and_an_outage_rebuilds_it_wholly_with_the_lo
         assert v1["embedding"] == {"model_id": TITAN_TEXT_V2, "dims": 1024}
         record = finished_record(instance, first.run_id)
         assert (record.embedding_model, record.input_tokens, record.embedding_fallback) == (
-            TITAN_TEXT_V2, fake.tokens_reported, "")
+            TITAN_TEXT_V2,
+            fake.tokens_reported,
+            "",
+        )
         assert record.estimated_cost == pytest.approx(meta["estimated_cost_usd"])
 
         # A new file's chunks are not in the cache, and Bedrock is now unreachable (connections refused):
         # the partition cannot be finished with Titan, so ALL of it, cached Titan chunks included, goes local.
-        shutil.copy(data_dir / "raw-curriculum/biologi/kelas_10/buku_siswa_biologi_kelas_10.pdf",
-                    data_dir / "raw-curriculum/informatika/kelas_10/tambahan.pdf")
+        shutil.copy(
+            data_dir / "raw-curriculum/biologi/kelas_10/buku_siswa_biologi_kelas_10.pdf",
+            data_dir / "raw-curriculum/informatika/kelas_10/tambahan.pdf",
+        )
         fake.stop()
         second = _run(instance, data_dir)
         assert second.success
         meta = _metadata(second, "chunk_embeddings")
-        assert (meta["backend"], meta["model_id"], meta["dims"], meta["fallback"]) == ("local", DEFAULT_MODEL_ID,
-                                                                                        384, True)
+        assert (meta["backend"], meta["model_id"], meta["dims"], meta["fallback"]) == (
+            "local",
+            DEFAULT_MODEL_ID,
+            384,
+            True,
+        )
         assert "bedrock" in meta["fallback_reason"] and fake.endpoint_url in meta["fallback_reason"]
         assert (meta["input_tokens"], meta["estimated_cost_usd"]) == (0, 0.0)
         vectors = pd.read_parquet(processed / "chunk_embeddings.parquet")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from nexus_assets.lib.build_fingerprint import (
+from nexus_assets.lib.core.build_fingerprint import (
     RECORD_NAME,
     code_digest,
     forget_build,
@@ -12,7 +12,7 @@ from nexus_assets.lib.build_fingerprint import (
     record_build,
     up_to_date,
 )
-from nexus_assets.lib.layout import DataLayout, Partition
+from nexus_assets.lib.core.layout import DataLayout, Partition
 
 PART = Partition("informatika", "kelas_10")
 

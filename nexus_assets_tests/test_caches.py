@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nexus_assets.lib.caches import (
+from nexus_assets.lib.core.caches import (
     BlobCache,
     MirroredBlobCache,
     MirroredVectorCache,
@@ -20,7 +20,7 @@ from nexus_assets.lib.caches import (
     prune_bucket_cache,
     prune_data_cache,
 )
-from nexus_assets.lib.layout import DataLayout
+from nexus_assets.lib.core.layout import DataLayout
 
 NS = "model|dims=4|bf16"
 
@@ -117,10 +117,11 @@ def test_prune_of_a_data_dir_reads_the_processed_tables(tmp_path: Path) -> None:
 
 # --- aws mode: the caches mirrored through the bucket (moto server) ---------------------------
 
+
 @pytest.fixture
 def store(aws_env: dict[str, str]):
-    from nexus_assets.lib.aws_bootstrap import bootstrap
-    from nexus_assets.lib.aws_config import AwsSettings
+    from nexus_assets.lib.aws.aws_bootstrap import bootstrap
+    from nexus_assets.lib.aws.aws_config import AwsSettings
 
     settings = AwsSettings.from_env()
     bootstrap(settings)
@@ -163,10 +164,13 @@ def test_bucket_prune_compacts_packs_and_keeps_what_tables_reference(tmp_path: P
     for run in range(2):
         with MirroredVectorCache(VectorCache(tmp_path / f"r{run}"), store) as cache:
             cache.put_many(NS, [f"chunk-in-use-{run}", f"chunk-gone-{run}"], _vectors(2, seed=run))
-    store.put_bytes("processed/informatika/kelas_10/raw_pdfs.parquet",
-                    pd.DataFrame({"sha256": ["pdf-in-use"]}).to_parquet())
-    store.put_bytes("processed/informatika/kelas_10/text_chunks.parquet",
-                    pd.DataFrame({"content_sha256": ["chunk-in-use-0", "chunk-in-use-1"]}).to_parquet())
+    store.put_bytes(
+        "processed/informatika/kelas_10/raw_pdfs.parquet", pd.DataFrame({"sha256": ["pdf-in-use"]}).to_parquet()
+    )
+    store.put_bytes(
+        "processed/informatika/kelas_10/text_chunks.parquet",
+        pd.DataFrame({"content_sha256": ["chunk-in-use-0", "chunk-in-use-1"]}).to_parquet(),
+    )
     recent = prune_bucket_cache(store, older_than_days=7)
     assert (recent.blobs_removed, recent.vectors_removed) == (0, 0), "entries of the last week are kept"
     result = prune_bucket_cache(store, older_than_days=0)
@@ -175,15 +179,17 @@ def test_bucket_prune_compacts_packs_and_keeps_what_tables_reference(tmp_path: P
     assert len(list(store.list_keys("processed/informatika/"))) == 2, "tables are never touched"
     with MirroredVectorCache(VectorCache(tmp_path / "fresh"), store) as cache:
         assert sorted(cache.get_many(NS, ["chunk-in-use-0", "chunk-in-use-1", "chunk-gone-0"], 4)) == [
-            "chunk-in-use-0", "chunk-in-use-1"]
+            "chunk-in-use-0",
+            "chunk-in-use-1",
+        ]
     assert MirroredBlobCache(BlobCache(tmp_path / "b", "extraction-v1"), store).get("pdf-gone") is None
     emptied = prune_bucket_cache(store, everything=True)
     assert emptied.bytes_after == 0
 
 
 def test_prune_drops_chunk_spans_by_age_alone_and_says_so(tmp_path: Path) -> None:
-    from nexus_assets.lib.caches import prune_data_cache
-    from nexus_assets.lib.chunking import ChunkingParams, SpanCache
+    from nexus_assets.lib.core.caches import prune_data_cache
+    from nexus_assets.lib.index.chunking import ChunkingParams, SpanCache
 
     layout = DataLayout(tmp_path)
     SpanCache.under(layout.cache_dir, "tok").spans("Satu kalimat. " * 200, ChunkingParams(300, 40), None)

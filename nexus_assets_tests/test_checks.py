@@ -25,11 +25,11 @@ from nexus_assets.defs.io_managers import ARTIFACT, RECORD_IO_MANAGER, LocalPart
 from nexus_assets.defs.jobs import curriculum_build_job
 from nexus_assets.defs.partitions import curriculum_partitions_def, key_of, register_partitions
 from nexus_assets.defs.resources import ChromaResource, DataDirResource, EmbedderResource
-from nexus_assets.lib import quality
-from nexus_assets.lib.layout import DataLayout, Partition
-from nexus_assets.lib.tables import embeddings_frame, raw_manifest_frame
-from nexus_assets.lib.vkp import verify_vkp
-from nexus_assets_tests.test_quality import (
+from nexus_assets.lib.core.layout import DataLayout, Partition
+from nexus_assets.lib.core.tables import embeddings_frame, raw_manifest_frame
+from nexus_assets.lib.publish import quality
+from nexus_assets.lib.publish.vkp import verify_vkp
+from nexus_assets_tests.support.quality_data import (
     BIO10,
     BIO11,
     MAT10,
@@ -43,11 +43,21 @@ from nexus_assets_tests.test_quality import (
     write_golden,
 )
 
-ALL_CHECKS = {"text_coverage", "chunk_health", "duplicate_rate", "embedding_sanity", "collection_consistency",
-              "retrieval_quality", "package_integrity"}
+ALL_CHECKS = {
+    "text_coverage",
+    "chunk_health",
+    "duplicate_rate",
+    "embedding_sanity",
+    "collection_consistency",
+    "retrieval_quality",
+    "package_integrity",
+}
 BLOCKING = {"chunk_health", "embedding_sanity", "collection_consistency", "retrieval_quality", "package_integrity"}
-CHECK_JOBS = {spec.name: dg.define_asset_job(f"check_{spec.name}", selection=dg.AssetSelection.checks(check))
-              for check in curriculum_checks for spec in check.check_specs}
+CHECK_JOBS = {
+    spec.name: dg.define_asset_job(f"check_{spec.name}", selection=dg.AssetSelection.checks(check))
+    for check in curriculum_checks
+    for spec in check.check_specs
+}
 RETRIEVAL_OP = "chroma_collection_retrieval_quality"
 
 
@@ -67,10 +77,16 @@ def instance():
 def _defs(data_dir: Path, embedder: EmbedderResource | None = None) -> dg.Definitions:
     files = LocalPartitionedIOManager(data_dir=str(data_dir))
     return dg.Definitions(
-        assets=[*curriculum_assets, curriculum_catalog], asset_checks=curriculum_checks,
+        assets=[*curriculum_assets, curriculum_catalog],
+        asset_checks=curriculum_checks,
         jobs=[curriculum_build_job, curriculum_catalog_job, *CHECK_JOBS.values()],
-        resources={"data_dir": DataDirResource(data_dir=str(data_dir)), "embedder": embedder or EmbedderResource(),
-                   "chroma": ChromaResource(), "io_manager": files, RECORD_IO_MANAGER: files},
+        resources={
+            "data_dir": DataDirResource(data_dir=str(data_dir)),
+            "embedder": embedder or EmbedderResource(),
+            "chroma": ChromaResource(),
+            "io_manager": files,
+            RECORD_IO_MANAGER: files,
+        },
         executor=dg.in_process_executor,
     )
 
@@ -83,25 +99,36 @@ def _meta(evaluation: dg.AssetCheckEvaluation) -> dict:
     return {k: getattr(v, "value", v) for k, v in evaluation.metadata.items()}
 
 
-def _run_check(instance: dg.DagsterInstance, data_dir: Path, part: Partition, name: str,
-               run_config: dict | None = None) -> dg.AssetCheckEvaluation:
+def _run_check(
+    instance: dg.DagsterInstance, data_dir: Path, part: Partition, name: str, run_config: dict | None = None
+) -> dg.AssetCheckEvaluation:
     """Run one check alone on stored values; the run carries the partition's tags, as a UI launch does."""
     register_partitions(instance, [part])
     job = _defs(data_dir).resolve_job_def(f"check_{name}")
-    result = job.execute_in_process(instance=instance, run_config=run_config, raise_on_error=False,
-                                    tags=curriculum_partitions_def.get_tags_for_partition_key(key_of(part)))
+    result = job.execute_in_process(
+        instance=instance,
+        run_config=run_config,
+        raise_on_error=False,
+        tags=curriculum_partitions_def.get_tags_for_partition_key(key_of(part)),
+    )
     [evaluation] = result.get_asset_check_evaluations()
     assert evaluation.partition == str(key_of(part)), "the verdict belongs to the partition"
     return evaluation
 
 
-def _build(instance: dg.DagsterInstance, data_dir: Path, part: Partition, embedder: EmbedderResource | None = None,
-           run_config: dict | None = None) -> dg.ExecuteInProcessResult:
+def _build(
+    instance: dg.DagsterInstance,
+    data_dir: Path,
+    part: Partition,
+    embedder: EmbedderResource | None = None,
+    run_config: dict | None = None,
+) -> dg.ExecuteInProcessResult:
     """One run of the real curriculum_build_job for a partition (its checks included)."""
     register_partitions(instance, [part])
     job = _defs(data_dir, embedder).resolve_job_def("curriculum_build_job")
-    return job.execute_in_process(instance=instance, partition_key=key_of(part), run_config=run_config,
-                                  raise_on_error=False)
+    return job.execute_in_process(
+        instance=instance, partition_key=key_of(part), run_config=run_config, raise_on_error=False
+    )
 
 
 def _steps(result: dg.ExecuteInProcessResult, event_type: dg.DagsterEventType) -> set[str]:
@@ -140,8 +167,11 @@ def store_partition(data_dir: Path, part: Partition, embedder) -> dict[str, pd.D
     embeddings = embeddings_frame(chunks["chunk_id"].tolist(), vectors, embedder.model_id, embedder.dims)
     build = chroma_build(layout, part, chunks, vectors)
     values: dict[str, pd.DataFrame | dict] = {
-        "raw_pdfs": raw_manifest_frame(layout.raw_dir(part), layout.root), "pdf_text": pages, "text_chunks": chunks,
-        "chunk_embeddings": embeddings, "chroma_collection": {"count": len(chunks), ARTIFACT: str(build)},
+        "raw_pdfs": raw_manifest_frame(layout.raw_dir(part), layout.root),
+        "pdf_text": pages,
+        "text_chunks": chunks,
+        "chunk_embeddings": embeddings,
+        "chroma_collection": {"count": len(chunks), ARTIFACT: str(build)},
         "vkp_package": publish(layout, part, chunks, embeddings, build),
     }
     for name, value in values.items():
@@ -161,9 +191,15 @@ def test_seven_partitioned_checks_are_registered_and_the_build_job_runs_them() -
     assert {name for name, spec in specs.items() if spec.blocking} == BLOCKING
     assert {spec.partitions_def for spec in specs.values()} == {curriculum_partitions_def}
     targets = {name: spec.asset_key.to_user_string() for name, spec in specs.items()}
-    assert targets == {"text_coverage": "pdf_text", "chunk_health": "text_chunks", "duplicate_rate": "text_chunks",
-                       "embedding_sanity": "chunk_embeddings", "collection_consistency": "chroma_collection",
-                       "retrieval_quality": "chroma_collection", "package_integrity": "vkp_package"}
+    assert targets == {
+        "text_coverage": "pdf_text",
+        "chunk_health": "text_chunks",
+        "duplicate_rate": "text_chunks",
+        "embedding_sanity": "chunk_embeddings",
+        "collection_consistency": "chroma_collection",
+        "retrieval_quality": "chroma_collection",
+        "package_integrity": "vkp_package",
+    }
     nodes = set(defs.resolve_job_def("curriculum_build_job").graph.node_dict)
     assert {f"{asset}_{name}" for name, asset in targets.items()} <= nodes
 
@@ -242,8 +278,9 @@ BREAKAGES: list[tuple[str, Partition, Callable, str, str]] = [
 
 
 @pytest.mark.parametrize(("name", "part", "breakage", "severity", "named"), BREAKAGES, ids=[b[0] for b in BREAKAGES])
-def test_each_check_fails_on_data_built_to_break_it(instance, data_dir: Path, embedder, name: str, part: Partition,
-                                                     breakage: Callable, severity: str, named: str) -> None:
+def test_each_check_fails_on_data_built_to_break_it(
+    instance, data_dir: Path, embedder, name: str, part: Partition, breakage: Callable, severity: str, named: str
+) -> None:
     values = store_partition(data_dir, part, embedder)
     run_config = breakage(values, data_dir, part)
     evaluation = _run_check(instance, data_dir, part, name, run_config)
@@ -295,8 +332,9 @@ class NaNEmbedderResource(EmbedderResource):
 def test_a_build_runs_every_check_and_a_tampered_package_fails_the_next_run(
     instance, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    golden = write_golden(data_dir / "golden.jsonl",
-                          golden_rows(sample_pages(data_dir / "raw-curriculum", BIO10), BIO10))
+    golden = write_golden(
+        data_dir / "golden.jsonl", golden_rows(sample_pages(data_dir / "raw-curriculum", BIO10), BIO10)
+    )
     monkeypatch.setenv(quality.GOLDEN_QUESTIONS_ENV, str(golden))
     result = _build(instance, data_dir, BIO10)
     assert result.success
@@ -324,8 +362,10 @@ def test_a_failing_blocking_check_keeps_the_previous_vkp_the_latest(instance, da
     live = (data_dir / "processed/biologi/kelas_10/chroma/current").resolve()
 
     # New content (a second book) embedded by a broken model: every vector carries a NaN.
-    shutil.copy(data_dir / "raw-curriculum/biologi/kelas_11/buku_siswa_biologi_kelas_11.pdf",
-                data_dir / "raw-curriculum/biologi/kelas_10/tambahan.pdf")
+    shutil.copy(
+        data_dir / "raw-curriculum/biologi/kelas_11/buku_siswa_biologi_kelas_11.pdf",
+        data_dir / "raw-curriculum/biologi/kelas_10/tambahan.pdf",
+    )
     blocked = _build(instance, data_dir, BIO10, embedder=NaNEmbedderResource())
     assert not blocked.success
     sanity = _evaluations(blocked)["embedding_sanity"]
@@ -339,8 +379,9 @@ def test_a_failing_blocking_check_keeps_the_previous_vkp_the_latest(instance, da
     catalog = _catalog(instance, data_dir)
     row = catalog[catalog["subject"] == "biologi"].iloc[0]
     assert (row["checks"], row["failed_checks"], row["vkp_version"]) == ("failed", "embedding_sanity", "1.0.0")
-    assert main(["--data-dir", str(data_dir), "report", "--subject", "biologi", "--grade", "kelas_10"]) == 1, \
+    assert main(["--data-dir", str(data_dir), "report", "--subject", "biologi", "--grade", "kelas_10"]) == 1, (
         "nexus report shows the same blocking failure"
+    )
 
     # The same content with the working model publishes: the check was the only thing in the way.
     fixed = _build(instance, data_dir, BIO10)
@@ -356,8 +397,10 @@ def test_a_golden_set_the_build_cannot_answer_holds_the_package_back(instance, d
     live = data_dir / "processed/biologi/kelas_11/chroma/current"
     served = live.resolve()
 
-    shutil.copy(data_dir / "raw-curriculum/biologi/kelas_10/buku_siswa_biologi_kelas_10.pdf",
-                data_dir / "raw-curriculum/biologi/kelas_11/tambahan.pdf")
+    shutil.copy(
+        data_dir / "raw-curriculum/biologi/kelas_10/buku_siswa_biologi_kelas_10.pdf",
+        data_dir / "raw-curriculum/biologi/kelas_11/tambahan.pdf",
+    )
     golden = write_golden(data_dir / "golden.jsonl", unanswerable_rows(BIO11))  # answers are in rusak.pdf
     config = {"ops": {RETRIEVAL_OP: {"config": {"golden_questions": str(golden)}}}}
     blocked = _build(instance, data_dir, BIO11, run_config=config)
@@ -378,8 +421,10 @@ def test_a_golden_set_the_build_cannot_answer_holds_the_package_back(instance, d
 @pytest.mark.slow
 def test_warnings_do_not_stop_a_package(instance, data_dir: Path, capsys: pytest.CaptureFixture) -> None:
     """A scanned page and the same book uploaded twice warn, and the partition still publishes."""
-    shutil.copy(data_dir / "raw-curriculum/matematika/kelas_10/buku_siswa_matematika_kelas_10.pdf",
-                data_dir / "raw-curriculum/matematika/kelas_10/salinan.pdf")
+    shutil.copy(
+        data_dir / "raw-curriculum/matematika/kelas_10/buku_siswa_matematika_kelas_10.pdf",
+        data_dir / "raw-curriculum/matematika/kelas_10/salinan.pdf",
+    )
     result = _build(instance, data_dir, MAT10)
     assert result.success
     verdicts = _evaluations(result)
@@ -393,9 +438,19 @@ def test_warnings_do_not_stop_a_package(instance, data_dir: Path, capsys: pytest
 
     catalog = _catalog(instance, data_dir)
     [row] = catalog.to_dict("records")
-    assert row == {**row, "subject": "matematika", "grade": "kelas_10", "files": 2, "pages": 10, "chunks":
-                   _meta(verdicts["chunk_health"])["chunks"], "vkp_version": "1.0.0", "checks": "warn",
-                   "failed_checks": "", "warnings": "duplicate_rate, text_coverage", "pages_without_text": 2}
+    assert row == {
+        **row,
+        "subject": "matematika",
+        "grade": "kelas_10",
+        "files": 2,
+        "pages": 10,
+        "chunks": _meta(verdicts["chunk_health"])["chunks"],
+        "vkp_version": "1.0.0",
+        "checks": "warn",
+        "failed_checks": "",
+        "warnings": "duplicate_rate, text_coverage",
+        "pages_without_text": 2,
+    }
     assert row["last_build"].startswith("20")
 
     # `nexus report`: the same rules on what the build stored, on the terminal.
@@ -410,5 +465,8 @@ def _catalog(instance: dg.DagsterInstance, data_dir: Path) -> pd.DataFrame:
     """Materialize curriculum_catalog; it must land in processed/catalog.parquet with a UI table."""
     result = _defs(data_dir).resolve_job_def("curriculum_catalog_job").execute_in_process(instance=instance)
     [materialization] = result.asset_materializations_for_node("curriculum_catalog")
-    assert "| subject | grade |" in materialization.metadata["catalog"].value
+    table = materialization.metadata["catalog"]
+    assert isinstance(table, dg.TableMetadataValue)
+    assert [c.name for c in table.schema.columns][:2] == ["subject", "grade"]
+    assert materialization.metadata["dagster/row_count"].value == len(table.records)
     return pd.read_parquet(data_dir / "processed/catalog.parquet")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nexus_assets.lib.chroma_store import (
+from nexus_assets.lib.index.chroma_store import (
     BUILD_INFIX,
     ChromaServer,
     CollectionError,
@@ -48,8 +48,11 @@ def chroma_server(tmp_path: Path) -> Iterator[ChromaServer]:
     port = _free_port()
     chroma = Path(sys.executable).with_name("chroma")
     log = (tmp_path / "chroma.log").open("wb")
-    process = subprocess.Popen([str(chroma), "run", "--path", str(tmp_path / "chroma"), "--host", "127.0.0.1",
-                                "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [str(chroma), "run", "--path", str(tmp_path / "chroma"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     server = ChromaServer(host="127.0.0.1", port=port, token=TOKEN)
     try:
         deadline = time.monotonic() + 30
@@ -131,10 +134,12 @@ def test_two_partitions_written_concurrently_are_complete_and_queryable(chroma_s
     again = publish_to_server(client, name, CollectionItems(*items[name], "minilm", DIMS))
     assert again.reused and again.path.name == first
     ids, vectors, documents, metadatas = items[name]
-    second = publish_to_server(client, name, CollectionItems(ids[:-1], vectors[:-1], documents[:-1], metadatas[:-1],
-                                                            "minilm", DIMS))
-    third = publish_to_server(client, name, CollectionItems(ids[:-2], vectors[:-2], documents[:-2], metadatas[:-2],
-                                                           "minilm", DIMS))
+    second = publish_to_server(
+        client, name, CollectionItems(ids[:-1], vectors[:-1], documents[:-1], metadatas[:-1], "minilm", DIMS)
+    )
+    third = publish_to_server(
+        client, name, CollectionItems(ids[:-2], vectors[:-2], documents[:-2], metadatas[:-2], "minilm", DIMS)
+    )
     assert open_server_collection(client, name).count() == ITEMS - 2
     builds = {c.name for c in client.list_collections() if c.name.startswith(name + BUILD_INFIX)}
     assert builds == {second.path.name, third.path.name}, "the current build and its predecessor remain"

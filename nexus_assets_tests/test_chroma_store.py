@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nexus_assets.lib.chroma_store import (
+from nexus_assets.lib.index.chroma_store import (
     CollectionError,
     CollectionItems,
     build_collection,
@@ -74,8 +74,10 @@ def test_empty_collection_answers_no_hits(tmp_path: Path) -> None:
 
 def _contents(build_dir: Path) -> dict[str, tuple[str, dict, list[float]]]:
     got = open_collection(build_dir).get(include=["documents", "metadatas", "embeddings"])
-    return {cid: (doc, meta, list(np.round(vec, 5))) for cid, doc, meta, vec in
-            zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"], strict=True)}
+    return {
+        cid: (doc, meta, list(np.round(vec, 5)))
+        for cid, doc, meta, vec in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"], strict=True)
+    }
 
 
 def test_a_small_change_is_applied_to_a_copy_and_equals_a_fresh_build(tmp_path: Path) -> None:
@@ -89,12 +91,14 @@ def test_a_small_change_is_applied_to_a_copy_and_equals_a_fresh_build(tmp_path: 
     new_vectors = np.vstack([vectors[5:], _vectors(10, seed=1)])
     docs = [f"dokumen {i}" for i in new_ids]
     metas = [{"file": "a.pdf", "page": 2 if cid == "c50" else 1} for cid in new_ids]
-    second = build_collection(tmp_path / "inc", "mapel__kelas_1", CollectionItems(new_ids, new_vectors, docs, metas,
-                                                                                   "test-model", 16))
+    second = build_collection(
+        tmp_path / "inc", "mapel__kelas_1", CollectionItems(new_ids, new_vectors, docs, metas, "test-model", 16)
+    )
     assert second.mode == "incremental" and second.upserted == 11 and second.deleted == 5
     assert _contents(first.path) == before, "the build readers may hold is untouched"
-    fresh = build_collection(tmp_path / "fresh", "mapel__kelas_1", CollectionItems(new_ids, new_vectors, docs, metas,
-                                                                                    "test-model", 16))
+    fresh = build_collection(
+        tmp_path / "fresh", "mapel__kelas_1", CollectionItems(new_ids, new_vectors, docs, metas, "test-model", 16)
+    )
     assert fresh.mode == "fresh"
     assert _contents(second.path) == _contents(fresh.path)
     assert second.fingerprint == fresh.fingerprint
@@ -118,12 +122,14 @@ def test_an_unpromoted_build_is_not_served_until_promoted(tmp_path: Path) -> Non
     ids = [f"c{i}" for i in range(10)]
     served = _build(tmp_path, ids, vectors)
     docs, metas = [f"dokumen {i}" for i in ids[:6]], [{"file": "a.pdf", "page": 1}] * 6
-    aside = build_collection(tmp_path, "mapel__kelas_1",
-                             CollectionItems(ids[:6], vectors[:6], docs, metas, "test-model", 16), promote=False)
+    aside = build_collection(
+        tmp_path, "mapel__kelas_1", CollectionItems(ids[:6], vectors[:6], docs, metas, "test-model", 16), promote=False
+    )
     assert not aside.reused and aside.count == 6
     assert current_build(tmp_path) == served.path.resolve(), "search still serves the checked build"
-    again = build_collection(tmp_path, "mapel__kelas_1",
-                             CollectionItems(ids[:6], vectors[:6], docs, metas, "test-model", 16), promote=False)
+    again = build_collection(
+        tmp_path, "mapel__kelas_1", CollectionItems(ids[:6], vectors[:6], docs, metas, "test-model", 16), promote=False
+    )
     assert again.reused and again.path == aside.path, "a rerun (e.g. after a failed check) reuses the build"
     assert promote_build(tmp_path, aside.path) is True
     assert current_build(tmp_path) == aside.path.resolve()

@@ -1,6 +1,6 @@
 import pytest
 
-from nexus_assets.lib.chunking import ChunkingParams, chunk_file, split_text
+from nexus_assets.lib.index.chunking import ChunkingParams, chunk_file, split_text
 
 SENTENCES = [f"Kalimat nomor {i} menjelaskan konsep algoritma dan struktur data secara singkat." for i in range(60)]
 TEXT = " ".join(SENTENCES[:20]) + "\n\n" + " ".join(SENTENCES[20:40]) + "\n\n" + " ".join(SENTENCES[40:])
@@ -23,7 +23,7 @@ def test_chunks_respect_size_and_overlap() -> None:
 
 def test_boundaries_prefer_paragraph_then_sentence_ends() -> None:
     for _s, e in split_text(TEXT, ChunkingParams(800, 100))[:-1]:
-        assert TEXT[e - 1] == "." , f"chunk ends mid-sentence: {TEXT[e - 20:e]!r}"
+        assert TEXT[e - 1] == ".", f"chunk ends mid-sentence: {TEXT[e - 20 : e]!r}"
     paragraph_end = TEXT.index("\n\n")
     ends = [e for _, e in split_text(TEXT, ChunkingParams(1800, 100))]
     assert ends[0] == paragraph_end
@@ -84,7 +84,7 @@ def test_empty_pages_give_no_chunks() -> None:
 
 
 def test_cached_spans_are_the_spans_and_are_keyed_by_text_params_and_tokenizer(tmp_path) -> None:
-    from nexus_assets.lib.chunking import SpanCache, split_text
+    from nexus_assets.lib.index.chunking import SpanCache, split_text
 
     calls = []
 

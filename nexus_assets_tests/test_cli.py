@@ -1,14 +1,18 @@
 """The `nexus` command line, end to end on generated sample data through a real Dagster instance."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from nexus_assets.cli import main
-from nexus_assets.lib.sample_data import SAMPLE_PARTITIONS
-from nexus_assets.lib.vkp import verify_vkp
+from nexus_assets.lib.ingest.sample_data import SAMPLE_PARTITIONS
+from nexus_assets.lib.publish.vkp import verify_vkp
+from nexus_assets_tests.support.cli_json import check_document
 
 pytestmark = pytest.mark.slow
 
@@ -47,8 +51,7 @@ def test_runs_are_recorded_in_the_instance(built: tuple[Path, Path], monkeypatch
         assert (home / "dagster.yaml").exists()
 
 
-def test_second_build_creates_no_new_version(built: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
-                                             capsys) -> None:
+def test_second_build_creates_no_new_version(built: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     data, home = built
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     before = sorted(p.name for p in (data / "vkp").iterdir())
@@ -67,11 +70,26 @@ def test_second_build_creates_no_new_version(built: tuple[Path, Path], monkeypat
 
 def test_search_prints_json_hits(built: tuple[Path, Path], capsys) -> None:
     data, _ = built
-    code = main(["--data-dir", str(data), "search", "hewan endemik komodo dan anoa", "--subject", "biologi",
-                 "--grade", "kelas_10", "-k", "3", "--json"])
+    code = main(
+        [
+            "--data-dir",
+            str(data),
+            "search",
+            "hewan endemik komodo dan anoa",
+            "--subject",
+            "biologi",
+            "--grade",
+            "kelas_10",
+            "-k",
+            "3",
+            "--json",
+        ]
+    )
     assert code == 0
-    hits = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert len(hits) == 3
+    doc = json.loads(capsys.readouterr().out)  # one document (it was one line per hit before `nexus` 0.1 on click)
+    assert doc["schema"] == "nexus.search/1" and doc["partition"] == "biologi/kelas_10" and doc["k"] == 3
+    hits = doc["hits"]
+    assert len(hits) == 3 and [h["rank"] for h in hits] == [1, 2, 3]
     assert all({"file", "page", "score", "text"} <= set(h) for h in hits)
     assert hits[0]["file"] == "buku_siswa_biologi_kelas_10.pdf"
     assert "komodo" in " ".join(h["text"].lower() for h in hits)
@@ -116,3 +134,74 @@ def test_cache_prune_keeps_what_the_built_partitions_need(built: tuple[Path, Pat
     assert out.startswith(f"local {data / 'processed' / '_cache'}: removed 0 extraction entries")
     assert "and 0 vectors" in out, "every entry is referenced by a built partition's tables"
     assert list((data / "processed" / "_cache").rglob("*.sqlite3")), "the cache itself is still there"
+
+
+def test_every_reporting_command_answers_json_with_its_documented_keys(
+    built: tuple[Path, Path], tmp_path: Path, capsys
+) -> None:
+    data, _ = built
+
+    def document(args: list[str], schema: str, codes: tuple[int, ...] = (0,)) -> dict:
+        assert main(args) in codes
+        return check_document(capsys.readouterr().out, schema)
+
+    where = ["--data-dir", str(data)]
+    build = document([*where, "build", "--json"], "nexus.build/1")
+    assert build["ok"] and len(build["partitions"]) == len(SAMPLE_PARTITIONS)
+    assert {p["status"] for p in build["partitions"]} == {"up to date"}, "nothing changed since the fixture's build"
+    report = document([*where, "report", "--subject", "matematika", "--json"], "nexus.report/1", (0, 1))
+    assert [p["partition"] for p in report["partitions"]] == ["matematika/kelas_10", "matematika/kelas_11"]
+    assert {"name", "asset", "verdict", "passed", "severity", "summary", "figures"} <= set(
+        report["partitions"][0]["checks"][0]
+    )
+    packages = sorted(str(p) for p in (data / "vkp").glob("*.vkp"))
+    verify = document(["vkp", "verify", *packages, *where, "--json"], "nexus.vkp.verify/1")
+    assert verify["ok"] and all(p["signature"] == "valid" for p in verify["packages"])
+    assert verify["trusted_key"].startswith("DEVELOPMENT")
+    catalog = str(data / "vkp" / "catalog.json")
+    pull = document(
+        ["vkp", "pull", "--catalog", catalog, "--dest", str(tmp_path / "school"), *where, "--json"], "nexus.vkp.pull/1"
+    )
+    assert pull["ok"] and {p["via"] for p in pull["partitions"]} == {"full"}
+    assert all(p["to"] == "1.0.0" and p["downloaded_bytes"] > 0 for p in pull["partitions"])
+    again = document(
+        ["vkp", "pull", "--catalog", catalog, "--dest", str(tmp_path / "school"), *where, "--json"], "nexus.vkp.pull/1"
+    )
+    assert {p["via"] for p in again["partitions"]} == {"up to date"}
+    signed = document(["vkp", "catalog", *where, "--json"], "nexus.vkp.catalog/1")
+    assert len(signed["partitions"]) == len(SAMPLE_PARTITIONS)
+
+
+def test_a_build_in_a_pipe_prints_plain_progress_and_one_json_document(built: tuple[Path, Path]) -> None:
+    """End to end in a subprocess (stderr is not a terminal): progress lines on stderr, no Dagster log
+    formatting, and stdout holds only the JSON document."""
+    data, home = built
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nexus_assets.cli",
+            "build",
+            "--subject",
+            "informatika",
+            "--grade",
+            "kelas_10",
+            "--force",
+            "--data-dir",
+            str(data),
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = check_document(proc.stdout, "nexus.build/1")
+    [part] = doc["partitions"]
+    assert part["partition"] == "informatika/kelas_10" and part["status"] == "completed"
+    assert part["files"] == 2 and part["chunks"] > 0 and part["vkp_version"] == "1.0.0" and not part["published"]
+    assert "[1/1] informatika/kelas_10: step 1/" in proc.stderr
+    assert "[1/1] informatika/kelas_10: completed in" in proc.stderr
+    assert " - dagster - " not in proc.stderr, "Dagster's console logger is replaced by the progress display"

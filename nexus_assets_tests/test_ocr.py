@@ -10,15 +10,18 @@ from pathlib import Path
 import pymupdf
 import pytest
 
-from nexus_assets.lib import quality
-from nexus_assets.lib.chunking import ChunkingParams, chunk_file, chunk_streams
-from nexus_assets.lib.ocr import OcrEngine, find_ocr
-from nexus_assets.lib.pdf_extraction import extract_pdf, extract_pdfs, extraction_cache, sha256_file
-from nexus_assets.lib.tables import chunks_frame, file_status_frame, ocr_pages_of, pages_frame, readable_pages
-from nexus_assets_tests.conftest import unavailable
+from nexus_assets.lib.core.hashing import sha256_file
+from nexus_assets.lib.core.tables import chunks_frame, file_status_frame, ocr_pages_of, pages_frame, readable_pages
+from nexus_assets.lib.index.chunking import ChunkingParams, chunk_file, chunk_streams
+from nexus_assets.lib.ingest.ocr import OcrEngine, find_ocr
+from nexus_assets.lib.ingest.pdf_extraction import extract_pdf, extract_pdfs, extraction_cache
+from nexus_assets.lib.publish import quality
+from nexus_assets_tests.support import unavailable
 
-SCANNED_TEXT = ("Fotosintesis adalah proses tumbuhan hijau mengubah cahaya matahari menjadi energi kimia. "
-                "Klorofil menyerap cahaya merah dan biru.")
+SCANNED_TEXT = (
+    "Fotosintesis adalah proses tumbuhan hijau mengubah cahaya matahari menjadi energi kimia. "
+    "Klorofil menyerap cahaya merah dan biru."
+)
 
 
 def _ocr() -> OcrEngine:
@@ -45,8 +48,9 @@ def _scanned_pdf(path: Path, text_pages: list[str], scanned: str) -> Path:
 
 @pytest.fixture(scope="module")
 def scanned_pdf(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _scanned_pdf(tmp_path_factory.mktemp("scan") / "scan.pdf", ["Halaman pertama tentang sel tumbuhan."],
-                        SCANNED_TEXT)
+    return _scanned_pdf(
+        tmp_path_factory.mktemp("scan") / "scan.pdf", ["Halaman pertama tentang sel tumbuhan."], SCANNED_TEXT
+    )
 
 
 @pytest.fixture(scope="module")
@@ -81,14 +85,16 @@ def test_ocr_text_is_chunked_and_marked_in_chunk_metadata(ocr_extraction) -> Non
     assert files.loc[0, ["text_pages", "ocr_pages"]].tolist() == [2, 1]
     params = ChunkingParams(50, 10)
     text_layer = readable_pages(pages, "scan.pdf", ("ok",))
-    chunks = chunk_streams("biologi/kelas_10", "scan.pdf",
-                           [("", text_layer), ("ocr", readable_pages(pages, "scan.pdf", ("ocr",)))], params)
+    chunks = chunk_streams(
+        "biologi/kelas_10", "scan.pdf", [("", text_layer), ("ocr", readable_pages(pages, "scan.pdf", ("ocr",)))], params
+    )
     frame = chunks_frame(chunks, ocr_pages_of(pages))
     assert frame["chunk_id"].is_unique and frame["chunk_index"].tolist() == list(range(len(frame)))
     assert not ((frame["page_start"] == 1) & (frame["page_end"] == 2)).any(), "no chunk mixes OCR and text layer"
     alone = chunk_file("biologi/kelas_10", "scan.pdf", text_layer, params)
-    assert [c.chunk_id for c in chunks[: len(alone)]] == [c.chunk_id for c in alone], \
+    assert [c.chunk_id for c in chunks[: len(alone)]] == [c.chunk_id for c in alone], (
         "reading a scan by OCR leaves the text-layer chunks (ids, hence cached vectors) as they were"
+    )
     on_scan = frame[frame["page_end"] == 2]
     assert len(on_scan) and on_scan["ocr"].all(), "every chunk holding OCRed text says so"
     assert not frame[frame["page_end"] == 1]["ocr"].any(), "text-layer chunks are not marked"

@@ -12,8 +12,8 @@ import pytest
 PROBE = """
 import os, sys
 import pandas as pd
-from nexus_assets.lib.parquet_io import read_arrow, read_frame
-from nexus_assets.lib.tables import frame_to_parquet_bytes
+from nexus_assets.lib.core.parquet_io import read_arrow, read_frame
+from nexus_assets.lib.core.tables import frame_to_parquet_bytes
 frame = pd.DataFrame({"chunk_id": [f"c{i}" for i in range(5000)], "n": range(5000)})
 data = frame_to_parquet_bytes(frame)
 open(sys.argv[1], "wb").write(data)
@@ -30,8 +30,9 @@ print(before, after_ours, threads())
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counting native threads needs Linux /proc")
 def test_reads_round_trip_without_starting_threads(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-c", PROBE, str(tmp_path / "t.parquet")], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, str(tmp_path / "t.parquet")], capture_output=True, text=True, check=True
+    ).stdout
     before, after_ours, after_pandas = map(int, out.split())
     assert after_ours == before, f"our parquet reads started {after_ours - before} native threads"
     # The probe can see the difference: pandas' default read does start Arrow's pools.

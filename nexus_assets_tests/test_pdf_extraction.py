@@ -5,17 +5,17 @@ from pathlib import Path
 import pymupdf
 import pytest
 
-from nexus_assets.lib.pdf_extraction import (
+from nexus_assets.lib.core.hashing import sha256_file
+from nexus_assets.lib.ingest.pdf_extraction import (
     EXTRACTOR_VERSION,
     extract_pdf,
     extract_pdfs,
     extraction_cache,
     extraction_from_bytes,
     extractor_version,
-    sha256_file,
     worker_count,
 )
-from nexus_assets.lib.sample_data import BROKEN_SAMPLE
+from nexus_assets.lib.ingest.sample_data import BROKEN_SAMPLE
 
 
 def _pdf(path: Path, pages: list[str], **save_kwargs: object) -> Path:
@@ -50,30 +50,39 @@ def test_scanned_file_without_any_text_layer(tmp_path: Path) -> None:
 
 
 def test_encrypted_with_a_user_password(tmp_path: Path) -> None:
-    path = _pdf(tmp_path / "locked.pdf", ["Rahasia."], encryption=pymupdf.PDF_ENCRYPT_AES_256,
-                user_pw="guru", owner_pw="admin")
+    path = _pdf(
+        tmp_path / "locked.pdf", ["Rahasia."], encryption=pymupdf.PDF_ENCRYPT_AES_256, user_pw="guru", owner_pw="admin"
+    )
     result = extract_pdf(path)
     assert result.status == "encrypted"
     assert "password is required" in result.reason
 
 
 def test_encrypted_with_an_empty_user_password_opens(tmp_path: Path) -> None:
-    path = _pdf(tmp_path / "restricted.pdf", ["Hanya dibatasi pencetakannya."],
-                encryption=pymupdf.PDF_ENCRYPT_AES_256, user_pw="", owner_pw="admin",
-                permissions=pymupdf.PDF_PERM_ACCESSIBILITY)
+    path = _pdf(
+        tmp_path / "restricted.pdf",
+        ["Hanya dibatasi pencetakannya."],
+        encryption=pymupdf.PDF_ENCRYPT_AES_256,
+        user_pw="",
+        owner_pw="admin",
+        permissions=pymupdf.PDF_PERM_ACCESSIBILITY,
+    )
     result = extract_pdf(path)
     assert result.status == "ok"
     assert "dibatasi" in result.pages[0].text
     assert any("encrypted" in note for note in result.notes)
 
 
-@pytest.mark.parametrize(("content", "status"), [
-    (b"", "empty"),
-    (b"%PDF-1.7\n", "truncated"),
-    (b"this is not a pdf at all", "not_pdf"),
-    (b"%PDF-1.4\n1 0 obj\n<<", "truncated"),
-    (b"%PDF-1.3\nThis is not a valid PDF file\n%%EOF\n", "malformed"),
-])
+@pytest.mark.parametrize(
+    ("content", "status"),
+    [
+        (b"", "empty"),
+        (b"%PDF-1.7\n", "truncated"),
+        (b"this is not a pdf at all", "not_pdf"),
+        (b"%PDF-1.4\n1 0 obj\n<<", "truncated"),
+        (b"%PDF-1.3\nThis is not a valid PDF file\n%%EOF\n", "malformed"),
+    ],
+)
 def test_broken_files_get_a_status_and_a_reason(tmp_path: Path, content: bytes, status: str) -> None:
     path = tmp_path / "broken.pdf"
     path.write_bytes(content)
@@ -112,6 +121,7 @@ def test_an_unchanged_file_is_never_read_again(tmp_path: Path, sample_raw_root: 
     def never(path: Path) -> Callable[[], Path]:
         def fetch() -> Path:
             raise AssertionError(f"{path.name} was fetched although it is cached")
+
         return fetch
 
     renamed = [(f"copy_of_{p.name}", sha256_file(p), never(p)) for p in paths]
@@ -121,8 +131,12 @@ def test_an_unchanged_file_is_never_read_again(tmp_path: Path, sample_raw_root: 
     assert [r.file for r in again] == [f"copy_of_{p.name}" for p in paths], "a hit takes the file's current name"
     assert seen == [(f"copy_of_{p.name}", True) for p in paths]
     for before, after in zip(first, again, strict=True):
-        assert (before.status, before.reason, before.pages, before.sha256) == (after.status, after.reason,
-                                                                               after.pages, after.sha256)
+        assert (before.status, before.reason, before.pages, before.sha256) == (
+            after.status,
+            after.reason,
+            after.pages,
+            after.sha256,
+        )
 
 
 def test_a_damaged_cache_entry_is_extracted_again(tmp_path: Path, sample_raw_root: Path) -> None:
@@ -143,7 +157,7 @@ def test_the_cache_key_follows_the_extraction_code() -> None:
 def test_the_process_pool_gives_the_same_results_as_one_process(
     tmp_path: Path, sample_raw_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import nexus_assets.lib.pdf_extraction as pdf_extraction
+    import nexus_assets.lib.ingest.pdf_extraction as pdf_extraction
 
     paths = sorted(sample_raw_root.rglob("*.pdf"))
     serial, stats = extract_pdfs(_items(paths))

@@ -22,18 +22,18 @@ from pathlib import Path
 
 import pytest
 
-from nexus_assets.lib.sample_data import SAMPLE_PARTITIONS
-from nexus_assets_tests.conftest import unavailable
-from nexus_assets_tests.test_webserver import (
+from nexus_assets.lib.ingest.sample_data import SAMPLE_PARTITIONS
+from nexus_assets_tests.support import unavailable
+from nexus_assets_tests.support.webserver import (
     ASSETS,
     LOCATION,
     PROJECT_ROOT,
     REPOSITORY,
     Webserver,
-    _free_port,
-    _key,
-    _stop,
-    _wait_until_loaded,
+    free_port,
+    partition_key,
+    stop_process_group,
+    wait_until_loaded,
 )
 
 pytestmark = pytest.mark.slow
@@ -70,16 +70,24 @@ def fresh_database() -> Iterator[str]:
 
 
 def _nexus(args: list[str], env: dict[str, str]) -> str:
-    result = subprocess.run([sys.executable, "-m", "nexus_assets.cli", *args], cwd=PROJECT_ROOT, env=env,
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "nexus_assets.cli", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, f"nexus {' '.join(args)} failed:\n{result.stdout}\n{result.stderr[-4000:]}"
     return result.stdout
 
 
 def _start(cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     with log_path.open("wb") as log:
-        return subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            cmd, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def test_ui_backfill_on_postgres_respects_the_run_queue(
@@ -89,45 +97,68 @@ def test_ui_backfill_on_postgres_respects_the_run_queue(
     shutil.copytree(sample_raw_root, data_dir / "raw-curriculum")
     home = tmp_path / "dagster_home"
     home.mkdir()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "NEXUS_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1",
-           "NEXUS_ENV": "local", "DAGSTER_PG_HOST": PG["host"], "DAGSTER_PG_PORT": str(PG["port"]),
-           "DAGSTER_PG_USER": PG["user"], "DAGSTER_PG_PASSWORD": "trust-auth-ignores-it",
-           "DAGSTER_PG_DB": fresh_database, "PYTHONPATH": str(PROJECT_ROOT)}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "NEXUS_DATA_DIR": str(data_dir),
+        "HF_HUB_OFFLINE": "1",
+        "NEXUS_ENV": "local",
+        "DAGSTER_PG_HOST": PG["host"],
+        "DAGSTER_PG_PORT": str(PG["port"]),
+        "DAGSTER_PG_USER": PG["user"],
+        "DAGSTER_PG_PASSWORD": "trust-auth-ignores-it",
+        "DAGSTER_PG_DB": fresh_database,
+        "PYTHONPATH": str(PROJECT_ROOT),
+    }
     (home / "dagster.yaml").write_text(
-        _nexus(["deploy", "render-instance", "--max-concurrent-runs", str(MAX_RUNS)], env))
+        _nexus(["deploy", "render-instance", "--max-concurrent-runs", str(MAX_RUNS)], env)
+    )
     assert "embedding: 1" in _nexus(["deploy", "apply-pools"], env).replace("pool ", "")
 
-    port = _free_port()
+    port = free_port()
     workspace = str(PROJECT_ROOT / "workspace.yaml")
-    webserver = _start([sys.executable, "-m", "dagster_webserver", "-w", workspace, "-h", "127.0.0.1",
-                        "-p", str(port)], env, tmp_path / "webserver.log")
-    daemon = _start([str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", workspace], env,
-                    tmp_path / "daemon.log")
+    webserver = _start(
+        [sys.executable, "-m", "dagster_webserver", "-w", workspace, "-h", "127.0.0.1", "-p", str(port)],
+        env,
+        tmp_path / "webserver.log",
+    )
+    daemon = _start(
+        [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", workspace], env, tmp_path / "daemon.log"
+    )
     server = Webserver(f"http://127.0.0.1:{port}", webserver, tmp_path / "webserver.log", data_dir, home)
     runs_db = _pg(fresh_database)
     try:
-        _wait_until_loaded(server)
+        wait_until_loaded(server)
         repo = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}
         # What the UI's "Add partition" dialog sends, once per new subject and grade.
-        for dimension, keys in (("subjects", {s for s, _ in SAMPLE_PARTITIONS}),
-                                ("grades", {g for _, g in SAMPLE_PARTITIONS})):
+        for dimension, keys in (
+            ("subjects", {s for s, _ in SAMPLE_PARTITIONS}),
+            ("grades", {g for _, g in SAMPLE_PARTITIONS}),
+        ):
             for key in sorted(keys):
                 added = server.gql(
                     "mutation($repo: RepositorySelector!, $def: String!, $key: String!) {"
                     " addDynamicPartition(repositorySelector: $repo, partitionsDefName: $def, partitionKey: $key)"
                     " { __typename ... on PythonError { message } ... on UnauthorizedError { message } } }",
-                    {"repo": repo, "def": dimension, "key": key})["addDynamicPartition"]
+                    {"repo": repo, "def": dimension, "key": key},
+                )["addDynamicPartition"]
                 assert added["__typename"] == "AddDynamicPartitionSuccess", added
 
-        partitions = [_key(s, g) for s, g in SAMPLE_PARTITIONS]
+        partitions = [partition_key(s, g) for s, g in SAMPLE_PARTITIONS]
         assert len(partitions) >= 6
         started = time.monotonic()
         launched = server.gql(
             "mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {"
             " __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message }"
             " ... on PartitionSetNotFoundError { message } ... on UnauthorizedError { message } } }",
-            {"params": {"assetSelection": [{"path": [a]} for a in ASSETS], "partitionNames": partitions,
-                        "fromFailure": False, "tags": [{"key": "dagster/from_ui", "value": "true"}]}},
+            {
+                "params": {
+                    "assetSelection": [{"path": [a]} for a in ASSETS],
+                    "partitionNames": partitions,
+                    "fromFailure": False,
+                    "tags": [{"key": "dagster/from_ui", "value": "true"}],
+                }
+            },
         )["launchPartitionBackfill"]
         assert launched["__typename"] == "LaunchBackfillSuccess", launched
         backfill_id = launched["backfillId"]
@@ -137,23 +168,31 @@ def test_ui_backfill_on_postgres_respects_the_run_queue(
         while time.monotonic() < deadline:
             for name, process in (("dagster-daemon", daemon), ("dagster-webserver", webserver)):
                 if process.poll() is not None:
-                    server.fail(f"{name} exited with {process.returncode}:\n"
-                                + (tmp_path / "daemon.log").read_text(errors="replace")[-4000:])
+                    server.fail(
+                        f"{name} exited with {process.returncode}:\n"
+                        + (tmp_path / "daemon.log").read_text(errors="replace")[-4000:]
+                    )
             with runs_db.cursor() as cur:
                 cur.execute("SELECT count(*) FROM runs WHERE status = ANY(%s)", (list(IN_PROGRESS),))
                 most_in_progress = max(most_in_progress, cur.fetchone()[0])
-            status = server.gql("query($id: String!) { partitionBackfillOrError(backfillId: $id) {"
-                                " ... on PartitionBackfill { status } } }",
-                                {"id": backfill_id})["partitionBackfillOrError"]["status"]
+            status = server.gql(
+                "query($id: String!) { partitionBackfillOrError(backfillId: $id) {"
+                " ... on PartitionBackfill { status } } }",
+                {"id": backfill_id},
+            )["partitionBackfillOrError"]["status"]
             if status not in ("REQUESTED", "CANCELING", "FAILING"):
                 break
             time.sleep(0.5)
         wall = time.monotonic() - started
         if status not in ("COMPLETED", "COMPLETED_SUCCESS"):
-            server.fail(f"backfill {backfill_id} ended as {status} after {wall:.0f} s; daemon log:\n"
-                        + (tmp_path / "daemon.log").read_text(errors="replace")[-6000:])
-        print(f"\nbackfill of {len(partitions)} partitions at max_concurrent_runs={MAX_RUNS}: {wall:.0f} s "
-              f"wall, at most {most_in_progress} runs in progress")
+            server.fail(
+                f"backfill {backfill_id} ended as {status} after {wall:.0f} s; daemon log:\n"
+                + (tmp_path / "daemon.log").read_text(errors="replace")[-6000:]
+            )
+        print(
+            f"\nbackfill of {len(partitions)} partitions at max_concurrent_runs={MAX_RUNS}: {wall:.0f} s "
+            f"wall, at most {most_in_progress} runs in progress"
+        )
 
         assert 1 <= most_in_progress <= MAX_RUNS, f"{most_in_progress} runs in progress, limit {MAX_RUNS}"
         if MAX_RUNS >= 2:
@@ -163,13 +202,15 @@ def test_ui_backfill_on_postgres_respects_the_run_queue(
             assert vkp.is_file(), f"{vkp} was not published"
         # The runs are Postgres rows: one successful run per partition, all from this backfill.
         with runs_db.cursor() as cur:
-            cur.execute("SELECT r.status, t.value FROM runs r JOIN run_tags t ON t.run_id = r.run_id"
-                        " WHERE t.key = 'dagster/partition' AND r.run_id IN"
-                        " (SELECT run_id FROM run_tags WHERE key = 'dagster/backfill' AND value = %s)",
-                        (backfill_id,))
+            cur.execute(
+                "SELECT r.status, t.value FROM runs r JOIN run_tags t ON t.run_id = r.run_id"
+                " WHERE t.key = 'dagster/partition' AND r.run_id IN"
+                " (SELECT run_id FROM run_tags WHERE key = 'dagster/backfill' AND value = %s)",
+                (backfill_id,),
+            )
             rows = cur.fetchall()
         assert sorted(p for s, p in rows if s == "SUCCESS") == sorted(partitions), rows
     finally:
         runs_db.close()
-        _stop(daemon)
-        _stop(webserver)
+        stop_process_group(daemon)
+        stop_process_group(webserver)

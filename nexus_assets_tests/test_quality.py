@@ -2,118 +2,37 @@
 
 Tables come from the generated sample PDFs through the same pure functions the assets call
 (extraction, chunking, the bundled model), so "good data" is what a build really produces. The
-helpers here are also used by `test_checks.py`, which runs the same cases through Dagster.
+helpers live in `support/quality_data.py`, shared with `test_checks.py` (the same cases through Dagster).
 """
 
 from __future__ import annotations
 
-import io
-import json
-import re
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from nexus_assets.lib import quality
-from nexus_assets.lib.chroma_store import CollectionItems, build_collection
-from nexus_assets.lib.chunking import ChunkingParams, chunk_file
-from nexus_assets.lib.layout import DataLayout, Partition
-from nexus_assets.lib.pdf_extraction import extract_pdf
-from nexus_assets.lib.publishing import LocalPackageStore, publish_vkp
-from nexus_assets.lib.retrieval_eval import GoldenQuestion, GoldenResult
-from nexus_assets.lib.search import chroma_root
-from nexus_assets.lib.signing import development_signer
-from nexus_assets.lib.tables import chunks_frame, embeddings_frame, pages_frame, readable_pages
-from nexus_assets.lib.vkp import CHUNKS_MEMBER
-
-BIO10 = Partition("biologi", "kelas_10")  # one book, every page with text
-BIO11 = Partition("biologi", "kelas_11")  # one book and rusak.pdf, which cannot be opened
-MAT10 = Partition("matematika", "kelas_10")  # its last page is a scan without a text layer
-MODEL_ID, DIMS = "sentence-transformers/all-MiniLM-L6-v2", 384
-
-
-# --- helpers shared with test_checks.py ------------------------------------------------------------------
-
-
-def sample_pages(raw_root: Path, part: Partition) -> pd.DataFrame:
-    """The pdf_text table of a sample partition, as the asset builds it."""
-    return pages_frame([extract_pdf(p) for p in sorted((raw_root / part.subject / part.grade).glob("*.pdf"))])
-
-
-def sample_chunks(pages: pd.DataFrame, part: Partition) -> pd.DataFrame:
-    """The text_chunks table of a partition's pages (800/100 characters, as the asset's defaults)."""
-    params = ChunkingParams(800, 100)
-    chunks = []
-    for file in sorted(pages.loc[pages["page_status"] == "ok", "file"].unique()):
-        chunks.extend(chunk_file(part.label, file, readable_pages(pages, file), params))
-    return chunks_frame(chunks)
-
-
-def unit_vectors(n: int, dims: int = DIMS, seed: int = 0) -> np.ndarray:
-    vectors = np.random.default_rng(seed).normal(size=(n, dims)).astype(np.float32)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-
-
-def chroma_build(layout: DataLayout, part: Partition, chunks: pd.DataFrame, vectors: np.ndarray) -> Path:
-    """The partition's Chroma build from chunks and vectors, as the chroma_collection asset writes it."""
-    metadatas = [{"subject": part.subject, "grade": part.grade, "file": r.file, "page": int(r.page_start),
-                  "page_end": int(r.page_end), "chunk_index": int(r.chunk_index)} for r in chunks.itertuples()]
-    info = build_collection(chroma_root(layout, part), part.collection_name, CollectionItems(
-        chunks["chunk_id"].tolist(), vectors, chunks["text"].tolist(), metadatas, MODEL_ID, vectors.shape[1]))
-    return info.path
-
-
-def publish(layout: DataLayout, part: Partition, chunks: pd.DataFrame, embeddings: pd.DataFrame,
-            build: Path) -> dict:
-    """Publish the partition's VKP and return its catalog entry (the vkp_package value)."""
-    counts = {"files": 1, "files_ok": 1, "pages": 4, "chunks": len(chunks), "embeddings": len(embeddings)}
-    result = publish_vkp(LocalPackageStore(layout), part, chunks, embeddings, build, [], counts,
-                         signer=development_signer(layout.root))
-    assert result.published
-    return result.catalog_entry()
-
-
-def tamper(package: Path) -> None:
-    """Change one chunk's text inside a package, leaving its manifest as it was (an edit after publication)."""
-    with zipfile.ZipFile(package) as archive:
-        members = {info.filename: archive.read(info) for info in archive.infolist()}
-    chunks = pd.read_parquet(io.BytesIO(members[CHUNKS_MEMBER]))
-    chunks.loc[0, "text"] = "Teks yang diubah setelah paket diterbitkan."
-    buffer = io.BytesIO()
-    chunks.to_parquet(buffer, index=False)
-    members[CHUNKS_MEMBER] = buffer.getvalue()
-    with zipfile.ZipFile(package, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-
-
-def golden_rows(pages: pd.DataFrame, part: Partition) -> list[dict]:
-    """A golden question per page with text: its longest sentence, answered by that file and page."""
-    rows = []
-    for r in pages[pages["page_status"] == "ok"].itertuples():
-        sentences = [s.strip() for s in re.split(r"(?<=[.?!])\s+", " ".join(str(r.text).split()))
-                     if len(s.split()) >= 8]
-        if sentences:
-            rows.append({"question": max(sentences, key=len), "subject": part.subject, "grade": part.grade,
-                         "file": r.file, "page": int(r.page)})
-    return rows
-
-
-def unanswerable_rows(part: Partition, file: str = "rusak.pdf") -> list[dict]:
-    """Golden questions whose answers are in a file the build could not read: no build can answer them."""
-    questions = ["Bagaimana proses respirasi sel menghasilkan energi?", "Apa fungsi mitokondria di dalam sel?",
-                 "Sebutkan tahapan pembelahan mitosis.", "Apa perbedaan sel hewan dan sel tumbuhan?"]
-    return [{"question": q, "subject": part.subject, "grade": part.grade, "file": file, "page": i}
-            for i, q in enumerate(questions, 1)]
-
-
-def write_golden(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    return path
-
+from nexus_assets.lib.core.layout import DataLayout
+from nexus_assets.lib.core.tables import chunks_frame, embeddings_frame, pages_frame
+from nexus_assets.lib.index.retrieval_eval import GoldenQuestion, GoldenResult
+from nexus_assets.lib.publish import quality
+from nexus_assets_tests.support.quality_data import (
+    BIO10,
+    BIO11,
+    DIMS,
+    MAT10,
+    MODEL_ID,
+    chroma_build,
+    golden_rows,
+    publish,
+    sample_chunks,
+    sample_pages,
+    tamper,
+    unanswerable_rows,
+    unit_vectors,
+    write_golden,
+)
 
 # --- fixtures -----------------------------------------------------------------------------------------------
 
@@ -228,9 +147,14 @@ def test_a_duplicated_file_fails_the_duplicate_rate(bio10_pages: pd.DataFrame) -
 
 
 def test_duplicates_at_most_5_percent_pass(bio10_chunks: pd.DataFrame) -> None:
-    chunks = pd.concat([bio10_chunks] + [bio10_chunks.assign(chunk_id=bio10_chunks["chunk_id"] + f"-{i}",
-                                                              text=bio10_chunks["text"] + f" ({i})")
-                                         for i in range(6)], ignore_index=True)
+    chunks = pd.concat(
+        [bio10_chunks]
+        + [
+            bio10_chunks.assign(chunk_id=bio10_chunks["chunk_id"] + f"-{i}", text=bio10_chunks["text"] + f" ({i})")
+            for i in range(6)
+        ],
+        ignore_index=True,
+    )
     one_copy = pd.concat([chunks, chunks.iloc[[0]].assign(chunk_id="copy")], ignore_index=True)
     verdict = quality.duplicate_rate(one_copy)
     assert verdict.passed and verdict.figures["duplicate_chunks"] == 1
@@ -260,11 +184,14 @@ def test_a_nan_vector_fails_embedding_sanity(bio10_chunks, bio10_embeddings) -> 
     assert "1 vector(s) with NaN/inf" in verdict.summary
 
 
-@pytest.mark.parametrize(("breakage", "figure"), [
-    (lambda v: np.zeros_like(v), "all_zero"),
-    (lambda v: v * 2, "not_unit_norm"),
-    (lambda v: v[:100], "wrong_dims"),
-])
+@pytest.mark.parametrize(
+    ("breakage", "figure"),
+    [
+        (lambda v: np.zeros_like(v), "all_zero"),
+        (lambda v: v * 2, "not_unit_norm"),
+        (lambda v: v[:100], "wrong_dims"),
+    ],
+)
 def test_zero_unnormalised_or_short_vectors_fail(bio10_chunks, bio10_embeddings, breakage, figure) -> None:
     broken = bio10_embeddings.copy()
     broken.at[0, "embedding"] = breakage(np.array(broken.loc[0, "embedding"]))
@@ -364,9 +291,11 @@ def test_golden_file_and_threshold_come_from_config_then_environment(tmp_path: P
 
 
 def test_questions_on_files_no_longer_in_the_partition_are_stale_not_missed() -> None:
-    questions = [GoldenQuestion("q1", "biologi", "kelas_10", "buku.pdf", 1),
-                 GoldenQuestion("q2", "biologi", "kelas_10", "dihapus.pdf", 2),
-                 GoldenQuestion("q3", "biologi", "kelas_11", "buku.pdf", 1)]
+    questions = [
+        GoldenQuestion("q1", "biologi", "kelas_10", "buku.pdf", 1),
+        GoldenQuestion("q2", "biologi", "kelas_10", "dihapus.pdf", 2),
+        GoldenQuestion("q3", "biologi", "kelas_11", "buku.pdf", 1),
+    ]
     asked, stale = quality.golden_for_partition(questions, BIO10, ["buku.pdf"])
     assert [q.question for q in asked] == ["q1"] and [q.question for q in stale] == ["q2"]
     verdict = quality.retrieval_quality([], stale, 0.7)
@@ -383,8 +312,9 @@ def test_recall_is_judged_against_the_threshold() -> None:
     assert quality.retrieval_quality([], [], 0.7).applicable is False
 
 
-def test_a_build_answers_its_generated_golden_set_but_not_one_it_cannot(tmp_path: Path, embedder,
-                                                                         sample_raw_root: Path) -> None:
+def test_a_build_answers_its_generated_golden_set_but_not_one_it_cannot(
+    tmp_path: Path, embedder, sample_raw_root: Path
+) -> None:
     pages = sample_pages(sample_raw_root, BIO11)
     chunks = sample_chunks(pages, BIO11)
     build = chroma_build(DataLayout(tmp_path / "data"), BIO11, chunks, embedder.embed(chunks["text"].tolist()))
@@ -404,12 +334,13 @@ def test_a_build_answers_its_generated_golden_set_but_not_one_it_cannot(tmp_path
 
 
 def test_the_golden_file_format_is_the_shared_one(tmp_path: Path, bio10_pages: pd.DataFrame) -> None:
-    from nexus_assets.lib.retrieval_eval import load_golden
+    from nexus_assets.lib.index.retrieval_eval import load_golden
 
     path = write_golden(tmp_path / "golden.jsonl", golden_rows(bio10_pages, BIO10))
     questions = load_golden(path)
-    assert {(q.subject, q.grade, q.file) for q in questions} == {("biologi", "kelas_10",
-                                                                   "buku_siswa_biologi_kelas_10.pdf")}
+    assert {(q.subject, q.grade, q.file) for q in questions} == {
+        ("biologi", "kelas_10", "buku_siswa_biologi_kelas_10.pdf")
+    }
     assert sorted(q.page for q in questions) == [1, 2, 3, 4]
 
 

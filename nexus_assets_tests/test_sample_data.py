@@ -8,7 +8,7 @@ from pathlib import Path
 import pymupdf
 import pytest
 
-from nexus_assets.lib.sample_data import BROKEN_SAMPLE, SAMPLE_PARTITIONS, generate_sample_corpus
+from nexus_assets.lib.ingest.sample_data import BROKEN_SAMPLE, SAMPLE_PARTITIONS, generate_sample_corpus
 
 _SLUG = re.compile(r"^[a-z0-9_]+$")
 
@@ -46,9 +46,7 @@ def test_layout_and_partitions(corpus: tuple[Path, list[Path]]) -> None:
         assert len({g for s, g in found if s == subject}) >= 2
     assert all(_SLUG.match(s) and _SLUG.match(g) for s, g in found)
     for partition in found:
-        assert (
-            1 <= sum((p.parent.parent.name, p.parent.name) == partition for p in _good_pdfs(root, paths)) <= 2
-        )
+        assert 1 <= sum((p.parent.parent.name, p.parent.name) == partition for p in _good_pdfs(root, paths)) <= 2
     assert sum(p.stat().st_size for p in paths) < 2_000_000
 
 

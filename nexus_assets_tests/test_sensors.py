@@ -8,7 +8,6 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster_aws.s3 import S3Resource
 
 from nexus_assets.definitions import defs
 from nexus_assets.defs.aws import AwsDataDirResource, AwsResource
@@ -16,9 +15,9 @@ from nexus_assets.defs.partitions import register_partitions
 from nexus_assets.defs.resources import DataDirResource
 from nexus_assets.defs.schedules import weekly_full_rebuild_schedule
 from nexus_assets.defs.sensors import SqsQueueResource, raw_upload_sensor, sqs_upload_sensor
-from nexus_assets.lib.aws_bootstrap import bootstrap
-from nexus_assets.lib.aws_config import AwsSettings
-from nexus_assets.lib.layout import Partition
+from nexus_assets.lib.aws.aws_bootstrap import bootstrap
+from nexus_assets.lib.aws.aws_config import AwsSettings
+from nexus_assets.lib.core.layout import Partition
 
 
 class Tick:
@@ -29,8 +28,9 @@ class Tick:
         self.seen_run_keys: set[str] = set()
 
     def __call__(self) -> list[tuple[str, str]]:
-        with dg.build_sensor_context(instance=self.instance, cursor=self.cursor, resources=self.resources,
-                                     definitions=defs) as context:
+        with dg.build_sensor_context(
+            instance=self.instance, cursor=self.cursor, resources=self.resources, definitions=defs
+        ) as context:
             result = self.sensor(context)
         if isinstance(result, dg.SkipReason):
             return []
@@ -39,17 +39,22 @@ class Tick:
         self.cursor = result.cursor
         fresh = [r for r in result.run_requests if r.run_key not in self.seen_run_keys]
         self.seen_run_keys.update(r.run_key for r in fresh)
-        return sorted((r.partition_key.keys_by_dimension["subject"], r.partition_key.keys_by_dimension["grade"])
-                      for r in fresh)
+        return sorted(
+            (r.partition_key.keys_by_dimension["subject"], r.partition_key.keys_by_dimension["grade"]) for r in fresh
+        )
 
 
 @pytest.fixture
 def s3_setup(aws_env: dict[str, str], tmp_path: Path):
     settings = AwsSettings.from_env()
     bootstrap(settings)
-    aws = AwsResource(s3=S3Resource(region_name=settings.region, endpoint_url=settings.endpoint_url),
-                      bucket=settings.bucket, records_table=settings.records_table, jobs_table=settings.jobs_table,
-                      region=settings.region, endpoint_url=settings.endpoint_url)
+    aws = AwsResource(
+        bucket=settings.bucket,
+        records_table=settings.records_table,
+        jobs_table=settings.jobs_table,
+        region=settings.region,
+        endpoint_url=settings.endpoint_url,
+    )
     resources = {"data_dir": AwsDataDirResource(aws=aws, data_dir=str(tmp_path)), "sqs_queue": SqsQueueResource()}
     s3 = settings.client("s3")
 
@@ -97,9 +102,13 @@ def test_uploads_changes_deletions_and_new_subjects(s3_setup) -> None:
 
 def test_bad_keys_are_skipped_by_name_and_never_stall(s3_setup, capfd) -> None:
     tick, put, _, _, _ = s3_setup
-    for bad in ("raw-curriculum/Informatika/kelas_10/a.pdf", "raw-curriculum/informatika/a.pdf",
-                "raw-curriculum/informatika/kelas_10/notes.txt", "raw-curriculum/informatika/kelas_10/sub/x.pdf",
-                "raw-curriculum/%2e%2e/kelas_10/x.pdf"):
+    for bad in (
+        "raw-curriculum/Informatika/kelas_10/a.pdf",
+        "raw-curriculum/informatika/a.pdf",
+        "raw-curriculum/informatika/kelas_10/notes.txt",
+        "raw-curriculum/informatika/kelas_10/sub/x.pdf",
+        "raw-curriculum/%2e%2e/kelas_10/x.pdf",
+    ):
         put(bad)
     put("raw-curriculum/fisika/kelas_12/gerak.pdf")
     assert tick() == [("fisika", "kelas_12")]
@@ -139,8 +148,11 @@ def test_local_sensor_watches_the_data_directory(tmp_path: Path) -> None:
     raw = tmp_path / "raw-curriculum" / "matematika" / "kelas_10"
     raw.mkdir(parents=True)
     with dg.instance_for_test() as instance:
-        tick = Tick(raw_upload_sensor, {"data_dir": DataDirResource(data_dir=str(tmp_path)),
-                                        "sqs_queue": SqsQueueResource()}, instance)
+        tick = Tick(
+            raw_upload_sensor,
+            {"data_dir": DataDirResource(data_dir=str(tmp_path)), "sqs_queue": SqsQueueResource()},
+            instance,
+        )
         (raw / "bab1.pdf").write_bytes(b"%PDF one")
         assert tick() == [("matematika", "kelas_10")]
         assert tick() == []
@@ -159,10 +171,11 @@ def _s3_event(key: str, name: str = "ObjectCreated:Put") -> str:
 def test_sqs_mode_consumes_events_and_deletes_after_the_tick(s3_setup) -> None:
     _, put, delete, settings, instance = s3_setup
     sqs = settings.client("sqs")
-    queue = sqs.create_queue(QueueName=f"uploads-{settings.bucket}",
-                             Attributes={"VisibilityTimeout": "0"})["QueueUrl"]
-    resources = {"data_dir": s3_setup[0].resources["data_dir"],
-                 "sqs_queue": SqsQueueResource(queue_url=queue, endpoint_url=settings.endpoint_url)}
+    queue = sqs.create_queue(QueueName=f"uploads-{settings.bucket}", Attributes={"VisibilityTimeout": "0"})["QueueUrl"]
+    resources = {
+        "data_dir": s3_setup[0].resources["data_dir"],
+        "sqs_queue": SqsQueueResource(queue_url=queue, endpoint_url=settings.endpoint_url),
+    }
     tick = Tick(sqs_upload_sensor, resources, instance)
     listing = Tick(raw_upload_sensor, resources, instance)
     put("raw-curriculum/sejarah/kelas_11/perang.pdf")
@@ -176,16 +189,18 @@ def test_sqs_mode_consumes_events_and_deletes_after_the_tick(s3_setup) -> None:
     bodies = [m["Body"] for m in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])]
     assert bodies == ["this is not an S3 event"]
     delete("raw-curriculum/sejarah/kelas_11/perang.pdf")
-    sqs.send_message(QueueUrl=queue, MessageBody=_s3_event("raw-curriculum/sejarah/kelas_11/perang.pdf",
-                                                            "ObjectRemoved:Delete"))
+    sqs.send_message(
+        QueueUrl=queue, MessageBody=_s3_event("raw-curriculum/sejarah/kelas_11/perang.pdf", "ObjectRemoved:Delete")
+    )
     assert tick() == [("sejarah", "kelas_11")]
 
 
 def test_weekly_schedule_requests_every_registered_partition() -> None:
     with dg.instance_for_test() as instance:
         register_partitions(instance, [Partition("informatika", "kelas_10"), Partition("biologi", "kelas_11")])
-        context = dg.build_schedule_context(instance=instance,
-                                            scheduled_execution_time=datetime(2026, 11, 22, 2, tzinfo=UTC))
+        context = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=datetime(2026, 11, 22, 2, tzinfo=UTC)
+        )
         requests = weekly_full_rebuild_schedule(context)
         keys = sorted(str(r.partition_key) for r in requests)
         # The cross product of registered subjects and grades.

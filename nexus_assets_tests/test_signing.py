@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from nexus_assets.lib.signing import (
+from nexus_assets.lib.publish.signing import (
     Signer,
     SigningError,
     dev_key_paths,
@@ -48,8 +48,11 @@ def test_the_key_comes_from_configuration_in_order_and_never_shows(tmp_path: Pat
     assert "PRIVATE" not in repr(from_file) and pem not in repr(from_file)
     from_env = resolve_signer(tmp_path, environ={"NEXUS_SIGNING_KEY": pem})
     assert from_env.origin == "$NEXUS_SIGNING_KEY"
-    from_secret = resolve_signer(tmp_path, environ={"NEXUS_SIGNING_KEY_SECRET_ID": "nexus/signing"},
-                                 secret_reader=lambda sid: pem if sid == "nexus/signing" else "")
+    from_secret = resolve_signer(
+        tmp_path,
+        environ={"NEXUS_SIGNING_KEY_SECRET_ID": "nexus/signing"},
+        secret_reader=lambda sid: pem if sid == "nexus/signing" else "",
+    )
     assert from_secret.key_id == key_id(key.public_key())
     with pytest.raises(SigningError, match=r"\$NEXUS_SIGNING_KEY: not an unencrypted PEM") as err:
         resolve_signer(tmp_path, environ={"NEXUS_SIGNING_KEY": "garbage"})
@@ -64,12 +67,15 @@ def test_the_key_comes_from_configuration_in_order_and_never_shows(tmp_path: Pat
 
 @pytest.mark.slow
 def test_the_key_can_come_from_secrets_manager(aws_env: dict, tmp_path: Path) -> None:
-    from nexus_assets.lib.aws_config import AwsSettings
-    from nexus_assets.lib.signing import secrets_manager_reader
+    from nexus_assets.lib.aws.aws_config import AwsSettings
+    from nexus_assets.lib.publish.signing import secrets_manager_reader
 
     key = Ed25519PrivateKey.generate()
     client = AwsSettings.from_env().client("secretsmanager")
     client.create_secret(Name="nexus/vkp-signing", SecretString=private_pem(key).decode())
-    signer = resolve_signer(tmp_path, environ={"NEXUS_SIGNING_KEY_SECRET_ID": "nexus/vkp-signing"},
-                            secret_reader=secrets_manager_reader(client))
+    signer = resolve_signer(
+        tmp_path,
+        environ={"NEXUS_SIGNING_KEY_SECRET_ID": "nexus/vkp-signing"},
+        secret_reader=secrets_manager_reader(client),
+    )
     assert signer.key_id == key_id(key.public_key()) and "Secrets Manager" in signer.origin

@@ -1,4 +1,4 @@
-from nexus_assets.lib.text_cleaning import clean_block, clean_document, join_hyphenation, normalize
+from nexus_assets.lib.ingest.text_cleaning import clean_block, clean_document, join_hyphenation, normalize
 
 
 def test_nfkc_and_invisible_characters() -> None:

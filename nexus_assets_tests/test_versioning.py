@@ -1,4 +1,4 @@
-from nexus_assets.lib.versioning import ReleaseIdentity, bump, decide_version
+from nexus_assets.lib.publish.versioning import ReleaseIdentity, bump, decide_version
 
 BASE = ReleaseIdentity(2, "minilm", 384, frozenset({"a.pdf", "b.pdf"}), "h1")
 

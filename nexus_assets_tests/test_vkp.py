@@ -5,14 +5,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nexus_assets.lib.chroma_store import CollectionItems, build_collection, current_build
-from nexus_assets.lib.chunking import Chunk
-from nexus_assets.lib.layout import DataLayout, Partition
-from nexus_assets.lib.publishing import LocalPackageStore, publish_vkp
-from nexus_assets.lib.signing import development_signer
-from nexus_assets.lib.tables import chunks_frame, embeddings_frame
-from nexus_assets.lib.versioning import bump
-from nexus_assets.lib.vkp import VkpError, read_manifest, verify_vkp
+from nexus_assets.lib.core.layout import DataLayout, Partition
+from nexus_assets.lib.core.tables import chunks_frame, embeddings_frame
+from nexus_assets.lib.index.chroma_store import CollectionItems, build_collection, current_build
+from nexus_assets.lib.index.chunking import Chunk
+from nexus_assets.lib.publish.publishing import LocalPackageStore, publish_vkp
+from nexus_assets.lib.publish.signing import development_signer
+from nexus_assets.lib.publish.versioning import bump
+from nexus_assets.lib.publish.vkp import VkpError, read_manifest, verify_vkp
 
 PART = Partition("informatika", "kelas_10")
 
@@ -24,9 +24,18 @@ def _build(tmp_path: Path, texts: list[str]) -> tuple[DataLayout, object, object
     vectors = rng.normal(size=(len(texts), 8)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     embeddings = embeddings_frame(chunks["chunk_id"].tolist(), vectors, "test-model", 8)
-    info = build_collection(tmp_path / "chroma", "informatika__kelas_10", CollectionItems(
-        chunks["chunk_id"].tolist(), vectors, chunks["text"].tolist(), [{"file": "buku.pdf", "page": 1}] * len(texts),
-        "test-model", 8))
+    info = build_collection(
+        tmp_path / "chroma",
+        "informatika__kelas_10",
+        CollectionItems(
+            chunks["chunk_id"].tolist(),
+            vectors,
+            chunks["text"].tolist(),
+            [{"file": "buku.pdf", "page": 1}] * len(texts),
+            "test-model",
+            8,
+        ),
+    )
     return layout, chunks, embeddings, info.path
 
 
@@ -34,8 +43,16 @@ def _publish(tmp_path: Path, texts: list[str]):
     layout, chunks, embeddings, chroma = _build(tmp_path, texts)
     sources = [{"file": "buku.pdf", "sha256": "0" * 64, "size": 1, "status": "ok"}]
     counts = {"files": 1, "chunks": len(chunks), "embeddings": len(embeddings)}
-    return publish_vkp(LocalPackageStore(layout), PART, chunks, embeddings, chroma, sources, counts,
-                       signer=development_signer(tmp_path))
+    return publish_vkp(
+        LocalPackageStore(layout),
+        PART,
+        chunks,
+        embeddings,
+        chroma,
+        sources,
+        counts,
+        signer=development_signer(tmp_path),
+    )
 
 
 def test_published_package_verifies(tmp_path: Path) -> None:
@@ -79,8 +96,11 @@ def _rewrite(src: Path, dest: Path, change) -> Path:
 def test_a_flipped_byte_in_a_member_is_refused(tmp_path: Path) -> None:
     good = Path(_publish(tmp_path, ["satu", "dua"]).location)
     (tmp_path / "out").mkdir()
-    bad = _rewrite(good, tmp_path / "out" / good.name,
-                   lambda name, data: data[:-1] + bytes([data[-1] ^ 1]) if name == "chunks.parquet" else data)
+    bad = _rewrite(
+        good,
+        tmp_path / "out" / good.name,
+        lambda name, data: data[:-1] + bytes([data[-1] ^ 1]) if name == "chunks.parquet" else data,
+    )
     report = verify_vkp(bad)
     assert not report.ok
     assert any("chunks.parquet: sha256 mismatch" in p for p in report.problems)
@@ -124,15 +144,26 @@ def test_path_escaping_members_are_refused(tmp_path: Path) -> None:
 
 
 def test_an_existing_version_is_never_overwritten(tmp_path: Path) -> None:
-    from nexus_assets.lib.vkp import write_vkp
+    from nexus_assets.lib.publish.vkp import write_vkp
 
     layout, chunks, embeddings, chroma = _build(tmp_path, ["satu"])
     target = layout.vkp_path(PART, "1.0.0")
     target.parent.mkdir(parents=True)
     target.write_bytes(b"published earlier")
     with pytest.raises(VkpError, match="never overwritten"):
-        write_vkp(target, PART, "1.0.0", model_id="m", dims=8, counts={}, sources=[], content_hash_value="x",
-                  chunks_parquet=b"", embeddings_parquet=b"", chroma_dir=chroma)
+        write_vkp(
+            target,
+            PART,
+            "1.0.0",
+            model_id="m",
+            dims=8,
+            counts={},
+            sources=[],
+            content_hash_value="x",
+            chunks_parquet=b"",
+            embeddings_parquet=b"",
+            chroma_dir=chroma,
+        )
     assert target.read_bytes() == b"published earlier"
     assert current_build(tmp_path / "chroma") is not None
 
@@ -140,7 +171,7 @@ def test_an_existing_version_is_never_overwritten(tmp_path: Path) -> None:
 def _signed(tmp_path: Path):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from nexus_assets.lib.signing import Signer
+    from nexus_assets.lib.publish.signing import Signer
     from nexus_assets_tests.vkp_helpers import files_of, publish
 
     signer = Signer(Ed25519PrivateKey.generate(), "test key")
@@ -155,6 +186,7 @@ def test_a_flipped_byte_in_any_member_or_the_manifest_is_refused(tmp_path: Path)
     with zipfile.ZipFile(good) as archive:
         names = [n for n in archive.namelist() if n != "manifest.sig"]
     for name in names:
+
         def flip(member: str, data: bytes, target: str = name) -> bytes:
             if member != target:
                 return data
@@ -191,7 +223,7 @@ def _zip_with(path: Path, members: dict[str, bytes]) -> Path:
 
 @pytest.mark.parametrize("name", ["../evil.txt", "chroma/../../evil.txt", "/etc/evil.txt"])
 def test_extraction_refuses_members_escaping_the_target(tmp_path: Path, name: str) -> None:
-    from nexus_assets.lib.vkp import safe_extract
+    from nexus_assets.lib.publish.vkp import safe_extract
 
     archive = _zip_with(tmp_path / "a.vkp", {"ok.txt": b"x", name: b"evil"})
     with pytest.raises(VkpError, match="unsafe member path"):
@@ -202,7 +234,7 @@ def test_extraction_refuses_members_escaping_the_target(tmp_path: Path, name: st
 def test_extraction_refuses_a_10_gb_declared_member_and_too_many_members(tmp_path: Path) -> None:
     import struct
 
-    from nexus_assets.lib.vkp import ExtractLimits, safe_extract
+    from nexus_assets.lib.publish.vkp import ExtractLimits, safe_extract
 
     path = _zip_with(tmp_path / "bomb.vkp", {"chroma/huge.bin": b"0123456789"})
     raw = bytearray(path.read_bytes())

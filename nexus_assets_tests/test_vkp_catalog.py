@@ -3,16 +3,21 @@ from pathlib import Path
 
 import pytest
 
-from nexus_assets.lib.layout import Partition
-from nexus_assets.lib.vkp_catalog import LocalCatalog, with_release
+from nexus_assets.lib.core.layout import Partition
+from nexus_assets.lib.distribution.vkp_catalog import LocalCatalog, with_release
 
 PART = Partition("informatika", "kelas_10")
 
 
 def _release(version: str) -> dict:
-    return {"version": version, "content_hash": version, "embedding": {"model_id": "m", "dims": 8},
-            "created_at": "", "full": {"name": PART.vkp_name(version), "size": 1, "sha256": "x", "signature": None},
-            "delta": None}
+    return {
+        "version": version,
+        "content_hash": version,
+        "embedding": {"model_id": "m", "dims": 8},
+        "created_at": "",
+        "full": {"name": PART.vkp_name(version), "size": 1, "sha256": "x", "signature": None},
+        "delta": None,
+    }
 
 
 def _race(catalog, versions: list[str]) -> None:
@@ -54,9 +59,9 @@ def test_retention_keeps_the_newest_versions() -> None:
 def test_concurrent_dynamodb_updates_never_move_the_pointer_backwards(aws_env: dict) -> None:
     import json
 
-    from nexus_assets.lib.aws_bootstrap import bootstrap
-    from nexus_assets.lib.aws_config import AwsSettings
-    from nexus_assets.lib.vkp_catalog import CATALOG_KEY, DynamoCatalog
+    from nexus_assets.lib.aws.aws_bootstrap import bootstrap
+    from nexus_assets.lib.aws.aws_config import AwsSettings
+    from nexus_assets.lib.distribution.vkp_catalog import CATALOG_KEY, DynamoCatalog
 
     settings = AwsSettings.from_env()
     bootstrap(settings)

@@ -4,10 +4,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from nexus_assets.lib.layout import DataLayout
-from nexus_assets.lib.signing import Signer
-from nexus_assets.lib.vkp import read_manifest
-from nexus_assets.lib.vkp_delta import DeltaError, apply_delta, read_tables, tables_digest, verify_delta
+from nexus_assets.lib.core.layout import DataLayout
+from nexus_assets.lib.publish.signing import Signer
+from nexus_assets.lib.publish.vkp import read_manifest
+from nexus_assets.lib.publish.vkp_delta import DeltaError, apply_delta, read_tables, tables_digest, verify_delta
 from nexus_assets_tests.vkp_helpers import PART, files_of, publish
 
 SIGNER = Signer(Ed25519PrivateKey.generate(), "test key")
@@ -70,8 +70,9 @@ def test_catalog_names_every_retained_package_and_retention_deletes_the_rest(tmp
     assert entry["latest"] == "1.0.4"
     assert [v["version"] for v in entry["versions"]] == ["1.0.4", "1.0.3", "1.0.2"]
     on_disk = sorted(p.name for p in layout.vkp_dir.glob("informatika_*"))
-    named = sorted([v["full"]["name"] for v in entry["versions"]]
-                   + [v["delta"]["name"] for v in entry["versions"] if v["delta"]])
+    named = sorted(
+        [v["full"]["name"] for v in entry["versions"]] + [v["delta"]["name"] for v in entry["versions"] if v["delta"]]
+    )
     assert on_disk == named, "exactly the retained fulls and deltas remain"
     newest = entry["versions"][0]
     assert newest["full"]["size"] == (layout.vkp_dir / newest["full"]["name"]).stat().st_size

@@ -11,83 +11,42 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
 
 import pytest
 
+from nexus_assets_tests.support.webserver import (
+    ASSETS,
+    JOB,
+    LOCATION,
+    PROJECT_ROOT,
+    REPOSITORY,
+    Webserver,
+    free_port,
+    partition_key,
+    stop_process_group,
+    wait_until_loaded,
+)
+
 pytestmark = pytest.mark.slow
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-ASSETS = ("raw_pdfs", "pdf_text", "text_chunks", "chunk_embeddings", "chroma_collection", "vkp_package")
 # (subject, grade) built with the CLI before the webserver is queried; together they register the
 # subjects {informatika, matematika} and grades {kelas_10, kelas_11}.
 BUILT = (("informatika", "kelas_10"), ("matematika", "kelas_11"))
 # Registered by the builds above but never built: the partition launched through GraphQL.
 LAUNCHED = ("informatika", "kelas_11")
-LOCATION, REPOSITORY, JOB = "nexus_assets", "__repository__", "curriculum_build_job"
 # Instance settings the test adds to the repo's dagster.yaml: runs launch at once, without dagster-daemon.
 IMMEDIATE_RUN_COORDINATOR = """
 run_coordinator:
   module: dagster.core.run_coordinator
   class: DefaultRunCoordinator
 """
-STARTUP_TIMEOUT_S = 90
 BUILD_TIMEOUT_S = 300
 RUN_TIMEOUT_S = 180
-
-
-def _key(subject: str, grade: str) -> str:
-    """The MultiPartitionKey string: dimensions sorted by name, so "<grade>|<subject>"."""
-    return f"{grade}|{subject}"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Webserver:
-    """A running webserver, its instance and data directory."""
-
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    data_dir: Path
-    home: Path
-
-    def log_tail(self, chars: int = 6000) -> str:
-        """The end of the webserver's (and its code server's and runs') output."""
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return text[-chars:]
-
-    def fail(self, message: str) -> NoReturn:
-        pytest.fail(f"{message}\n--- webserver output (tail) ---\n{self.log_tail()}", pytrace=False)
-
-    def gql(self, query: str, variables: dict[str, Any] | None = None, timeout: float = 60) -> dict[str, Any]:
-        """POST a GraphQL query and return its `data`; fail on transport or GraphQL errors."""
-        body = json.dumps({"query": query, "variables": variables or {}}).encode()
-        request = urllib.request.Request(f"{self.url}/graphql", data=body,
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                payload = json.load(response)
-        except (urllib.error.URLError, OSError) as exc:
-            self.fail(f"GraphQL request failed: {exc}")
-        if payload.get("errors"):
-            self.fail(f"GraphQL errors: {json.dumps(payload['errors'], indent=1)[:3000]}")
-        return payload["data"]
 
 
 def _write_instance_config(home: Path) -> None:
@@ -105,55 +64,22 @@ def _write_instance_config(home: Path) -> None:
 
 def _build_partitions(env: dict[str, str]) -> None:
     """`nexus build --subject S --grade G` for every BUILT partition, in one subprocess."""
-    calls = "; ".join(
-        f"rc = rc or main(['build', '--subject', {s!r}, '--grade', {g!r}])" for s, g in BUILT
-    )
+    calls = "; ".join(f"rc = rc or main(['build', '--subject', {s!r}, '--grade', {g!r}])" for s, g in BUILT)
     script = f"import sys\nfrom nexus_assets.cli import main\nrc = 0\n{calls}\nsys.exit(rc)\n"
-    result = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, env=env, capture_output=True,
-                            text=True, timeout=BUILD_TIMEOUT_S, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT_S,
+        check=False,
+    )
     if result.returncode != 0:
-        pytest.fail(f"nexus build failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}",
-                    pytrace=False)
-
-
-def _wait_until_loaded(server: Webserver) -> None:
-    """Poll /server_info, then the workspace, until the code location is LOADED (bounded)."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    query = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
-    last = "no answer yet"
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            server.fail(f"dagster-webserver exited with {server.process.returncode} while starting")
-        try:
-            with urllib.request.urlopen(f"{server.url}/server_info", timeout=5):
-                pass
-            body = json.dumps({"query": query}).encode()
-            request = urllib.request.Request(f"{server.url}/graphql", data=body,
-                                             headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(request, timeout=30) as response:
-                entries = json.load(response)["data"]["workspaceOrError"].get("locationEntries") or []
-            last = repr(entries)
-            if any(e["name"] == LOCATION and e["loadStatus"] == "LOADED" for e in entries):
-                return
-        except (urllib.error.URLError, OSError, KeyError, TypeError, ValueError) as exc:
-            last = f"{type(exc).__name__}: {exc}"
-        time.sleep(0.5)
-    server.fail(f"code location {LOCATION!r} not loaded within {STARTUP_TIMEOUT_S}s (last: {last})")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop the webserver's process group (it, its code server and any run worker it started)."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-    try:
-        os.killpg(process.pid, signal.SIGKILL)  # children the webserver left behind, if any
-    except ProcessLookupError:
-        pass
+        pytest.fail(
+            f"nexus build failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -166,30 +92,42 @@ def webserver(tmp_path_factory: pytest.TempPathFactory, sample_raw_root: Path) -
     _write_instance_config(home)
     env = {**os.environ, "DAGSTER_HOME": str(home), "NEXUS_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
 
-    port = _free_port()
+    port = free_port()
     log_path = root / "webserver.log"
     with log_path.open("wb") as log:
         # Started before the build so the code location loads while the partitions build; dynamic
         # partitions and materializations are read from the instance at query time.
         process = subprocess.Popen(
-            [sys.executable, "-m", "dagster_webserver", "-w", str(PROJECT_ROOT / "workspace.yaml"),
-             "-h", "127.0.0.1", "-p", str(port)],
-            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "dagster_webserver",
+                "-w",
+                str(PROJECT_ROOT / "workspace.yaml"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     server = Webserver(f"http://127.0.0.1:{port}", process, log_path, data_dir, home)
     try:
         _build_partitions(env)
-        _wait_until_loaded(server)
+        wait_until_loaded(server)
         yield server
     finally:
-        _stop(process)
+        stop_process_group(process)
 
 
 def test_six_partitioned_assets_with_built_partitions(webserver: Webserver) -> None:
     """The asset graph shows the six assets, all partitioned by subject × grade with the registered keys."""
     data = webserver.gql(
-        "{ assetNodes { assetKey { path } groupName isPartitioned"
-        " partitionKeysByDimension { name partitionKeys } } }"
+        "{ assetNodes { assetKey { path } groupName isPartitioned partitionKeysByDimension { name partitionKeys } } }"
     )
     nodes = {"/".join(n["assetKey"]["path"]): n for n in data["assetNodes"]}
     assert sorted(nodes) == sorted([*ASSETS, "curriculum_catalog"])
@@ -204,7 +142,7 @@ def test_six_partitioned_assets_with_built_partitions(webserver: Webserver) -> N
 @pytest.mark.parametrize(("subject", "grade"), BUILT)
 def test_latest_materializations_of_built_partitions(webserver: Webserver, subject: str, grade: str) -> None:
     """Every asset has a latest materialization for each partition the CLI built, with its metadata."""
-    key = _key(subject, grade)
+    key = partition_key(subject, grade)
     run_ids = set()
     for asset in ASSETS:
         data = webserver.gql(
@@ -229,7 +167,7 @@ def test_latest_materializations_of_built_partitions(webserver: Webserver, subje
 def test_launchpad_launches_one_partition(webserver: Webserver) -> None:
     """Launch an unbuilt partition like the UI's launchpad: its partition tags, then launchRun; it publishes."""
     subject, grade = LAUNCHED
-    key = _key(subject, grade)
+    key = partition_key(subject, grade)
     asset_keys = [{"path": [a]} for a in ASSETS]
     data = webserver.gql(
         "query($job: String!, $repo: String!, $location: String!, $key: String!, $assets: [AssetKeyInput!]) {"
@@ -254,13 +192,21 @@ def test_launchpad_launches_one_partition(webserver: Webserver) -> None:
         " ... on LaunchRunSuccess { run { runId status } }"
         " ... on RunConfigValidationInvalid { errors { message } }"
         " ... on InvalidSubsetError { message } ... on PythonError { message } } }",
-        {"params": {
-            "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": JOB,
-                         "assetSelection": asset_keys},
-            "runConfigData": {},
-            "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]
-                                  + [{"key": "dagster/from_ui", "value": "true"}]},
-        }},
+        {
+            "params": {
+                "selector": {
+                    "repositoryLocationName": LOCATION,
+                    "repositoryName": REPOSITORY,
+                    "jobName": JOB,
+                    "assetSelection": asset_keys,
+                },
+                "runConfigData": {},
+                "executionMetadata": {
+                    "tags": [{"key": k, "value": v} for k, v in tags.items()]
+                    + [{"key": "dagster/from_ui", "value": "true"}]
+                },
+            }
+        },
     )["launchRun"]
     if launched["__typename"] != "LaunchRunSuccess":
         webserver.fail(f"launchRun returned {launched['__typename']}: {json.dumps(launched)[:3000]}")
@@ -270,15 +216,16 @@ def test_launchpad_launches_one_partition(webserver: Webserver) -> None:
     status = launched["run"]["status"]
     while status not in {"SUCCESS", "FAILURE", "CANCELED"} and time.monotonic() < deadline:
         time.sleep(1)
-        status = webserver.gql("query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }",
-                               {"id": run_id})["runOrError"].get("status")
+        status = webserver.gql("query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }", {"id": run_id})[
+            "runOrError"
+        ].get("status")
     if status != "SUCCESS":
         webserver.fail(f"run {run_id} for {key} ended as {status} (limit {RUN_TIMEOUT_S}s)")
 
     vkp = webserver.data_dir / "vkp" / f"{subject}_{grade}_v1.0.0.vkp"
     assert vkp.is_file(), f"{vkp} was not published"
     data = webserver.gql(
-        "query($key: String!) { assetOrError(assetKey: {path: [\"vkp_package\"]}) { ... on Asset {"
+        'query($key: String!) { assetOrError(assetKey: {path: ["vkp_package"]}) { ... on Asset {'
         " assetMaterializations(limit: 1, partitions: [$key]) { partition runId"
         " metadataEntries { label ... on PathMetadataEntry { path } } } } } }",
         {"key": key},

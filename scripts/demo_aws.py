@@ -44,9 +44,20 @@ def main() -> int:
         for args in (["aws", "bootstrap"], ["sample-data"], ["build"], ["jobs", "--days", "1"]):
             print(f"\n$ nexus {' '.join(args)}", flush=True)
             subprocess.run(nexus + args, env=env, check=True)
-        os.environ.update({k: env[k] for k in ("NEXUS_ENV", "NEXUS_S3_BUCKET", "NEXUS_AWS_ENDPOINT_URL", "AWS_REGION",
-                                                "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")})
-        from nexus_assets.lib.aws_config import AwsSettings
+        os.environ.update(
+            {
+                k: env[k]
+                for k in (
+                    "NEXUS_ENV",
+                    "NEXUS_S3_BUCKET",
+                    "NEXUS_AWS_ENDPOINT_URL",
+                    "AWS_REGION",
+                    "AWS_ACCESS_KEY_ID",
+                    "AWS_SECRET_ACCESS_KEY",
+                )
+            }
+        )
+        from nexus_assets.lib.aws.aws_config import AwsSettings
 
         settings = AwsSettings.from_env()
         keys = [o["Key"] for o in settings.object_store().list_keys("")]
@@ -57,8 +68,10 @@ def main() -> int:
         for key in sorted(k for k in keys if k.startswith("vkp/")):
             print(f"  {key}")
         items = settings.client("dynamodb").scan(TableName=settings.records_table)["Items"]
-        print(f"\nDynamoDB {settings.records_table}: {len(items)} items (asset × partition), "
-              f"{settings.jobs_table}: job history above")
+        print(
+            f"\nDynamoDB {settings.records_table}: {len(items)} items (asset × partition), "
+            f"{settings.jobs_table}: job history above"
+        )
     finally:
         server.stop()
     return 0

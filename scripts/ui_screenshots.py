@@ -1,4 +1,5 @@
-"""Screenshots of the Dagster UI for the README: the asset graph and one partition's checks.
+"""Screenshots of the Dagster UI for the docs: the asset graph, one partition's checks, a table asset's
+column schema and row count, and the chunk-length histogram table.
 
 Starts `dagster-webserver` on a free port against a built instance (DAGSTER_HOME and NEXUS_DATA_DIR
 of `make demo`), drives Debian's headless Chromium (`/usr/bin/chromium`, apt package `chromium`)
@@ -42,8 +43,9 @@ def wait_until_loaded(url: str, process: subprocess.Popen[bytes]) -> None:
         if process.poll() is not None:
             raise SystemExit(f"dagster-webserver exited with {process.returncode}")
         try:
-            request = urllib.request.Request(f"{url}/graphql", data=query.encode(),
-                                             headers={"Content-Type": "application/json"})
+            request = urllib.request.Request(
+                f"{url}/graphql", data=query.encode(), headers={"Content-Type": "application/json"}
+            )
             with urllib.request.urlopen(request, timeout=30) as response:
                 entries = json.load(response)["data"]["workspaceOrError"]["locationEntries"]
             if entries and all(e["loadStatus"] == "LOADED" for e in entries):
@@ -64,7 +66,51 @@ def dismiss_dialogs(page) -> None:
         pass
 
 
-def shoot(url: str, out: Path) -> list[Path]:
+def shot_asset_graph(page, url: str) -> None:
+    """All groups, expanded, so the lineage reads ingest -> index -> publish."""
+    page.goto(f"{url}/asset-groups")
+    dismiss_dialogs(page)
+    page.get_by_text("publish").first.wait_for()
+    page.mouse.click(VIEWPORT["width"] - 200, VIEWPORT["height"] - 120, button="right")  # graph background
+    page.get_by_role("menuitem", name="Expand all groups").click()
+    page.get_by_text("vkp_package").first.wait_for()
+
+
+def shot_partition_checks(page, url: str) -> None:
+    """text_chunks' checks tab: the latest partition's verdicts and metadata."""
+    page.goto(f"{url}/assets/text_chunks?view=checks")
+    dismiss_dialogs(page)
+    page.get_by_text("chunk_health").first.wait_for()
+
+
+def shot_column_schema(page, url: str) -> None:
+    """text_chunks' overview: the row count of the latest materialization and the Columns table
+    (dagster/column_schema: names, types, descriptions)."""
+    page.goto(f"{url}/assets/text_chunks")
+    dismiss_dialogs(page)
+    page.get_by_text("Row count").first.wait_for()
+    page.get_by_text("content_sha256").first.wait_for()
+
+
+def shot_chunk_histogram(page, url: str) -> None:
+    """text_chunks' latest materialization: the chunk-length histogram, a TableMetadataValue shown as a table."""
+    page.goto(f"{url}/assets/text_chunks?view=events")
+    dismiss_dialogs(page)
+    page.get_by_text("chunk_length_histogram").first.wait_for()
+    page.get_by_text("chars_min").first.wait_for()
+    # The metadata list scrolls inside its pane: bring the rows just above the histogram to the top.
+    page.get_by_text("chunk_len_min", exact=True).first.evaluate("e => e.scrollIntoView({block: 'start'})")
+
+
+SHOTS = {
+    "ui_asset_graph.png": shot_asset_graph,
+    "ui_partition_checks.png": shot_partition_checks,
+    "ui_column_schema.png": shot_column_schema,
+    "ui_chunk_histogram.png": shot_chunk_histogram,
+}
+
+
+def shoot(url: str, out: Path, names: list[str]) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
     out.mkdir(parents=True, exist_ok=True)
@@ -73,27 +119,12 @@ def shoot(url: str, out: Path) -> list[Path]:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         page = browser.new_page(viewport=VIEWPORT)
         page.set_default_timeout(60_000)
-
-        # 1. The asset graph: all groups, expanded, so the lineage reads ingest -> index -> publish.
-        page.goto(f"{url}/asset-groups")
-        dismiss_dialogs(page)
-        page.get_by_text("publish").first.wait_for()
-        page.mouse.click(VIEWPORT["width"] - 200, VIEWPORT["height"] - 120, button="right")  # graph background
-        page.get_by_role("menuitem", name="Expand all groups").click()
-        page.get_by_text("vkp_package").first.wait_for()
-        page.wait_for_timeout(2500)
-        path = out / "ui_asset_graph.png"
-        page.screenshot(path=str(path))
-        saved.append(path)
-
-        # 2. One partition's checks: text_chunks' checks tab shows the latest partition's verdicts and metadata.
-        page.goto(f"{url}/assets/text_chunks?view=checks")
-        dismiss_dialogs(page)
-        page.get_by_text("chunk_health").first.wait_for()
-        page.wait_for_timeout(2500)
-        path = out / "ui_partition_checks.png"
-        page.screenshot(path=str(path))
-        saved.append(path)
+        for name in names:
+            SHOTS[name](page, url)
+            page.wait_for_timeout(2500)  # let the layout and fonts settle
+            path = out / name
+            page.screenshot(path=str(path))
+            saved.append(path)
         browser.close()
     return saved
 
@@ -101,6 +132,13 @@ def shoot(url: str, out: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=sorted(SHOTS),
+        default=list(SHOTS),
+        help="take only these screenshots (default: all)",
+    )
     args = parser.parse_args(argv)
     if not Path(CHROMIUM).exists():
         print(f"error: no Chromium at {CHROMIUM}: apt-get install chromium (or set CHROMIUM)", file=sys.stderr)
@@ -113,11 +151,25 @@ def main(argv: list[str] | None = None) -> int:
     url = f"http://127.0.0.1:{port}"
     log = (Path(home) / "ui_screenshots_webserver.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "dagster_webserver", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", "127.0.0.1",
-         "-p", str(port)], cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "dagster_webserver",
+            "-w",
+            str(PROJECT_ROOT / "workspace.yaml"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=PROJECT_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         wait_until_loaded(url, process)
-        for path in shoot(url, args.out):
+        for path in shoot(url, args.out, args.only):
             print(f"wrote {path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path}")
     finally:
         os.killpg(process.pid, signal.SIGTERM)

@@ -16,22 +16,9 @@ import pandas as pd
 from nexus_assets.defs.io_managers import ARTIFACT, RECORD_IO_MANAGER
 from nexus_assets.defs.partitions import curriculum_partitions_def, partition_of
 from nexus_assets.defs.resources import ChromaResource, DataDirResource, EmbedderResource
-from nexus_assets.lib.aws_config import deployment
-from nexus_assets.lib.chroma_store import (
-    CollectionItems,
-    build_collection,
-    model_collection_name,
-    promote_build,
-    publish_to_server,
-)
-from nexus_assets.lib.chunking import ChunkingParams, SpanCache, chunk_streams
-from nexus_assets.lib.embedding import embed_partition
-from nexus_assets.lib.ocr import find_ocr
-from nexus_assets.lib.pdf_extraction import FileExtraction, extract_pdfs
-from nexus_assets.lib.publishing import publish_vkp
-from nexus_assets.lib.quality import length_histogram, markdown_table
-from nexus_assets.lib.search import chroma_root
-from nexus_assets.lib.tables import (
+from nexus_assets.defs.table_metadata import frame_table, histogram_table, schema_metadata, table_output_metadata
+from nexus_assets.lib.aws.aws_config import deployment
+from nexus_assets.lib.core.tables import (
     chunks_frame,
     collection_metadatas,
     embedding_identity,
@@ -43,6 +30,20 @@ from nexus_assets.lib.tables import (
     readable_pages,
     vectors_of,
 )
+from nexus_assets.lib.index.chroma_store import (
+    CollectionItems,
+    build_collection,
+    model_collection_name,
+    promote_build,
+    publish_to_server,
+)
+from nexus_assets.lib.index.chunking import ChunkingParams, SpanCache, chunk_streams
+from nexus_assets.lib.index.embedding import embed_partition
+from nexus_assets.lib.index.search import chroma_root
+from nexus_assets.lib.ingest.ocr import find_ocr
+from nexus_assets.lib.ingest.pdf_extraction import FileExtraction, extract_pdfs
+from nexus_assets.lib.publish.publishing import publish_vkp
+from nexus_assets.lib.publish.quality import length_bins, markdown_table
 
 INGEST, INDEX, PUBLISH = "ingest", "index", "publish"
 # Kinds name where each value lives, so the lineage graph reads like the architecture in either mode.
@@ -55,18 +56,19 @@ STEP_RETRIES_ENV, STEP_RETRY_DELAY_ENV = "NEXUS_STEP_RETRIES", "NEXUS_STEP_RETRY
 
 def transient_retry_policy() -> dg.RetryPolicy:
     """Steps touch S3, DynamoDB and the disk: a transient outage longer than botocore's own retries
-    (lib/aws_retry.py) gets NEXUS_STEP_RETRIES more tries (default 3), NEXUS_STEP_RETRY_DELAY seconds
+    (lib/aws/aws_retry.py) gets NEXUS_STEP_RETRIES more tries (default 3), NEXUS_STEP_RETRY_DELAY seconds
     apart (default 1), doubling, ±jitter so parallel runs do not retry in lockstep."""
     retries = int(os.environ.get(STEP_RETRIES_ENV) or 3)
     delay = float(os.environ.get(STEP_RETRY_DELAY_ENV) or 1.0)
-    return dg.RetryPolicy(max_retries=retries, delay=delay, backoff=dg.Backoff.EXPONENTIAL,
-                          jitter=dg.Jitter.PLUS_MINUS)
+    return dg.RetryPolicy(max_retries=retries, delay=delay, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
 TRANSIENT_RETRY = transient_retry_policy()
 
+
 def _md_table(frame: pd.DataFrame, limit: int = 50) -> dg.MetadataValue:
     return dg.MetadataValue.md(markdown_table(frame, limit=limit))
+
 
 @dg.asset(
     partitions_def=curriculum_partitions_def,
@@ -74,6 +76,7 @@ def _md_table(frame: pd.DataFrame, limit: int = 50) -> dg.MetadataValue:
     group_name=INGEST,
     kinds={"pdf", RECORDS},
     io_manager_key=RECORD_IO_MANAGER,
+    metadata=schema_metadata("raw_pdfs"),
     description="Manifest of the partition's PDFs under raw-curriculum/<subject>/<grade>/: path, size, sha256, mtime.",
 )
 def raw_pdfs(context: dg.AssetExecutionContext, data_dir: DataDirResource) -> dg.Output[pd.DataFrame]:
@@ -89,20 +92,26 @@ def raw_pdfs(context: dg.AssetExecutionContext, data_dir: DataDirResource) -> dg
         context.log.info(f"{part.label}: {len(manifest)} PDFs under {raw_dir}")
     source = data_dir.raw_source()
     linked = manifest.assign(file=[f"[{r.file}]({source.uri(r.path)})" for r in manifest.itertuples()])
-    return dg.Output(manifest, metadata={
-        "files": len(manifest),
-        "total_bytes": int(manifest["size"].sum()) if len(manifest) else 0,
-        "source_dir": dg.MetadataValue.path(str(raw_dir)),
-        "files_table": _md_table(linked[["file", "size", "sha256", "mtime"]]),
-        "files_skipped": len(skipped),
-        "skipped_files": _md_table(pd.DataFrame({"skipped": skipped})),
-    })
+    return dg.Output(
+        manifest,
+        metadata={
+            **table_output_metadata("raw_pdfs", manifest),
+            "files": len(manifest),
+            "total_bytes": int(manifest["size"].sum()) if len(manifest) else 0,
+            "source_dir": dg.MetadataValue.path(str(raw_dir)),
+            "files_table": _md_table(linked[["file", "size", "sha256", "mtime"]]),
+            "files_skipped": len(skipped),
+            "skipped_files": _md_table(pd.DataFrame({"skipped": skipped})),
+        },
+    )
+
 
 @dg.asset(
     partitions_def=curriculum_partitions_def,
     retry_policy=TRANSIENT_RETRY,
     group_name=INGEST,
     kinds={"pymupdf", "tesseract", TABLES},
+    metadata=schema_metadata("pdf_text"),
     description="Cleaned text of every page (NFKC, hyphenation joined, running headers/footers dropped), "
     "with a status per file (ok, encrypted, malformed, no_text_layer, empty, not_pdf, truncated, too_large, "
     "too_many_pages, timeout, crashed) and per page (ok, ocr: a scan read by Tesseract, no_text, error).",
@@ -126,32 +135,42 @@ def pdf_text(
 
     # A PDF is fetched (aws mode) and read only when its sha256 is not in the extraction cache (whose
     # namespace names the OCR setting: results read without OCR do not serve an OCR-capable run).
-    items = [(row.file, row.sha256, lambda path=row.path: source.local_path(path))
-             for row in raw_pdfs.itertuples(index=False)]
-    extractions, stats = extract_pdfs(items, data_dir.extraction_cache(ocr.engine), on_result=report, ocr=ocr.engine,
-                                      limits=limits)
+    items = [
+        (row.file, row.sha256, lambda path=row.path: source.local_path(path))
+        for row in raw_pdfs.itertuples(index=False)
+    ]
+    extractions, stats = extract_pdfs(
+        items, data_dir.extraction_cache(ocr.engine), on_result=report, ocr=ocr.engine, limits=limits
+    )
     if stats.cached:
-        context.log.info(f"{part.label}: {stats.cached} of {stats.files} files unchanged (extraction from the "
-                         f"cache); {stats.extracted} extracted with {stats.workers} process(es)")
+        context.log.info(
+            f"{part.label}: {stats.cached} of {stats.files} files unchanged (extraction from the "
+            f"cache); {stats.extracted} extracted with {stats.workers} process(es)"
+        )
     pages = pages_frame(extractions)
     files = file_status_frame(pages)
     failed = files[files["status"] != "ok"]
     page_rows = pages[pages["page"].notna()]
-    return dg.Output(pages, metadata={
-        "files": len(files),
-        "files_ok": int((files["status"] == "ok").sum()),
-        "files_failed": len(failed),
-        "pages": len(page_rows),
-        "pages_with_text": int(has_text(page_rows).sum()),
-        "pages_ocr": int((page_rows["page_status"] == "ocr").sum()),
-        "pages_without_text": int((~has_text(page_rows)).sum()),
-        "ocr": ocr.reason,
-        "limits": limits.describe(),
-        "failed_files": _md_table(failed[["file", "status", "reason"]]),
-        "file_status": _md_table(files),
-        "files_from_cache": stats.cached,
-        "extraction_workers": stats.workers,
-    })
+    return dg.Output(
+        pages,
+        metadata={
+            **table_output_metadata("pdf_text", pages),
+            "files": len(files),
+            "files_ok": int((files["status"] == "ok").sum()),
+            "files_failed": len(failed),
+            "pages": len(page_rows),
+            "pages_with_text": int(has_text(page_rows).sum()),
+            "pages_ocr": int((page_rows["page_status"] == "ocr").sum()),
+            "pages_without_text": int((~has_text(page_rows)).sum()),
+            "ocr": ocr.reason,
+            "limits": limits.describe(),
+            "failed_files": frame_table(failed[["file", "status", "reason"]]),
+            "file_status": frame_table(files),
+            "files_from_cache": stats.cached,
+            "extraction_workers": stats.workers,
+        },
+    )
+
 
 class ChunkingConfig(dg.Config):
     """Chunk size and overlap in characters; chunks are also capped to the model's token window."""
@@ -160,16 +179,21 @@ class ChunkingConfig(dg.Config):
     chunk_overlap: int = 100
     cap_to_model_window: bool = True
 
+
 @dg.asset(
     partitions_def=curriculum_partitions_def,
     retry_policy=TRANSIENT_RETRY,
     group_name=INDEX,
     kinds={"pandas", TABLES},
+    metadata=schema_metadata("text_chunks"),
     description="Overlapping chunks ending on paragraph or sentence boundaries, each with file, page span "
     "and a stable chunk_id derived from its content and source.",
 )
 def text_chunks(
-    context: dg.AssetExecutionContext, config: ChunkingConfig, data_dir: DataDirResource, embedder: EmbedderResource,
+    context: dg.AssetExecutionContext,
+    config: ChunkingConfig,
+    data_dir: DataDirResource,
+    embedder: EmbedderResource,
     pdf_text: pd.DataFrame,
 ) -> dg.Output[pd.DataFrame]:
     part = partition_of(context.partition_key)
@@ -182,8 +206,9 @@ def text_chunks(
         # OCR text is chunked apart from the text layer (see chunk_streams): a scanned cover read by
         # OCR leaves the file's other chunks, their ids and cached vectors as they were.
         streams = [("", readable_pages(pdf_text, file, ("ok",))), ("ocr", readable_pages(pdf_text, file, ("ocr",)))]
-        file_chunks = chunk_streams(part.label, file, streams, params, model.count_tokens if model else None,
-                                    span_cache=spans)
+        file_chunks = chunk_streams(
+            part.label, file, streams, params, model.count_tokens if model else None, span_cache=spans
+        )
         context.log.info(f"{part.label}: {file}: {len(file_chunks)} chunks")
         chunks.extend(file_chunks)
     frame = chunks_frame(chunks, ocr_pages_of(pdf_text))
@@ -192,30 +217,38 @@ def text_chunks(
         f"**{r.file}** p.{r.page_start}–{r.page_end} `{r.chunk_id[:10]}`\n\n> {r.text[:300]}…"
         for r in frame.head(PREVIEW_CHUNKS).itertuples()
     )
-    return dg.Output(frame, metadata={
-        "chunks": len(frame),
-        "chunk_size": config.chunk_size,
-        "chunk_overlap": config.chunk_overlap,
-        "max_tokens": params.max_tokens or 0,
-        "chunk_len_min": int(lengths.min()) if len(frame) else 0,
-        "chunk_len_median": float(lengths.median()) if len(frame) else 0.0,
-        "chunk_len_max": int(lengths.max()) if len(frame) else 0,
-        "chunks_ocr": int(frame["ocr"].sum()),
-        "chunk_length_histogram": dg.MetadataValue.md(length_histogram(lengths.tolist())),
-        "preview": dg.MetadataValue.md(preview or "_no chunks_"),
-    })
+    return dg.Output(
+        frame,
+        metadata={
+            **table_output_metadata("text_chunks", frame),
+            "chunks": len(frame),
+            "chunk_size": config.chunk_size,
+            "chunk_overlap": config.chunk_overlap,
+            "max_tokens": params.max_tokens or 0,
+            "chunk_len_min": int(lengths.min()) if len(frame) else 0,
+            "chunk_len_median": float(lengths.median()) if len(frame) else 0.0,
+            "chunk_len_max": int(lengths.max()) if len(frame) else 0,
+            "chunks_ocr": int(frame["ocr"].sum()),
+            "chunk_length_histogram": histogram_table(length_bins(lengths.tolist())),
+            "preview": dg.MetadataValue.md(preview or "_no chunks_"),
+        },
+    )
+
 
 @dg.asset(
     partitions_def=curriculum_partitions_def,
     retry_policy=TRANSIENT_RETRY,
     group_name=INDEX,
     kinds={"pytorch", TABLES},
+    metadata=schema_metadata("chunk_embeddings"),
     pool="embedding",  # CPU-bound: one embedding step at a time on this machine (dagster.yaml pools)
     description="Normalised sentence embeddings of every chunk from one model (local MiniLM or Bedrock Titan, "
     "with fallback for whole partitions); the model id and dims travel with the vectors; cost in metadata.",
 )
 def chunk_embeddings(
-    context: dg.AssetExecutionContext, data_dir: DataDirResource, embedder: EmbedderResource,
+    context: dg.AssetExecutionContext,
+    data_dir: DataDirResource,
+    embedder: EmbedderResource,
     text_chunks: pd.DataFrame,
 ) -> dg.Output[pd.DataFrame]:
     part = partition_of(context.partition_key)
@@ -228,42 +261,61 @@ def chunk_embeddings(
     # Only chunks whose text is not in the vector cache are embedded; the model loads only if there are any.
     # With a fallback back end, a failing primary hands the WHOLE partition over: never a mix of models.
     with data_dir.vector_cache() if embedder.cache_vectors else nullcontext() as cache:
-        result = embed_partition(model, text_chunks["text"].tolist(), cache, progress,
-                                 keys=text_chunks["content_sha256"].tolist(), fallback=embedder.get_fallback(),
-                                 prices_per_1k=embedder.price_per_1k_tokens)
+        result = embed_partition(
+            model,
+            text_chunks["text"].tolist(),
+            cache,
+            progress,
+            keys=text_chunks["content_sha256"].tolist(),
+            fallback=embedder.get_fallback(),
+            prices_per_1k=embedder.price_per_1k_tokens,
+        )
     seconds = time.perf_counter() - started
     used = result.embedder
     if result.fell_back:
-        context.log.warning(f"{part.label}: {result.fallback_reason}; the whole partition was embedded with "
-                            f"the local model {used.model_id} instead")
+        context.log.warning(
+            f"{part.label}: {result.fallback_reason}; the whole partition was embedded with "
+            f"the local model {used.model_id} instead"
+        )
         context.instance.add_run_tags(context.run_id, {"nexus/embedding_fallback": used.model_id})
     if result.usage.split_inputs:
-        context.log.warning(f"{part.label}: {result.usage.split_inputs} chunk(s) exceeded {used.model_id}'s input "
-                            "limit and were embedded in pieces (token-weighted mean of the pieces' vectors)")
-    if getattr(used, "fallback_reason", ""):
-        context.log.warning(f"{part.label}: embedding fell back to fp32: {used.fallback_reason}")
-    context.log.info(f"{part.label}: {result.embedded} chunks embedded ({used.backend}, {used.model_id}, "
-                     f"{used.precision}), {result.cached} from the cache; {result.usage.input_tokens} billed "
-                     f"tokens, estimated ${result.cost_usd:.6f}")
+        context.log.warning(
+            f"{part.label}: {result.usage.split_inputs} chunk(s) exceeded {used.model_id}'s input "
+            "limit and were embedded in pieces (token-weighted mean of the pieces' vectors)"
+        )
+    engine = getattr(used, "engine", used.backend)
+    if result.embedded and getattr(used, "ruled_out", ""):
+        context.log.info(f"{part.label}: engines ruled out on this machine: {used.ruled_out}")
+    context.log.info(
+        f"{part.label}: {result.embedded} chunks embedded ({used.backend}, {used.model_id}, "
+        f"{engine}/{used.precision}), {result.cached} from the cache; {result.usage.input_tokens} billed "
+        f"tokens, estimated ${result.cost_usd:.6f}"
+    )
     frame = embeddings_frame(text_chunks["chunk_id"].tolist(), result.vectors, used.model_id, used.dims)
-    return dg.Output(frame, metadata={
-        "embeddings": len(frame),
-        "backend": used.backend,
-        "model_id": used.model_id,
-        "dims": used.dims,
-        "precision": used.precision,
-        "embedded": result.embedded,
-        "from_cache": result.cached,
-        "fallback": result.fell_back,
-        "fallback_reason": result.fallback_reason,
-        "input_tokens": result.usage.input_tokens,
-        "requests": result.usage.requests,
-        "retries": result.usage.retries,
-        "split_inputs": result.usage.split_inputs,
-        "estimated_cost_usd": round(result.cost_usd, 8),
-        "seconds": round(seconds, 2),
-        "chunks_per_s": round(result.embedded / seconds, 1) if result.embedded and seconds else 0.0,
-    })
+    return dg.Output(
+        frame,
+        metadata={
+            **table_output_metadata("chunk_embeddings", frame),
+            "embeddings": len(frame),
+            "backend": used.backend,
+            "model_id": used.model_id,
+            "dims": used.dims,
+            "engine": engine,
+            "precision": used.precision,
+            "embedded": result.embedded,
+            "from_cache": result.cached,
+            "fallback": result.fell_back,
+            "fallback_reason": result.fallback_reason,
+            "input_tokens": result.usage.input_tokens,
+            "requests": result.usage.requests,
+            "retries": result.usage.retries,
+            "split_inputs": result.usage.split_inputs,
+            "estimated_cost_usd": round(result.cost_usd, 8),
+            "seconds": round(seconds, 2),
+            "chunks_per_s": round(result.embedded / seconds, 1) if result.embedded and seconds else 0.0,
+        },
+    )
+
 
 @dg.asset(
     partitions_def=curriculum_partitions_def,
@@ -295,33 +347,43 @@ def chroma_collection(
     metadatas = collection_metadatas(part.subject, part.grade, text_chunks)
     # One model per collection: the model and dims are part of the name, so a model change is a new collection.
     name = model_collection_name(part.collection_name, model_id, dims)
-    items = CollectionItems(text_chunks["chunk_id"].tolist(), vectors, text_chunks["text"].tolist(), metadatas,
-                            model_id, dims)
+    items = CollectionItems(
+        text_chunks["chunk_id"].tolist(), vectors, text_chunks["text"].tolist(), metadatas, model_id, dims
+    )
     # Not promoted here: the blocking checks on this build run after this step, and search must not
     # serve a build they reject. vkp_package (which runs only when they pass) promotes it.
     info = build_collection(chroma_root(data_dir.layout, part), name, items, promote=False)
     served = {}
     if (server := chroma.server()) is not None:  # server mode: also publish to the shared Chroma server
         on_server = publish_to_server(server.client(), name, items)
-        context.log.info(f"{part.label}: Chroma server {server.url}: {on_server.path} "
-                         f"({'unchanged' if on_server.reused else 'written and swapped in'}), {on_server.count} items")
+        context.log.info(
+            f"{part.label}: Chroma server {server.url}: {on_server.path} "
+            f"({'unchanged' if on_server.reused else 'written and swapped in'}), {on_server.count} items"
+        )
         served = {"server_url": server.url, "server_collection": str(on_server.path), "server_reused": on_server.reused}
-    how = {"reused": "unchanged", "incremental": f"updated in a copy (+{info.upserted} upserted, -{info.deleted} "
-           "deleted)", "fresh": "written fresh"}[info.mode]
+    how = {
+        "reused": "unchanged",
+        "incremental": f"updated in a copy (+{info.upserted} upserted, -{info.deleted} deleted)",
+        "fresh": "written fresh",
+    }[info.mode]
     context.log.info(f"{part.label}: collection {info.name} {how}, {info.count} items")
     # How the build was made is metadata only: the record stays the same for the same content.
     record = {k: v for k, v in info.as_dict().items() if k not in ("path", "reused", "mode", "upserted", "deleted")}
-    return dg.Output({**record, ARTIFACT: str(info.path)}, metadata={
-        "collection": info.name,
-        "items": info.count,
-        "reused": info.reused,
-        "build_mode": info.mode,
-        "upserted": info.upserted,
-        "deleted": info.deleted,
-        "path": dg.MetadataValue.path(str(info.path)),
-        "model_id": model_id,
-        **served,
-    })
+    return dg.Output(
+        {**record, ARTIFACT: str(info.path)},
+        metadata={
+            "collection": info.name,
+            "items": info.count,
+            "reused": info.reused,
+            "build_mode": info.mode,
+            "upserted": info.upserted,
+            "deleted": info.deleted,
+            "path": dg.MetadataValue.path(str(info.path)),
+            "model_id": model_id,
+            **served,
+        },
+    )
+
 
 @dg.asset(
     partitions_def=curriculum_partitions_def,
@@ -357,11 +419,21 @@ def vkp_package(
     }
     signer = data_dir.signer()
     if signer.development:
-        context.log.warning(f"{part.label}: signing with the {signer.origin} (key id {signer.key_id}): fine for a "
-                            "demo, never for schools; set NEXUS_SIGNING_KEY_FILE (see README, Distributing to schools)")
-    result = publish_vkp(data_dir.package_store(), part, text_chunks, chunk_embeddings,
-                         Path(chroma_collection[ARTIFACT]), sources, counts, signer=signer,
-                         keep_versions=data_dir.retention())
+        context.log.warning(
+            f"{part.label}: signing with the {signer.origin} (key id {signer.key_id}): fine for a "
+            "demo, never for schools; set NEXUS_SIGNING_KEY_FILE (see README, Distributing to schools)"
+        )
+    result = publish_vkp(
+        data_dir.package_store(),
+        part,
+        text_chunks,
+        chunk_embeddings,
+        Path(chroma_collection[ARTIFACT]),
+        sources,
+        counts,
+        signer=signer,
+        keep_versions=data_dir.retention(),
+    )
     if result.published and not result.catalog_updated:
         # A racing run moved the catalog to a newer version first (the conditional write refused ours):
         # the package is published, but schools are pointed at the newer one. Say so, loudly.
@@ -373,8 +445,14 @@ def vkp_package(
     served = promote_build(chroma_root(data_dir.layout, part), Path(chroma_collection[ARTIFACT]))
     if served:
         context.log.info(f"{part.label}: search now serves Chroma build {Path(chroma_collection[ARTIFACT]).name}")
-    metadata: dict = {"published": result.published, "reason": result.reason, "search_build_promoted": served,
-                      **counts, "signing_key_id": signer.key_id, "development_key": signer.development}
+    metadata: dict = {
+        "published": result.published,
+        "reason": result.reason,
+        "search_build_promoted": served,
+        **counts,
+        "signing_key_id": signer.key_id,
+        "development_key": signer.development,
+    }
     if result.version:
         metadata["version"] = result.version
         metadata["vkp_path"] = dg.MetadataValue.path(str(result.location))

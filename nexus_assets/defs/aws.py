@@ -18,34 +18,31 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
-from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from nexus_assets.defs.io_managers import ARTIFACT, stored_name
 from nexus_assets.defs.partitions import partition_of
 from nexus_assets.defs.resources import DataDirResource
-from nexus_assets.lib.aws_config import AwsSettings
-from nexus_assets.lib.caches import MirroredBlobCache, MirroredVectorCache
-from nexus_assets.lib.cdn import invalidate
-from nexus_assets.lib.dynamo_records import DynamoRecordStore, StaleWriteError
-from nexus_assets.lib.job_tracking import DynamoJobStore
-from nexus_assets.lib.layout import PROCESSED_PREFIX, DataLayout
-from nexus_assets.lib.ocr import OcrEngine
-from nexus_assets.lib.parquet_io import read_frame
-from nexus_assets.lib.publishing import S3PackageStore
-from nexus_assets.lib.raw_sources import S3RawSource
-from nexus_assets.lib.s3_store import S3ObjectStore
-from nexus_assets.lib.signing import Signer, resolve_signer, secrets_manager_reader
-from nexus_assets.lib.tables import frame_to_parquet_bytes
-from nexus_assets.lib.vkp_catalog import DynamoCatalog
+from nexus_assets.lib.aws.aws_config import AwsSettings
+from nexus_assets.lib.aws.dynamo_records import DynamoRecordStore, StaleWriteError
+from nexus_assets.lib.aws.s3_store import S3ObjectStore
+from nexus_assets.lib.core.caches import MirroredBlobCache, MirroredVectorCache
+from nexus_assets.lib.core.job_tracking import DynamoJobStore
+from nexus_assets.lib.core.layout import PROCESSED_PREFIX, DataLayout
+from nexus_assets.lib.core.parquet_io import read_frame
+from nexus_assets.lib.core.tables import frame_to_parquet_bytes
+from nexus_assets.lib.distribution.cdn import invalidate
+from nexus_assets.lib.distribution.vkp_catalog import DynamoCatalog
+from nexus_assets.lib.ingest.ocr import OcrEngine
+from nexus_assets.lib.ingest.raw_sources import S3RawSource
+from nexus_assets.lib.publish.publishing import S3PackageStore
+from nexus_assets.lib.publish.signing import Signer, resolve_signer, secrets_manager_reader
 
 
 class AwsResource(dg.ConfigurableResource):
     """Bucket, tables, encryption and CDN of aws mode; credentials come from boto3's standard chain and
-    every client from `AwsSettings.client()`, with the one retry policy of `lib/aws_retry.py`."""
+    every client from `AwsSettings.client()`, with the one retry policy of `lib/aws/aws_retry.py`."""
 
-    s3: S3Resource | None = Field(default=None, description="Unused (kept so existing configurations load): "
-                                  "the S3 client is made like every other, by AwsSettings.client().")
     bucket: str
     records_table: str = "NexusAssetRecords"
     jobs_table: str = "ETLPipelineJobs"
@@ -57,9 +54,14 @@ class AwsResource(dg.ConfigurableResource):
 
     def settings(self) -> AwsSettings:
         return AwsSettings(
-            bucket=self.bucket, records_table=self.records_table, jobs_table=self.jobs_table, region=self.region,
-            endpoint_url=self.endpoint_url or None, kms_key_id=self.kms_key_id or None,
-            storage_class=self.storage_class, cloudfront_distribution_id=self.cloudfront_distribution_id or None,
+            bucket=self.bucket,
+            records_table=self.records_table,
+            jobs_table=self.jobs_table,
+            region=self.region,
+            endpoint_url=self.endpoint_url or None,
+            kms_key_id=self.kms_key_id or None,
+            storage_class=self.storage_class,
+            cloudfront_distribution_id=self.cloudfront_distribution_id or None,
         )
 
     def object_store(self) -> S3ObjectStore:
@@ -143,8 +145,9 @@ class S3TableIOManager(dg.ConfigurableIOManager):
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
         if not isinstance(obj, pd.DataFrame):
-            raise TypeError(f"{context.asset_key.to_user_string()}: S3 table IO manager stores DataFrames, "
-                            f"got {type(obj).__name__}")
+            raise TypeError(
+                f"{context.asset_key.to_user_string()}: S3 table IO manager stores DataFrames, got {type(obj).__name__}"
+            )
         store = self.aws.object_store()
         key = self._key(context)
         sha256 = store.put_bytes(key, frame_to_parquet_bytes(obj), content_type="application/vnd.apache.parquet")
@@ -189,13 +192,18 @@ class DynamoRecordIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         name, sk, _ = _asset_prefix(context)
         if isinstance(obj, pd.DataFrame):
-            value: Any = {"__dataframe__": True, "columns": list(obj.columns),
-                          "records": obj.astype(object).where(obj.notna(), None).to_dict("records")}
+            value: Any = {
+                "__dataframe__": True,
+                "columns": list(obj.columns),
+                "records": obj.astype(object).where(obj.notna(), None).to_dict("records"),
+            }
         elif isinstance(obj, dict):
             value = dict(obj)
         else:
-            raise TypeError(f"{context.asset_key.to_user_string()}: DynamoDB IO manager stores dicts and small "
-                            f"DataFrames, got {type(obj).__name__}")
+            raise TypeError(
+                f"{context.asset_key.to_user_string()}: DynamoDB IO manager stores dicts and small "
+                f"DataFrames, got {type(obj).__name__}"
+            )
         if value.get(ARTIFACT):
             layout = self._layout()
             local = Path(value[ARTIFACT])
@@ -214,10 +222,14 @@ class DynamoRecordIOManager(dg.ConfigurableIOManager):
         except StaleWriteError as exc:
             # A newer run already wrote this record: retrying the step cannot change that, so fail now
             # (not after the step's retries) and say which runs raced.
-            raise StaleRecordFailure(description=str(exc), allow_retries=False,
-                                     metadata={"dynamodb_item": f"{self.aws.records_table}: {name} [{sk}]"}) from exc
-        context.add_output_metadata({"dynamodb_item": f"{self.aws.records_table}: {name} [{sk}]",
-                                     "dynamodb_written": written})
+            raise StaleRecordFailure(
+                description=str(exc),
+                allow_retries=False,
+                metadata={"dynamodb_item": f"{self.aws.records_table}: {name} [{sk}]"},
+            ) from exc
+        context.add_output_metadata(
+            {"dynamodb_item": f"{self.aws.records_table}: {name} [{sk}]", "dynamodb_written": written}
+        )
 
     def load_input(self, context: dg.InputContext) -> Any:
         name, sk, _ = _asset_prefix(context)

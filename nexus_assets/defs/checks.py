@@ -1,6 +1,6 @@
 """Asset checks: the quality gates of every subject × grade partition, wired to Dagster.
 
-The rules live in `nexus_assets.lib.quality`; each check here loads the asset value it judges
+The rules live in `nexus_assets.lib.publish.quality`; each check here loads the asset value it judges
 through the asset's own IO manager (local files or S3/DynamoDB alike) and turns the verdict into an
 `AssetCheckResult` whose metadata explains it (figures and Markdown tables of the offending rows).
 
@@ -31,8 +31,8 @@ from nexus_assets.defs.aws import AwsDataDirResource
 from nexus_assets.defs.io_managers import ARTIFACT
 from nexus_assets.defs.partitions import curriculum_partitions_def, partition_of
 from nexus_assets.defs.resources import DataDirResource, EmbedderResource
-from nexus_assets.lib import quality
-from nexus_assets.lib.retrieval_eval import load_golden
+from nexus_assets.lib.index.retrieval_eval import load_golden
+from nexus_assets.lib.publish import quality
 
 SEVERITY = {"error": dg.AssetCheckSeverity.ERROR, "warn": dg.AssetCheckSeverity.WARN}
 
@@ -61,8 +61,9 @@ def check_result(verdict: quality.Verdict) -> dg.AssetCheckResult:
             metadata[name] = value
     for name, frame in verdict.tables.items():
         metadata[name] = dg.MetadataValue.md(quality.markdown_table(frame))
-    return dg.AssetCheckResult(passed=verdict.passed, severity=SEVERITY[verdict.severity], metadata=metadata,
-                               description=verdict.summary)
+    return dg.AssetCheckResult(
+        passed=verdict.passed, severity=SEVERITY[verdict.severity], metadata=metadata, description=verdict.summary
+    )
 
 
 def _built_chunk_size(context: dg.AssetCheckExecutionContext) -> int:
@@ -75,32 +76,40 @@ def _built_chunk_size(context: dg.AssetCheckExecutionContext) -> int:
     return int(value.value) if value is not None else quality.DEFAULT_CHUNK_SIZE
 
 
-@partitioned_check(asset=pdf_text,
-                   description="Share of pages with a text layer; warns below 90% and lists the pages and files "
-                   "without one.")
+@partitioned_check(
+    asset=pdf_text,
+    description="Share of pages with a text layer; warns below 90% and lists the pages and files without one.",
+)
 def text_coverage(pdf_text: pd.DataFrame) -> dg.AssetCheckResult:
     return check_result(quality.text_coverage(pdf_text))
 
 
-@partitioned_check(asset=text_chunks, blocking=True,
-                   description="No empty chunks and no repeated chunk ids (blocking); length min/median/max and the "
-                   "share of chunks shorter than 20% of the chunk size.")
+@partitioned_check(
+    asset=text_chunks,
+    blocking=True,
+    description="No empty chunks and no repeated chunk ids (blocking); length min/median/max and the "
+    "share of chunks shorter than 20% of the chunk size.",
+)
 def chunk_health(context: dg.AssetCheckExecutionContext, text_chunks: pd.DataFrame) -> dg.AssetCheckResult:
     return check_result(quality.chunk_health(text_chunks, target_size=_built_chunk_size(context)))
 
 
-@partitioned_check(asset=text_chunks,
-                   description="Exact duplicate chunks (same text hash) across the partition; warns above 5%.")
+@partitioned_check(
+    asset=text_chunks, description="Exact duplicate chunks (same text hash) across the partition; warns above 5%."
+)
 def duplicate_rate(text_chunks: pd.DataFrame) -> dg.AssetCheckResult:
     return check_result(quality.duplicate_rate(text_chunks))
 
 
-@partitioned_check(asset=chunk_embeddings, blocking=True,
-                   additional_ins={"text_chunks": dg.AssetIn(key=text_chunks.key)},
-                   description="Vectors have the model's dims, are finite, unit-norm and non-zero, one per chunk "
-                   "(blocking).")
-def embedding_sanity(embedder: EmbedderResource, chunk_embeddings: pd.DataFrame,
-                     text_chunks: pd.DataFrame) -> dg.AssetCheckResult:
+@partitioned_check(
+    asset=chunk_embeddings,
+    blocking=True,
+    additional_ins={"text_chunks": dg.AssetIn(key=text_chunks.key)},
+    description="Vectors have the model's dims, are finite, unit-norm and non-zero, one per chunk (blocking).",
+)
+def embedding_sanity(
+    embedder: EmbedderResource, chunk_embeddings: pd.DataFrame, text_chunks: pd.DataFrame
+) -> dg.AssetCheckResult:
     model_id = dims = None
     if not chunk_embeddings.empty:  # an empty partition needs no model
         # The configured back end that made them (the fallback after a fallback); else the primary's identity.
@@ -109,9 +118,12 @@ def embedding_sanity(embedder: EmbedderResource, chunk_embeddings: pd.DataFrame,
     return check_result(quality.embedding_sanity(chunk_embeddings, text_chunks, model_id, dims))
 
 
-@partitioned_check(asset=chroma_collection, blocking=True,
-                   additional_ins={"text_chunks": dg.AssetIn(key=text_chunks.key)},
-                   description="The Chroma build holds exactly the chunk ids of the build (blocking).")
+@partitioned_check(
+    asset=chroma_collection,
+    blocking=True,
+    additional_ins={"text_chunks": dg.AssetIn(key=text_chunks.key)},
+    description="The Chroma build holds exactly the chunk ids of the build (blocking).",
+)
 def collection_consistency(chroma_collection: dict, text_chunks: pd.DataFrame) -> dg.AssetCheckResult:
     return check_result(quality.collection_consistency(Path(chroma_collection[ARTIFACT]), text_chunks))
 
@@ -120,21 +132,32 @@ class RetrievalQualityConfig(dg.Config):
     """Where the golden questions are and how many must be answered; the deployment sets env vars."""
 
     golden_questions: str = Field(
-        default="", description=f"JSONL of question/subject/grade/file/page rows; empty: "
-        f"${quality.GOLDEN_QUESTIONS_ENV}; neither: the check is not applicable")
+        default="",
+        description=f"JSONL of question/subject/grade/file/page rows; empty: "
+        f"${quality.GOLDEN_QUESTIONS_ENV}; neither: the check is not applicable",
+    )
     min_recall: float | None = Field(
-        default=None, description=f"recall@k threshold; empty: ${quality.MIN_RECALL_ENV} or "
-        f"{quality.DEFAULT_MIN_RECALL}. Lower it for one run to publish a build deliberately.")
+        default=None,
+        description=f"recall@k threshold; empty: ${quality.MIN_RECALL_ENV} or "
+        f"{quality.DEFAULT_MIN_RECALL}. Lower it for one run to publish a build deliberately.",
+    )
     k: int = Field(default=quality.RECALL_K, description="hits per question")
 
 
-@partitioned_check(asset=chroma_collection, blocking=True,
-                   additional_ins={"raw_pdfs": dg.AssetIn(key=raw_pdfs.key)},
-                   description="Hybrid-search recall@5 of the partition's golden questions (answering file and page) "
-                   "at or above the threshold (blocking); not applicable without golden questions.")
-def retrieval_quality(context: dg.AssetCheckExecutionContext, config: RetrievalQualityConfig,
-                      embedder: EmbedderResource, chroma_collection: dict, raw_pdfs: pd.DataFrame
-                      ) -> dg.AssetCheckResult:
+@partitioned_check(
+    asset=chroma_collection,
+    blocking=True,
+    additional_ins={"raw_pdfs": dg.AssetIn(key=raw_pdfs.key)},
+    description="Hybrid-search recall@5 of the partition's golden questions (answering file and page) "
+    "at or above the threshold (blocking); not applicable without golden questions.",
+)
+def retrieval_quality(
+    context: dg.AssetCheckExecutionContext,
+    config: RetrievalQualityConfig,
+    embedder: EmbedderResource,
+    chroma_collection: dict,
+    raw_pdfs: pd.DataFrame,
+) -> dg.AssetCheckResult:
     path = quality.golden_path(config.golden_questions)
     if path is None:
         return check_result(quality.not_configured())
@@ -148,8 +171,7 @@ def retrieval_quality(context: dg.AssetCheckExecutionContext, config: RetrievalQ
     results = []
     if asked:
         query_model = embedder.embedder_for(str(chroma_collection.get("model_id", "")))
-        results = quality.evaluate_build(Path(chroma_collection[ARTIFACT]), part, asked, query_model,
-                                         k=config.k)
+        results = quality.evaluate_build(Path(chroma_collection[ARTIFACT]), part, asked, query_model, k=config.k)
     return check_result(quality.retrieval_quality(results, stale, threshold, k=config.k, source=str(path)))
 
 
@@ -173,9 +195,12 @@ def _package_file(data_dir: DataDirResource, location: str) -> Iterator[tuple[Pa
         yield local, None
 
 
-@partitioned_check(asset=vkp_package, blocking=True,
-                   description="The partition's current VKP verifies (manifest, member checksums, tables, content "
-                   "hash) and matches its catalog entry.")
+@partitioned_check(
+    asset=vkp_package,
+    blocking=True,
+    description="The partition's current VKP verifies (manifest, member checksums, tables, content "
+    "hash) and matches its catalog entry.",
+)
 def package_integrity(data_dir: DataDirResource, vkp_package: dict) -> dg.AssetCheckResult:
     location = vkp_package.get("location")
     if not vkp_package.get("version") or not location:
@@ -188,5 +213,12 @@ def package_integrity(data_dir: DataDirResource, vkp_package: dict) -> dg.AssetC
         return check_result(quality.package_integrity(vkp_package, local, problem, trusted))
 
 
-curriculum_checks = [text_coverage, chunk_health, duplicate_rate, embedding_sanity, collection_consistency,
-                     retrieval_quality, package_integrity]
+curriculum_checks = [
+    text_coverage,
+    chunk_health,
+    duplicate_rate,
+    embedding_sanity,
+    collection_consistency,
+    retrieval_quality,
+    package_integrity,
+]

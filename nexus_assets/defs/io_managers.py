@@ -19,8 +19,8 @@ import pandas as pd
 from pydantic import Field
 
 from nexus_assets.defs.partitions import partition_of
-from nexus_assets.lib.layout import ARTIFACT, DataLayout
-from nexus_assets.lib.parquet_io import read_frame
+from nexus_assets.lib.core.layout import ARTIFACT, DataLayout
+from nexus_assets.lib.core.parquet_io import read_frame
 
 __all__ = ["ARTIFACT", "RECORD_IO_MANAGER", "STORED_AS", "LocalPartitionedIOManager", "stored_name"]
 

@@ -15,7 +15,7 @@ from dagster import DagsterEventType
 
 from nexus_assets.defs.jobs import curriculum_build_job
 from nexus_assets.defs.resources import DataDirResource
-from nexus_assets.lib.job_tracking import JobRecord, JobStatus, now_iso
+from nexus_assets.lib.core.job_tracking import JobRecord, JobStatus, now_iso
 
 CLI_TAG = "nexus/launched_by"
 CATALOG_RACE_TAG = "nexus/catalog_race"  # set by vkp_package when a newer run's catalog entry refused ours
@@ -75,8 +75,9 @@ def finished_record(instance: dg.DagsterInstance, run_id: str, timestamp: str | 
     meta: dict[str, dict] = {}
     for entry in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
         materialization = entry.dagster_event.event_specific_data.materialization
-        meta[materialization.asset_key.path[-1]] = {k: getattr(v, "value", v)
-                                                    for k, v in materialization.metadata.items()}
+        meta[materialization.asset_key.path[-1]] = {
+            k: getattr(v, "value", v) for k, v in materialization.metadata.items()
+        }
     text = meta.get("pdf_text", {})
     record.total_files = int(text.get("files", meta.get("raw_pdfs", {}).get("files", 0)))
     record.successful_files = int(text.get("files_ok", 0))
@@ -96,8 +97,10 @@ def finished_record(instance: dg.DagsterInstance, run_id: str, timestamp: str | 
         record.errors.append(f"{record.failed_files} file(s) could not be extracted; see pdf_text's failed_files")
     run = run_record.dagster_run if run_record else None
     if run is not None and run.tags.get(CATALOG_RACE_TAG):
-        record.errors.append(f"vkp_package: {run.tags[CATALOG_RACE_TAG]} was published, but a racing run had already "
-                             "moved the catalog to a newer version (the conditional write refused ours)")
+        record.errors.append(
+            f"vkp_package: {run.tags[CATALOG_RACE_TAG]} was published, but a racing run had already "
+            "moved the catalog to a newer version (the conditional write refused ours)"
+        )
     status: JobStatus
     if run is None or run.status == dg.DagsterRunStatus.FAILURE or step_failures:
         status = "failed"
@@ -121,22 +124,31 @@ def _record_from_sensor(context: dg.RunStatusSensorContext, data_dir: DataDirRes
         context.log.error(f"run {run.run_id} of partition {record.partition or '?'} failed: {'; '.join(record.errors)}")
 
 
-@dg.run_status_sensor(run_status=dg.DagsterRunStatus.STARTED, monitored_jobs=[curriculum_build_job],
-                      default_status=dg.DefaultSensorStatus.RUNNING,
-                      description="Records each started build run in the job table.")
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.STARTED,
+    monitored_jobs=[curriculum_build_job],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Records each started build run in the job table.",
+)
 def job_started_sensor(context: dg.RunStatusSensorContext, data_dir: DataDirResource) -> None:
     _record_from_sensor(context, data_dir, finished=False)
 
 
-@dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[curriculum_build_job],
-                      default_status=dg.DefaultSensorStatus.RUNNING,
-                      description="Records each successful build run (completed or partial) in the job table.")
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    monitored_jobs=[curriculum_build_job],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Records each successful build run (completed or partial) in the job table.",
+)
 def job_succeeded_sensor(context: dg.RunStatusSensorContext, data_dir: DataDirResource) -> None:
     _record_from_sensor(context, data_dir, finished=True)
 
 
-@dg.run_failure_sensor(monitored_jobs=[curriculum_build_job], default_status=dg.DefaultSensorStatus.RUNNING,
-                       description="Records each failed build run, with the failing step and error, in the job table.")
+@dg.run_failure_sensor(
+    monitored_jobs=[curriculum_build_job],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Records each failed build run, with the failing step and error, in the job table.",
+)
 def job_failed_sensor(context: dg.RunFailureSensorContext, data_dir: DataDirResource) -> None:
     _record_from_sensor(context, data_dir, finished=True)
 

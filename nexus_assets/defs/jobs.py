@@ -3,11 +3,10 @@
 import dagster as dg
 
 from nexus_assets.defs.assets import curriculum_assets
-from nexus_assets.defs.partitions import curriculum_partitions_def
 
+# Partitioned by subject × grade: Dagster infers it from the selected assets (all share one definition).
 curriculum_build_job = dg.define_asset_job(
     "curriculum_build_job",
     selection=dg.AssetSelection.assets(*curriculum_assets),
-    partitions_def=curriculum_partitions_def,
     description="Build one subject × grade partition from its PDFs down to a published VKP.",
 )

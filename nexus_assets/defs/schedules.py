@@ -15,7 +15,7 @@ import dagster as dg
 
 from nexus_assets.defs.jobs import curriculum_build_job
 from nexus_assets.defs.partitions import curriculum_partitions_def
-from nexus_assets.lib.aws_config import deployment
+from nexus_assets.lib.aws.aws_config import deployment
 
 WEEKLY_CRON = os.environ.get("NEXUS_REBUILD_CRON", "0 2 * * 0")  # Sunday 02:00
 WEEKLY_TIMEZONE = os.environ.get("NEXUS_REBUILD_TIMEZONE", "Asia/Jakarta")

@@ -1,7 +1,7 @@
 """Sensors that rebuild a partition when its PDFs change: S3 (or local) listing, or S3 events via SQS.
 
 The change detection itself (cursor of per-partition fingerprints, key validation, S3 event
-parsing) lives in `nexus_assets.lib.upload_tracking`; these sensors only list, compare and emit.
+parsing) lives in `nexus_assets.lib.ingest.upload_tracking`; these sensors only list, compare and emit.
 Sensors are on by default in aws mode (production); locally they start stopped: turn
 `raw_upload_sensor` on in the UI (Automation → Sensors) with `make ui` running.
 """
@@ -13,9 +13,9 @@ import dagster as dg
 from nexus_assets.defs.jobs import curriculum_build_job
 from nexus_assets.defs.partitions import grade_partitions_def, key_of, subject_partitions_def
 from nexus_assets.defs.resources import DataDirResource
-from nexus_assets.lib.aws_config import deployment
-from nexus_assets.lib.layout import LayoutError, Partition
-from nexus_assets.lib.upload_tracking import (
+from nexus_assets.lib.aws.aws_config import deployment
+from nexus_assets.lib.core.layout import LayoutError, Partition
+from nexus_assets.lib.ingest.upload_tracking import (
     ListingDiff,
     cursor_fingerprint,
     diff_listing,
@@ -36,8 +36,9 @@ def _default_status() -> dg.DefaultSensorStatus:
     return dg.DefaultSensorStatus.RUNNING if deployment() == "aws" else dg.DefaultSensorStatus.STOPPED
 
 
-def _result(context: dg.SensorEvaluationContext, diff: ListingDiff, previous: dict,
-            extra_cursor: dict | None = None) -> dg.SensorResult:
+def _result(
+    context: dg.SensorEvaluationContext, diff: ListingDiff, previous: dict, extra_cursor: dict | None = None
+) -> dg.SensorResult:
     """Run requests for the changed partitions, registering new subjects and grades in the same tick."""
     for message in diff.skipped:
         context.log.warning(message)
@@ -46,8 +47,11 @@ def _result(context: dg.SensorEvaluationContext, diff: ListingDiff, previous: di
     new_subjects = sorted({p.subject for p in diff.changed} - known_subjects)
     new_grades = sorted({p.grade for p in diff.changed} - known_grades)
     requests = [
-        dg.RunRequest(partition_key=key_of(part), run_key=run_key(part, diff.fingerprints[part], previous),
-                      tags={"nexus/trigger": "upload"})
+        dg.RunRequest(
+            partition_key=key_of(part),
+            run_key=run_key(part, diff.fingerprints[part], previous),
+            tags={"nexus/trigger": "upload"},
+        )
         for part in diff.changed
     ]
     if requests:
@@ -57,8 +61,11 @@ def _result(context: dg.SensorEvaluationContext, diff: ListingDiff, previous: di
         dynamic.append(subject_partitions_def.build_add_request(new_subjects))
     if new_grades:
         dynamic.append(grade_partitions_def.build_add_request(new_grades))
-    return dg.SensorResult(run_requests=requests, dynamic_partitions_requests=dynamic,
-                           cursor=dump_cursor(diff.fingerprints, previous, extra_cursor))
+    return dg.SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=dynamic,
+        cursor=dump_cursor(diff.fingerprints, previous, extra_cursor),
+    )
 
 
 class SqsQueueResource(dg.ConfigurableResource):
@@ -71,19 +78,25 @@ class SqsQueueResource(dg.ConfigurableResource):
     def client(self):
         import boto3
 
-        from nexus_assets.lib.aws_retry import RetrySettings, guard_client
+        from nexus_assets.lib.aws.aws_retry import RetrySettings, guard_client
 
-        retry = RetrySettings.from_env()  # the one retry policy of aws mode (lib/aws_retry.py)
-        client = boto3.client("sqs", region_name=self.region, endpoint_url=self.endpoint_url or None,
-                              config=retry.config())
+        retry = RetrySettings.from_env()  # the one retry policy of aws mode (lib/aws/aws_retry.py)
+        client = boto3.client(
+            "sqs", region_name=self.region, endpoint_url=self.endpoint_url or None, config=retry.config()
+        )
         return guard_client(client, "sqs", retry)
 
 
-@dg.sensor(job=curriculum_build_job, minimum_interval_seconds=SENSOR_INTERVAL_S, default_status=_default_status(),
-           description="Lists raw-curriculum/ (S3 in aws mode, the data directory locally) and rebuilds every "
-           "partition whose PDFs were added, changed or deleted.")
-def raw_upload_sensor(context: dg.SensorEvaluationContext, data_dir: DataDirResource,
-                      sqs_queue: SqsQueueResource) -> dg.SensorResult | dg.SkipReason:
+@dg.sensor(
+    job=curriculum_build_job,
+    minimum_interval_seconds=SENSOR_INTERVAL_S,
+    default_status=_default_status(),
+    description="Lists raw-curriculum/ (S3 in aws mode, the data directory locally) and rebuilds every "
+    "partition whose PDFs were added, changed or deleted.",
+)
+def raw_upload_sensor(
+    context: dg.SensorEvaluationContext, data_dir: DataDirResource, sqs_queue: SqsQueueResource
+) -> dg.SensorResult | dg.SkipReason:
     if sqs_queue.queue_url:
         return dg.SkipReason("SQS mode: sqs_upload_sensor consumes the bucket's S3 events instead of listing")
     cursor = load_cursor(context.cursor)
@@ -91,11 +104,16 @@ def raw_upload_sensor(context: dg.SensorEvaluationContext, data_dir: DataDirReso
     return _result(context, diff, cursor["partitions"])
 
 
-@dg.sensor(job=curriculum_build_job, minimum_interval_seconds=SENSOR_INTERVAL_S, default_status=_default_status(),
-           description="Consumes S3 event notifications from SQS and rebuilds the partitions they touch; a "
-           "message is deleted only after the tick that emitted its run request has been committed.")
-def sqs_upload_sensor(context: dg.SensorEvaluationContext, data_dir: DataDirResource,
-                      sqs_queue: SqsQueueResource) -> dg.SensorResult | dg.SkipReason:
+@dg.sensor(
+    job=curriculum_build_job,
+    minimum_interval_seconds=SENSOR_INTERVAL_S,
+    default_status=_default_status(),
+    description="Consumes S3 event notifications from SQS and rebuilds the partitions they touch; a "
+    "message is deleted only after the tick that emitted its run request has been committed.",
+)
+def sqs_upload_sensor(
+    context: dg.SensorEvaluationContext, data_dir: DataDirResource, sqs_queue: SqsQueueResource
+) -> dg.SensorResult | dg.SkipReason:
     if not sqs_queue.queue_url:
         return dg.SkipReason("no SQS queue configured (NEXUS_SQS_QUEUE_URL): raw_upload_sensor lists S3 instead")
     sqs = sqs_queue.client()
@@ -107,13 +125,16 @@ def sqs_upload_sensor(context: dg.SensorEvaluationContext, data_dir: DataDirReso
     handled: list[str] = []
     skipped: list[str] = []
     for _ in range(SQS_BATCHES_PER_TICK):
-        messages = sqs.receive_message(QueueUrl=sqs_queue.queue_url, MaxNumberOfMessages=10,
-                                       WaitTimeSeconds=0).get("Messages", [])
+        messages = sqs.receive_message(QueueUrl=sqs_queue.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+            "Messages", []
+        )
         for message in messages:
             events = parse_s3_event_message(message.get("Body", ""))
             if events is None:
-                context.log.warning(f"SQS message {message['MessageId']} is not an S3 event notification: left to "
-                                    "the queue's redrive policy (dead-letter queue)")
+                context.log.warning(
+                    f"SQS message {message['MessageId']} is not an S3 event notification: left to "
+                    "the queue's redrive policy (dead-letter queue)"
+                )
                 continue
             for event in events:
                 try:
@@ -131,8 +152,11 @@ def sqs_upload_sensor(context: dg.SensorEvaluationContext, data_dir: DataDirReso
         files = [(item.key.rsplit("/", 1)[-1], item.etag) for item in source.listing(part.raw_prefix() + "/")]
         fingerprints[part] = fingerprint(files)
     changed = sorted(p for p, fp in fingerprints.items() if cursor_fingerprint(previous.get(p.label)) != fp)
-    kept = {part: cursor_fingerprint(entry) for label, entry in previous.items()
-            if (part := partition_of_label(label)) is not None}
+    kept = {
+        part: cursor_fingerprint(entry)
+        for label, entry in previous.items()
+        if (part := partition_of_label(label)) is not None
+    }
     diff = ListingDiff({**kept, **fingerprints}, changed, skipped)
     return _result(context, diff, previous, {"pending_delete": handled})
 

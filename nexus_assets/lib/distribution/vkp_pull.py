@@ -1,0 +1,596 @@
+"""The school-server side: pull the catalog, fetch what changed, verify it, install it atomically.
+
+`nexus vkp pull --catalog URL_OR_PATH --dest DIR` (from cron) reads the catalog (at most
+`MAX_CATALOG_BYTES`), refuses it unless it is signed by the trusted key and unexpired
+(`vkp_catalog.verify_catalog`), then does, per partition in the catalog, each on its own (one bad
+partition fails alone, named, and the others are still installed):
+
+1. check the entry (`vkp_catalog.check_entry`: it names its own partition's files, latest is its
+   newest version) and compare its latest with the installed version: older is refused (a rollback),
+   equal is up to date; if a chain of deltas leads from the installed version to the latest and weighs
+   less than the full package, fetch the deltas, else the full package;
+2. download into `DIR/.downloads/` as `<name>.part`, resuming where an interrupted download stopped
+   (HTTP Range, S3 ranged GET, or a seek for a regular file), never writing more than the catalog's
+   size (a longer body is refused), then check sha256 against the catalog;
+3. verify the package (sizes, manifest, signature with the trusted public key, then every member's
+   checksum, stopping at the first fault) and bind it to its entry: its signed manifest must name the
+   same partition, version, kind, base and content hash (`vkp_catalog.binding_problems`);
+4. build the new release in a staging directory (a full package is extracted safely: no member may
+   escape it, oversized or too many members are refused; a delta is applied to the installed tables
+   and checked against the target digest, then the Chroma collection is rebuilt from them), and
+   only then repoint `DIR/<subject>_<grade>/current` with one atomic rename. Until that rename the
+   previous release keeps serving; a failure leaves it in place.
+
+Installed layout: `DIR/<subject>_<grade>/current -> releases/<version>-<id>/` holding `release.json`,
+`chunks.parquet`, `embeddings.parquet` and `chroma/` (open it with `chroma_store.open_collection`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import http.client
+import json
+import os
+import shutil
+import stat
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urljoin, urlparse
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from nexus_assets.lib.core.hashing import sha256_file
+from nexus_assets.lib.core.layout import Partition, parse_semver
+from nexus_assets.lib.core.tables import collection_metadatas, vectors_of
+from nexus_assets.lib.distribution.vkp_catalog import (
+    MAX_CATALOG_BYTES,
+    CatalogError,
+    binding_problems,
+    check_entry,
+    verify_catalog,
+)
+from nexus_assets.lib.index.chroma_store import (
+    CURRENT_LINK,
+    CollectionItems,
+    model_collection_name,
+    swap_current,
+    write_build,
+)
+from nexus_assets.lib.publish.vkp import (
+    CHUNKS_MEMBER,
+    EMBEDDINGS_MEMBER,
+    ExtractLimits,
+    VkpError,
+    read_manifest,
+    safe_extract,
+    verify_vkp,
+)
+from nexus_assets.lib.publish.vkp_delta import DeltaError, apply_delta, read_tables, verify_delta
+
+RELEASE_FILE = "release.json"
+RELEASES_DIR = "releases"
+DOWNLOADS_DIR = ".downloads"
+CHROMA_DIR = "chroma"
+_BLOCK = 256 * 1024
+DEFAULT_LIMITS = ExtractLimits()
+
+
+class PullError(RuntimeError):
+    """A catalog or package that cannot be fetched, verified or installed."""
+
+
+# --- fetching -------------------------------------------------------------------------------------
+
+Opener = Callable[[int], tuple[IO[bytes], bool]]  # offset -> (stream, whether it starts at that offset)
+
+
+@dataclass
+class Source:
+    """Where the catalog (and, beside it, the packages) come from: http(s), s3:// or a path."""
+
+    catalog: str
+    timeout: float = 30.0
+    s3_client: Any = None  # injected for s3:// (tests, custom endpoints); else built from the environment
+
+    def _url(self, name: str) -> str:
+        return urljoin(self.catalog, name)
+
+    def opener(self, name: str | None) -> Opener:
+        """A function opening the catalog (name None) or a package, from a byte offset."""
+        scheme = urlparse(self.catalog).scheme
+        if scheme in ("http", "https"):
+            url = self._url(name) if name else self.catalog
+            return lambda offset: self._open_http(url, offset)
+        if scheme == "s3":
+            parsed = urlparse(self.catalog)
+            key = parsed.path.lstrip("/")
+            if name:
+                key = f"{key.rsplit('/', 1)[0]}/{name}" if "/" in key else name
+            return lambda offset: self._open_s3(parsed.netloc, key, offset)
+        path = Path(self.catalog[len("file://") :] if self.catalog.startswith("file://") else self.catalog)
+        target = path.parent / name if name else path
+        return lambda offset: self._open_path(target, offset)
+
+    def _open_http(self, url: str, offset: int) -> tuple[IO[bytes], bool]:
+        request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
+        response = urllib.request.urlopen(request, timeout=self.timeout)
+        return response, offset == 0 or response.status == 206
+
+    def _open_s3(self, bucket: str, key: str, offset: int) -> tuple[IO[bytes], bool]:
+        client = self.s3_client or _s3_client()
+        kwargs = {"Range": f"bytes={offset}-"} if offset else {}
+        return client.get_object(Bucket=bucket, Key=key, **kwargs)["Body"], True
+
+    @staticmethod
+    def _open_path(path: Path, offset: int) -> tuple[IO[bytes], bool]:
+        """Open a regular file only: a device, fifo or directory (even behind a link) has no end to trust."""
+        handle = path.open("rb")
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            handle.close()
+            raise PullError(f"{path}: not a regular file (a device, fifo or directory): refused")
+        handle.seek(offset)
+        return handle, True
+
+    def read_catalog(self, public_key: Ed25519PublicKey, now: datetime | None = None) -> dict[str, Any]:
+        """The catalog, read up to MAX_CATALOG_BYTES and refused unless signed by `public_key` and unexpired."""
+        try:
+            stream, _ = self.opener(None)(0)
+            with stream:
+                raw = stream.read(MAX_CATALOG_BYTES + 1)
+        except (OSError, urllib.error.URLError, ValueError, http.client.HTTPException) as exc:
+            raise PullError(f"{self.catalog}: cannot read the catalog: {exc}") from None
+        except PullError:
+            raise
+        except Exception as exc:  # noqa: BLE001 -- botocore errors for s3:// sources, named in the message
+            raise PullError(f"{self.catalog}: cannot read the catalog: {exc}") from None
+        try:
+            return verify_catalog(raw, public_key, self.catalog, now)
+        except CatalogError as exc:
+            raise PullError(str(exc)) from None
+
+
+def _s3_client() -> Any:
+    import boto3
+
+    from nexus_assets.lib.aws.aws_retry import RetrySettings
+
+    return boto3.client(
+        "s3",
+        endpoint_url=os.environ.get("NEXUS_AWS_ENDPOINT_URL") or None,
+        region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
+        config=RetrySettings.from_env().config(),
+    )
+
+
+_TRANSIENT = (OSError, urllib.error.URLError, http.client.HTTPException, TimeoutError)
+
+
+def download(
+    opener: Opener,
+    dest: Path,
+    size: int,
+    sha256: str,
+    *,
+    attempts: int = 5,
+    pause: float = 0.2,
+    what: str = "",
+    max_bytes: int = DEFAULT_LIMITS.max_package_bytes,
+    on_bytes: Callable[[int, int], None] | None = None,
+) -> int:
+    """Fetch into `dest`, resuming from `dest.part` (left by this or an earlier, interrupted pull).
+
+    Returns the bytes transferred by this call. `size` (the catalog's) is checked before anything is
+    written (at most `max_bytes`, and it must fit on the disk) and bounds every write: a source with
+    more to give is refused on the spot, the partial file discarded. The result must match `sha256`.
+    `on_bytes(present, size)` is called after every block (a progress bar's feed).
+    """
+    what = what or dest.name
+    if size > max_bytes:
+        raise PullError(f"{what}: the catalog declares {size} bytes, more than the {max_bytes} allowed: refused")
+    part = dest.with_name(dest.name + ".part")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    transferred = 0
+    last: BaseException | None = None
+    for attempt in range(attempts):
+        offset = part.stat().st_size if part.exists() else 0
+        if offset > size:
+            part.unlink()
+            offset = 0
+        if offset == size:
+            break
+        free = shutil.disk_usage(dest.parent).free
+        if free < size - offset:
+            raise PullError(f"{what}: {size - offset} bytes to download but only {free} free under {dest.parent}")
+        try:
+            stream, resumed = opener(offset)
+            with stream, part.open("ab" if resumed else "wb") as out:
+                remaining = size - (offset if resumed else 0)
+                _refuse_longer(stream, remaining, what, part)
+                while remaining and (block := stream.read(min(_BLOCK, remaining))):
+                    out.write(block)
+                    transferred += len(block)
+                    remaining -= len(block)
+                    if on_bytes:
+                        on_bytes(size - remaining, size)
+                if not remaining and stream.read(1):
+                    raise _overflow(what, size, part)
+        except _TRANSIENT as exc:  # cut connection, timeout: resume from what arrived
+            last = exc
+            time.sleep(pause * (2**attempt))
+            continue
+        last = None
+    if not part.exists() or part.stat().st_size != size:
+        raise PullError(
+            f"{what}: download incomplete after {attempts} attempts "
+            f"({part.stat().st_size if part.exists() else 0}/{size} bytes): {last}"
+        )
+    if sha256_file(part) != sha256:
+        part.unlink()
+        raise PullError(f"{what}: sha256 differs from the catalog's (corrupted or tampered); discarded")
+    os.replace(part, dest)
+    return transferred
+
+
+def _refuse_longer(stream: Any, remaining: int, what: str, part: Path) -> None:
+    """Refuse up front a response whose Content-Length says it is longer than what is left to fetch."""
+    headers = getattr(stream, "headers", None)  # an HTTP response (S3 bodies and files have none)
+    length = headers.get("Content-Length") if headers is not None else None
+    if length is not None and length.isdigit() and int(length) > remaining:
+        raise _overflow(what, remaining, part, f"announces {length} bytes")
+
+
+def _overflow(what: str, size: int, part: Path, how: str = "sent more") -> PullError:
+    part.unlink(missing_ok=True)
+    return PullError(
+        f"{what}: the source {how} than the catalog's {size} bytes: refused and discarded (a wrong or hostile mirror)"
+    )
+
+
+# --- planning -------------------------------------------------------------------------------------
+
+
+def plan(entry: dict[str, Any], installed: str | None) -> list[dict[str, Any]]:
+    """The package references to fetch, in order: a chain of deltas from `installed` when one exists
+    and weighs less than the full package, else the latest full package; [] when up to date. Each
+    reference carries the `version` it delivers (to bind the package to it)."""
+    latest = entry["latest"]
+    if installed == latest:
+        return []
+    by_version = {v["version"]: v for v in entry["versions"]}
+    full = {**by_version[latest]["full"], "version": latest}
+    if installed is None:
+        return [full]
+    chain: list[dict[str, Any]] = []
+    version = latest
+    while version != installed:
+        delta = (by_version.get(version) or {}).get("delta")
+        usable = delta and (delta["from"] == installed or delta["from"] in by_version)
+        if not usable or len(chain) > len(by_version):
+            return [full]
+        chain.append({**delta, "version": version})
+        version = delta["from"]
+    if sum(d["size"] for d in chain) >= full["size"]:
+        return [full]
+    return list(reversed(chain))
+
+
+# --- installing -----------------------------------------------------------------------------------
+
+
+def partition_dir(dest: Path, part: Partition) -> Path:
+    return dest / f"{part.subject}_{part.grade}"
+
+
+def installed_release(dest: Path, part: Partition) -> Path | None:
+    link = partition_dir(dest, part) / CURRENT_LINK
+    if not link.exists():
+        return None
+    target = link.resolve()
+    return target if (target / RELEASE_FILE).is_file() else None
+
+
+def installed_version(dest: Path, part: Partition) -> str | None:
+    release = installed_release(dest, part)
+    return json.loads((release / RELEASE_FILE).read_text())["version"] if release else None
+
+
+def _new_release_dir(root: Path, version: str) -> Path:
+    staging = root / RELEASES_DIR / f".staging-{version}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True)
+    return staging
+
+
+def _finish_release(root: Path, staging: Path, manifest: dict[str, Any], source: str, keep_previous: int) -> Path:
+    (staging / RELEASE_FILE).write_text(
+        json.dumps(
+            {
+                "version": manifest["version"],
+                "content_hash": manifest["content_hash"],
+                "embedding": manifest["embedding"],
+                "installed_from": source,
+                "installed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
+            indent=2,
+            sort_keys=True,
+        )
+    )
+    final = staging.with_name(staging.name.removeprefix(".staging-"))
+    os.replace(staging, final)
+    swap_current(root, final)
+    _prune_releases(root, final, keep_previous)
+    return final
+
+
+def _prune_releases(root: Path, current: Path, keep_previous: int) -> None:
+    releases = sorted(
+        (p for p in (root / RELEASES_DIR).iterdir() if p.is_dir() and p.resolve() != current),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for stale in releases[keep_previous:]:
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def install_full(
+    package: Path, dest: Path, part: Partition, limits: ExtractLimits = DEFAULT_LIMITS, keep_previous: int = 1
+) -> Path:
+    """Extract a verified full package into a new release and swap it in."""
+    root = partition_dir(dest, part)
+    manifest = read_manifest(package)
+    staging = _new_release_dir(root, manifest["version"])
+    try:
+        safe_extract(package, staging, limits)
+        return _finish_release(root, staging, manifest, package.name, keep_previous)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def install_delta(delta: Path, dest: Path, part: Partition, keep_previous: int = 1) -> Path:
+    """Apply a verified delta to the installed release's tables, rebuild Chroma aside, swap it in."""
+    root = partition_dir(dest, part)
+    current = installed_release(dest, part)
+    if current is None:
+        raise DeltaError(f"{delta}: no installed release of {part.label} to apply it to")
+    base_manifest = json.loads((current / RELEASE_FILE).read_text())
+    chunks, vectors, manifest = apply_delta(read_tables(current), base_manifest, delta)
+    staging = _new_release_dir(root, manifest["version"])
+    try:
+        chunks.to_parquet(staging / CHUNKS_MEMBER, index=False, compression="zstd")
+        vectors.to_parquet(staging / EMBEDDINGS_MEMBER, index=False, compression="zstd")
+        model_id, dims = manifest["embedding"]["model_id"], int(manifest["embedding"]["dims"])
+        array = vectors_of(vectors) if len(vectors) else np.zeros((0, dims), dtype=np.float32)
+        name = model_collection_name(part.collection_name, model_id, dims)  # as the full build names it
+        write_build(
+            staging / CHROMA_DIR,
+            name,
+            CollectionItems(
+                chunks["chunk_id"].tolist(),
+                np.asarray(array, dtype=np.float32),
+                chunks["text"].tolist(),
+                collection_metadatas(part.subject, part.grade, chunks),
+                model_id,
+                dims,
+            ),
+        )
+        return _finish_release(root, staging, manifest, delta.name, keep_previous)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# --- the pull -------------------------------------------------------------------------------------
+
+
+@dataclass
+class PullOutcome:
+    partition: str
+    installed_before: str | None
+    installed_after: str | None
+    via: str  # up to date | delta | deltas (n) | full | failed
+    bytes_downloaded: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "partition": self.partition,
+            "from": self.installed_before or "-",
+            "to": self.installed_after or "-",
+            "via": self.via,
+            "downloaded": self.bytes_downloaded,
+            "problems": "; ".join(self.problems),
+        }
+
+
+@dataclass(frozen=True)
+class PullEvent:
+    """What `pull` reports as it goes, for a progress display.
+
+    kind: `partition` (one starts: index of total), `download` (bytes `done` of `size` of package `name`),
+    `verify`, `install` (of `name`), `done` (with its `outcome`).
+    """
+
+    kind: str
+    partition: str
+    index: int = 0
+    total: int = 0
+    name: str = ""
+    done: int = 0
+    size: int = 0
+    outcome: PullOutcome | None = None
+
+
+PullListener = Callable[[PullEvent], None]
+
+
+def _ignore(_event: PullEvent) -> None:
+    pass
+
+
+@contextmanager
+def _dest_lock(dest: Path) -> Iterator[None]:
+    dest.mkdir(parents=True, exist_ok=True)
+    with open(dest / ".pull.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PullError(f"{dest}: another pull is running (lock {dest / '.pull.lock'})") from None
+        yield
+
+
+def pull(
+    source: Source,
+    dest: Path,
+    public_key: Ed25519PublicKey,
+    *,
+    partitions: list[str] | None = None,
+    limits: ExtractLimits = DEFAULT_LIMITS,
+    attempts: int = 5,
+    notify: PullListener = _ignore,
+) -> list[PullOutcome]:
+    """Bring every (or the chosen) partition of the catalog up to its latest version under `dest`.
+
+    A catalog that cannot be trusted raises PullError; past that, each partition succeeds or fails on
+    its own (its outcome names why), so one bad entry or package never keeps the others from installing.
+    `notify` receives a PullEvent at each stage (a progress display; nothing else depends on it).
+    """
+    catalog = source.read_catalog(public_key)
+    entries = catalog["partitions"]
+    outcomes = []
+    with _dest_lock(dest):
+        chosen = [label for label in sorted(entries) if not partitions or label in partitions]
+        for index, label in enumerate(chosen, 1):
+            notify(PullEvent("partition", label, index, len(chosen)))
+            try:
+                outcome = _pull_partition(source, dest, label, entries[label], public_key, limits, attempts, notify)
+            except Exception as exc:  # noqa: BLE001 -- isolation: a fault in one partition must not stop the rest
+                outcome = PullOutcome(
+                    label, None, None, "failed", problems=[f"{label}: {type(exc).__name__}: {str(exc)[:300]}"]
+                )
+            outcomes.append(outcome)
+            notify(PullEvent("done", label, index, len(chosen), outcome=outcome))
+        for label in sorted(set(partitions or ()) - set(entries)):
+            outcomes.append(PullOutcome(label, None, None, "failed", problems=[f"{label} is not in the catalog"]))
+    return outcomes
+
+
+def _pull_partition(
+    source: Source,
+    dest: Path,
+    label: str,
+    entry: Any,
+    public_key: Ed25519PublicKey,
+    limits: ExtractLimits,
+    attempts: int,
+    notify: PullListener = _ignore,
+) -> PullOutcome:
+    try:
+        part = check_entry(label, entry, limits.max_package_bytes)
+    except CatalogError as exc:
+        return PullOutcome(label, None, None, "failed", problems=[str(exc)])
+    before = installed_version(dest, part)
+    outcome = PullOutcome(label, before, before, "up to date")
+    if before is not None and parse_semver(entry["latest"]) < parse_semver(before):
+        outcome.via = "failed"
+        outcome.problems.append(
+            f"{label}: the catalog's latest v{entry['latest']} is older than the installed "
+            f"v{before}: refused (versions never move backwards; a replayed or rolled-back "
+            "catalog)"
+        )
+        return outcome
+    steps = plan(entry, before)
+    if not steps:
+        return outcome
+    by_version = {v["version"]: v for v in entry["versions"]}
+    if all("from" in s for s in steps):
+        try:
+            for ref in steps:
+                outcome.bytes_downloaded += _fetch_verified(
+                    source,
+                    dest,
+                    part,
+                    by_version[ref["version"]],
+                    ref,
+                    public_key,
+                    attempts,
+                    limits,
+                    install=lambda p: install_delta(p, dest, part),
+                    notify=notify,
+                )
+            outcome.via = "delta" if len(steps) == 1 else f"deltas ({len(steps)})"
+            outcome.installed_after = installed_version(dest, part)
+            return outcome
+        except (PullError, VkpError, OSError) as exc:
+            outcome.problems.append(f"delta path failed, falling back to the full package: {exc}")
+        steps = plan(entry, None)
+    try:
+        outcome.bytes_downloaded += _fetch_verified(
+            source,
+            dest,
+            part,
+            by_version[steps[0]["version"]],
+            steps[0],
+            public_key,
+            attempts,
+            limits,
+            install=lambda p: install_full(p, dest, part, limits),
+            notify=notify,
+        )
+        outcome.via = "full"
+    except (PullError, VkpError, OSError) as exc:
+        outcome.via = "failed"
+        outcome.problems.append(str(exc))
+    outcome.installed_after = installed_version(dest, part)
+    return outcome
+
+
+def _fetch_verified(
+    source: Source,
+    dest: Path,
+    part: Partition,
+    version: dict[str, Any],
+    ref: dict[str, Any],
+    public_key: Ed25519PublicKey,
+    attempts: int,
+    limits: ExtractLimits,
+    *,
+    install: Callable[[Path], Path],
+    notify: PullListener = _ignore,
+) -> int:
+    """Download one package of `part` (its name was checked by `check_entry`), verify it, bind it to its
+    catalog entry, install it; the downloaded file is removed whatever happens."""
+    name = ref["name"]
+    local = dest / DOWNLOADS_DIR / name
+    label = part.label
+    got = download(
+        source.opener(name),
+        local,
+        ref["size"],
+        ref["sha256"],
+        attempts=attempts,
+        what=name,
+        max_bytes=limits.max_package_bytes,
+        on_bytes=lambda done, size: notify(PullEvent("download", label, name=name, done=done, size=size)),
+    )
+    try:
+        notify(PullEvent("verify", label, name=name))
+        report = (verify_delta if "from" in ref else verify_vkp)(local, public_key, limits=limits)
+        if not report.ok:
+            raise PullError(f"{name} failed verification: {'; '.join(report.problems)}")
+        mismatch = binding_problems(report.manifest or {}, part, version, ref)
+        if mismatch:
+            raise PullError(
+                f"{name} is not the package the catalog entry of {part.label} describes: {'; '.join(mismatch)}: refused"
+            )
+        notify(PullEvent("install", label, name=name))
+        install(local)
+    finally:
+        local.unlink(missing_ok=True)
+    return got

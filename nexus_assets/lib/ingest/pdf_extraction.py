@@ -1,0 +1,734 @@
+"""PDF text extraction with PyMuPDF, page by page, with a status per file.
+
+Uploaded PDFs are messy: encrypted, broken, scanned. Extraction never raises for a bad file; it
+returns a `FileExtraction` whose `status` says what happened and whose `reason` a data engineer can
+act on, so one bad file never fails its partition.
+
+An extraction is a pure function of the PDF's bytes and of this code, so results are cached by the
+file's sha256 plus `extractor_version()` (see `extract_pdfs`): an unchanged file is never re-read.
+Files that miss the cache are spread over a process pool when there is enough work to pay for it.
+PyMuPDF is imported only when a file is really opened, so a build with every file cached does
+not pay its import.
+
+Pages without a text layer that show an image are OCRed when an `OcrEngine` is given (see
+`nexus_assets.lib.ingest.ocr`): their status is `ocr`, not `ok`, so OCRed text stays recognisable down to
+the chunks. Without OCR they keep status `no_text` and a reason that says why they were not read.
+
+Hostile or broken uploads are refused before MuPDF reads them where a few bytes tell (`empty`,
+`not_pdf`, `truncated`, `too_large`), and bounded while it reads them (`too_many_pages`,
+`timeout`) by `ExtractionLimits`: the size, page count and extraction time of one file, from
+NEXUS_MAX_PDF_MB, NEXUS_MAX_PDF_PAGES and NEXUS_MAX_EXTRACTION_SECONDS. The time limit is checked
+before every page in any process (cooperative); in the worker pool a file still running past it
+(stuck inside one page) has its worker killed (hard), and a worker that dies on a file gives that
+file the status `crashed`, never the build. A refused or timed-out file yields no pages at all:
+half a book is never indexed as if it were the whole.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from importlib import metadata
+from multiprocessing import get_context
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from nexus_assets.lib.core import hashing
+from nexus_assets.lib.core.caches import BlobCache
+from nexus_assets.lib.ingest.ocr import (
+    OcrEngine,
+    cache_key,
+    legible,
+    needs_ocr,
+    ocr_blocks,
+    ocr_resolution,
+    ocr_unused_reason,
+)
+from nexus_assets.lib.ingest.text_cleaning import MARGIN_SHARE, Block, clean_document
+
+if TYPE_CHECKING:
+    import pymupdf
+
+log = logging.getLogger(__name__)
+
+FileStatus = Literal[
+    "ok",
+    "encrypted",
+    "malformed",
+    "no_text_layer",
+    "empty",
+    "not_pdf",
+    "truncated",
+    "too_large",
+    "too_many_pages",
+    "timeout",
+    "crashed",
+]
+PageStatus = Literal["ok", "ocr", "no_text", "error"]
+# Pages whose text is indexed: from the text layer (`ok`) or read by OCR (`ocr`).
+TEXT_STATUSES = ("ok", "ocr")
+# Outcomes that depend on the limits or on the machine, not only on the file's bytes: never cached, so a
+# raised limit (or a run on a quieter machine) reads the file again.
+UNCACHED_STATUSES = ("too_large", "too_many_pages", "timeout", "crashed")
+
+MIB = 1 << 20
+MAX_PDF_MB_ENV = "NEXUS_MAX_PDF_MB"
+MAX_PDF_PAGES_ENV = "NEXUS_MAX_PDF_PAGES"
+MAX_EXTRACTION_SECONDS_ENV = "NEXUS_MAX_EXTRACTION_SECONDS"
+# A textbook PDF is 5-100 MB (image-heavy scans up to ~300 MB): 500 MiB leaves room for those while a
+# multi-GB upload (a video renamed .pdf, a disk image) is refused before it is opened.
+DEFAULT_MAX_PDF_MB = 500
+# School books run to 200-600 pages, the longest references ~1,000 (bench_scale.py builds one): 2,000
+# pages refuses the "thousands of pages" file, which would take ~3 h of OCR if it were scanned.
+DEFAULT_MAX_PDF_PAGES = 2000
+# Text layers are read at 300-600 pages/s, OCR at 5-6 s per page: 30 minutes per file admits a fully
+# scanned 300-page book and still ends a runaway file well within a production run's 2 h limit.
+DEFAULT_MAX_EXTRACTION_SECONDS = 1800.0
+# The pool kills a worker this long after the cooperative limit: time for the page in progress to end.
+HARD_LIMIT_GRACE_S = 10.0
+WORKER_START_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class ExtractionLimits:
+    """What one file may cost: bytes on disk, pages, and seconds of extraction (OCR included)."""
+
+    max_bytes: int = DEFAULT_MAX_PDF_MB * MIB
+    max_pages: int = DEFAULT_MAX_PDF_PAGES
+    max_seconds: float = DEFAULT_MAX_EXTRACTION_SECONDS
+
+    @classmethod
+    def from_settings(
+        cls, max_pdf_mb: float = 0, max_pages: int = 0, max_seconds: float = 0, environ: Mapping[str, str] | None = None
+    ) -> ExtractionLimits:
+        """A value > 0 (resource config) wins, else the NEXUS_* variable, else the default."""
+        environ = os.environ if environ is None else environ
+
+        def pick(value: float, variable: str, default: float) -> float:
+            raw = value if value and value > 0 else (environ.get(variable, "").strip() or default)
+            try:
+                number = float(raw)
+            except ValueError:
+                raise ValueError(f"{variable}={raw!r} is not a number") from None
+            if number <= 0:
+                raise ValueError(f"{variable}={raw!r}: a limit must be a positive number")
+            return number
+
+        return cls(
+            max_bytes=int(pick(max_pdf_mb, MAX_PDF_MB_ENV, DEFAULT_MAX_PDF_MB) * MIB),
+            max_pages=int(pick(max_pages, MAX_PDF_PAGES_ENV, DEFAULT_MAX_PDF_PAGES)),
+            max_seconds=pick(max_seconds, MAX_EXTRACTION_SECONDS_ENV, DEFAULT_MAX_EXTRACTION_SECONDS),
+        )
+
+    def describe(self) -> str:
+        return (
+            f"at most {self.max_bytes / MIB:g} MiB, {self.max_pages} pages and {self.max_seconds:g} s of "
+            "extraction per file"
+        )
+
+
+@dataclass
+class PageText:
+    page: int  # 1-based, as printed in a PDF viewer
+    text: str
+    status: PageStatus
+    reason: str = ""
+
+
+@dataclass
+class FileExtraction:
+    file: str
+    sha256: str
+    status: FileStatus
+    reason: str = ""
+    page_count: int = 0
+    pages: list[PageText] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    size: int = 0  # bytes on disk (a cached result is checked against the current size limit)
+
+    @property
+    def text_pages(self) -> int:
+        return sum(1 for p in self.pages if p.status in TEXT_STATUSES)
+
+    @property
+    def ocr_pages(self) -> int:
+        return sum(1 for p in self.pages if p.status == "ocr")
+
+
+def _page_blocks(page: pymupdf.Page, raw_blocks: list | None = None) -> list[Block]:
+    """Text blocks in content-stream order, each flagged when it sits in the top or bottom margin."""
+    height = page.rect.height or 1.0
+    top, bottom = page.rect.y0 + height * MARGIN_SHARE, page.rect.y1 - height * MARGIN_SHARE
+    return [
+        (b[4], b[3] <= top or b[1] >= bottom)
+        for b in (page.get_text("blocks") if raw_blocks is None else raw_blocks)
+        if b[6] == 0 and b[4].strip()
+    ]
+
+
+NO_TEXT_REASON = "no text layer (scanned or image-only page)"
+
+
+def _read_page(page: pymupdf.Page, ocr: OcrEngine | None) -> tuple[list[Block], str | None]:
+    """The page's blocks and, for a page without a text layer, why it has none or that OCR read it.
+
+    Returns (blocks, None) for a page with a text layer, (OCR blocks, "ocr") for a scan OCR read, and
+    ([], reason) otherwise. Only image-bearing pages are OCRed: blank pages would cost seconds for nothing.
+    A page too large to render within OCR's pixel budget at a legible resolution is not OCRed.
+    """
+    blocks = _page_blocks(page)
+    if blocks:
+        return blocks, None
+    if not needs_ocr(page):
+        return [], "blank page (no text layer, no image)"
+    if ocr is None:
+        return [], f"{NO_TEXT_REASON}; {ocr_unused_reason()}"
+    dpi, too_large = ocr_resolution(page.rect.width, page.rect.height, ocr)
+    if dpi is None:
+        return [], f"{NO_TEXT_REASON}; {too_large}"
+    try:
+        read = _page_blocks(page, ocr_blocks(page, ocr, dpi))
+    except Exception as exc:  # noqa: BLE001 -- an OCR failure must not lose the page's report
+        return [], f"{NO_TEXT_REASON}; OCR failed: {exc}"
+    if not legible(" ".join(text for text, _ in read)):
+        return [], f"{NO_TEXT_REASON}; OCR found no legible text"
+    return read, "ocr"
+
+
+def _mupdf_warnings() -> str:
+    import pymupdf
+
+    text = pymupdf.TOOLS.mupdf_warnings(reset=True) or ""
+    return "; ".join(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
+
+
+# What a file that is not a PDF usually is, by its first bytes (for a reason the uploader can act on).
+_MAGIC = (
+    (b"PK\x03\x04", "a ZIP archive (e.g. a .docx, .pptx or .odt document)"),
+    (b"\xd0\xcf\x11\xe0", "an old Microsoft Office document (.doc, .ppt, .xls)"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"{\\rtf", "an RTF document"),
+    (b"%!PS", "a PostScript file"),
+    (b"\x00\x05\x16\x07", "a macOS resource fork (AppleDouble '._' file)"),
+)
+# The PDF header may follow some bytes of junk, and the %%EOF marker be followed by some: both within
+# 1,024 bytes of their end of the file, as Acrobat accepts them (PDF 32000-1, 7.5.2 and 7.5.5).
+SNIFF_BYTES = 1024
+
+
+def _what_it_is(head: bytes) -> str:
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            return what
+    text = head.lstrip()[:200]
+    if text.lower().startswith((b"<!doctype html", b"<html")):
+        return "an HTML page (often a download's error page saved as .pdf)"
+    # The file's own bytes are never quoted: reasons land in tables, logs and the UI, and a careless upload
+    # (a configuration file, a key) must not be copied there.
+    try:
+        decoded = text.decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary data of an unknown kind"
+    if decoded and sum(c.isprintable() or c.isspace() for c in decoded) / len(decoded) > 0.95:
+        return "plain text"
+    return "binary data of an unknown kind"
+
+
+def sniff_pdf(path: Path, limits: ExtractionLimits) -> tuple[FileStatus, str] | None:
+    """(status, reason) for a file refused before MuPDF opens it, None when it may be a PDF.
+
+    Only the size and at most 2 KB of the file are read: an empty upload, a file over the size limit,
+    something else named `.pdf`, or a PDF without its end-of-file marker (cut short in transfer: MuPDF
+    would "repair" it into the pages before the cut, and half a book would be published as the book).
+    """
+    size = path.stat().st_size
+    if size == 0:
+        return "empty", "zero-byte file: the upload is empty; upload the PDF again"
+    if size > limits.max_bytes:
+        return "too_large", (
+            f"{size / MIB:.1f} MiB, over the limit of {limits.max_bytes / MIB:g} MiB per file "
+            f"({MAX_PDF_MB_ENV}): not opened; split the PDF or raise the limit"
+        )
+    with path.open("rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+        handle.seek(max(0, size - SNIFF_BYTES))
+        tail = handle.read(SNIFF_BYTES)
+    if b"%PDF-" not in head:
+        return "not_pdf", (
+            f"not a PDF although named .pdf: {_what_it_is(head)} (a PDF starts with %PDF-); "
+            "export or save it as PDF and upload it again"
+        )
+    if b"%%EOF" not in tail:
+        return "truncated", (
+            f"truncated: the file ends after {size:,} bytes without the %%EOF end-of-file "
+            "marker (an interrupted upload or download); upload the complete file again"
+        )
+    return None
+
+
+def apply_limits(result: FileExtraction, limits: ExtractionLimits) -> FileExtraction:
+    """A cached extraction judged against the current limits (which may be lower than when it was made)."""
+    if result.size > limits.max_bytes:
+        return FileExtraction(
+            result.file,
+            result.sha256,
+            "too_large",
+            (
+                f"{result.size / MIB:.1f} MiB, over the limit of {limits.max_bytes / MIB:g} MiB per file "
+                f"({MAX_PDF_MB_ENV}): not indexed; split the PDF or raise the limit"
+            ),
+            size=result.size,
+        )
+    if result.page_count > limits.max_pages:
+        return _too_many_pages(result.file, result.sha256, result.page_count, limits, result.size)
+    return result
+
+
+def _too_many_pages(name: str, sha256: str, pages: int, limits: ExtractionLimits, size: int) -> FileExtraction:
+    return FileExtraction(
+        name,
+        sha256,
+        "too_many_pages",
+        (
+            f"{pages:,} pages, over the limit of {limits.max_pages:,} pages per file ({MAX_PDF_PAGES_ENV}): not read; "
+            "split the PDF or raise the limit"
+        ),
+        page_count=pages,
+        size=size,
+    )
+
+
+def _no_text_detail(pages: list[PageText]) -> str:
+    """Why a file's pages have no text, in a few words (the pages' own reasons, deduplicated)."""
+    reasons = dict.fromkeys(p.reason.removeprefix(NO_TEXT_REASON).removeprefix("; ") for p in pages if p.reason)
+    return "; ".join(r for r in reasons if r)[:400]
+
+
+def extract_pdf(
+    path: Path, sha256: str | None = None, ocr: OcrEngine | None = None, limits: ExtractionLimits | None = None
+) -> FileExtraction:
+    """Extract and clean the text of every page of `path`, OCRing scanned pages when `ocr` is given.
+
+    An empty user password is tried first for encrypted files (many textbooks are "encrypted" only
+    to restrict printing). Pages with no text layer that OCR cannot read (or without OCR) are kept
+    with status `no_text` and a reason, so scanned pages are reported, never silently dropped.
+    `limits` (default: `ExtractionLimits()`) bound the file's size, pages and extraction time; the time
+    is checked before each page, and a file over it yields status `timeout` and no pages.
+    """
+    limits = limits or ExtractionLimits()
+    name = path.name
+    digest = sha256 or hashing.sha256_file(path)
+    size = path.stat().st_size
+    refused = sniff_pdf(path, limits)
+    if refused:
+        return FileExtraction(name, digest, refused[0], refused[1], size=size)
+    import pymupdf
+
+    started = time.monotonic()  # the file's own time: not the (first) import of PyMuPDF
+    _mupdf_warnings()  # drop warnings left by earlier files
+    try:
+        doc = pymupdf.open(path, filetype="pdf")
+    except Exception as exc:  # noqa: BLE001 -- any open failure means the file is unusable
+        return FileExtraction(name, digest, "malformed", f"cannot be opened as a PDF: {exc}", size=size)
+    with doc:
+        notes: list[str] = []
+        if doc.needs_pass:
+            if not doc.authenticate(""):
+                return FileExtraction(
+                    name,
+                    digest,
+                    "encrypted",
+                    "encrypted and a user password is required (the empty password was refused); "
+                    "upload an unencrypted copy",
+                    page_count=doc.page_count,
+                    size=size,
+                )
+            notes.append("encrypted; opened with the empty user password")
+        elif (doc.metadata or {}).get("encryption"):
+            notes.append(f"encrypted ({doc.metadata['encryption']}); opened with the empty user password")
+        if doc.page_count == 0:
+            warnings = _mupdf_warnings()
+            return FileExtraction(
+                name,
+                digest,
+                "malformed",
+                "no pages could be read (broken page tree)" + (f"; MuPDF: {warnings}" if warnings else ""),
+                size=size,
+            )
+        if doc.page_count > limits.max_pages:
+            return _too_many_pages(name, digest, doc.page_count, limits, size)
+        raw_pages: list[list[Block]] = []
+        errors: dict[int, str] = {}
+        untexted: dict[int, str] = {}  # page index -> "ocr" or why it has no text
+        for index in range(doc.page_count):
+            elapsed = time.monotonic() - started
+            if elapsed > limits.max_seconds:
+                ocred = sum(1 for note in untexted.values() if note == "ocr")
+                slow = f"; {ocred} page(s) OCRed so far (OCR is the slow part)" if ocred else ""
+                return FileExtraction(
+                    name,
+                    digest,
+                    "timeout",
+                    (
+                        f"extraction stopped after {elapsed:.1f} s, over the limit of {limits.max_seconds:g} s "
+                        f"per file ({MAX_EXTRACTION_SECONDS_ENV}), with {index} of {doc.page_count} pages read{slow}: "
+                        "not indexed (part of a book is never published as the book); split the PDF or raise the limit"
+                    ),
+                    page_count=doc.page_count,
+                    size=size,
+                )
+            try:
+                blocks, note = _read_page(doc[index], ocr)
+            except Exception as exc:  # noqa: BLE001 -- a broken page must not lose the others
+                blocks, note = [], None
+                errors[index] = f"page could not be read: {exc}"
+            raw_pages.append(blocks)
+            if note:
+                untexted[index] = note
+        warnings = _mupdf_warnings()
+        if warnings:
+            notes.append(f"repaired by MuPDF: {warnings[:300]}")
+        page_count = doc.page_count
+
+    cleaned = clean_document(raw_pages)
+    pages = []
+    for index, text in enumerate(cleaned):
+        if index in errors:
+            pages.append(PageText(index + 1, "", "error", errors[index]))
+        elif text and untexted.get(index) == "ocr":
+            pages.append(PageText(index + 1, text, "ocr", f"no text layer; read by OCR ({ocr.languages})"))
+        elif text:
+            pages.append(PageText(index + 1, text, "ok"))
+        else:
+            why = untexted.get(index) or NO_TEXT_REASON
+            if why == "ocr":
+                why = f"{NO_TEXT_REASON}; OCR read only running headers or footers"
+            pages.append(PageText(index + 1, "", "no_text", why))
+    result = FileExtraction(name, digest, "ok", page_count=page_count, pages=pages, notes=notes, size=size)
+    if result.ocr_pages:
+        notes.append(f"{result.ocr_pages} of {page_count} pages read by OCR")
+    if result.text_pages == 0:
+        result.status = "no_text_layer"
+        detail = _no_text_detail(pages) or ("OCR found no legible text" if ocr else ocr_unused_reason())
+        which = f"none of the {page_count} pages has a" if page_count > 1 else "its only page has no"
+        result.reason = f"{which} text layer (scanned document); it needs OCR before it can be indexed ({detail})"
+    return result
+
+
+# Bump when extraction or cleaning changes what a file yields in a way the source digest below
+# would not show (e.g. a behaviour change in a dependency other than PyMuPDF).
+EXTRACTOR_VERSION = 1
+_CODE_FILES = ("pdf_extraction.py", "text_cleaning.py", "ocr.py")
+# Below this many pages to extract, worker processes cost more than they save: starting two
+# (forkserver, each importing PyMuPDF) took ~1.5 s here, while one process extracts and cleans
+# ~300-600 pages a second (340 pages: 0.6-1.3 s serial, 1.7-1.9 s with the pool).
+POOL_MIN_PAGES = 1200
+
+
+@cache
+def extractor_version() -> str:
+    """Version of what extraction yields: the constant, PyMuPDF's version and a digest of this code.
+
+    The code digest makes any edit to extraction or cleaning invalidate cached results, so a stale
+    cache can never hide a fix.
+    """
+    here = Path(__file__).resolve().parent
+    digest = hashing.new()
+    for name in _CODE_FILES:
+        hashing.update_from_file(digest, here / name)
+    return f"v{EXTRACTOR_VERSION}-pymupdf{metadata.version('pymupdf')}-{digest.hexdigest()[:12]}"
+
+
+def extraction_cache(cache_root: Path, ocr: OcrEngine | None = None) -> BlobCache:
+    """Cached extractions of this code with this OCR setting: a no-OCR result never serves an OCR run."""
+    return BlobCache(cache_root, f"extraction-{cache_key(ocr)}-{extractor_version()}")
+
+
+def extraction_to_bytes(result: FileExtraction) -> bytes:
+    """Deterministic gzip'd JSON (fixed gzip mtime: same extraction, same bytes)."""
+    body = json.dumps(asdict(result), ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+    return gzip.compress(body, compresslevel=6, mtime=0)
+
+
+def extraction_from_bytes(data: bytes, file: str) -> FileExtraction:
+    """Inverse of `extraction_to_bytes`; `file` renames it (the same bytes may be uploaded under another name)."""
+    raw = json.loads(gzip.decompress(data))
+    pages = [PageText(**p) for p in raw.pop("pages")]
+    raw["file"] = file
+    return FileExtraction(**raw, pages=pages)
+
+
+def _page_count(path: Path, limits: ExtractionLimits) -> int:
+    """Pages of work a file will be: 0 for one refused before (or right after) opening, which costs nothing."""
+    import pymupdf
+
+    try:
+        if sniff_pdf(path, limits):
+            return 0
+        with pymupdf.open(path, filetype="pdf") as doc:
+            return doc.page_count if doc.page_count <= limits.max_pages else 0
+    except Exception:  # noqa: BLE001 -- a file that cannot be opened is cheap to "extract"
+        return 0
+
+
+def worker_count(jobs: int, pages: int) -> int:
+    """Processes for extracting `jobs` files holding `pages` pages: 1 unless the pool pays for itself."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if jobs < 2 or pages < POOL_MIN_PAGES:
+        return 1
+    return max(1, min(cores, jobs))
+
+
+@dataclass(frozen=True)
+class ExtractionStats:
+    files: int
+    cached: int
+    extracted: int
+    workers: int
+
+
+# --- the worker pool: one long-lived process per core, each killable on its own --------------------------------
+# Not a ProcessPoolExecutor: its tasks cannot be cancelled once running, and one worker dying breaks the
+# whole pool. Here a worker stuck past the time limit is killed and replaced, and a worker that dies on a
+# file (a MuPDF crash, the OOM killer) costs that file its status, not the partition its build.
+
+Task = tuple[Path, str, "OcrEngine | None", ExtractionLimits]
+
+
+def _worker_main(conn: Connection) -> None:
+    conn.send("ready")
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        path, sha256, ocr, limits = task
+        try:
+            result: FileExtraction | Exception = extract_pdf(path, sha256, ocr, limits)
+        except Exception as exc:  # noqa: BLE001 -- a bug, not a bad file: raised again in the parent
+            result = exc
+        conn.send(result)
+
+
+class PoolUnavailable(RuntimeError):
+    """Worker processes cannot be started here (e.g. a __main__ without the import guard)."""
+
+
+@dataclass
+class _Worker:
+    process: object  # multiprocessing.context.ForkServerProcess
+    conn: Connection
+
+    def stop(self, kill: bool = False) -> None:
+        proc = self.process
+        if not kill:
+            try:
+                self.conn.send(None)
+            except (OSError, ValueError):
+                kill = True
+        if not kill:
+            proc.join(5)  # type: ignore[attr-defined]
+        if proc.is_alive():  # type: ignore[attr-defined]
+            proc.kill()  # type: ignore[attr-defined]
+            proc.join(5)  # type: ignore[attr-defined]
+        self.conn.close()
+
+
+def _start_workers(count: int, target: Callable[[Connection], None] = _worker_main) -> list[_Worker]:
+    # forkserver: never fork a parent that may hold torch's or Dagster's threads.
+    ctx = get_context("forkserver")
+    started: list[_Worker] = []
+    try:
+        for _ in range(count):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=target, args=(child,), name="nexus-pdf-extraction")
+            proc.start()
+            child.close()
+            started.append(_Worker(proc, parent))
+        for worker in started:
+            if not worker.conn.poll(WORKER_START_TIMEOUT_S) or worker.conn.recv() != "ready":
+                raise PoolUnavailable(f"an extraction worker did not start within {WORKER_START_TIMEOUT_S:g} s")
+    except (OSError, RuntimeError, EOFError) as exc:
+        for worker in started:
+            worker.stop(kill=True)
+        if isinstance(exc, PoolUnavailable):
+            raise
+        raise PoolUnavailable(str(exc) or type(exc).__name__) from exc
+    return started
+
+
+def _exit_text(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def run_pool(
+    tasks: Sequence[tuple[int, Task]],
+    workers: int,
+    store: Callable[[int, FileExtraction], None],
+    target: Callable[[Connection], None] = _worker_main,
+) -> None:
+    """Extract `(index, task)` pairs in `workers` processes, calling `store(index, result)` as each ends.
+
+    A task still running `HARD_LIMIT_GRACE_S` after its file's time limit has its worker killed (status
+    `timeout`); a worker that dies gives its file the status `crashed`; either is replaced. Raises
+    PoolUnavailable when no worker can be started: the caller extracts what is left in its own process.
+    `target` is the worker's main function (tests substitute misbehaving ones).
+    """
+    pending = deque(tasks)
+    idle = _start_workers(workers, target)
+    busy: dict[Connection, tuple[_Worker, int, Task, float]] = {}
+    try:
+        while pending or busy:
+            while pending and idle:
+                worker = idle.pop()
+                index, task = pending.popleft()
+                try:
+                    worker.conn.send(task)
+                except (OSError, ValueError):  # it died while idle: the task goes to another one
+                    pending.appendleft((index, task))
+                    worker.stop(kill=True)
+                    idle.extend(_replacement(target))
+                    continue
+                busy[worker.conn] = (worker, index, task, time.monotonic())
+            if not busy:
+                raise PoolUnavailable("no extraction worker is left (none could be replaced)")
+            now = time.monotonic()
+            next_deadline = min(
+                started + task[3].max_seconds + HARD_LIMIT_GRACE_S for _, _, task, started in busy.values()
+            )
+            for conn in wait(list(busy), timeout=max(0.0, next_deadline - now)):
+                worker, index, task, started = busy.pop(conn)  # type: ignore[index]
+                try:
+                    result = conn.recv()  # type: ignore[union-attr]
+                except (EOFError, OSError):
+                    worker.process.join(5)  # type: ignore[attr-defined]
+                    code = worker.process.exitcode  # type: ignore[attr-defined]
+                    worker.stop(kill=True)
+                    store(
+                        index,
+                        FileExtraction(
+                            task[0].name,
+                            task[1],
+                            "crashed",
+                            (
+                                f"the extraction process died while reading this file ({_exit_text(code)}): "
+                                "not indexed; the file may trigger a bug in MuPDF, or the machine ran out of memory"
+                            ),
+                        ),
+                    )
+                    if pending:
+                        idle.extend(_replacement(target))
+                    continue
+                idle.append(worker)
+                if isinstance(result, Exception):
+                    raise result
+                store(index, result)
+            now = time.monotonic()
+            for conn, (worker, index, task, started) in list(busy.items()):
+                limit = task[3].max_seconds
+                if now - started > limit + HARD_LIMIT_GRACE_S:
+                    del busy[conn]
+                    worker.stop(kill=True)
+                    store(
+                        index,
+                        FileExtraction(
+                            task[0].name,
+                            task[1],
+                            "timeout",
+                            (
+                                f"extraction killed after {now - started:.1f} s, over the limit of {limit:g} s "
+                                f"per file ({MAX_EXTRACTION_SECONDS_ENV}) plus {HARD_LIMIT_GRACE_S:g} s of grace: a "
+                                "single page (or opening the file) never finished; not indexed; split the PDF or "
+                                "raise the limit"
+                            ),
+                            size=task[0].stat().st_size if task[0].exists() else 0,
+                        ),
+                    )
+                    if pending:
+                        idle.extend(_replacement(target))
+    finally:
+        for worker in idle:
+            worker.stop()
+        for worker, *_ in busy.values():
+            worker.stop(kill=True)
+
+
+def _replacement(target: Callable[[Connection], None]) -> list[_Worker]:
+    """A worker in place of one killed or dead; none if it cannot start (the others carry on)."""
+    try:
+        return _start_workers(1, target)
+    except PoolUnavailable as exc:
+        log.warning("could not replace an extraction worker (%s); going on with fewer", exc)
+        return []
+
+
+def extract_pdfs(
+    items: Sequence[tuple[str, str, Callable[[], Path]]],
+    cache: BlobCache | None = None,
+    on_result: Callable[[FileExtraction, bool], None] | None = None,
+    ocr: OcrEngine | None = None,
+    limits: ExtractionLimits | None = None,
+) -> tuple[list[FileExtraction], ExtractionStats]:
+    """Extract `(file name, sha256, local path getter)` items, in order, reusing cached results.
+
+    The path getter is called only for files that miss the cache (in aws mode it downloads the
+    PDF). Misses run in a process pool sized to the cores when there are enough pages; results are
+    written to the cache as they arrive (except outcomes of the limits, see `UNCACHED_STATUSES`), and
+    cached results are judged against the current `limits`. `on_result(result, from_cache)` reports
+    each file. `cache` must be `extraction_cache(root, ocr)` for the same `ocr`.
+    """
+    limits = limits or ExtractionLimits()
+    results: list[FileExtraction | None] = [None] * len(items)
+    misses: list[tuple[int, Path]] = []
+    for index, (file, sha256, local_path) in enumerate(items):
+        data = cache.get(sha256) if cache else None
+        if data is not None:
+            try:
+                results[index] = apply_limits(extraction_from_bytes(data, file), limits)
+            except (ValueError, TypeError, KeyError, OSError, EOFError):
+                cache.discard(sha256)  # written by an incompatible version: extract again
+        if results[index] is None:
+            misses.append((index, local_path()))
+        elif on_result:
+            on_result(results[index], True)
+
+    def store(index: int, result: FileExtraction) -> None:
+        result.file = items[index][0]
+        results[index] = result
+        if cache and result.status not in UNCACHED_STATUSES:
+            cache.put(items[index][1], extraction_to_bytes(result))
+        if on_result:
+            on_result(result, False)
+
+    pages = sum(_page_count(path, limits) for _, path in misses) if len(misses) > 1 else 0
+    workers = worker_count(len(misses), pages)
+    if workers > 1:
+        try:
+            run_pool([(index, (path, items[index][1], ocr, limits)) for index, path in misses], workers, store)
+        except PoolUnavailable as exc:
+            # No worker processes here (e.g. a __main__ without the import guard): one process does the rest.
+            log.warning("PDF extraction pool failed (%s); extracting in this process", exc)
+            workers = 1
+    for index, path in misses:
+        if results[index] is None:
+            store(index, extract_pdf(path, items[index][1], ocr, limits))
+    done = [r for r in results if r is not None]
+    return done, ExtractionStats(len(items), len(items) - len(misses), len(misses), workers)

@@ -1,0 +1,231 @@
+"""Ed25519 signatures over package manifests: who may publish, and how a school checks it.
+
+A package's `manifest.json` lists the sha256 of every other member, so one signature over the exact
+manifest bytes covers the whole package. The signature travels in the package as `manifest.sig`
+(algorithm, key id, base64 signature) and is repeated in the catalog.
+
+The private key comes from configuration, never from the repository and never into a log:
+`NEXUS_SIGNING_KEY_FILE` (a PEM file), `NEXUS_SIGNING_KEY` (the PEM text itself), or in aws mode
+`NEXUS_SIGNING_KEY_SECRET_ID` (an AWS Secrets Manager secret holding the PEM). With none of them
+set, a *development* key pair is generated once under `<data>/keys/` so a fresh checkout's demo
+works with no manual step; it is labelled as such wherever it is used, and schools must never trust
+it. Schools verify with the public key only (`nexus keys generate` writes both halves).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from nexus_assets.lib.core import hashing
+
+ALGORITHM = "ed25519"
+KEY_FILE_ENV = "NEXUS_SIGNING_KEY_FILE"
+KEY_ENV = "NEXUS_SIGNING_KEY"
+KEY_SECRET_ENV = "NEXUS_SIGNING_KEY_SECRET_ID"
+PUBLIC_KEY_ENV = "NEXUS_VKP_PUBLIC_KEY"
+DEV_KEY_DIR = "keys"
+DEV_PRIVATE = "dev-signing-key.pem"
+DEV_PUBLIC = "dev-signing-key.pub.pem"
+
+
+class SigningError(ValueError):
+    """A key that cannot be loaded, or a signature that does not hold."""
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    """Short fingerprint of a public key: lets a verifier say which key signed, without the key."""
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashing.sha256_bytes(raw, 16)
+
+
+def private_pem(key: Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def public_pem(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def load_private_key(pem: bytes | str, where: str) -> Ed25519PrivateKey:
+    """Parse a PKCS#8 PEM Ed25519 private key; errors name `where` (never the key's content)."""
+    data = pem.encode() if isinstance(pem, str) else pem
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise SigningError(f"{where}: not an unencrypted PEM private key ({type(exc).__name__})") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise SigningError(f"{where}: the key is {type(key).__name__}, not Ed25519")
+    return key
+
+
+def load_public_key(source: str | Path) -> Ed25519PublicKey:
+    """A public key from a PEM file path or the PEM text itself."""
+    text = str(source)
+    where = "public key text"
+    if "BEGIN PUBLIC KEY" not in text:
+        path = Path(text).expanduser()
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise SigningError(f"{path}: cannot read the public key: {exc.strerror or exc}") from None
+        where = str(path)
+    try:
+        key = serialization.load_pem_public_key(text.encode())
+    except ValueError as exc:
+        raise SigningError(f"{where}: not a PEM public key ({exc})") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise SigningError(f"{where}: the key is {type(key).__name__}, not Ed25519")
+    return key
+
+
+@dataclass(frozen=True)
+class Signer:
+    """A private key and where it came from (for logs: the origin, never the key)."""
+
+    key: Ed25519PrivateKey
+    origin: str
+    development: bool = False
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        return self.key.public_key()
+
+    @property
+    def key_id(self) -> str:
+        return key_id(self.public_key)
+
+    def sign(self, data: bytes) -> dict[str, str]:
+        """The signature record stored as `manifest.sig` and in the catalog."""
+        return {
+            "algorithm": ALGORITHM,
+            "key_id": self.key_id,
+            "signature": base64.b64encode(self.key.sign(data)).decode(),
+        }
+
+    def __repr__(self) -> str:  # never print the key, even by accident
+        return f"Signer(origin={self.origin!r}, key_id={self.key_id!r}, development={self.development})"
+
+
+def verify_signature(public_key: Ed25519PublicKey, data: bytes, record: Any, what: str = "the manifest") -> str | None:
+    """None when `record` is a valid signature of `data` (`what`: a manifest, a catalog) by `public_key`,
+    else the reason."""
+    if not isinstance(record, dict) or record.get("algorithm") != ALGORITHM or "signature" not in record:
+        return f"signature record is malformed (expected algorithm {ALGORITHM!r} and a signature)"
+    if record.get("key_id") not in (None, key_id(public_key)):
+        return f"signed by key {record.get('key_id')}, but the trusted public key is {key_id(public_key)}"
+    try:
+        public_key.verify(base64.b64decode(record["signature"], validate=True), data)
+    except (InvalidSignature, ValueError):
+        return f"signature does not match {what} (tampered, or signed by another key)"
+    return None
+
+
+def generate_keypair(directory: Path, name: str = "nexus-signing") -> tuple[Path, Path, str]:
+    """Write `<name>.key` (mode 0600) and `<name>.pub` under `directory`; refuses to overwrite."""
+    directory.mkdir(parents=True, exist_ok=True)
+    private_path, public_path = directory / f"{name}.key", directory / f"{name}.pub"
+    for path in (private_path, public_path):
+        if path.exists():
+            raise SigningError(f"{path} already exists: refusing to overwrite a key")
+    key = Ed25519PrivateKey.generate()
+    _write_private(private_path, private_pem(key))
+    public_path.write_bytes(public_pem(key.public_key()))
+    return private_path, public_path, key_id(key.public_key())
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def dev_key_paths(data_root: Path) -> tuple[Path, Path]:
+    return data_root / DEV_KEY_DIR / DEV_PRIVATE, data_root / DEV_KEY_DIR / DEV_PUBLIC
+
+
+def development_signer(data_root: Path) -> Signer:
+    """The data directory's development key, generated on first use (never for real releases)."""
+    private_path, public_path = dev_key_paths(data_root)
+    if not private_path.exists():
+        private_path.parent.mkdir(parents=True, exist_ok=True)
+        key = Ed25519PrivateKey.generate()
+        try:
+            _write_private(private_path, private_pem(key))
+        except FileExistsError:  # another process generated it first: use theirs
+            pass
+        else:
+            public_path.write_bytes(public_pem(key.public_key()))
+    key = load_private_key(private_path.read_bytes(), str(private_path))
+    if not public_path.exists():
+        public_path.write_bytes(public_pem(key.public_key()))
+    return Signer(key, f"DEVELOPMENT key {private_path}", development=True)
+
+
+def resolve_signer(
+    data_root: Path,
+    *,
+    key_file: str = "",
+    secret_id: str = "",
+    secret_reader: Callable[[str], str] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Signer:
+    """The configured signing key: explicit file, then $NEXUS_SIGNING_KEY_FILE, $NEXUS_SIGNING_KEY,
+    a Secrets Manager secret (when `secret_reader` is given), else the development key."""
+    env = os.environ if environ is None else environ
+    key_file = key_file or env.get(KEY_FILE_ENV, "")
+    if key_file:
+        path = Path(key_file).expanduser()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise SigningError(f"{path}: cannot read the signing key: {exc.strerror or exc}") from None
+        return Signer(load_private_key(data, str(path)), f"key file {path}")
+    if env.get(KEY_ENV):
+        return Signer(load_private_key(env[KEY_ENV], f"${KEY_ENV}"), f"${KEY_ENV}")
+    secret_id = secret_id or env.get(KEY_SECRET_ENV, "")
+    if secret_id and secret_reader is not None:
+        return Signer(
+            load_private_key(secret_reader(secret_id), f"secret {secret_id}"), f"Secrets Manager secret {secret_id}"
+        )
+    return development_signer(data_root)
+
+
+def secrets_manager_reader(client: Any) -> Callable[[str], str]:
+    """Read a PEM from AWS Secrets Manager (SecretString, or SecretBinary)."""
+
+    def read(secret_id: str) -> str:
+        response = client.get_secret_value(SecretId=secret_id)
+        if "SecretString" in response:
+            return response["SecretString"]
+        return bytes(response["SecretBinary"]).decode()
+
+    return read
+
+
+def trusted_public_key(explicit: str | None, data_root: Path | None) -> tuple[Ed25519PublicKey | None, str]:
+    """The key a verifier trusts: `--public-key`, $NEXUS_VKP_PUBLIC_KEY, else the local development key."""
+    chosen = explicit or os.environ.get(PUBLIC_KEY_ENV, "")
+    if chosen:
+        return load_public_key(chosen), f"public key {chosen if 'BEGIN' not in chosen else '(inline)'}"
+    if data_root is not None:
+        _, public_path = dev_key_paths(data_root)
+        if public_path.is_file():
+            return load_public_key(public_path), f"DEVELOPMENT public key {public_path}"
+    return None, "no public key"
+
+
+def canonical_json(value: Any) -> bytes:
+    """The bytes that get signed: stable key order, so the same manifest always signs the same."""
+    return json.dumps(value, indent=2, sort_keys=True).encode()

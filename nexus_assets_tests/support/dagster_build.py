@@ -1,0 +1,43 @@
+"""One partition materialized through Dagster (every asset, model included), as `nexus build` would."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+
+from nexus_assets.defs.assets import curriculum_assets
+from nexus_assets.defs.io_managers import RECORD_IO_MANAGER, LocalPartitionedIOManager
+from nexus_assets.defs.partitions import key_of, register_partitions
+from nexus_assets.defs.resources import ChromaResource, DataDirResource, EmbedderResource
+from nexus_assets.lib.core.layout import Partition
+
+INFO10 = Partition("informatika", "kelas_10")
+
+
+def build_info10(data_dir: Path, cache_vectors: bool = True) -> dict[str, dict]:
+    """Materialize INFO10 in `data_dir`; the metadata of every asset, by asset name."""
+    with dg.instance_for_test() as instance:
+        register_partitions(instance, [INFO10])
+        result = dg.materialize(
+            curriculum_assets,
+            partition_key=key_of(INFO10),
+            instance=instance,
+            resources={
+                "data_dir": DataDirResource(data_dir=str(data_dir)),
+                "embedder": EmbedderResource(cache_vectors=cache_vectors),
+                "chroma": ChromaResource(),
+                "io_manager": LocalPartitionedIOManager(data_dir=str(data_dir)),
+                RECORD_IO_MANAGER: LocalPartitionedIOManager(data_dir=str(data_dir)),
+            },
+        )
+        assert result.success
+        return {
+            mat.asset_key.path[-1]: {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+            for mat in (e.materialization for e in result.get_asset_materialization_events())
+        }
+
+
+def copy_informatika(sample_raw_root: Path, data_dir: Path) -> None:
+    shutil.copytree(sample_raw_root / "informatika", data_dir / "raw-curriculum" / "informatika")

@@ -1,0 +1,274 @@
+"""The `nexus` interface without a build: options where people type them, --json documents, --version,
+refusals that create nothing, help text on every option, and the progress display fed by hand."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from contextlib import redirect_stderr
+from pathlib import Path
+from types import SimpleNamespace
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from nexus_assets.cli import cli, main
+from nexus_assets.cli_progress import BuildProgress, PullProgress, choose_mode
+from nexus_assets.lib.core.layout import Partition
+from nexus_assets.lib.distribution.vkp_pull import PullEvent, PullOutcome
+from nexus_assets.lib.ingest.build_preflight import check_partitions, pdf_counts
+from nexus_assets_tests.support.cli_json import ERROR_KEYS, SCHEMAS, check_document
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh data directory and DAGSTER_HOME; local mode whatever the caller's environment says."""
+    for name in ("NEXUS_DEPLOYMENT", "NEXUS_DATA_DIR", "NEXUS_VKP_PUBLIC_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    return tmp_path
+
+
+def run(*args: str) -> click.testing.Result:
+    return CliRunner().invoke(cli, list(args), obj=None, catch_exceptions=False)
+
+
+def pdf(path: Path) -> Path:
+    """A file the layout counts as a PDF (the preflight reads names, not contents)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"%PDF-1.4\n%%EOF\n")
+    return path
+
+
+# --- options, version, help ---------------------------------------------------------------------------------
+
+
+def test_version_names_the_package_and_its_libraries() -> None:
+    result = run("--version")
+    assert result.exit_code == 0
+    assert re.match(r"nexus \d+\.\d+\.\d+ \(nexus-assets; dagster 1\.13\.\d+, chromadb ", result.output)
+
+
+def test_global_options_work_before_and_after_the_command(env: Path) -> None:
+    data = env / "data"
+    before = run("--data-dir", str(data), "--json", "jobs", "--days", "1")
+    after = run("jobs", "--days", "1", "--data-dir", str(data), "--json")
+    mixed = run("--json", "jobs", "--data-dir", str(data))
+    for result in (before, after, mixed):
+        assert result.exit_code == 0, result.output
+        assert check_document(result.stdout, "nexus.jobs/1")["jobs"] == []
+    assert (data / "processed" / "_jobs.sqlite").exists(), "the data dir typed after the command was used"
+    nested = run("vkp", "verify", "x.vkp", "--data-dir", str(data), "--allow-unsigned", "--json")
+    assert check_document(nested.stdout, "nexus.vkp.verify/1")["packages"][0]["ok"] is False
+
+
+def _options(command: click.Command, path: str = "nexus") -> list[tuple[str, click.Option]]:
+    found = [(path, p) for p in command.params if isinstance(p, click.Option)]
+    for name, sub in getattr(command, "commands", {}).items():
+        found += _options(sub, f"{path} {name}")
+    return found
+
+
+def test_every_option_and_command_has_help_text() -> None:
+    missing = [f"{path} {option.opts[0]}" for path, option in _options(cli) if not option.help]
+    assert not missing, missing
+
+    def commands(command: click.Command, path: str) -> list[str]:
+        subs = getattr(command, "commands", {})
+        return [path] * (not command.help) + [p for n, c in subs.items() for p in commands(c, f"{path} {n}")]
+
+    assert commands(cli, "nexus") == []
+
+
+def test_usage_errors_exit_2_with_clicks_message(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bogus"]) == 2
+    assert "No such command 'bogus'" in capsys.readouterr().err
+    assert main(["build", "--chunk-size", "0"]) == 2
+    assert main(["--help"]) == 0 and "Usage: nexus" in capsys.readouterr().out
+
+
+# --- refusals that create nothing ---------------------------------------------------------------------------
+
+
+def _created(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if "raw-curriculum" not in p.parts)
+
+
+def test_a_typod_partition_is_refused_and_nothing_is_created(env: Path) -> None:
+    data = env / "data"
+    pdf(data / "raw-curriculum" / "informatika" / "kelas_10" / "bab1.pdf")
+    pdf(data / "raw-curriculum" / "informatika" / "kelas_11" / "bab1.pdf")
+    result = run("build", "--subject", "informatika", "--grade", "kelas_99", "--data-dir", str(data))
+    assert result.exit_code == 2
+    assert f"no PDFs in {data / 'raw-curriculum' / 'informatika' / 'kelas_99'}/" in result.stderr
+    assert "did you mean 'kelas_10', 'kelas_11'?" in result.stderr or "did you mean 'kelas_11', 'kelas_10'?" in (
+        result.stderr
+    )
+    assert "nothing was registered or built" in result.stderr
+    # No signing key, Chroma build, processed data, package, job record or Dagster instance (so no partition).
+    assert _created(env) == ["data"], _created(env)
+
+
+def test_a_typod_subject_alone_is_refused_with_the_nearest_subject(env: Path) -> None:
+    data = env / "data"
+    pdf(data / "raw-curriculum" / "informatika" / "kelas_10" / "bab1.pdf")
+    result = run("--json", "--data-dir", str(data), "build", "--subject", "informatkia")
+    assert result.exit_code == 2
+    assert "did you mean 'informatika'?" in result.stderr
+    doc = json.loads(result.stdout)
+    assert set(doc) == ERROR_KEYS and doc["schema"] == "nexus.build/1" and doc["exit_code"] == 2
+    assert _created(env) == ["data"]
+
+
+def test_an_existing_folder_without_pdfs_is_refused(env: Path) -> None:
+    data = env / "data"
+    empty = data / "raw-curriculum" / "sejarah" / "kelas_10"
+    empty.mkdir(parents=True)
+    (empty / "catatan.txt").write_text("not a PDF")
+    pdf(empty / "nested" / "bab.pdf")  # not directly in the folder: never built
+    result = run("--data-dir", str(data), "build", "--subject", "sejarah", "--grade", "kelas_10")
+    assert result.exit_code == 2
+    assert f"no PDFs in {empty}/ (the folder exists" in result.stderr
+    # Building everything: an empty folder beside nothing else is refused too, naming it.
+    everything = run("--data-dir", str(data), "build")
+    assert everything.exit_code == 2
+    assert f"skipped: sejarah/kelas_10: no PDFs in {empty}/" in everything.stderr
+    assert _created(env) == ["data"]
+
+
+def test_an_invalid_subject_is_explained_not_answered_with_rename_the_folder(env: Path) -> None:
+    result = run("--data-dir", str(env / "data"), "build", "--subject", "Ilmu Komputer")
+    assert result.exit_code == 2
+    assert "invalid --subject 'Ilmu Komputer'" in result.stderr and "did you mean 'ilmu_komputer'?" in result.stderr
+    assert "rename the folder" not in result.stderr
+
+
+def test_preflight_counts_only_pdfs_the_build_would_read() -> None:
+    keys = [
+        "raw-curriculum/a/k1/x.pdf",
+        "raw-curriculum/a/k1/.hidden.pdf",
+        "raw-curriculum/a/k2/notes.txt",
+        "raw-curriculum/a/k2/sub/y.pdf",
+        "raw-curriculum/B/k1/z.pdf",
+    ]
+    counts = pdf_counts(keys)
+    assert counts == {Partition("a", "k1"): 1}
+    checked = check_partitions(
+        [Partition("a", "k1"), Partition("a", "k2"), Partition("b", "k1")],
+        counts,
+        "s3://bucket/raw-curriculum/",
+        folders=[Partition("a", "k2")],
+    )
+    assert checked.buildable == [Partition("a", "k1")]
+    assert checked.refused[Partition("a", "k2")].startswith("no PDFs in s3://bucket/raw-curriculum/a/k2/ (the folder")
+    assert (
+        checked.refused[Partition("b", "k1")] == "no PDFs in s3://bucket/raw-curriculum/b/k1/ (existing subject "
+        "folders: 'a')"
+    )
+
+
+# --- --json of the commands that need no build --------------------------------------------------------------
+
+
+def test_json_documents_of_commands_without_a_build(env: Path) -> None:
+    data = env / "data"
+    keys = run("keys", "generate", "--out", str(env / "keys"), "--json")
+    doc = check_document(keys.stdout, "nexus.keys.generate/1")
+    assert Path(doc["public_key"]).exists() and "private key" in keys.stderr, "text goes to stderr under --json"
+    prune = check_document(run("cache", "prune", "--data-dir", str(data), "--json").stdout, "nexus.cache.prune/1")
+    assert prune["bucket"] is None and {"location", "blobs_removed", "vectors_removed"} <= set(prune["local"])
+    render = run("deploy", "render-instance", "--json")
+    assert check_document(render.stdout, "nexus.deploy.render-instance/1")["instance"]["storage"]
+    # A refused invocation still answers a script with one document.
+    no_key = run("vkp", "verify", "x.vkp", "--data-dir", str(data), "--json")
+    assert no_key.exit_code == 2
+    assert set(json.loads(no_key.stdout)) == ERROR_KEYS
+
+
+def test_every_documented_schema_is_in_docs() -> None:
+    text = DOCS.read_text()
+    for schema, keys in SCHEMAS.items():
+        assert f"### `{schema}`" in text, schema
+        section = text.split(f"### `{schema}`", 1)[1].split("\n### ", 1)[0]
+        assert all(f"`{key}`" in section for key in keys), (schema, [k for k in keys if f"`{k}`" not in section])
+
+
+# --- progress ----------------------------------------------------------------------------------------------
+
+
+def _record(message: str, step: str, level: int = logging.INFO, event: object = None) -> logging.LogRecord:
+    record = logging.LogRecord("nexus.cli", level, __file__, 0, message, (), None)
+    record.dagster_meta = {"step_key": step, "orig_message": message, "dagster_event": event}  # type: ignore[attr-defined]
+    return record
+
+
+def _event(kind: str, data: object = None) -> SimpleNamespace:
+    return SimpleNamespace(event_type_value=kind, event_specific_data=data)
+
+
+def test_build_progress_counts_files_and_chunks_from_the_run_s_records() -> None:
+    err = io.StringIO()
+    label = "informatika/kelas_10"
+    with redirect_stderr(err), BuildProgress("lines", partitions=2, steps=3) as shown:
+        shown.partition_started(label)
+        shown.handle(_record("", "raw_pdfs", logging.DEBUG, _event("STEP_START")))
+        shown.handle(_record(f"{label}: 2 PDFs under /d/raw-curriculum/informatika/kelas_10", "raw_pdfs"))
+        shown.handle(_record("", "raw_pdfs", logging.DEBUG, _event("STEP_SUCCESS")))
+        shown.handle(_record(f"{label}: a.pdf: ok, 5/5 pages with text", "pdf_text"))
+        shown.handle(_record(f"{label}: b.pdf: encrypted: needs a password", "pdf_text", logging.WARNING))
+        shown.handle(_record(f"{label}: a.pdf: 17 chunks", "text_chunks"))
+        shown.handle(_record(f"{label}: embedded 9/17 new or changed chunks", "chunk_embeddings"))
+        assert (shown.files_done, shown.files_total, shown.chunks_total) == (2, 2, 17)
+        assert (shown.chunks_done, shown.chunks_total) == (9, 17)
+        shown.handle(
+            _record(f"{label}: 9 chunks embedded (local, m, torch/fp32), 8 from the cache; 0", "chunk_embeddings")
+        )
+        assert shown.chunks_done == 17
+        failed = SimpleNamespace(passed=False, check_name="text_coverage", severity=SimpleNamespace(value="ERROR"))
+        shown.handle(_record("", "pdf_text_text_coverage", logging.DEBUG, _event("ASSET_CHECK_EVALUATION", failed)))
+        shown.partition_finished("partial", 1.25)
+    lines = err.getvalue().splitlines()
+    assert lines[0] == f"[1/2] {label}: started"
+    assert f"[1/2] {label}: step 1/3 raw_pdfs" in lines
+    assert f"[1/2] {label}: pdf_text: warning: b.pdf: encrypted: needs a password" in lines
+    assert f"[1/2] {label}: check text_coverage failed (error)" in lines
+    assert lines[-1] == f"[1/2] {label}: partial in 1.2 s"
+
+
+def test_quiet_and_bars_modes_show_only_warnings_as_messages() -> None:
+    for mode in ("quiet", "bars"):
+        err = io.StringIO()
+        with redirect_stderr(err), BuildProgress(mode, partitions=1, steps=1) as shown:
+            shown.partition_started("a/b")
+            shown.handle(_record("a/b: 1 PDFs under /x", "raw_pdfs"))
+            shown.handle(_record("a/b: signing with the DEVELOPMENT key", "vkp_package", logging.WARNING))
+        assert "1 PDFs under" not in err.getvalue() and "DEVELOPMENT key" in err.getvalue(), mode
+
+
+def test_progress_is_plain_lines_when_stderr_is_not_a_terminal() -> None:
+    from rich.console import Console
+
+    assert choose_mode(Console(file=io.StringIO()), quiet=False) == "lines"
+    assert choose_mode(Console(file=io.StringIO(), force_terminal=True), quiet=False) == "bars"
+    assert choose_mode(Console(file=io.StringIO(), force_terminal=True), quiet=True) == "quiet"
+
+
+def test_pull_progress_lines() -> None:
+    err = io.StringIO()
+    with redirect_stderr(err), PullProgress("lines") as shown:
+        shown(PullEvent("partition", "a/b", 1, 1))
+        for done in (10, 20):
+            shown(PullEvent("download", "a/b", name="a_b_v1.0.0.vkp", done=done, size=20))
+        shown(PullEvent("verify", "a/b", name="a_b_v1.0.0.vkp"))
+        shown(PullEvent("done", "a/b", 1, 1, outcome=PullOutcome("a/b", None, "1.0.0", "full", 20)))
+    assert err.getvalue().splitlines() == [
+        "[1/1] a/b: checking",
+        "a/b: downloading a_b_v1.0.0.vkp (20 bytes)",
+        "a/b: verifying a_b_v1.0.0.vkp",
+        "[1/1] a/b: full v1.0.0",
+    ]
