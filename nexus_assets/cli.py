@@ -11,13 +11,8 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
-import os
 import sys
-import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -25,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from nexus_assets.build import aws_settings, job_store
 from nexus_assets.lib.core.layout import SLUG_RULE, DataLayout, LayoutError, Partition, normalized_slug, validate_slug
 
 if TYPE_CHECKING:
@@ -197,40 +193,6 @@ def _option_slug(value: str | None, option: str, what: str) -> str | None:
 # --- environment ------------------------------------------------------------------------------------------
 
 
-def _aws_settings():
-    from nexus_assets.lib.aws.aws_config import AwsSettings, deployment
-
-    return AwsSettings.from_env() if deployment() == "aws" else None
-
-
-def _raw_source(layout: DataLayout):
-    from nexus_assets.lib.ingest.raw_sources import LocalRawSource, S3RawSource
-
-    aws = _aws_settings()
-    return S3RawSource(aws.object_store(), layout) if aws else LocalRawSource(layout)
-
-
-def _job_store(layout: DataLayout):
-    from nexus_assets.lib.core.job_tracking import SqliteJobStore
-
-    aws = _aws_settings()
-    return aws.job_store() if aws else SqliteJobStore(layout.jobs_db)
-
-
-@contextmanager
-def _data_dir_env(layout: DataLayout) -> Iterator[None]:
-    """Point the Dagster resources (which read NEXUS_DATA_DIR when a run starts) at `layout`."""
-    previous = os.environ.get("NEXUS_DATA_DIR")
-    os.environ["NEXUS_DATA_DIR"] = str(layout.root)
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("NEXUS_DATA_DIR", None)
-        else:
-            os.environ["NEXUS_DATA_DIR"] = previous
-
-
 def _versions() -> str:
     """`nexus --version`: the package and the libraries a bug report needs."""
     import platform
@@ -281,7 +243,7 @@ def sample_data() -> int:
 
     layout = settings().layout
     paths = generate_sample_corpus(layout.raw_root)
-    aws = _aws_settings()
+    aws = aws_settings()
     store = aws.object_store() if aws else None
     files = []
     for path in paths:
@@ -303,29 +265,6 @@ def sample_data() -> int:
 # --- build --------------------------------------------------------------------------------------------------
 
 
-def _metadata_value(value: Any) -> Any:
-    return getattr(value, "value", value)
-
-
-def _summarise(result: Any) -> dict[str, Any]:
-    """Figures of one partition run, read from its materialization events."""
-    row: dict[str, Any] = {}
-    for event in result.get_asset_materialization_events():
-        meta = {k: _metadata_value(v) for k, v in event.materialization.metadata.items()}
-        row[event.asset_key.path[-1]] = meta
-    text = row.get("pdf_text", {})
-    chunks = row.get("text_chunks", {})
-    vkp = row.get("vkp_package", {})
-    return {
-        "files": int(text.get("files", 0)),
-        "failed_files": int(text.get("files_failed", 0)),
-        "pages": int(text.get("pages", 0)),
-        "chunks": int(chunks.get("chunks", 0)),
-        "vkp_version": vkp.get("version") or None,
-        "published": bool(vkp.get("published")),
-    }
-
-
 def _table_row(doc: dict[str, Any]) -> dict[str, Any]:
     """A partition of the build's JSON document as a row of its text table (the historic columns)."""
     version = doc["vkp_version"]
@@ -341,89 +280,6 @@ def _table_row(doc: dict[str, Any]) -> dict[str, Any]:
         "vkp": vkp,
         "run_id": (doc["run_id"] or "-")[:8],
     }
-
-
-def _current_partitions(
-    layout: DataLayout, found: list[Partition], options: dict[str, Any]
-) -> tuple[dict[Partition, str], list[Partition]]:
-    """(fingerprint of every partition to build, those whose last build is still current).
-
-    Local mode only: in aws mode the PDFs and outputs live in the bucket, so Dagster always decides.
-    """
-    from nexus_assets.lib.core.build_fingerprint import input_fingerprint, up_to_date
-
-    if _aws_settings() is not None:
-        return {}, []
-    prints = {part: input_fingerprint(layout, part, options) for part in found}
-    return prints, [part for part, fp in prints.items() if up_to_date(layout, part, fp)]
-
-
-def _will_embed_locally(found: list[Partition], prints: dict[Partition, str], unchanged: list[Partition]) -> bool:
-    """True when a partition to build has changed inputs (local mode) and the local model embeds.
-
-    A forced build of unchanged partitions finds every vector in the cache: it needs no model.
-    """
-    from nexus_assets.lib.aws.aws_config import setting
-
-    if (setting("embedder_backend") or "local") != "local" or not prints:
-        return False
-    return any(part not in unchanged for part in found)
-
-
-def _buildable(
-    layout: DataLayout, subject: str | None, grade: str | None, skipped: list[dict[str, Any]]
-) -> list[Partition]:
-    """The partitions this build may run, checked on the raw keys before anything is registered or written.
-
-    An explicitly named partition (--subject and --grade) without PDFs is refused (exit 2), naming the
-    folder looked in and the nearest existing names; among discovered ones, an empty folder is skipped.
-    """
-    from nexus_assets.lib.core.layout import RAW_PREFIX
-    from nexus_assets.lib.ingest.build_preflight import check_partitions, local_raw_keys, nearest, pdf_counts
-
-    source = _raw_source(layout)
-    found, refused = source.discover()
-    for message in refused:
-        warn(f"skipped: {message}")
-        skipped.append({"partition": None, "reason": message})
-    aws = _aws_settings()
-    if aws:
-        keys = [item.key for item in source.listing()]
-        raw_root = aws.object_store().uri(RAW_PREFIX + "/")
-    else:
-        keys = local_raw_keys(layout.root)
-        raw_root = str(layout.raw_root)
-    counts = pdf_counts(keys)
-    if subject and grade:
-        requested = [Partition(subject, grade)]
-    else:
-        requested = [p for p in found if (not subject or p.subject == subject) and (not grade or p.grade == grade)]
-    if not requested:
-        existing = {p.subject for p in found} if subject else {p.grade for p in found}
-        value = subject or grade or ""
-        close = nearest(value, existing)
-        what = "subject" if subject else "grade"
-        hint = (
-            f" (did you mean {', '.join(map(repr, close))}?)"
-            if close
-            else (f" (existing {what} folders: {', '.join(sorted(existing))})" if existing else "")
-        )
-        looked = f"{raw_root}/{subject or '*'}/{grade or '*'}/" if value else raw_root
-        raise CommandError(
-            f"nothing to build: no partition folder {looked} holds PDFs{hint}; run `nexus "
-            "sample-data` or add PDFs as raw-curriculum/<subject>/<grade>/*.pdf",
-            code=2,
-        )
-    checked = check_partitions(requested, counts, raw_root, folders=found)
-    if subject and grade and checked.refused:
-        [message] = checked.refused.values()
-        raise CommandError(f"{subject}/{grade}: {message}; nothing was registered or built", code=2)
-    for part, message in checked.refused.items():
-        warn(f"skipped: {part.label}: {message}")
-        skipped.append({"partition": part.label, "reason": message})
-    if not checked.buildable:
-        raise CommandError(f"nothing to build: none of the matching partitions holds PDFs under {raw_root}", code=2)
-    return checked.buildable
 
 
 def _progress_mode() -> Mode:
@@ -462,16 +318,20 @@ def build(
     raw-curriculum/<subject>/<grade>/; an unchanged partition is reported `up to date` without starting
     Dagster. Progress bars on a terminal, plain lines otherwise (stderr); exit 1 if a run failed.
     """
+    from nexus_assets import build as builds
+
     layout = settings().layout
     subject = _option_slug(subject, "--subject", "subject")
     grade = _option_slug(grade, "--grade", "grade")
-    skipped: list[dict[str, Any]] = []
-    found = _buildable(layout, subject, grade, skipped)
     options = {"chunk_size": chunk_size, "chunk_overlap": chunk_overlap}
-    prints, unchanged = _current_partitions(layout, found, options)
-    current = [] if force else unchanged
+    try:
+        plan = builds.plan(layout, subject, grade, options, force=force)
+    except builds.BuildRefused as exc:
+        _warn_skipped(exc.skipped)
+        raise CommandError(str(exc), code=2) from None
+    _warn_skipped(plan.skipped)
     docs: dict[Partition, dict[str, Any]] = {}
-    for part in current:
+    for part in plan.current:
         say(
             f"== {part.label}: up to date (same PDFs, code and settings as its last successful build; --force rebuilds)"
         )
@@ -486,124 +346,66 @@ def build(
             "published": False,
             "run_id": None,
         }
-    if len(current) == len(found):
-        _sync_local_catalog(layout)
+    if not plan.targets:
+        synced = builds.sync_local_catalog(layout)
+        if synced:
+            (warn if synced.startswith("warning") else say)(synced)
         emit(
             {
                 "ok": True,
                 "data_dir": str(layout.root),
                 "dagster_home": None,
                 "partitions": [docs[p] for p in sorted(docs)],
-                "skipped": skipped,
+                "skipped": plan.skipped,
                 "catalog_refreshed": False,
             }
         )
         return 0
-    targets = sorted(p for p in found if p not in current)
-    if _will_embed_locally(found, prints, unchanged):
+    if plan.embeds_locally:
         from nexus_assets.lib.index.embedding import prefetch_local_model
 
         prefetch_local_model()  # overlaps torch's import with Dagster's start and the first steps
-    return _run_builds(layout, targets, prints, docs, skipped, options)
+    return _run_builds(layout, plan, docs, options)
 
 
-def _run_builds(
-    layout: DataLayout,
-    targets: list[Partition],
-    prints: dict[Partition, str],
-    docs: dict[Partition, dict[str, Any]],
-    skipped: list[dict[str, Any]],
-    options: dict[str, Any],
-) -> int:
-    """Register `targets` and run the build job of each in process, with progress from its event stream."""
+def _warn_skipped(skipped: list[dict[str, Any]]) -> None:
+    for entry in skipped:
+        warn(f"skipped: {entry['partition'] + ': ' if entry['partition'] else ''}{entry['reason']}")
+
+
+def _run_builds(layout: DataLayout, plan: Any, docs: dict[Partition, dict[str, Any]], options: dict[str, Any]) -> int:
+    """Run the plan's partitions through `nexus_assets.build`, with progress from each run's event stream."""
     from nexus_assets.instance import ensure_dagster_home
 
     home = ensure_dagster_home()
     import dagster as dg
 
+    from nexus_assets.build import run_partitions
     from nexus_assets.cli_progress import BuildProgress, progress_logger
-    from nexus_assets.definitions import defs
-    from nexus_assets.defs.job_history import CLI_TAG, finished_record
-    from nexus_assets.defs.orphaned_runs import JOB_TIMESTAMP_TAG, fail_orphaned_runs, process_tags
-    from nexus_assets.defs.partitions import key_of, register_partitions
-    from nexus_assets.lib.core.build_fingerprint import forget_build, record_build
-    from nexus_assets.lib.core.job_tracking import JobRecord, now_iso
 
     mode = _progress_mode()
     with dg.DagsterInstance.get() as instance:
-        for orphan in fail_orphaned_runs(instance):
-            warn(f"warning: run {orphan.run_id[:8]} of {orphan.partition or '?'}: {orphan.reason}")
-            if orphan.job_timestamp:  # a partition build: close its `running` job record
-                record = finished_record(instance, orphan.run_id, timestamp=orphan.job_timestamp)
-                record.errors.append(orphan.reason)
-                _job_store(layout).put(record)
-        register_partitions(instance, targets)
-        say(f"building {len(targets)} partition(s) from {layout.root} (Dagster instance: {home})")
-        job = defs.resolve_job_def("curriculum_build_job")
-        # The stored run config names Dagster's console logger (a UI re-execution uses the real one); this
-        # process puts the progress logger in its place.
-        run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-        chunk_cfg = {k: v for k, v in options.items() if v is not None}
-        if chunk_cfg:
-            run_config["ops"] = {"text_chunks": {"config": chunk_cfg}}
-        jobs = _job_store(layout)
-        unrecorded = []
-        with BuildProgress(mode, partitions=len(targets), steps=len(job.nodes), verbose=settings().verbose) as shown:
-            logged = job.with_logger_defs({"console": progress_logger(shown)})
-            for part in targets:
-                if mode != "bars":
-                    say(f"== {part.label}")
-                shown.partition_started(part.label)
-                started_at = time.monotonic()
-                run_id = str(uuid.uuid4())
-                started = now_iso()
-                if not _put_job(jobs, JobRecord(run_id, started, job.name, str(key_of(part)), config=run_config)):
-                    unrecorded.append(part.label)
-                if part in prints:
-                    forget_build(layout, part)
-                with _data_dir_env(layout):
-                    result = logged.execute_in_process(
-                        instance=instance,
-                        partition_key=key_of(part),
-                        run_config=run_config,
-                        raise_on_error=False,
-                        tags={CLI_TAG: "cli", JOB_TIMESTAMP_TAG: started, **process_tags()},
-                        run_id=run_id,
-                    )
-                record = finished_record(instance, run_id, timestamp=started)
-                if not _put_job(jobs, record) and part.label not in unrecorded:
-                    unrecorded.append(part.label)
-                shown.partition_finished(record.status, time.monotonic() - started_at)
-                if record.status == "failed":
-                    shown.line(
-                        f"{part.label}: run {run_id[:8]} failed: {'; '.join(record.errors) or 'see the run in the UI'}",
-                        logging.ERROR,
-                    )
-                if result.success and part in prints:
-                    record_build(layout, part, prints[part], run_id)
-                docs[part] = {"partition": part.label, "status": record.status, **_summarise(result), "run_id": run_id}
-            shown.phase("catalog")
-            with _data_dir_env(layout):  # the catalog of partitions (processed/catalog.parquet) reflects these runs
-                catalog = (
-                    defs.resolve_job_def("curriculum_catalog_job")
-                    .with_logger_defs({"console": progress_logger(shown)})
-                    .execute_in_process(
-                        instance=instance, raise_on_error=False, tags={CLI_TAG: "cli", **process_tags()}
-                    )
-                )
-        if not catalog.success:
-            warn("warning: the curriculum catalog could not be refreshed; see its run in the UI")
+        say(f"building {len(plan.targets)} partition(s) from {layout.root} (Dagster instance: {home})")
+        with BuildProgress(
+            mode, partitions=len(plan.targets), steps=_build_steps(), verbose=settings().verbose
+        ) as shown:
+            observer = shown if mode == "bars" else _Announced(shown)
+            outcome = run_partitions(instance, layout, plan, observer, progress_logger(shown), options)
+    if not outcome.catalog_refreshed:
+        warn("warning: the curriculum catalog could not be refreshed; see its run in the UI")
+    docs.update({o.partition: o.as_dict() for o in outcome.partitions})
     rows = [docs[p] for p in sorted(docs)]
     _print_table([_table_row(d) for d in rows])
     failed = [d["partition"] for d in rows if d["status"] == "failed"]
+    unrecorded = [o.partition.label for o in outcome.partitions if not o.recorded]
     emit(
         {
             "ok": not failed and not unrecorded,
             "data_dir": str(layout.root),
             "dagster_home": str(home),
             "partitions": rows,
-            "skipped": skipped,
-            "catalog_refreshed": bool(catalog.success),
+            "skipped": plan.skipped,
+            "catalog_refreshed": outcome.catalog_refreshed,
         }
     )
     if failed:
@@ -618,32 +420,25 @@ def _run_builds(
     return 0
 
 
-def _sync_local_catalog(layout: DataLayout) -> None:
-    """With nothing to build, still rebuild a deleted catalog.json from the packages and re-sign a stale one
-    (publications do this as they run; aws mode's builds always reach the publication step)."""
-    if _aws_settings() or not layout.vkp_dir.is_dir():
-        return
-    from nexus_assets.lib.distribution.vkp_catalog import CATALOG_NAME, LocalCatalog
-    from nexus_assets.lib.publish.signing import SigningError, resolve_signer
+def _build_steps() -> int:
+    from nexus_assets.build import BUILD_JOB
+    from nexus_assets.definitions import defs
 
-    catalog = LocalCatalog(layout.vkp_dir / CATALOG_NAME)
-    try:
-        if catalog.sync(resolve_signer(layout.root)):
-            say(f"catalog {catalog.location()}: rebuilt or re-signed from the packages")
-    except (SigningError, ValueError, OSError) as exc:
-        warn(f"warning: the VKP catalog could not be refreshed: {exc}")
+    return len(defs.resolve_job_def(BUILD_JOB).nodes)
 
 
-def _put_job(jobs: Any, record: Any) -> bool:
-    """Record a run in the job table; an outage of the table is reported, and must not hide the build's result."""
-    from nexus_assets.lib.aws.aws_retry import AwsUnavailableError
+class _Announced:
+    """Plain-line modes also name each partition in the text result as its run starts (bars show it)."""
 
-    try:
-        jobs.put(record)
-        return True
-    except AwsUnavailableError as exc:
-        warn(f"error: job {record.job_id[:8]} ({record.status}) not recorded: {exc}")
-        return False
+    def __init__(self, shown: Any) -> None:
+        self.shown = shown
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.shown, name)
+
+    def partition_started(self, label: str) -> None:
+        say(f"== {label}")
+        self.shown.partition_started(label)
 
 
 # --- search, report, jobs -----------------------------------------------------------------------------------
@@ -812,7 +607,7 @@ def jobs(days: int) -> int:
     """Recent pipeline runs from the job table, with a cost summary."""
     from nexus_assets.lib.core.job_tracking import summarize
 
-    records = _job_store(settings().layout).recent(days)
+    records = job_store(settings().layout).recent(days)
     summary = summarize(records)
     emit(
         {
@@ -999,7 +794,7 @@ def vkp_catalog() -> int:
     from nexus_assets.lib.publish.signing import SigningError, resolve_signer, secrets_manager_reader
 
     layout = settings().layout
-    aws = _aws_settings()
+    aws = aws_settings()
     try:
         if aws:
             reader = secrets_manager_reader(aws.client("secretsmanager"))
@@ -1091,7 +886,7 @@ def cache_prune(older_than_days: float, everything: bool) -> int:
         local = prune_data_cache(layout, older_than_days, everything=everything)
         say(f"local {layout.cache_dir}: {local.summary()}")
         doc["local"] = {"location": str(layout.cache_dir), **asdict(local)}
-        aws = _aws_settings()
+        aws = aws_settings()
         if aws:
             store = aws.object_store()
             remote = prune_bucket_cache(store, older_than_days, everything=everything)

@@ -23,7 +23,11 @@ import dagster as dg
 from nexus_assets.defs.assets import curriculum_assets
 from nexus_assets.defs.aws import AwsDataDirResource, AwsResource, DynamoRecordIOManager, S3TableIOManager
 from nexus_assets.defs.checks import curriculum_checks
-from nexus_assets.defs.curriculum_catalog import curriculum_catalog, curriculum_catalog_job, curriculum_catalog_sensors
+from nexus_assets.defs.curriculum_catalog import (
+    curriculum_catalog,
+    curriculum_catalog_automation_sensor,
+    curriculum_catalog_job,
+)
 from nexus_assets.defs.io_managers import RECORD_IO_MANAGER, LocalPartitionedIOManager
 from nexus_assets.defs.job_history import job_history_sensors
 from nexus_assets.defs.jobs import curriculum_build_job
@@ -102,7 +106,7 @@ defs = dg.Definitions(
     assets=[*curriculum_assets, curriculum_catalog],
     asset_checks=curriculum_checks,
     jobs=[curriculum_build_job, curriculum_catalog_job],
-    sensors=[*upload_sensors, *job_history_sensors, *curriculum_catalog_sensors],
+    sensors=[*upload_sensors, *job_history_sensors, curriculum_catalog_automation_sensor],
     schedules=[weekly_full_rebuild_schedule],
     resources=RESOURCES_BY_DEPLOYMENT[deployment()](),
     executor=run_executor(),

@@ -9,10 +9,10 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from nexus_assets.build import run_summary
 from nexus_assets.defs.assets import curriculum_assets
 from nexus_assets.defs.checks import curriculum_checks
 from nexus_assets.defs.io_managers import RECORD_IO_MANAGER, LocalPartitionedIOManager
-from nexus_assets.defs.job_history import finished_record
 from nexus_assets.defs.jobs import curriculum_build_job
 from nexus_assets.defs.partitions import key_of, register_partitions
 from nexus_assets.defs.resources import ChromaResource, DataDirResource, EmbedderResource
@@ -83,7 +83,7 @@ def test_bedrock_builds_a_partition_and_an_outage_rebuilds_it_wholly_with_the_lo
         assert (titan_collection["model_id"], titan_collection["dims"]) == (TITAN_TEXT_V2, 1024)
         v1 = read_manifest(data_dir / "vkp/informatika_kelas_10_v1.0.0.vkp")
         assert v1["embedding"] == {"model_id": TITAN_TEXT_V2, "dims": 1024}
-        record = finished_record(instance, first.run_id)
+        record = run_summary(instance, first.run_id).job_record()
         assert (record.embedding_model, record.input_tokens, record.embedding_fallback) == (
             TITAN_TEXT_V2,
             fake.tokens_reported,
@@ -120,6 +120,6 @@ def test_bedrock_builds_a_partition_and_an_outage_rebuilds_it_wholly_with_the_lo
         assert local_collection["name"] != titan_collection["name"]
         v2 = read_manifest(data_dir / "vkp/informatika_kelas_10_v2.0.0.vkp")
         assert v2["embedding"] == {"model_id": DEFAULT_MODEL_ID, "dims": 384}
-        record = finished_record(instance, second.run_id)
+        record = run_summary(instance, second.run_id).job_record()
         assert record.embedding_model == DEFAULT_MODEL_ID and "unavailable" in record.embedding_fallback
         assert record.status == "completed"

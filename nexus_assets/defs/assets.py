@@ -18,6 +18,7 @@ from nexus_assets.defs.partitions import curriculum_partitions_def, partition_of
 from nexus_assets.defs.resources import ChromaResource, DataDirResource, EmbedderResource
 from nexus_assets.defs.table_metadata import frame_table, histogram_table, schema_metadata, table_output_metadata
 from nexus_assets.lib.aws.aws_config import deployment
+from nexus_assets.lib.core.build_fingerprint import code_version
 from nexus_assets.lib.core.tables import (
     chunks_frame,
     collection_metadatas,
@@ -52,6 +53,13 @@ TABLES = "s3" if _AWS else "parquet"  # DataFrames: S3TableIOManager / local par
 RECORDS = "dynamodb" if _AWS else "json"  # small records: DynamoRecordIOManager / local json
 PREVIEW_CHUNKS = 3
 STEP_RETRIES_ENV, STEP_RETRY_DELAY_ENV = "NEXUS_STEP_RETRIES", "NEXUS_STEP_RETRY_DELAY"
+# Each asset's code_version digests the code that computes it: the Dagster wiring and the lib stage it
+# calls. Dagster derives data versions from it and the inputs', so the UI marks partitions stale
+# when either changes.
+_WIRING = ("defs", "lib/core")
+INGEST_CODE = code_version(*_WIRING, "lib/ingest")
+INDEX_CODE = code_version(*_WIRING, "lib/index")
+PUBLISH_CODE = code_version(*_WIRING, "lib/publish", "lib/distribution")
 
 
 def transient_retry_policy() -> dg.RetryPolicy:
@@ -74,6 +82,7 @@ def _md_table(frame: pd.DataFrame, limit: int = 50) -> dg.MetadataValue:
     partitions_def=curriculum_partitions_def,
     retry_policy=TRANSIENT_RETRY,
     group_name=INGEST,
+    code_version=INGEST_CODE,
     kinds={"pdf", RECORDS},
     io_manager_key=RECORD_IO_MANAGER,
     metadata=schema_metadata("raw_pdfs"),
@@ -110,6 +119,7 @@ def raw_pdfs(context: dg.AssetExecutionContext, data_dir: DataDirResource) -> dg
     partitions_def=curriculum_partitions_def,
     retry_policy=TRANSIENT_RETRY,
     group_name=INGEST,
+    code_version=INGEST_CODE,
     kinds={"pymupdf", "tesseract", TABLES},
     metadata=schema_metadata("pdf_text"),
     description="Cleaned text of every page (NFKC, hyphenation joined, running headers/footers dropped), "
@@ -184,6 +194,7 @@ class ChunkingConfig(dg.Config):
     partitions_def=curriculum_partitions_def,
     retry_policy=TRANSIENT_RETRY,
     group_name=INDEX,
+    code_version=INDEX_CODE,
     kinds={"pandas", TABLES},
     metadata=schema_metadata("text_chunks"),
     description="Overlapping chunks ending on paragraph or sentence boundaries, each with file, page span "
@@ -239,6 +250,7 @@ def text_chunks(
     partitions_def=curriculum_partitions_def,
     retry_policy=TRANSIENT_RETRY,
     group_name=INDEX,
+    code_version=INDEX_CODE,
     kinds={"pytorch", TABLES},
     metadata=schema_metadata("chunk_embeddings"),
     pool="embedding",  # CPU-bound: one embedding step at a time on this machine (dagster.yaml pools)
@@ -321,6 +333,7 @@ def chunk_embeddings(
     partitions_def=curriculum_partitions_def,
     retry_policy=TRANSIENT_RETRY,
     group_name=INDEX,
+    code_version=INDEX_CODE,
     kinds={"chromadb", RECORDS},
     pool="chroma_writer",
     io_manager_key=RECORD_IO_MANAGER,
@@ -389,6 +402,7 @@ def chroma_collection(
     partitions_def=curriculum_partitions_def,
     retry_policy=TRANSIENT_RETRY,
     group_name=PUBLISH,
+    code_version=PUBLISH_CODE,
     kinds={"zip", "s3" if _AWS else "file"},
     io_manager_key=RECORD_IO_MANAGER,
     description="Signed, versioned knowledge package vkp/<subject>_<grade>_v<semver>.vkp (a new version only when "

@@ -2,9 +2,10 @@
 
 Unpartitioned, and it loads no partition's data: the figures are the metadata the partition assets
 already recorded, and the verdicts are the checks' latest evaluations, both read from the Dagster
-instance. So it costs a few queries however large the curriculum, and shows the same numbers the UI
-shows on each asset. `nexus build` refreshes it after its partitions; in the UI, materialize it (or
-turn on the `curriculum_catalog_after_*` sensors, on by default in aws mode) after partition runs.
+instance, and the verdicts those of each partition's latest build (its run's check evaluations). So it
+costs a few queries however large the curriculum, and shows the same numbers the UI shows on each
+asset. `nexus build` refreshes it after its partitions; runs the daemon launches refresh it through
+its eager automation condition (the `curriculum_catalog_automation_sensor`, on by default in aws mode).
 """
 
 from datetime import UTC, datetime
@@ -12,10 +13,9 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
-from nexus_assets.defs.assets import PUBLISH, TABLES, pdf_text, text_chunks, vkp_package
+from nexus_assets.defs.assets import PUBLISH, PUBLISH_CODE, TABLES, pdf_text, text_chunks, vkp_package
 from nexus_assets.defs.checks import curriculum_checks
 from nexus_assets.defs.io_managers import STORED_AS
-from nexus_assets.defs.jobs import curriculum_build_job
 from nexus_assets.defs.partitions import curriculum_partitions_def, partition_of
 from nexus_assets.defs.table_metadata import frame_table, schema_metadata, table_output_metadata
 from nexus_assets.lib.aws.aws_config import deployment
@@ -28,36 +28,34 @@ from nexus_assets.lib.publish.curriculum_catalog import (
 )
 
 CHECK_KEYS = [key for check in curriculum_checks for key in check.check_keys]
+FIGURES = ("files", "files_failed", "pages", "pages_ocr", "pages_without_text", "chunks", "version")
+# Refreshed once the partition runs in flight have ended, after any partition's text, chunks or package
+# changed (a run whose blocking check failed still rewrote its text): Dagster's eager condition, minus
+# its wait for every upstream partition, since a registered partition may never have been built.
+CATALOG_AUTOMATION = (
+    dg.AutomationCondition.eager()
+    .without(~dg.AutomationCondition.any_deps_missing())
+    .with_label("eager, after the partition runs in flight")
+)
 
 
-def _latest_metadata(
-    instance: dg.DagsterInstance, asset: dg.AssetsDefinition, partition: str
-) -> tuple[dict, float | None]:
+def _latest(instance: dg.DagsterInstance, asset: dg.AssetsDefinition, partition: str) -> dg.EventLogRecord | None:
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=asset.key, asset_partitions=[partition]), limit=1
     ).records
-    if not records or records[0].asset_materialization is None:
-        return {}, None
-    metadata = {k: getattr(v, "value", v) for k, v in records[0].asset_materialization.metadata.items()}
-    return metadata, records[0].timestamp
+    return records[0] if records and records[0].asset_materialization is not None else None
 
 
-def _check_states(instance: dg.DagsterInstance, partition: str) -> list[CheckState]:
-    from dagster._core.event_api import PartitionKeyFilter  # the storage API of partitioned checks (1.13)
-
-    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-        CHECK_KEYS, partition_filter=PartitionKeyFilter(key=partition)
-    )
-    states = []
-    for key, record in latest.items():
-        evaluation = (
-            record.event.dagster_event.event_specific_data if record.event and record.event.dagster_event else None
-        )
+def _check_states(instance: dg.DagsterInstance, run_id: str) -> list[CheckState]:
+    """The verdicts of the partition's latest build: the checks run in the same run as the assets."""
+    states = {}
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+        evaluation = entry.dagster_event.event_specific_data if entry.dagster_event else None
         if evaluation is None or not hasattr(evaluation, "passed"):
-            continue  # planned, never evaluated
+            continue
         severity = "error" if evaluation.severity == dg.AssetCheckSeverity.ERROR else "warn"
-        states.append(CheckState(key.name, bool(evaluation.passed), severity))
-    return states
+        states[evaluation.check_name] = CheckState(evaluation.check_name, bool(evaluation.passed), severity)
+    return list(states.values())
 
 
 def _when(timestamp: float | None) -> str | None:
@@ -67,7 +65,9 @@ def _when(timestamp: float | None) -> str | None:
 @dg.asset(
     group_name=PUBLISH,
     kinds={"pandas", TABLES},
-    deps=[vkp_package],
+    deps=[pdf_text, text_chunks, vkp_package],  # it reads their latest metadata
+    automation_condition=CATALOG_AUTOMATION,
+    code_version=PUBLISH_CODE,
     metadata={STORED_AS: CATALOG_FILE, **schema_metadata("curriculum_catalog")},
     description="One row per subject × grade: files, pages (and pages read by OCR), chunks, the VKP version "
     "schools get, last build time and the quality gates' status; stored as processed/catalog.parquet.",
@@ -78,19 +78,14 @@ def curriculum_catalog(context: dg.AssetExecutionContext) -> dg.Output[pd.DataFr
     for key in curriculum_partitions_def.get_partition_keys(dynamic_partitions_store=instance):
         part = partition_of(key)
         figures: dict = {}
-        built: list[float] = []
-        for asset in (pdf_text, text_chunks, vkp_package):
-            metadata, timestamp = _latest_metadata(instance, asset, key)
-            figures.update(
-                {
-                    k: v
-                    for k, v in metadata.items()
-                    if k in ("files", "files_failed", "pages", "pages_ocr", "pages_without_text", "chunks", "version")
-                }
-            )
-            built += [timestamp] if timestamp else []
-        figures["last_build"] = _when(max(built)) if built else None
-        rows.append(catalog_row(part.subject, part.grade, figures, _check_states(instance, key), len(CHECK_KEYS)))
+        latest = [record for asset in (pdf_text, text_chunks, vkp_package) if (record := _latest(instance, asset, key))]
+        for record in latest:
+            metadata = {k: getattr(v, "value", v) for k, v in record.asset_materialization.metadata.items()}  # type: ignore[union-attr]
+            figures.update({k: v for k, v in metadata.items() if k in FIGURES})
+        newest = max(latest, key=lambda r: r.timestamp, default=None)
+        figures["last_build"] = _when(newest.timestamp) if newest else None
+        checks = _check_states(instance, newest.run_id) if newest else []
+        rows.append(catalog_row(part.subject, part.grade, figures, checks, len(CHECK_KEYS)))
     frame = catalog_frame(rows)
     shown = frame.drop(columns=["failed_checks", "warnings"]).assign(
         checks=[
@@ -116,24 +111,10 @@ curriculum_catalog_job = dg.define_asset_job(
 )
 
 
-def _catalog_refresh_sensor(status: dg.DagsterRunStatus, outcome: str) -> dg.SensorDefinition:
-    """Refresh the catalog after a partition run ends with `status` (a failed run changes the gates' column)."""
-
-    @dg.run_status_sensor(
-        name=f"curriculum_catalog_after_{outcome}_sensor",
-        run_status=status,
-        monitored_jobs=[curriculum_build_job],
-        request_job=curriculum_catalog_job,
-        default_status=dg.DefaultSensorStatus.RUNNING if deployment() == "aws" else dg.DefaultSensorStatus.STOPPED,
-        description=f"After a partition build {outcome}, refresh the curriculum catalog.",
-    )
-    def refresh(context: dg.RunStatusSensorContext) -> dg.RunRequest:
-        return dg.RunRequest(run_key=f"catalog-after-{context.dagster_run.run_id}")
-
-    return refresh
-
-
-curriculum_catalog_sensors = [
-    _catalog_refresh_sensor(dg.DagsterRunStatus.SUCCESS, "success"),
-    _catalog_refresh_sensor(dg.DagsterRunStatus.FAILURE, "failure"),
-]
+curriculum_catalog_automation_sensor = dg.AutomationConditionSensorDefinition(
+    "curriculum_catalog_automation_sensor",
+    target=dg.AssetSelection.assets(curriculum_catalog),
+    default_status=dg.DefaultSensorStatus.RUNNING if deployment() == "aws" else dg.DefaultSensorStatus.STOPPED,
+    description="Evaluates the catalog's automation condition: refreshes it after partition builds (the daemon's "
+    "runs; `nexus build` refreshes it itself). Running by default in aws mode.",
+)

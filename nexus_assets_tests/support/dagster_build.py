@@ -16,23 +16,32 @@ from nexus_assets.lib.core.layout import Partition
 INFO10 = Partition("informatika", "kelas_10")
 
 
+def materialize_info10(
+    instance: dg.DagsterInstance, data_dir: Path, cache_vectors: bool = True
+) -> dg.ExecuteInProcessResult:
+    """Materialize INFO10 in `data_dir` on `instance` (every asset, no checks); the run must succeed."""
+    register_partitions(instance, [INFO10])
+    files = LocalPartitionedIOManager(data_dir=str(data_dir))
+    result = dg.materialize(
+        curriculum_assets,
+        partition_key=key_of(INFO10),
+        instance=instance,
+        resources={
+            "data_dir": DataDirResource(data_dir=str(data_dir)),
+            "embedder": EmbedderResource(cache_vectors=cache_vectors),
+            "chroma": ChromaResource(),
+            "io_manager": files,
+            RECORD_IO_MANAGER: files,
+        },
+    )
+    assert result.success
+    return result
+
+
 def build_info10(data_dir: Path, cache_vectors: bool = True) -> dict[str, dict]:
     """Materialize INFO10 in `data_dir`; the metadata of every asset, by asset name."""
     with dg.instance_for_test() as instance:
-        register_partitions(instance, [INFO10])
-        result = dg.materialize(
-            curriculum_assets,
-            partition_key=key_of(INFO10),
-            instance=instance,
-            resources={
-                "data_dir": DataDirResource(data_dir=str(data_dir)),
-                "embedder": EmbedderResource(cache_vectors=cache_vectors),
-                "chroma": ChromaResource(),
-                "io_manager": LocalPartitionedIOManager(data_dir=str(data_dir)),
-                RECORD_IO_MANAGER: LocalPartitionedIOManager(data_dir=str(data_dir)),
-            },
-        )
-        assert result.success
+        result = materialize_info10(instance, data_dir, cache_vectors)
         return {
             mat.asset_key.path[-1]: {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
             for mat in (e.materialization for e in result.get_asset_materialization_events())

@@ -47,6 +47,15 @@ def code_digest(root: Path = PACKAGE_ROOT) -> str:
     return str(digest.hexdigest())
 
 
+def code_version(*folders: str) -> str:
+    """A short digest of the sources under `folders` (relative to nexus_assets/): Dagster's `code_version`
+    of an asset, so the UI marks its partitions stale when the code that computes them changes."""
+    digest = hashing.new()
+    for folder in folders:
+        digest.update(folder.encode() + b"\0" + code_digest(PACKAGE_ROOT / folder).encode())
+    return str(digest.hexdigest())[:16]
+
+
 def _library_versions() -> dict[str, str]:
     versions = {}
     for name in LIBRARIES:
