@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nexus_assets.lib.index.bedrock_embedding import BedrockTitanEmbedder
-from nexus_assets_tests.fake_bedrock import FakeBedrock
+from nexus_assets_tests.support.fake_bedrock import FakeBedrock
 
 
 def chunks_per_second(endpoint: str, texts: list[str], concurrency: int) -> tuple[float, int]:

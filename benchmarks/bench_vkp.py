@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nexus_assets.lib.core.layout import DataLayout
 from nexus_assets.lib.distribution.vkp_pull import Source, install_full, pull
 from nexus_assets.lib.publish.signing import Signer
-from nexus_assets_tests.vkp_helpers import PART, files_of, publish
+from nexus_assets_tests.support.vkp_helpers import PART, files_of, publish
 
 
 class _Quiet(SimpleHTTPRequestHandler):

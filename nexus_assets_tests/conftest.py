@@ -79,7 +79,7 @@ def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, st
 @pytest.fixture
 def fake_bedrock() -> Iterator:
     """A Titan V2 InvokeModel endpoint on loopback (nexus_assets_tests/fake_bedrock.py), one per test."""
-    from nexus_assets_tests.fake_bedrock import FakeBedrock
+    from nexus_assets_tests.support.fake_bedrock import FakeBedrock
 
     with FakeBedrock() as fake:
         yield fake

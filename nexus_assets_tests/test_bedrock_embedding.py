@@ -20,7 +20,7 @@ from nexus_assets.lib.index.bedrock_embedding import (
     split_text,
 )
 from nexus_assets.lib.index.embedding import content_key, embed_partition, embedding_cost
-from nexus_assets_tests.fake_bedrock import fake_token_count, fake_vector
+from nexus_assets_tests.support.fake_bedrock import fake_token_count, fake_vector
 
 TEXTS = [f"Bab {i}: fotosintesis mengubah energi cahaya menjadi energi kimia, langkah {i}." for i in range(12)]
 

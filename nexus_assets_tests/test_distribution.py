@@ -14,7 +14,7 @@ from nexus_assets.lib.index.chroma_store import current_build
 from nexus_assets.lib.publish.signing import trusted_public_key
 from nexus_assets.lib.publish.vkp import verify_vkp
 from nexus_assets_tests.support.dagster_build import INFO10, build_info10, copy_informatika
-from nexus_assets_tests.vkp_helpers import collection_snapshot
+from nexus_assets_tests.support.vkp_helpers import collection_snapshot
 
 pytestmark = pytest.mark.slow
 

@@ -24,8 +24,8 @@ from nexus_assets.lib.aws.aws_config import AwsSettings
 from nexus_assets.lib.aws.aws_retry import AwsUnavailableError, RetrySettings
 from nexus_assets.lib.aws.dynamo_records import DynamoRecordStore
 from nexus_assets.lib.distribution.vkp_catalog import CATALOG_KEY
-from nexus_assets_tests.fault_proxy import FaultProxy, Request
-from nexus_assets_tests.hardening_helpers import (
+from nexus_assets_tests.support.fault_proxy import FaultProxy, Request
+from nexus_assets_tests.support.hardening_helpers import (
     GRADE,
     MAX_ATTEMPTS,
     PARTITION_KEY,

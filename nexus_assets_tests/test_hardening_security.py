@@ -37,8 +37,8 @@ from nexus_assets.lib.core.layout import DataLayout
 from nexus_assets.lib.distribution.vkp_pull import Source, installed_release, pull
 from nexus_assets.lib.publish.signing import Signer, private_pem
 from nexus_assets.lib.publish.vkp import read_signature
-from nexus_assets_tests.hardening_helpers import build, faultable_aws, last_job, upload_pdf
-from nexus_assets_tests.vkp_helpers import PART, files_of, publish
+from nexus_assets_tests.support.hardening_helpers import build, faultable_aws, last_job, upload_pdf
+from nexus_assets_tests.support.vkp_helpers import PART, files_of, publish
 
 # --- the bucket policy ---------------------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ from nexus_assets.lib.distribution.vkp_pull import PullError, Source, installed_
 from nexus_assets.lib.publish.publishing import LocalPackageStore, publish_vkp
 from nexus_assets.lib.publish.signing import Signer, canonical_json, private_pem, public_pem
 from nexus_assets.lib.publish.vkp import verify_vkp
-from nexus_assets_tests.vkp_helpers import PART, build, files_of, publish
+from nexus_assets_tests.support.vkp_helpers import PART, build, files_of, publish
 
 SIGNER = Signer(Ed25519PrivateKey.generate(), "publisher key")
 STRANGER = Signer(Ed25519PrivateKey.generate(), "attacker key")
@@ -539,7 +539,7 @@ def test_a_bad_entry_fails_its_partition_only(case: str, school, reliability) ->
 )
 def test_links_in_the_upload_folder_are_skipped_by_name(tmp_path: Path, reliability) -> None:
     from nexus_assets.lib.ingest.raw_sources import LocalRawSource
-    from nexus_assets_tests.hardening_helpers import tiny_pdf
+    from nexus_assets_tests.support.hardening_helpers import tiny_pdf
 
     outside = tmp_path / "outside"
     outside.mkdir()

@@ -98,11 +98,13 @@ def test_find_cycle_finds_one():
 
 
 def test_tests_import_helpers_not_other_tests():
-    """Shared test helpers live in support modules; a test file importing another couples their order."""
+    """Shared test helpers live in support/; a test file importing another couples their order."""
     tests = Path(__file__).resolve().parent
+    helpers = sorted(p.name for p in tests.glob("*.py") if not p.name.startswith("test_"))
+    assert helpers == ["__init__.py", "conftest.py"], f"helpers beside the tests: {helpers}; move them to support/"
     for path in sorted(tests.glob("*.py")):
         for name in _imports(path):
             if name.startswith("nexus_assets_tests."):
                 target = name.split(".")[1]
                 if target.startswith("test_") or target == "conftest":
-                    pytest.fail(f"{path.name} imports {name}: move the helper to nexus_assets_tests/support.py")
+                    pytest.fail(f"{path.name} imports {name}: move the helper to nexus_assets_tests/support/")

@@ -172,7 +172,7 @@ def _signed(tmp_path: Path):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from nexus_assets.lib.publish.signing import Signer
-    from nexus_assets_tests.vkp_helpers import files_of, publish
+    from nexus_assets_tests.support.vkp_helpers import files_of, publish
 
     signer = Signer(Ed25519PrivateKey.generate(), "test key")
     return Path(publish(DataLayout(tmp_path), files_of(2), signer).location), signer

@@ -8,7 +8,7 @@ from nexus_assets.lib.core.layout import DataLayout
 from nexus_assets.lib.publish.signing import Signer
 from nexus_assets.lib.publish.vkp import read_manifest
 from nexus_assets.lib.publish.vkp_delta import DeltaError, apply_delta, read_tables, tables_digest, verify_delta
-from nexus_assets_tests.vkp_helpers import PART, files_of, publish
+from nexus_assets_tests.support.vkp_helpers import PART, files_of, publish
 
 SIGNER = Signer(Ed25519PrivateKey.generate(), "test key")
 

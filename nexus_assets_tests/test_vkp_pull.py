@@ -6,7 +6,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nexus_assets.lib.core.layout import DataLayout
 from nexus_assets.lib.distribution.vkp_pull import PullError, Source, download, installed_release, plan, pull
 from nexus_assets.lib.publish.signing import Signer
-from nexus_assets_tests.vkp_helpers import PART, collection_snapshot, files_of, publish
+from nexus_assets_tests.support.vkp_helpers import PART, collection_snapshot, files_of, publish
 
 SIGNER = Signer(Ed25519PrivateKey.generate(), "test key")
 

@@ -13,6 +13,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from nexus_assets.build import CATALOG_RACE_TAG
 from nexus_assets.defs.io_managers import ARTIFACT, RECORD_IO_MANAGER
 from nexus_assets.defs.partitions import curriculum_partitions_def, partition_of
 from nexus_assets.defs.resources import ChromaResource, DataDirResource, EmbedderResource
@@ -289,7 +290,7 @@ def chunk_embeddings(
             f"{part.label}: {result.fallback_reason}; the whole partition was embedded with "
             f"the local model {used.model_id} instead"
         )
-        context.instance.add_run_tags(context.run_id, {"nexus/embedding_fallback": used.model_id})
+        context.instance.add_run_tags(context.run.run_id, {"nexus/embedding_fallback": used.model_id})
     if result.usage.split_inputs:
         context.log.warning(
             f"{part.label}: {result.usage.split_inputs} chunk(s) exceeded {used.model_id}'s input "
@@ -452,7 +453,7 @@ def vkp_package(
         # A racing run moved the catalog to a newer version first (the conditional write refused ours):
         # the package is published, but schools are pointed at the newer one. Say so, loudly.
         context.log.warning(f"{part.label}: {result.reason}")
-        context.instance.add_run_tags(context.run_id, {"nexus/catalog_race": f"v{result.version}"})  # job_history
+        context.instance.add_run_tags(context.run.run_id, {CATALOG_RACE_TAG: f"v{result.version}"})  # for run_summary
     else:
         context.log.info(f"{part.label}: {'published v' + result.version if result.published else result.reason}")
     # The gates passed (this step runs only then): search now serves the build the package was made from.

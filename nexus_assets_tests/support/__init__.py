@@ -8,9 +8,10 @@ plain helpers. This module stays light (stdlib and pytest), since conftest.py im
 - `support.dagster_build`: one partition materialized through Dagster, as `nexus build` would.
 - `support.webserver`: a dagster-webserver subprocess, its GraphQL API and its process group.
 - `support.http_files`: a loopback HTTP server of static files with Range support and cut connections.
-
-Older helper modules beside the tests (`vkp_helpers`, `hardening_helpers`, `fault_proxy`,
-`fake_bedrock`) follow the same rule: they are helpers, not tests.
+- `support.vkp_helpers`: published packages and their files for the distribution tests.
+- `support.hardening_helpers`: the faultable aws-mode stack and builds of the hardening suite.
+- `support.fault_proxy`: a fault-injecting HTTP proxy in front of moto.
+- `support.fake_bedrock`: a loopback stand-in for Bedrock's Titan embeddings.
 """
 
 from __future__ import annotations

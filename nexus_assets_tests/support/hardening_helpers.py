@@ -24,9 +24,9 @@ import pytest
 from nexus_assets.lib.aws.aws_bootstrap import bootstrap
 from nexus_assets.lib.aws.aws_config import AwsSettings
 from nexus_assets.lib.core.job_tracking import JobRecord
-from nexus_assets_tests.fake_bedrock import FakeBedrock
-from nexus_assets_tests.fault_proxy import FaultProxy
 from nexus_assets_tests.support import make_aws_env
+from nexus_assets_tests.support.fake_bedrock import FakeBedrock
+from nexus_assets_tests.support.fault_proxy import FaultProxy
 
 SUBJECT, GRADE = "uji", "kelas_1"  # the tiny partition: uji/kelas_1
 PARTITION_KEY = f"{GRADE}|{SUBJECT}"
