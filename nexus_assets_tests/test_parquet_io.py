@@ -17,14 +17,14 @@ from nexus_assets.lib.core.tables import frame_to_parquet_bytes
 frame = pd.DataFrame({"chunk_id": [f"c{i}" for i in range(5000)], "n": range(5000)})
 data = frame_to_parquet_bytes(frame)
 open(sys.argv[1], "wb").write(data)
-threads = lambda: len(os.listdir("/proc/self/task"))
+threads = lambda: set(os.listdir("/proc/self/task"))  # thread ids: one that ends is not one started
 before = threads()
 assert read_frame(data).equals(frame)
 assert read_frame(sys.argv[1]).equals(frame)
 assert read_arrow(data, columns=["n"]).column("n").to_pylist() == list(range(5000))
 after_ours = threads()
 pd.read_parquet(sys.argv[1])
-print(before, after_ours, threads())
+print(len(after_ours - before), len(threads() - after_ours))
 """
 
 
@@ -33,7 +33,7 @@ def test_reads_round_trip_without_starting_threads(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-c", PROBE, str(tmp_path / "t.parquet")], capture_output=True, text=True, check=True
     ).stdout
-    before, after_ours, after_pandas = map(int, out.split())
-    assert after_ours == before, f"our parquet reads started {after_ours - before} native threads"
+    started_by_ours, started_by_pandas = map(int, out.split())
+    assert started_by_ours == 0, f"our parquet reads started {started_by_ours} native threads"
     # The probe can see the difference: pandas' default read does start Arrow's pools.
-    assert after_pandas > after_ours
+    assert started_by_pandas > 0
