@@ -29,8 +29,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from nexus_assets.lib.core.job_tracking import JobRecord, JobStatus, JobStore, SqliteJobStore, now_iso
-from nexus_assets.lib.core.layout import RAW_PREFIX, DataLayout, Partition
+from nexus_assets.lib.aws.storage import AwsStorage, open_storage
+from nexus_assets.lib.core.job_tracking import JobRecord, JobStatus, JobStore, now_iso
+from nexus_assets.lib.core.layout import DataLayout, Partition
 
 if TYPE_CHECKING:  # imported where used: `nexus --help` and an up-to-date build stay light
     import dagster as dg
@@ -65,15 +66,11 @@ def aws_settings() -> AwsSettings | None:
 
 
 def raw_source(layout: DataLayout) -> RawSource:
-    from nexus_assets.lib.ingest.raw_sources import LocalRawSource, S3RawSource
-
-    aws = aws_settings()
-    return S3RawSource(aws.object_store(), layout) if aws else LocalRawSource(layout)
+    return open_storage(layout).raw_source()
 
 
 def job_store(layout: DataLayout) -> JobStore:
-    aws = aws_settings()
-    return aws.job_store() if aws else SqliteJobStore(layout.jobs_db)
+    return open_storage(layout).job_store()
 
 
 @contextmanager
@@ -125,16 +122,12 @@ def _requested(
     """
     from nexus_assets.lib.ingest.build_preflight import check_partitions, local_raw_keys, nearest, pdf_counts
 
-    source = raw_source(layout)
+    storage = open_storage(layout)
+    source = storage.raw_source()
     found, refused = source.discover()
     skipped += [{"partition": None, "reason": message} for message in refused]
-    aws = aws_settings()
-    if aws:
-        keys = [item.key for item in source.listing()]
-        raw_root = aws.object_store().uri(RAW_PREFIX + "/")
-    else:
-        keys = local_raw_keys(layout.root)
-        raw_root = str(layout.raw_root)
+    raw_root = storage.raw_root_uri()
+    keys = [item.key for item in source.listing()] if isinstance(storage, AwsStorage) else local_raw_keys(layout.root)
     if subject and grade:
         requested = [Partition(subject, grade)]
     else:

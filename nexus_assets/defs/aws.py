@@ -26,17 +26,11 @@ from nexus_assets.defs.resources import DataDirResource
 from nexus_assets.lib.aws.aws_config import AwsSettings
 from nexus_assets.lib.aws.dynamo_records import DynamoRecordStore, StaleWriteError
 from nexus_assets.lib.aws.s3_store import S3ObjectStore
-from nexus_assets.lib.core.caches import MirroredBlobCache, MirroredVectorCache
+from nexus_assets.lib.aws.storage import AwsStorage
 from nexus_assets.lib.core.job_tracking import DynamoJobStore
 from nexus_assets.lib.core.layout import PROCESSED_PREFIX, DataLayout
 from nexus_assets.lib.core.parquet_io import read_frame
 from nexus_assets.lib.core.tables import frame_to_parquet_bytes
-from nexus_assets.lib.distribution.cdn import invalidate
-from nexus_assets.lib.distribution.vkp_catalog import DynamoCatalog
-from nexus_assets.lib.ingest.ocr import OcrEngine
-from nexus_assets.lib.ingest.raw_sources import S3RawSource
-from nexus_assets.lib.publish.publishing import S3PackageStore
-from nexus_assets.lib.publish.signing import Signer, resolve_signer, secrets_manager_reader
 
 
 class AwsResource(dg.ConfigurableResource):
@@ -79,34 +73,8 @@ class AwsDataDirResource(DataDirResource):
 
     aws: AwsResource
 
-    def raw_source(self) -> S3RawSource:
-        return S3RawSource(self.aws.object_store(), self.layout)
-
-    def package_store(self) -> S3PackageStore:
-        objects = self.aws.object_store()
-        catalog = DynamoCatalog(self.aws.settings().client("dynamodb"), self.aws.records_table, objects)
-        return S3PackageStore(objects, self.layout, catalog)
-
-    def signer(self) -> Signer:
-        """As locally, plus the Secrets Manager secret named by $NEXUS_SIGNING_KEY_SECRET_ID."""
-        reader = secrets_manager_reader(self.aws.settings().client("secretsmanager"))
-        return resolve_signer(self.layout.root, key_file=self.signing_key_file, secret_reader=reader)
-
-    def extraction_cache(self, ocr: OcrEngine | None = None) -> MirroredBlobCache:
-        """Shared through the bucket, so a task on a fresh disk still skips unchanged PDFs."""
-        return MirroredBlobCache(super().extraction_cache(ocr), self.aws.object_store())
-
-    def vector_cache(self) -> MirroredVectorCache:
-        return MirroredVectorCache(super().vector_cache(), self.aws.object_store())
-
-    def job_store(self) -> DynamoJobStore:
-        return self.aws.job_store()
-
-    def invalidate_cdn(self, paths: list[str]) -> str | None:
-        settings = self.aws.settings()
-        if not settings.cloudfront_distribution_id:
-            return None
-        return invalidate(settings.client("cloudfront"), settings.cloudfront_distribution_id, paths)
+    def storage(self) -> AwsStorage:
+        return AwsStorage(self.layout, self.aws.settings())
 
 
 class StaleRecordFailure(dg.Failure, StaleWriteError):

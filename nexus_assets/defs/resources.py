@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import Field
 
 from nexus_assets.lib.aws.aws_config import ENV_VARS, setting
-from nexus_assets.lib.core.caches import BlobCache, VectorCache
-from nexus_assets.lib.core.job_tracking import JobStore, SqliteJobStore
+from nexus_assets.lib.aws.storage import LocalStorage, Storage
+from nexus_assets.lib.core.job_tracking import JobStore
 from nexus_assets.lib.core.layout import DataLayout
 from nexus_assets.lib.distribution.vkp_catalog import DEFAULT_KEEP_VERSIONS
 from nexus_assets.lib.index.bedrock_embedding import (
@@ -36,11 +37,12 @@ from nexus_assets.lib.ingest.pdf_extraction import (
     MAX_PDF_MB_ENV,
     MAX_PDF_PAGES_ENV,
     ExtractionLimits,
-    extraction_cache,
 )
-from nexus_assets.lib.ingest.raw_sources import LocalRawSource, RawSource
-from nexus_assets.lib.publish.publishing import LocalPackageStore, PackageStore
-from nexus_assets.lib.publish.signing import Signer, resolve_signer
+from nexus_assets.lib.ingest.raw_sources import RawSource
+from nexus_assets.lib.publish.signing import Signer
+
+if TYPE_CHECKING:
+    from nexus_assets.lib.aws.storage import ExtractionCache, Packages, Vectors
 
 KEEP_VERSIONS_ENV = "NEXUS_VKP_KEEP_VERSIONS"
 
@@ -90,37 +92,38 @@ class DataDirResource(dg.ConfigurableResource):
     def layout(self) -> DataLayout:
         return DataLayout.from_env(self.data_dir or None)
 
+    def storage(self) -> Storage:
+        """Local files (this resource) or the bucket and tables (`AwsDataDirResource`): lib/aws/storage.py."""
+        return LocalStorage(self.layout)
+
     def raw_source(self) -> RawSource:
-        return LocalRawSource(self.layout)
+        return self.storage().raw_source()
 
-    def package_store(self) -> PackageStore:
-        return LocalPackageStore(self.layout)
+    def package_store(self) -> Packages:
+        return self.storage().package_store()
 
-    def extraction_cache(self, ocr: OcrEngine | None = None) -> BlobCache:
-        """Extraction results by PDF sha256 (and OCR setting), under processed/_cache/."""
-        return extraction_cache(self.layout.cache_dir, ocr)
+    def extraction_cache(self, ocr: OcrEngine | None = None) -> ExtractionCache:
+        return self.storage().extraction_cache(ocr)
 
     def extraction_limits(self) -> ExtractionLimits:
         """What one PDF may cost (size, pages, seconds): this resource's config, else NEXUS_MAX_*, else defaults."""
         return ExtractionLimits.from_settings(self.max_pdf_mb, self.max_pdf_pages, self.max_extraction_seconds)
 
-    def vector_cache(self) -> VectorCache:
-        """Vectors by (model namespace, chunk hash); the caller closes it (it is a context manager)."""
-        return VectorCache(self.layout.cache_dir)
+    def vector_cache(self) -> Vectors:
+        return self.storage().vector_cache()
 
     def job_store(self) -> JobStore:
-        return SqliteJobStore(self.layout.jobs_db)
+        return self.storage().job_store()
 
     def signer(self) -> Signer:
         """The package signing key (read when a run needs it; its origin is logged, never the key)."""
-        return resolve_signer(self.layout.root, key_file=self.signing_key_file)
+        return self.storage().signer(self.signing_key_file)
 
     def retention(self) -> int:
         return self.keep_versions or int(os.environ.get(KEEP_VERSIONS_ENV) or DEFAULT_KEEP_VERSIONS)
 
     def invalidate_cdn(self, paths: list[str]) -> str | None:
-        """No CDN in front of a local directory."""
-        return None
+        return self.storage().invalidate_cdn(paths)
 
 
 BACKENDS = ("local", "bedrock", "bedrock_fallback")

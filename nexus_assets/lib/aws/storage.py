@@ -1,0 +1,134 @@
+"""Where a deployment keeps its data: local files, or S3 and DynamoDB with the data directory as a mirror.
+
+The one home of what "local" and "aws" mean for storage. `LocalStorage` keeps PDFs, packages, caches
+and job records under the data directory; `AwsStorage` reads PDFs from the bucket, publishes packages
+to it with the catalog in DynamoDB, shares the caches through it, records jobs in DynamoDB and signs
+with the Secrets Manager key when one is named. `open_storage` picks one by `deployment()`; Dagster's
+resources build the same classes from their own (EnvVar) configuration, so a run and a command
+outside a run see the same storage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from nexus_assets.lib.core.caches import BlobCache, MirroredBlobCache, MirroredVectorCache, VectorCache
+from nexus_assets.lib.core.job_tracking import JobStore, SqliteJobStore
+from nexus_assets.lib.core.layout import RAW_PREFIX, DataLayout
+
+if TYPE_CHECKING:  # imported where used: `nexus --help` and an up-to-date build stay light
+    from nexus_assets.lib.aws.aws_config import AwsSettings
+    from nexus_assets.lib.ingest.ocr import OcrEngine
+    from nexus_assets.lib.ingest.raw_sources import RawSource
+    from nexus_assets.lib.publish.publishing import LocalPackageStore, S3PackageStore
+    from nexus_assets.lib.publish.signing import Signer
+
+    # What each mode hands out: the bucket-backed kinds wrap or replace the local ones.
+    ExtractionCache = BlobCache | MirroredBlobCache
+    Vectors = VectorCache | MirroredVectorCache
+    Packages = LocalPackageStore | S3PackageStore
+
+
+@dataclass(frozen=True)
+class LocalStorage:
+    """Everything under the data directory (`raw-curriculum/`, `processed/`, `vkp/`)."""
+
+    layout: DataLayout
+
+    def raw_root_uri(self) -> str:
+        """Where the PDFs are looked for, as a data engineer would type it."""
+        return str(self.layout.raw_root)
+
+    def raw_source(self) -> RawSource:
+        from nexus_assets.lib.ingest.raw_sources import LocalRawSource
+
+        return LocalRawSource(self.layout)
+
+    def package_store(self) -> Packages:
+        from nexus_assets.lib.publish.publishing import LocalPackageStore
+
+        return LocalPackageStore(self.layout)
+
+    def extraction_cache(self, ocr: OcrEngine | None = None) -> ExtractionCache:
+        """Extraction results by PDF sha256 (and OCR setting), under processed/_cache/."""
+        from nexus_assets.lib.ingest.pdf_extraction import extraction_cache
+
+        return extraction_cache(self.layout.cache_dir, ocr)
+
+    def vector_cache(self) -> Vectors:
+        """Vectors by (model namespace, chunk hash); the caller closes it (it is a context manager)."""
+        return VectorCache(self.layout.cache_dir)
+
+    def job_store(self) -> JobStore:
+        return SqliteJobStore(self.layout.jobs_db)
+
+    def signer(self, key_file: str = "") -> Signer:
+        """The package signing key: `key_file`, else $NEXUS_SIGNING_KEY_FILE / $NEXUS_SIGNING_KEY, else a
+        development key under keys/ (its origin is logged, never the key)."""
+        from nexus_assets.lib.publish.signing import resolve_signer
+
+        return resolve_signer(self.layout.root, key_file=key_file)
+
+    def invalidate_cdn(self, paths: list[str]) -> str | None:
+        """No CDN in front of a local directory."""
+        return None
+
+
+@dataclass(frozen=True)
+class AwsStorage(LocalStorage):
+    """PDFs in and packages out through the bucket; the data directory is the working mirror."""
+
+    aws: AwsSettings
+
+    def raw_root_uri(self) -> str:
+        return self.aws.object_store().uri(RAW_PREFIX + "/")
+
+    def raw_source(self) -> RawSource:
+        from nexus_assets.lib.ingest.raw_sources import S3RawSource
+
+        return S3RawSource(self.aws.object_store(), self.layout)
+
+    def package_store(self) -> Packages:
+        from nexus_assets.lib.distribution.vkp_catalog import DynamoCatalog
+        from nexus_assets.lib.publish.publishing import S3PackageStore
+
+        objects = self.aws.object_store()
+        catalog = DynamoCatalog(self.aws.client("dynamodb"), self.aws.records_table, objects)
+        return S3PackageStore(objects, self.layout, catalog)
+
+    def extraction_cache(self, ocr: OcrEngine | None = None) -> ExtractionCache:
+        """Shared through the bucket, so a task on a fresh disk still skips unchanged PDFs."""
+        from nexus_assets.lib.ingest.pdf_extraction import extraction_cache
+
+        return MirroredBlobCache(extraction_cache(self.layout.cache_dir, ocr), self.aws.object_store())
+
+    def vector_cache(self) -> Vectors:
+        return MirroredVectorCache(VectorCache(self.layout.cache_dir), self.aws.object_store())
+
+    def job_store(self) -> JobStore:
+        return self.aws.job_store()
+
+    def signer(self, key_file: str = "") -> Signer:
+        """As locally, plus the Secrets Manager secret named by $NEXUS_SIGNING_KEY_SECRET_ID."""
+        from nexus_assets.lib.publish.signing import resolve_signer, secrets_manager_reader
+
+        reader = secrets_manager_reader(self.aws.client("secretsmanager"))
+        return resolve_signer(self.layout.root, key_file=key_file, secret_reader=reader)
+
+    def invalidate_cdn(self, paths: list[str]) -> str | None:
+        from nexus_assets.lib.distribution.cdn import invalidate
+
+        if not self.aws.cloudfront_distribution_id:
+            return None
+        return invalidate(self.aws.client("cloudfront"), self.aws.cloudfront_distribution_id, paths)
+
+
+Storage = LocalStorage | AwsStorage
+
+
+def open_storage(layout: DataLayout) -> Storage:
+    """The storage of the deployment NEXUS_ENV names, with aws mode's settings from the environment."""
+    from nexus_assets.lib.aws.aws_config import AwsSettings, deployment
+
+    return AwsStorage(layout, AwsSettings.from_env()) if deployment() == "aws" else LocalStorage(layout)
