@@ -459,11 +459,13 @@ def run_partitions(
 def record_sensed_run(instance: dg.DagsterInstance, run_id: str, jobs: JobStore, finished: bool) -> JobRecord | None:
     """The run status sensors' duty: record a run the daemon launched (the UI, sensors, schedules).
 
-    Runs of `run_partitions` carry CLI_TAG and are recorded there; None for them.
+    Runs of `run_partitions` carry CLI_TAG and are recorded there; None for them. A start seen after the
+    run ended (the sensors tick apart) records the end: the job table never shows a finished run running.
     """
     run = instance.get_run_by_id(run_id)
     if run is not None and run.tags.get(CLI_TAG) == "cli":
         return None
+    finished = finished or run is None or run.is_finished
     record = run_summary(instance, run_id, finished=finished).job_record()
     jobs.put(record)
     return record

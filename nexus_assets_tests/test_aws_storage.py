@@ -9,7 +9,7 @@ from nexus_assets.lib.aws.aws_bootstrap import bootstrap
 from nexus_assets.lib.aws.aws_config import AwsSettings, deployment
 from nexus_assets.lib.aws.dynamo_records import MAX_INLINE_BYTES, DynamoRecordStore, StaleWriteError
 from nexus_assets.lib.aws.s3_store import ChecksumMismatchError
-from nexus_assets.lib.core.job_tracking import JobRecord, summarize
+from nexus_assets.lib.core.job_tracking import JobRecord, SqliteJobStore, summarize
 
 
 @pytest.fixture
@@ -152,3 +152,21 @@ def test_job_records_round_trip_and_summarise(settings: AwsSettings) -> None:
     summary = summarize(records)
     assert summary["by_status"] == {"completed": 1, "failed": 1}
     assert summary["estimated_cost_usd"] == pytest.approx(0.0012)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "dynamodb"])
+def test_a_late_start_record_never_overwrites_the_end_of_its_run(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The run status sensors tick independently: the start of a short run can be recorded after its end.
+    The start record only creates, so the finished record stands (seen as a lost record in the daemon test)."""
+    jobs = SqliteJobStore(tmp_path / "jobs.db") if kind == "sqlite" else request.getfixturevalue("settings").job_store()
+    start = "2099-01-01T00:00:00.000+00:00"
+    jobs.put(JobRecord("run-1", start, "curriculum_build_job", "kelas_10|informatika", status="running"))
+    jobs.put(JobRecord("run-1", start, "curriculum_build_job", "kelas_10|informatika", "completed", total_chunks=7))
+    jobs.put(JobRecord("run-1", start, "curriculum_build_job", "kelas_10|informatika", status="running"))
+    [record] = jobs.recent(days=3650)
+    assert (record.status, record.total_chunks) == ("completed", 7)
+    jobs.put(JobRecord("run-1", start, "curriculum_build_job", "kelas_10|informatika", "failed", errors=["late"]))
+    [record] = jobs.recent(days=3650)
+    assert record.status == "failed", "a finished record may still replace another (a reaped run)"

@@ -76,6 +76,12 @@ def test_one_reader_gives_the_cli_the_job_table_and_the_sensors_the_same_run(
         [stored] = jobs.recent(days=1)
         assert (stored.job_id, stored.status, stored.total_chunks) == (result.run_id, "completed", figures.total_chunks)
         assert stored.timestamp == figures.timestamp and stored.completed_at
+        # The started sensor may see a short run only once it has ended: it records the end, not "running".
+        late_start = record_sensed_run(instance, result.run_id, SqliteJobStore(tmp_path / "late.sqlite"), False)
+        assert late_start is not None and (late_start.status, late_start.total_chunks) == (
+            "completed",
+            figures.total_chunks,
+        )
         assert summary.job_record("2026-01-01T00:00:00.000+00:00").timestamp == "2026-01-01T00:00:00.000+00:00"
         # ... and leave the runs of `nexus build` to it (it records them around the run).
         instance.add_run_tags(result.run_id, {CLI_TAG: "cli"})

@@ -51,7 +51,10 @@ class JobRecord:
 
 
 class JobStore(Protocol):
-    def put(self, record: JobRecord) -> None: ...
+    def put(self, record: JobRecord) -> None:
+        """Write `record`. A `running` record only creates: the run status sensors tick independently,
+        so the start of a short run may be seen after its end, and must not overwrite it."""
+        ...
 
     def recent(self, days: int) -> list[JobRecord]: ...
 
@@ -98,7 +101,16 @@ class DynamoJobStore:
     @with_outage_errors("dynamodb", "PutItem")
     def put(self, record: JobRecord) -> None:
         item = {k: v for k, v in _to_dynamo(asdict(record)).items() if v is not None}
-        self.resource.Table(self.table).put_item(Item=item)
+        if record.status != "running":
+            self.resource.Table(self.table).put_item(Item=item)
+            return
+        from botocore.exceptions import ClientError
+
+        try:
+            self.resource.Table(self.table).put_item(Item=item, ConditionExpression="attribute_not_exists(job_id)")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
 
     @with_outage_errors("dynamodb", "Scan")
     def recent(self, days: int) -> list[JobRecord]:
@@ -130,10 +142,10 @@ class SqliteJobStore:
         return conn
 
     def put(self, record: JobRecord) -> None:
+        verb = "INSERT OR IGNORE" if record.status == "running" else "INSERT OR REPLACE"
         with self._connect() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?)",
-                (record.job_id, record.timestamp, json.dumps(asdict(record))),
+                f"{verb} INTO jobs VALUES (?, ?, ?)", (record.job_id, record.timestamp, json.dumps(asdict(record)))
             )
 
     def recent(self, days: int) -> list[JobRecord]:
