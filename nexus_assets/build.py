@@ -4,7 +4,7 @@
 one subject × grade partition. What surrounds a run lives here, once, over Dagster's public API:
 
 - **storage**: where PDFs are read and job records written, local files or S3 and DynamoDB, picked
-  by `deployment()` (the definitions pick their resources by the same value);
+  by the settings' deployment (the definitions pick their resources by the same value);
 - **planning** (`plan`): which partitions hold PDFs, checked before anything is registered, and which
   are still current (the fingerprint fast path: an unchanged partition costs about a second and never
   starts Dagster);
@@ -36,8 +36,8 @@ from nexus_assets.lib.core.layout import DataLayout, Partition
 if TYPE_CHECKING:  # imported where used: `nexus --help` and an up-to-date build stay light
     import dagster as dg
 
-    from nexus_assets.lib.aws.aws_config import AwsSettings
     from nexus_assets.lib.ingest.raw_sources import RawSource
+    from nexus_assets.settings import Settings
 
 BUILD_JOB = "curriculum_build_job"
 CATALOG_JOB = "curriculum_catalog_job"
@@ -58,24 +58,18 @@ class BuildRefused(Exception):
 # --- storage --------------------------------------------------------------------------------------------------
 
 
-def aws_settings() -> AwsSettings | None:
-    """The bucket and tables of aws mode (NEXUS_ENV=aws), or None in local mode."""
-    from nexus_assets.lib.aws.aws_config import AwsSettings, deployment
-
-    return AwsSettings.from_env() if deployment() == "aws" else None
+def raw_source(layout: DataLayout, settings: Settings) -> RawSource:
+    return open_storage(layout, settings).raw_source()
 
 
-def raw_source(layout: DataLayout) -> RawSource:
-    return open_storage(layout).raw_source()
-
-
-def job_store(layout: DataLayout) -> JobStore:
-    return open_storage(layout).job_store()
+def job_store(layout: DataLayout, settings: Settings) -> JobStore:
+    return open_storage(layout, settings).job_store()
 
 
 @contextmanager
 def data_dir_env(layout: DataLayout) -> Iterator[None]:
-    """Point the Dagster resources (which read NEXUS_DATA_DIR when a run starts) at `layout`."""
+    """Point the Dagster resources at `layout`: they read NEXUS_DATA_DIR when a run starts (the one
+    setting read late, so this process can build several data directories in turn)."""
     previous = os.environ.get("NEXUS_DATA_DIR")
     os.environ["NEXUS_DATA_DIR"] = str(layout.root)
     try:
@@ -98,6 +92,7 @@ class BuildPlan:
     current: list[Partition]
     fingerprints: dict[Partition, str]
     skipped: list[dict[str, Any]] = field(default_factory=list)
+    embedder_backend: str = "local"
 
     @property
     def embeds_locally(self) -> bool:
@@ -105,15 +100,13 @@ class BuildPlan:
 
         A forced build of unchanged partitions finds every vector in the cache: it needs no model.
         """
-        from nexus_assets.lib.aws.aws_config import setting
-
-        if (setting("embedder_backend") or "local") != "local" or not self.fingerprints:
+        if self.embedder_backend != "local" or not self.fingerprints:
             return False
         return any(part not in self.current for part in self.targets)
 
 
 def _requested(
-    layout: DataLayout, subject: str | None, grade: str | None, skipped: list[dict[str, Any]]
+    layout: DataLayout, settings: Settings, subject: str | None, grade: str | None, skipped: list[dict[str, Any]]
 ) -> list[Partition]:
     """The partitions asked for that hold PDFs, checked on the raw keys before anything is registered.
 
@@ -122,7 +115,7 @@ def _requested(
     """
     from nexus_assets.lib.ingest.build_preflight import check_partitions, local_raw_keys, nearest, pdf_counts
 
-    storage = open_storage(layout)
+    storage = open_storage(layout, settings)
     source = storage.raw_source()
     found, refused = source.discover()
     skipped += [{"partition": None, "reason": message} for message in refused]
@@ -159,6 +152,7 @@ def _requested(
 
 def plan(
     layout: DataLayout,
+    settings: Settings,
     subject: str | None = None,
     grade: str | None = None,
     options: dict[str, Any] | None = None,
@@ -170,31 +164,31 @@ def plan(
 
     skipped: list[dict[str, Any]] = []
     try:
-        found = _requested(layout, subject, grade, skipped)
+        found = _requested(layout, settings, subject, grade, skipped)
     except BuildRefused as exc:
         raise BuildRefused(str(exc), skipped) from None
     prints: dict[Partition, str] = {}
     unchanged: list[Partition] = []
-    if aws_settings() is None:
-        prints = {part: input_fingerprint(layout, part, options) for part in found}
+    if settings.deployment == "local":
+        prints = {part: input_fingerprint(layout, part, options, settings.environment) for part in found}
         unchanged = [part for part, fp in prints.items() if up_to_date(layout, part, fp)]
     current = [] if force else unchanged
     targets = sorted(p for p in found if p not in current)
-    return BuildPlan(targets=targets, current=sorted(current), fingerprints=prints, skipped=skipped)
+    return BuildPlan(targets, sorted(current), prints, skipped, settings.embedder_backend)
 
 
-def sync_local_catalog(layout: DataLayout) -> str | None:
+def sync_local_catalog(layout: DataLayout, settings: Settings) -> str | None:
     """With nothing to build, still rebuild a deleted catalog.json from the packages and re-sign a stale one
     (publications do this as they run; aws mode's builds always reach the publication step).
     Returns what was done, or None; raises nothing a build should fail on (the warning is returned)."""
-    if aws_settings() or not layout.vkp_dir.is_dir():
+    if settings.deployment == "aws" or not layout.vkp_dir.is_dir():
         return None
     from nexus_assets.lib.distribution.vkp_catalog import CATALOG_NAME, LocalCatalog
-    from nexus_assets.lib.publish.signing import SigningError, resolve_signer
+    from nexus_assets.lib.publish.signing import SigningError
 
-    catalog = LocalCatalog(layout.vkp_dir / CATALOG_NAME)
+    catalog = LocalCatalog(layout.vkp_dir / CATALOG_NAME, settings.catalog_expiry_days)
     try:
-        if catalog.sync(resolve_signer(layout.root)):
+        if catalog.sync(open_storage(layout, settings).signer()):
             return f"catalog {catalog.location()}: rebuilt or re-signed from the packages"
     except (SigningError, ValueError, OSError) as exc:
         return f"warning: the VKP catalog could not be refreshed: {exc}"
@@ -381,6 +375,7 @@ def _put(jobs: JobStore, record: JobRecord, observer: BuildObserver) -> bool:
 def run_partitions(
     instance: dg.DagsterInstance,
     layout: DataLayout,
+    settings: Settings,
     build: BuildPlan,
     observer: BuildObserver,
     logger: dg.LoggerDefinition,
@@ -399,7 +394,7 @@ def run_partitions(
     from nexus_assets.defs.partitions import key_of, register_partitions
     from nexus_assets.lib.core.build_fingerprint import forget_build, record_build
 
-    jobs = job_store(layout)
+    jobs = job_store(layout, settings)
     orphans = []
     for orphan in fail_orphaned_runs(instance):
         orphans.append(orphan.run_id)

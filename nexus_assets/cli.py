@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from nexus_assets.build import aws_settings, job_store
+from nexus_assets.build import job_store
 from nexus_assets.lib.core.layout import SLUG_RULE, DataLayout, LayoutError, Partition, normalized_slug, validate_slug
+from nexus_assets.settings import Settings
 
 if TYPE_CHECKING:
     from nexus_assets.cli_progress import Mode
@@ -34,18 +35,29 @@ SCHEMA_VERSION = 1
 
 
 @dataclass
-class Settings:
-    """The options every command shares, wherever they were typed (before or after the command name)."""
+class Options:
+    """The options every command shares, wherever they were typed (before or after the command name),
+    and the platform's settings, read from the environment once per command."""
 
     data_dir: str | None = None
     json: bool = False
     quiet: bool = False
     verbose: bool = False
     command: str = ""
+    _env: Settings | None = None
+
+    @property
+    def env(self) -> Settings:
+        if self._env is None:
+            try:
+                self._env = Settings.from_env()
+            except ValueError as exc:  # a bad NEXUS_* value: named in the message
+                raise CommandError(f"bad setting: {exc}", code=2) from None
+        return self._env
 
     @property
     def layout(self) -> DataLayout:
-        return DataLayout.from_env(self.data_dir)
+        return DataLayout.from_env(self.data_dir or self.env.data_dir or "data")
 
 
 class CommandError(Exception):
@@ -56,8 +68,13 @@ class CommandError(Exception):
         self.code = code
 
 
-def settings() -> Settings:
-    return click.get_current_context().ensure_object(Settings)
+def settings() -> Options:
+    return click.get_current_context().ensure_object(Options)
+
+
+def env() -> Settings:
+    """The platform's settings (`nexus_assets.settings`), read once for this command."""
+    return settings().env
 
 
 def say(text: str = "") -> None:
@@ -85,13 +102,13 @@ def emit(doc: dict[str, Any]) -> None:
 def _store(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
     def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
         if value not in (None, False):  # a value typed after the command overrides one typed before it
-            setattr(ctx.ensure_object(Settings), field, value)
+            setattr(ctx.ensure_object(Options), field, value)
 
     return callback
 
 
 def common_options(f: F) -> F:
-    """--data-dir and --json: accepted on the group and on every command (one Settings object)."""
+    """--data-dir and --json: accepted on the group and on every command (one Options object)."""
     f = click.option(
         "--json",
         "json_output",
@@ -141,7 +158,7 @@ def reporting(name: str) -> Callable[[F], F]:
             from nexus_assets.lib.aws.aws_retry import AwsUnavailableError
 
             ctx = click.get_current_context()
-            current = ctx.ensure_object(Settings)
+            current = ctx.ensure_object(Options)
             current.command = name
             try:
                 code = int(body(*args, **kwargs) or 0)
@@ -243,7 +260,7 @@ def sample_data() -> int:
 
     layout = settings().layout
     paths = generate_sample_corpus(layout.raw_root)
-    aws = aws_settings()
+    aws = env().aws_mode
     store = aws.object_store() if aws else None
     files = []
     for path in paths:
@@ -325,7 +342,7 @@ def build(
     grade = _option_slug(grade, "--grade", "grade")
     options = {"chunk_size": chunk_size, "chunk_overlap": chunk_overlap}
     try:
-        plan = builds.plan(layout, subject, grade, options, force=force)
+        plan = builds.plan(layout, env(), subject, grade, options, force=force)
     except builds.BuildRefused as exc:
         _warn_skipped(exc.skipped)
         raise CommandError(str(exc), code=2) from None
@@ -347,7 +364,7 @@ def build(
             "run_id": None,
         }
     if not plan.targets:
-        synced = builds.sync_local_catalog(layout)
+        synced = builds.sync_local_catalog(layout, env())
         if synced:
             (warn if synced.startswith("warning") else say)(synced)
         emit(
@@ -364,7 +381,7 @@ def build(
     if plan.embeds_locally:
         from nexus_assets.lib.index.embedding import prefetch_local_model
 
-        prefetch_local_model()  # overlaps torch's import with Dagster's start and the first steps
+        prefetch_local_model(env().model_cache)  # overlaps torch's import with Dagster's start and the first steps
     return _run_builds(layout, plan, docs, options)
 
 
@@ -390,7 +407,7 @@ def _run_builds(layout: DataLayout, plan: Any, docs: dict[Partition, dict[str, A
             mode, partitions=len(plan.targets), steps=_build_steps(), verbose=settings().verbose
         ) as shown:
             observer = shown if mode == "bars" else _Announced(shown)
-            outcome = run_partitions(instance, layout, plan, observer, progress_logger(shown), options)
+            outcome = run_partitions(instance, layout, env(), plan, observer, progress_logger(shown), options)
     if not outcome.catalog_refreshed:
         warn("warning: the curriculum catalog could not be refreshed; see its run in the UI")
     docs.update({o.partition: o.as_dict() for o in outcome.partitions})
@@ -454,7 +471,6 @@ class _Announced:
 @reporting("search")
 def search(query: str, subject: str, grade: str, k: int) -> int:
     """Hybrid (dense + BM25) search in one partition's collection: hits with file, page and snippet."""
-    from nexus_assets.lib.index.bedrock_embedding import query_embedder
     from nexus_assets.lib.index.chroma_store import current_build, read_build_info
     from nexus_assets.lib.index.embedding import EmbedderUnavailableError
     from nexus_assets.lib.index.search import InvalidQueryError, NoCollectionError, check_query, chroma_root
@@ -471,9 +487,7 @@ def search(query: str, subject: str, grade: str, k: int) -> int:
     build_dir = current_build(chroma_root(layout, partition))
     built_with = read_build_info(build_dir) if build_dir else {}  # queries are embedded by the collection's model
     try:
-        hits = run_search(
-            layout, partition, query, query_embedder(built_with.get("model_id"), built_with.get("dims")), k=k
-        )
+        hits = run_search(layout, partition, query, _query_embedder(built_with), k=k)
     except (NoCollectionError, EmbedderUnavailableError) as exc:
         raise CommandError(str(exc)) from None
     for rank, hit in enumerate(hits, 1):
@@ -530,7 +544,7 @@ def report(
     parts = [p for p in layout.discover_partitions()[0] if wanted(p)]
     if not parts:
         raise CommandError(f"no partition matches under {layout.raw_root}", code=2)
-    embedder = default_embedder()
+    embedder = default_embedder(cache_dir=env().model_cache)
     failed, missing, docs = [], [], []
     text = not settings().json
     for part in parts:
@@ -546,7 +560,13 @@ def report(
             continue
         checks = []
         for name, asset, verdict in partition_verdicts(
-            stored, part, embedder, golden=golden or "", min_recall=min_recall, chunk_size=chunk_size
+            stored,
+            part,
+            embedder,
+            golden=golden or "",
+            min_recall=min_recall,
+            chunk_size=chunk_size,
+            environ=env().environment,
         ):
             if text:
                 say("\n".join(format_verdict(name, asset, verdict, details=not brief)))
@@ -607,7 +627,7 @@ def jobs(days: int) -> int:
     """Recent pipeline runs from the job table, with a cost summary."""
     from nexus_assets.lib.core.job_tracking import summarize
 
-    records = job_store(settings().layout).recent(days)
+    records = job_store(settings().layout, env()).recent(days)
     summary = summarize(records)
     emit(
         {
@@ -658,12 +678,34 @@ def vkp() -> None:
     """Knowledge package tools: verify, pull (school servers), catalog (publisher)."""
 
 
+def _s3_client() -> Any:
+    """An S3 client for `s3://` catalogs: the settings' endpoint, region and retry policy."""
+    import boto3
+
+    s = env()
+    return boto3.client("s3", endpoint_url=s.aws_endpoint_url, region_name=s.aws_region, config=s.retry.config())
+
+
+def _query_embedder(built_with: dict[str, Any]) -> Any:
+    """The back end that embeds queries against a collection built by `built_with`'s model."""
+    from nexus_assets.lib.index.bedrock_embedding import query_embedder
+
+    s = env()
+    return query_embedder(
+        built_with.get("model_id"),
+        built_with.get("dims"),
+        region=s.aws_region or "",
+        endpoint_url=s.bedrock_endpoint_url or "",
+        cache_dir=s.model_cache,
+    )
+
+
 def _trusted_key(public_key: str | None) -> tuple[Any, str | None]:
     """The public key packages are checked against, and where it came from; (None, None) when there is none."""
     from nexus_assets.lib.publish.signing import SigningError, trusted_public_key
 
     try:
-        key, origin = trusted_public_key(public_key, settings().layout.root)
+        key, origin = trusted_public_key(public_key or env().vkp_public_key, settings().layout.root)
     except SigningError as exc:
         raise CommandError(str(exc), code=2) from None
     if key is not None and origin.startswith("DEVELOPMENT"):
@@ -756,7 +798,8 @@ def vkp_pull(catalog: str, dest: str, public_key: str | None, partitions: tuple[
         )
     try:
         with PullProgress(_progress_mode(), verbose=settings().verbose) as shown:
-            outcomes = pull(Source(catalog), Path(dest), key, partitions=list(partitions) or None, notify=shown)
+            source = Source(catalog, s3_client=_s3_client() if catalog.startswith("s3://") else None)
+            outcomes = pull(source, Path(dest), key, partitions=list(partitions) or None, notify=shown)
     except PullError as exc:
         raise CommandError(str(exc)) from None
     failed = [o for o in outcomes if o.via == "failed"]
@@ -790,19 +833,14 @@ def vkp_catalog() -> int:
 
     Fresh expiry: $NEXUS_CATALOG_EXPIRY_DAYS days, default 30. Builds re-sign it as they publish.
     """
-    from nexus_assets.lib.distribution.vkp_catalog import DynamoCatalog, LocalCatalog
-    from nexus_assets.lib.publish.signing import SigningError, resolve_signer, secrets_manager_reader
+    from nexus_assets.lib.aws.storage import open_storage
+    from nexus_assets.lib.publish.signing import SigningError
 
-    layout = settings().layout
-    aws = aws_settings()
+    storage = open_storage(settings().layout, env())
     try:
-        if aws:
-            reader = secrets_manager_reader(aws.client("secretsmanager"))
-            signer = resolve_signer(layout.root, secret_reader=reader)
-            catalog: Any = DynamoCatalog(aws.client("dynamodb"), aws.records_table, aws.object_store())
-        else:
-            signer = resolve_signer(layout.root)
-            catalog = LocalCatalog(layout.vkp_dir / "catalog.json")
+        signer = storage.signer()
+        catalog = storage.package_store().catalog
+        assert catalog is not None  # both stores have one (S3PackageStore refuses to exist without)
         doc = catalog.refresh(signer)
     except (SigningError, ValueError, OSError) as exc:
         raise CommandError(str(exc)) from None
@@ -886,7 +924,7 @@ def cache_prune(older_than_days: float, everything: bool) -> int:
         local = prune_data_cache(layout, older_than_days, everything=everything)
         say(f"local {layout.cache_dir}: {local.summary()}")
         doc["local"] = {"location": str(layout.cache_dir), **asdict(local)}
-        aws = aws_settings()
+        aws = env().aws_mode
         if aws:
             store = aws.object_store()
             remote = prune_bucket_cache(store, older_than_days, everything=everything)
@@ -909,12 +947,10 @@ def aws() -> None:
 def aws_bootstrap() -> int:
     """Create the bucket and tables (idempotent)."""
     from nexus_assets.lib.aws.aws_bootstrap import bootstrap
-    from nexus_assets.lib.aws.aws_config import AwsSettings
 
-    try:
-        aws_settings = AwsSettings.from_env()
-    except ValueError as exc:
-        raise CommandError(str(exc), code=2) from None
+    aws_settings = env().aws
+    if aws_settings is None:
+        raise CommandError("aws mode needs NEXUS_S3_BUCKET (the bucket holding raw-curriculum/, processed/, vkp/)", 2)
     done = bootstrap(aws_settings)
     for target, state in done.items():
         say(f"{state:8} {target}")

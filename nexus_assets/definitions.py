@@ -15,7 +15,6 @@ Partitions themselves run in parallel as separate runs (queued run coordinator, 
 NEXUS_CHROMA_TOKEN) also publishes every partition's collection to a Chroma server.
 """
 
-import os
 from typing import Any
 
 import dagster as dg
@@ -34,66 +33,69 @@ from nexus_assets.defs.jobs import curriculum_build_job
 from nexus_assets.defs.resources import ChromaResource, DataDirResource, EmbedderResource
 from nexus_assets.defs.schedules import weekly_full_rebuild_schedule
 from nexus_assets.defs.sensors import SqsQueueResource, upload_sensors
-from nexus_assets.lib.aws.aws_config import ENV_VARS, deployment
+from nexus_assets.defs.settings import SETTINGS
+from nexus_assets.lib.aws.aws_config import ENV_VARS
+from nexus_assets.settings import Settings
 
 
-def _env(name: str, default: Any) -> Any:
+def _env(settings: Settings, name: str, default: Any) -> Any:
     """An EnvVar when the variable is set (resolved at run time, shown as such in the UI), else the default."""
-    return dg.EnvVar(ENV_VARS.get(name, name)) if os.environ.get(ENV_VARS.get(name, name)) else default
+    variable = ENV_VARS.get(name, name)
+    return dg.EnvVar(variable) if settings.environment.get(variable, "").strip() else default
 
 
-def chroma_resource() -> ChromaResource:
-    """Chroma mode and server from NEXUS_CHROMA_*; the token stays an EnvVar (the UI shows only its name)."""
+def chroma_resource(settings: Settings) -> ChromaResource:
+    """Chroma mode and server from the settings; the token stays an EnvVar (the UI shows only its name)."""
     return ChromaResource(
-        mode=os.environ.get("NEXUS_CHROMA_MODE", "local").strip().lower() or "local",
-        host=os.environ.get("NEXUS_CHROMA_HOST", "127.0.0.1"),
-        port=int(os.environ.get("NEXUS_CHROMA_PORT", "8000")),
-        ssl=os.environ.get("NEXUS_CHROMA_SSL", "").strip().lower() in ("1", "true", "yes"),
-        auth_token=_env("NEXUS_CHROMA_TOKEN", ""),
+        mode=settings.chroma_mode,
+        host=settings.chroma_host,
+        port=settings.chroma_port,
+        ssl=settings.chroma_ssl,
+        auth_token=_env(settings, "NEXUS_CHROMA_TOKEN", ""),
     )
 
 
-def run_executor() -> dg.ExecutorDefinition:
-    """In-process (default) or multiprocess steps, from NEXUS_EXECUTOR."""
-    choice = os.environ.get("NEXUS_EXECUTOR", "in_process").strip().lower() or "in_process"
-    if choice == "in_process":
+def run_executor(settings: Settings) -> dg.ExecutorDefinition:
+    """In-process (default) or multiprocess steps (NEXUS_EXECUTOR)."""
+    if settings.executor == "in_process":
         return dg.in_process_executor
-    if choice == "multiprocess":
-        return dg.multiprocess_executor.configured(
-            {"max_concurrent": int(os.environ.get("NEXUS_EXECUTOR_MAX_CONCURRENT", "2"))}
-        )
-    raise ValueError(f"NEXUS_EXECUTOR={choice!r}: use 'in_process' (default) or 'multiprocess'")
+    return dg.multiprocess_executor.configured({"max_concurrent": settings.executor_max_concurrent})
 
 
-def local_resources() -> dict[str, Any]:
+def local_resources(settings: Settings = SETTINGS) -> dict[str, Any]:
     files = LocalPartitionedIOManager()
     return {
         "data_dir": DataDirResource(),
         "embedder": EmbedderResource(),
-        "chroma": chroma_resource(),
+        "chroma": chroma_resource(settings),
         "io_manager": files,
         RECORD_IO_MANAGER: files,
         "sqs_queue": SqsQueueResource(),
     }
 
 
-def aws_resources() -> dict[str, Any]:
-    region = _env("region", "us-east-1")
+def aws_resources(settings: Settings = SETTINGS) -> dict[str, Any]:
+    """aws mode's resources: the AWS values stay EnvVars, so the UI shows which variable set each."""
+
+    def env(name: str, default: Any) -> Any:
+        return _env(settings, name, default)
+
+    region = env("region", "us-east-1")
     aws = AwsResource(
         bucket=dg.EnvVar(ENV_VARS["bucket"]),
-        records_table=_env("records_table", "NexusAssetRecords"),
-        jobs_table=_env("jobs_table", "ETLPipelineJobs"),
+        records_table=env("records_table", "NexusAssetRecords"),
+        jobs_table=env("jobs_table", "ETLPipelineJobs"),
         region=region,
-        endpoint_url=_env("endpoint_url", ""),
-        kms_key_id=_env("kms_key_id", ""),
-        storage_class=_env("storage_class", "STANDARD_IA"),
-        cloudfront_distribution_id=_env("cloudfront_distribution_id", ""),
+        endpoint_url=env("endpoint_url", ""),
+        kms_key_id=env("kms_key_id", ""),
+        storage_class=env("storage_class", "STANDARD_IA"),
+        cloudfront_distribution_id=env("cloudfront_distribution_id", ""),
     )
-    sqs = SqsQueueResource(queue_url=_env("sqs_queue_url", ""), region=region, endpoint_url=_env("endpoint_url", ""))
+    sqs = SqsQueueResource(queue_url=env("sqs_queue_url", ""), region=region, endpoint_url=env("endpoint_url", ""))
     return {
         "data_dir": AwsDataDirResource(aws=aws),
         "embedder": EmbedderResource(),
-        "chroma": chroma_resource(),
+        "chroma": chroma_resource(settings),
         "io_manager": S3TableIOManager(aws=aws),
         RECORD_IO_MANAGER: DynamoRecordIOManager(aws=aws),
         "sqs_queue": sqs,
@@ -108,6 +110,6 @@ defs = dg.Definitions(
     jobs=[curriculum_build_job, curriculum_catalog_job],
     sensors=[*upload_sensors, *job_history_sensors, curriculum_catalog_automation_sensor],
     schedules=[weekly_full_rebuild_schedule],
-    resources=RESOURCES_BY_DEPLOYMENT[deployment()](),
-    executor=run_executor(),
+    resources=RESOURCES_BY_DEPLOYMENT[SETTINGS.deployment](SETTINGS),
+    executor=run_executor(SETTINGS),
 )

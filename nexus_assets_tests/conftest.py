@@ -87,8 +87,10 @@ def fake_bedrock() -> Iterator:
 
 @pytest.fixture
 def bedrock_env(fake_bedrock, monkeypatch: pytest.MonkeyPatch):
-    """Credentials boto3 can sign with and NEXUS_BEDROCK_ENDPOINT_URL pointing at the fake."""
+    """Credentials boto3 can sign with and the Bedrock endpoint at the fake: NEXUS_BEDROCK_ENDPOINT_URL for
+    the settings, and boto3's own AWS_ENDPOINT_URL_BEDROCK_RUNTIME for embedders made without one."""
     monkeypatch.setenv("NEXUS_BEDROCK_ENDPOINT_URL", fake_bedrock.endpoint_url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", fake_bedrock.endpoint_url)
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing-key-id")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret-key")

@@ -21,7 +21,7 @@ PARTITION = "kelas_10|informatika"
 
 @pytest.fixture
 def aws(aws_env: dict[str, str]) -> AwsResource:
-    settings = AwsSettings.from_env()
+    settings = AwsSettings.from_env(os.environ)
     bootstrap(settings)
     return AwsResource(
         bucket=settings.bucket,

@@ -43,7 +43,7 @@ def aws_build(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> I
         uploaded = nexus("--data-dir", str(data), "sample-data", env=env).stdout
         assert "uploaded s3://" in uploaded
         nexus("--data-dir", str(data / "node-a"), "build", "--subject", "informatika", env=env)
-        settings = AwsSettings.from_env()
+        settings = AwsSettings.from_env(os.environ)
         # The bucket's keys and the job records right after this first build (the other tests' runs add
         # objects and records): what test_the_pipeline_lands_in_s3_and_dynamodb checks, in any order.
         first = {

@@ -6,15 +6,16 @@ from pathlib import Path
 import pytest
 
 from nexus_assets.lib.aws.aws_bootstrap import bootstrap
-from nexus_assets.lib.aws.aws_config import AwsSettings, deployment
+from nexus_assets.lib.aws.aws_config import AwsSettings
 from nexus_assets.lib.aws.dynamo_records import MAX_INLINE_BYTES, DynamoRecordStore, StaleWriteError
 from nexus_assets.lib.aws.s3_store import ChecksumMismatchError
 from nexus_assets.lib.core.job_tracking import JobRecord, SqliteJobStore, summarize
+from nexus_assets.settings import Settings
 
 
 @pytest.fixture
 def settings(aws_env: dict[str, str]) -> AwsSettings:
-    settings = AwsSettings.from_env()
+    settings = AwsSettings.from_env(os.environ)
     bootstrap(settings)
     return settings
 
@@ -22,16 +23,16 @@ def settings(aws_env: dict[str, str]) -> AwsSettings:
 def test_settings_and_deployment_come_from_the_environment(
     aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert deployment() == "aws"
-    settings = AwsSettings.from_env()
+    assert Settings.from_env().deployment == "aws"
+    settings = AwsSettings.from_env(os.environ)
     assert settings.bucket == aws_env["NEXUS_S3_BUCKET"] and settings.sse == "AES256"
     assert settings.storage_class == "STANDARD_IA"
     monkeypatch.setenv("NEXUS_ENV", "cloud")
     with pytest.raises(ValueError, match="NEXUS_ENV='cloud'"):
-        deployment()
+        Settings.from_env()
     monkeypatch.delenv("NEXUS_S3_BUCKET")
     with pytest.raises(ValueError, match="NEXUS_S3_BUCKET"):
-        AwsSettings.from_env()
+        AwsSettings.from_env(os.environ)
 
 
 def test_bootstrap_is_idempotent_and_protects_the_bucket(settings: AwsSettings) -> None:

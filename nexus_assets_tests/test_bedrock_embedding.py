@@ -20,6 +20,7 @@ from nexus_assets.lib.index.bedrock_embedding import (
     split_text,
 )
 from nexus_assets.lib.index.embedding import content_key, embed_partition, embedding_cost
+from nexus_assets.settings import Settings
 from nexus_assets_tests.support.fake_bedrock import fake_token_count, fake_vector
 
 TEXTS = [f"Bab {i}: fotosintesis mengubah energi cahaya menjadi energi kimia, langkah {i}." for i in range(12)]
@@ -179,6 +180,8 @@ def test_the_resource_picks_back_ends_from_config_or_environment(bedrock_env, mo
     fake = bedrock_env
     assert EmbedderResource().backend_name == "local"
     monkeypatch.setenv("NEXUS_EMBEDDER_BACKEND", "bedrock_fallback")
+    # The code location's settings, as a daemon started with these variables would read them.
+    monkeypatch.setattr("nexus_assets.defs.resources.SETTINGS", Settings.from_env())
     resource = EmbedderResource(bedrock_dimensions=256)
     primary, fallback = resource.get_embedder(), resource.get_fallback()
     assert (primary.backend, primary.model_id, primary.dims) == ("bedrock", TITAN_TEXT_V2, 256)
@@ -186,7 +189,8 @@ def test_the_resource_picks_back_ends_from_config_or_environment(bedrock_env, mo
     # Chunks are capped to the narrowest window of the back ends that may embed them.
     assert resource.chunking_embedder() is not primary and resource.chunking_embedder().max_tokens == 512
     assert resource.embedder_for(fallback.model_id).backend == "local"
-    primary.embed(["lewat variabel lingkungan"])  # the endpoint comes from NEXUS_BEDROCK_ENDPOINT_URL
+    assert primary.endpoint_url == fake.endpoint_url, "the endpoint comes from NEXUS_BEDROCK_ENDPOINT_URL"
+    primary.embed(["lewat variabel lingkungan"])
     assert fake.requests[-1]["dimensions"] == 256
     assert EmbedderResource(backend="bedrock").get_fallback() is None
     with pytest.raises(ValueError, match="not one of local, bedrock, bedrock_fallback"):
@@ -220,7 +224,8 @@ def test_job_summaries_sum_tokens_cost_and_fallbacks() -> None:
 
 
 def test_queries_are_embedded_by_the_model_that_built_the_collection() -> None:
-    titan = query_embedder(TITAN_TEXT_V2, 512)
+    titan = query_embedder(TITAN_TEXT_V2, 512, region="eu-west-1", endpoint_url="http://127.0.0.1:9")
     assert (titan.backend, titan.model_id, titan.dims) == ("bedrock", TITAN_TEXT_V2, 512)
+    assert (titan.region, titan.endpoint_url) == ("eu-west-1", "http://127.0.0.1:9"), "the settings' endpoint"
     local = query_embedder("sentence-transformers/all-MiniLM-L6-v2", 384)
     assert (local.backend, local.dims) == ("local", 384)

@@ -10,7 +10,10 @@ from nexus_assets.build import CLI_TAG, BuildRefused, plan, record_sensed_run, r
 from nexus_assets.lib.core.build_fingerprint import record_build
 from nexus_assets.lib.core.job_tracking import SqliteJobStore
 from nexus_assets.lib.core.layout import DataLayout, Partition
+from nexus_assets.settings import Settings
 from nexus_assets_tests.support.dagster_build import INFO10, copy_informatika, materialize_info10
+
+LOCAL = Settings.from_env({})  # the local default, whatever this shell exports
 
 
 def test_plan_picks_partitions_with_pdfs_and_writes_nothing(tmp_path: Path, sample_raw_root: Path) -> None:
@@ -20,26 +23,26 @@ def test_plan_picks_partitions_with_pdfs_and_writes_nothing(tmp_path: Path, samp
     layout = DataLayout(data)
     before = sorted(p.relative_to(data) for p in data.rglob("*"))
 
-    build = plan(layout)
+    build = plan(layout, LOCAL)
     assert build.targets == [Partition("informatika", "kelas_10"), Partition("informatika", "kelas_11")]
     assert build.current == [] and set(build.fingerprints) == set(build.targets)
     assert [s["partition"] for s in build.skipped] == ["biologi/kelas_10"]
     assert "no PDFs" in build.skipped[0]["reason"]
     with pytest.raises(BuildRefused, match=r"biologi/kelas_10: no PDFs in .*nothing was registered or built"):
-        plan(layout, "biologi", "kelas_10")
+        plan(layout, LOCAL, "biologi", "kelas_10")
     with pytest.raises(BuildRefused, match=r"did you mean 'informatika'"):
-        plan(layout, "informatica")
+        plan(layout, LOCAL, "informatica")
     assert sorted(p.relative_to(data) for p in data.rglob("*")) == before  # planning wrote nothing
 
     # A partition whose last successful build had the same fingerprint is current, unless forced.
     (layout.processed_dir(INFO10)).mkdir(parents=True)
     (layout.processed_dir(INFO10) / "text_chunks.parquet").write_bytes(b"x")
     record_build(layout, INFO10, build.fingerprints[INFO10], "run-1")
-    again = plan(layout, "informatika")
+    again = plan(layout, LOCAL, "informatika")
     assert again.current == [INFO10] and again.targets == [Partition("informatika", "kelas_11")]
-    assert plan(layout, "informatika", force=True).targets == build.targets
+    assert plan(layout, LOCAL, "informatika", force=True).targets == build.targets
     shutil.copy(next(layout.raw_dir(INFO10).glob("*.pdf")), layout.raw_dir(INFO10) / "revised.pdf")
-    assert INFO10 in plan(layout, "informatika").targets  # a new PDF: no longer current
+    assert INFO10 in plan(layout, LOCAL, "informatika").targets  # a new PDF: no longer current
 
 
 @pytest.mark.slow

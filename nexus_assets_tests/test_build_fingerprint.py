@@ -13,6 +13,7 @@ from nexus_assets.lib.core.build_fingerprint import (
     up_to_date,
 )
 from nexus_assets.lib.core.layout import DataLayout, Partition
+from nexus_assets.settings import Settings
 
 PART = Partition("informatika", "kelas_10")
 
@@ -44,6 +45,8 @@ def test_an_unchanged_partition_is_up_to_date_and_any_input_change_makes_it_stal
     record_build(built, PART, fp, "run-1")
     assert up_to_date(built, PART, _fp(built))["run_id"] == "run-1"
     assert _fp(built, NEXUS_EMBEDDING_BACKEND="bedrock") != fp, "a setting"
+    kept = Settings.from_env({"NEXUS_OCR": "off", "HOME": "/x"}).environment
+    assert _fp(built, **kept) != fp and "HOME" not in kept, "as the settings keep it"
     assert _fp(built, HOME="/elsewhere") == fp, "an unrelated variable is not an input"
     assert input_fingerprint(built, PART, {"chunk_size": 500}, environ={}) != fp, "a command option"
     (built.raw_dir(PART) / "b.pdf").write_bytes(b"%PDF-1.7 b, revised")

@@ -123,7 +123,7 @@ def store(aws_env: dict[str, str]):
     from nexus_assets.lib.aws.aws_bootstrap import bootstrap
     from nexus_assets.lib.aws.aws_config import AwsSettings
 
-    settings = AwsSettings.from_env()
+    settings = AwsSettings.from_env(os.environ)
     bootstrap(settings)
     return settings.object_store()
 

@@ -29,6 +29,7 @@ from nexus_assets.lib.core.layout import DataLayout, Partition
 from nexus_assets.lib.core.tables import embeddings_frame, raw_manifest_frame
 from nexus_assets.lib.publish import quality
 from nexus_assets.lib.publish.vkp import verify_vkp
+from nexus_assets.settings import Settings
 from nexus_assets_tests.support.quality_data import (
     BIO10,
     BIO11,
@@ -66,6 +67,12 @@ def _no_deployment_golden_file(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests choose their golden questions; a developer's own $NEXUS_GOLDEN_QUESTIONS must not leak in."""
     monkeypatch.delenv(quality.GOLDEN_QUESTIONS_ENV, raising=False)
     monkeypatch.delenv(quality.MIN_RECALL_ENV, raising=False)
+    _reload_settings(monkeypatch)
+
+
+def _reload_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checks' settings as a code location loaded with this environment reads them."""
+    monkeypatch.setattr("nexus_assets.defs.checks.SETTINGS", Settings.from_env())
 
 
 @pytest.fixture
@@ -213,6 +220,7 @@ def test_every_check_passes_on_a_good_partition_and_explains_its_verdict(
     values = store_partition(data_dir, BIO10, embedder)
     golden = write_golden(data_dir / "golden.jsonl", golden_rows(values["pdf_text"], BIO10))
     monkeypatch.setenv(quality.GOLDEN_QUESTIONS_ENV, str(golden))  # configured per deployment
+    _reload_settings(monkeypatch)
     verdicts = {name: _run_check(instance, data_dir, BIO10, name) for name in sorted(ALL_CHECKS)}
     for name, evaluation in verdicts.items():
         assert evaluation.passed, (name, _meta(evaluation)["verdict"])
@@ -336,6 +344,7 @@ def test_a_build_runs_every_check_and_a_tampered_package_fails_the_next_run(
         data_dir / "golden.jsonl", golden_rows(sample_pages(data_dir / "raw-curriculum", BIO10), BIO10)
     )
     monkeypatch.setenv(quality.GOLDEN_QUESTIONS_ENV, str(golden))
+    _reload_settings(monkeypatch)
     result = _build(instance, data_dir, BIO10)
     assert result.success
     verdicts = _evaluations(result)

@@ -39,7 +39,7 @@ def _wait_for_first_ticks(log: Path, daemon: subprocess.Popen, sensors: tuple[st
 
 
 def test_a_dropped_pdf_becomes_a_vkp(aws_env: dict[str, str], tmp_path: Path) -> None:
-    settings = AwsSettings.from_env()
+    settings = AwsSettings.from_env(os.environ)
     bootstrap(settings)
     home = tmp_path / "dagster_home"
     home.mkdir()

@@ -271,7 +271,6 @@ def test_the_openvino_model_is_converted_once_offline_and_cached_by_content(
     from nexus_assets.lib.index.embedding import _load_slim_bert
     from nexus_assets.lib.index.embedding_engines import openvino_model
 
-    monkeypatch.setenv("NEXUS_MODEL_CACHE", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     path = bundled_minilm_path()
     conversions = []
@@ -280,8 +279,8 @@ def test_the_openvino_model_is_converted_once_offline_and_cached_by_content(
         conversions.append(path)
         return _load_slim_bert(path)
 
-    first = openvino_model(path, load_slim)
-    second = openvino_model(path, load_slim)
+    first = openvino_model(path, load_slim, tmp_path)
+    second = openvino_model(path, load_slim, tmp_path)
     assert first == second and len(conversions) == 1, "converted once, then read from the cache"
     assert first.parent.parent == tmp_path / "openvino" and (first.parent / "model.bin").stat().st_size > 80e6, (
         "weights kept in fp32 (about 90 MB), not compressed to fp16"

@@ -280,7 +280,7 @@ def test_killed_aws_runs_keep_the_release_and_leave_no_orphans(
     run_nexus(data, env, "aws", "bootstrap")
     for key, value in aws.items():  # for AwsSettings.from_env below
         monkeypatch.setenv(key, value)
-    settings = AwsSettings.from_env()
+    settings = AwsSettings.from_env(os.environ)
     s3 = settings.client("s3")
     for pdf in sorted((sample_raw_root / PART.subject / PART.grade).glob("*.pdf")):
         s3.upload_file(

@@ -24,6 +24,7 @@ from nexus_assets.lib.aws.aws_config import AwsSettings
 from nexus_assets.lib.aws.aws_retry import AwsUnavailableError, RetrySettings
 from nexus_assets.lib.aws.dynamo_records import DynamoRecordStore
 from nexus_assets.lib.distribution.vkp_catalog import CATALOG_KEY
+from nexus_assets.settings import Settings
 from nexus_assets_tests.support.fault_proxy import FaultProxy, Request
 from nexus_assets_tests.support.hardening_helpers import (
     GRADE,
@@ -97,7 +98,7 @@ def test_every_client_sends_the_configured_retry_policy_and_an_outage_names_serv
     stack: Stack, monkeypatch: pytest.MonkeyPatch, reliability
 ) -> None:
     monkeypatch.delenv("NEXUS_AWS_MAX_ATTEMPTS", raising=False)
-    default = RetrySettings.from_env()
+    default = RetrySettings.from_env({})
     assert (default.mode, default.max_attempts, default.connect_timeout, default.read_timeout) == (
         "standard",
         8,
@@ -121,7 +122,9 @@ def test_every_client_sends_the_configured_retry_policy_and_an_outage_names_serv
     assert wire == {("s3", "HeadObject", 1, 8), ("dynamodb", "GetItem", 1, 8), ("dynamodb", "Scan", 1, 8)}, wire
 
     monkeypatch.setenv("NEXUS_AWS_MAX_ATTEMPTS", "3")
-    short = AwsSettings(bucket=stack.settings.bucket, endpoint_url=stack.proxy.endpoint_url)
+    short = AwsSettings(
+        bucket=stack.settings.bucket, endpoint_url=stack.proxy.endpoint_url, retry=Settings.from_env().retry
+    )
     rule = stack.proxy.inject("s3", "slowdown", match=lambda r: r.method == "PUT")
     with pytest.raises(AwsUnavailableError) as caught:
         short.object_store().put_bytes("processed/probe.bin", b"x")

@@ -48,7 +48,7 @@ def test_bootstrap_sets_a_policy_denying_unencrypted_puts_and_plain_http(
     aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, reliability
 ) -> None:
     monkeypatch.setenv("NEXUS_S3_BUCKET_POLICY", "on")
-    settings = AwsSettings.from_env()
+    settings = AwsSettings.from_env(os.environ)
     s3 = settings.client("s3")
     s3.create_bucket(Bucket=settings.bucket)
     foreign = {

@@ -574,7 +574,7 @@ def test_links_in_the_upload_folder_are_skipped_by_name(tmp_path: Path, reliabil
 
     copied = grade / "salah.pdf"
     shutil.copy(secret_text, copied)
-    status, reason = sniff_pdf(copied, ExtractionLimits.from_settings(None, None, None))
+    status, reason = sniff_pdf(copied, ExtractionLimits.from_settings(environ={}))
     assert status == "not_pdf" and "SECRET" not in reason and "root:" not in reason, reason
     assert not any("SECRET" in s for s in [*skipped, *refused])
     reliability(

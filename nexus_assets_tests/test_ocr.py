@@ -135,7 +135,7 @@ def test_a_no_ocr_cached_result_never_serves_an_ocr_run(tmp_path: Path, scanned_
 
 
 def test_ocr_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    status = find_ocr(enabled="off")
+    status = find_ocr(enabled=False)
     assert status.engine is None and "disabled" in status.reason
-    missing = find_ocr(languages="xx_nonexistent", enabled="auto")
+    missing = find_ocr(languages="xx_nonexistent")
     assert missing.engine is None and ("xx_nonexistent" in missing.reason or "not found" in missing.reason)

@@ -1,6 +1,7 @@
 """Upload sensors, against moto's S3/SQS server over HTTP, and the weekly schedule."""
 
 import json
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -46,7 +47,7 @@ class Tick:
 
 @pytest.fixture
 def s3_setup(aws_env: dict[str, str], tmp_path: Path):
-    settings = AwsSettings.from_env()
+    settings = AwsSettings.from_env(os.environ)
     bootstrap(settings)
     aws = AwsResource(
         bucket=settings.bucket,

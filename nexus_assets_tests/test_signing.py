@@ -17,6 +17,7 @@ from nexus_assets.lib.publish.signing import (
     trusted_public_key,
     verify_signature,
 )
+from nexus_assets.settings import Settings
 
 
 def test_a_signature_verifies_only_with_its_key_and_its_bytes() -> None:
@@ -38,28 +39,40 @@ def test_generated_keys_are_private_and_never_overwritten(tmp_path: Path) -> Non
         generate_keypair(tmp_path)
 
 
+def _signer(data_root: Path, environ: dict[str, str], secret_reader=None):
+    """The signer the settings of `environ` configure (as the storage of either mode resolves it)."""
+    s = Settings.from_env(environ)
+    return resolve_signer(
+        data_root,
+        key_file=s.signing_key_file,
+        key_pem=s.signing_key,
+        secret_id=s.signing_key_secret_id,
+        secret_reader=secret_reader,
+    )
+
+
 def test_the_key_comes_from_configuration_in_order_and_never_shows(tmp_path: Path) -> None:
     key = Ed25519PrivateKey.generate()
     pem = private_pem(key).decode()
     key_file = tmp_path / "k.pem"
     key_file.write_text(pem)
-    from_file = resolve_signer(tmp_path, environ={"NEXUS_SIGNING_KEY_FILE": str(key_file), "NEXUS_SIGNING_KEY": "x"})
+    from_file = _signer(tmp_path, {"NEXUS_SIGNING_KEY_FILE": str(key_file), "NEXUS_SIGNING_KEY": "x"})
     assert from_file.key_id == key_id(key.public_key()) and not from_file.development
     assert "PRIVATE" not in repr(from_file) and pem not in repr(from_file)
-    from_env = resolve_signer(tmp_path, environ={"NEXUS_SIGNING_KEY": pem})
+    from_env = _signer(tmp_path, {"NEXUS_SIGNING_KEY": pem})
     assert from_env.origin == "$NEXUS_SIGNING_KEY"
-    from_secret = resolve_signer(
+    from_secret = _signer(
         tmp_path,
-        environ={"NEXUS_SIGNING_KEY_SECRET_ID": "nexus/signing"},
+        {"NEXUS_SIGNING_KEY_SECRET_ID": "nexus/signing"},
         secret_reader=lambda sid: pem if sid == "nexus/signing" else "",
     )
     assert from_secret.key_id == key_id(key.public_key())
     with pytest.raises(SigningError, match=r"\$NEXUS_SIGNING_KEY: not an unencrypted PEM") as err:
-        resolve_signer(tmp_path, environ={"NEXUS_SIGNING_KEY": "garbage"})
+        _signer(tmp_path, {"NEXUS_SIGNING_KEY": "garbage"})
     assert "garbage" not in str(err.value)
-    dev = resolve_signer(tmp_path, environ={})
+    dev = _signer(tmp_path, {})
     assert dev.development and "DEVELOPMENT" in dev.origin
-    assert resolve_signer(tmp_path, environ={}).key_id == dev.key_id, "the development key is generated once"
+    assert _signer(tmp_path, {}).key_id == dev.key_id, "the development key is generated once"
     trusted, origin = trusted_public_key(None, tmp_path)
     assert key_id(trusted) == dev.key_id and origin.startswith("DEVELOPMENT")
     assert dev_key_paths(tmp_path)[0].parent == tmp_path / "keys"
@@ -71,11 +84,11 @@ def test_the_key_can_come_from_secrets_manager(aws_env: dict, tmp_path: Path) ->
     from nexus_assets.lib.publish.signing import secrets_manager_reader
 
     key = Ed25519PrivateKey.generate()
-    client = AwsSettings.from_env().client("secretsmanager")
+    client = AwsSettings.from_env(os.environ).client("secretsmanager")
     client.create_secret(Name="nexus/vkp-signing", SecretString=private_pem(key).decode())
-    signer = resolve_signer(
+    signer = _signer(
         tmp_path,
-        environ={"NEXUS_SIGNING_KEY_SECRET_ID": "nexus/vkp-signing"},
+        {"NEXUS_SIGNING_KEY_SECRET_ID": "nexus/vkp-signing"},
         secret_reader=secrets_manager_reader(client),
     )
     assert signer.key_id == key_id(key.public_key()) and "Secrets Manager" in signer.origin

@@ -1,5 +1,6 @@
 """lib/aws/storage.py: the one home of what local and aws mode mean for storage, outside and inside runs."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from nexus_assets.lib.core.caches import MirroredBlobCache, MirroredVectorCache
 from nexus_assets.lib.core.job_tracking import JobRecord, SqliteJobStore
 from nexus_assets.lib.core.layout import DataLayout, Partition
 from nexus_assets.lib.ingest.sample_data import generate_sample_corpus
+from nexus_assets.settings import Settings
 
 PART = Partition("informatika", "kelas_10")
 
@@ -21,8 +23,8 @@ def test_local_storage_keeps_everything_under_the_data_directory(
     monkeypatch.delenv("NEXUS_ENV", raising=False)
     layout = DataLayout(tmp_path / "data")
     generate_sample_corpus(layout.raw_root)
-    storage = open_storage(layout)
-    assert storage == LocalStorage(layout)
+    storage = open_storage(layout, Settings.from_env())
+    assert storage == LocalStorage(layout, Settings.from_env({}))
     assert storage.raw_root_uri() == str(layout.raw_root)
     found, _ = storage.raw_source().discover()
     assert PART in found
@@ -39,13 +41,13 @@ def test_aws_storage_reads_and_records_through_the_bucket_and_tables(aws_env: di
     are mirrored; the Dagster resource of aws mode hands out the very same storage."""
     from nexus_assets.definitions import aws_resources
 
-    settings = AwsSettings.from_env()
+    settings = AwsSettings.from_env(os.environ)
     bootstrap(settings)
     layout = DataLayout(tmp_path / "mirror")
     samples = generate_sample_corpus(tmp_path / "samples")
     settings.object_store().upload_file("raw-curriculum/informatika/kelas_10/bab1.pdf", samples[0])
-    storage = open_storage(layout)
-    assert storage == AwsStorage(layout, settings)
+    storage = open_storage(layout, Settings.from_env())
+    assert isinstance(storage, AwsStorage) and storage.aws == settings
     assert storage.raw_root_uri() == f"s3://{aws_env['NEXUS_S3_BUCKET']}/raw-curriculum/"
     found, _ = storage.raw_source().discover()
     assert found == [PART] and not layout.raw_root.exists()  # listed in the bucket, nothing read locally
@@ -56,6 +58,7 @@ def test_aws_storage_reads_and_records_through_the_bucket_and_tables(aws_env: di
     assert isinstance(storage.extraction_cache(), MirroredBlobCache)
     assert isinstance(storage.vector_cache(), MirroredVectorCache)
 
-    resource = aws_resources()["data_dir"].model_copy(update={"data_dir": str(layout.root)})
+    resource = aws_resources(Settings.from_env())["data_dir"].model_copy(update={"data_dir": str(layout.root)})
     with resource.process_config_and_initialize_cm() as initialized:  # EnvVars resolved, as in a run
-        assert initialized.storage() == storage
+        from_resource = initialized.storage()
+        assert (type(from_resource), from_resource.layout, from_resource.aws) == (AwsStorage, layout, storage.aws)

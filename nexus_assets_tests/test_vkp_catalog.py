@@ -1,3 +1,4 @@
+import os
 import threading
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def test_concurrent_dynamodb_updates_never_move_the_pointer_backwards(aws_env: d
     from nexus_assets.lib.aws.aws_config import AwsSettings
     from nexus_assets.lib.distribution.vkp_catalog import CATALOG_KEY, DynamoCatalog
 
-    settings = AwsSettings.from_env()
+    settings = AwsSettings.from_env(os.environ)
     bootstrap(settings)
     catalog = DynamoCatalog(settings.client("dynamodb"), settings.records_table, settings.object_store())
     for round_ in range(3):

@@ -59,7 +59,7 @@ def main() -> int:
         )
         from nexus_assets.lib.aws.aws_config import AwsSettings
 
-        settings = AwsSettings.from_env()
+        settings = AwsSettings.from_env(os.environ)
         keys = [o["Key"] for o in settings.object_store().list_keys("")]
         print(f"\nWhere things landed in s3://{settings.bucket}/ ({len(keys)} objects):")
         grouped = Counter("/".join(k.split("/")[:2]) for k in keys if not k.startswith("vkp/"))

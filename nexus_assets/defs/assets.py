@@ -4,7 +4,6 @@ Each asset is partitioned by subject × grade and stays thin: it calls the plain
 `nexus_assets.lib` and turns their results into metadata a data engineer reads in the UI.
 """
 
-import os
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -17,8 +16,8 @@ from nexus_assets.build import CATALOG_RACE_TAG
 from nexus_assets.defs.io_managers import ARTIFACT, RECORD_IO_MANAGER
 from nexus_assets.defs.partitions import curriculum_partitions_def, partition_of
 from nexus_assets.defs.resources import ChromaResource, DataDirResource, EmbedderResource
+from nexus_assets.defs.settings import SETTINGS
 from nexus_assets.defs.table_metadata import frame_table, histogram_table, schema_metadata, table_output_metadata
-from nexus_assets.lib.aws.aws_config import deployment
 from nexus_assets.lib.core.build_fingerprint import code_version
 from nexus_assets.lib.core.tables import (
     chunks_frame,
@@ -49,11 +48,10 @@ from nexus_assets.lib.publish.quality import length_bins, markdown_table
 
 INGEST, INDEX, PUBLISH = "ingest", "index", "publish"
 # Kinds name where each value lives, so the lineage graph reads like the architecture in either mode.
-_AWS = deployment() == "aws"
+_AWS = SETTINGS.deployment == "aws"
 TABLES = "s3" if _AWS else "parquet"  # DataFrames: S3TableIOManager / local parquet
 RECORDS = "dynamodb" if _AWS else "json"  # small records: DynamoRecordIOManager / local json
 PREVIEW_CHUNKS = 3
-STEP_RETRIES_ENV, STEP_RETRY_DELAY_ENV = "NEXUS_STEP_RETRIES", "NEXUS_STEP_RETRY_DELAY"
 # Each asset's code_version digests the code that computes it: the Dagster wiring and the lib stage it
 # calls. Dagster derives data versions from it and the inputs', so the UI marks partitions stale
 # when either changes.
@@ -67,9 +65,12 @@ def transient_retry_policy() -> dg.RetryPolicy:
     """Steps touch S3, DynamoDB and the disk: a transient outage longer than botocore's own retries
     (lib/aws/aws_retry.py) gets NEXUS_STEP_RETRIES more tries (default 3), NEXUS_STEP_RETRY_DELAY seconds
     apart (default 1), doubling, ±jitter so parallel runs do not retry in lockstep."""
-    retries = int(os.environ.get(STEP_RETRIES_ENV) or 3)
-    delay = float(os.environ.get(STEP_RETRY_DELAY_ENV) or 1.0)
-    return dg.RetryPolicy(max_retries=retries, delay=delay, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+    return dg.RetryPolicy(
+        max_retries=SETTINGS.step_retries,
+        delay=SETTINGS.step_retry_delay,
+        backoff=dg.Backoff.EXPONENTIAL,
+        jitter=dg.Jitter.PLUS_MINUS,
+    )
 
 
 TRANSIENT_RETRY = transient_retry_policy()
@@ -132,7 +133,7 @@ def pdf_text(
 ) -> dg.Output[pd.DataFrame]:
     part = partition_of(context.partition_key)
     source = data_dir.raw_source()  # in aws mode, fetches a PDF this machine has not mirrored yet
-    ocr = find_ocr()
+    ocr = find_ocr(SETTINGS.ocr_languages, SETTINGS.ocr)
     limits = data_dir.extraction_limits()
     context.log.info(f"{part.label}: {ocr.reason}; {limits.describe()}")
 

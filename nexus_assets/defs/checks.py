@@ -31,6 +31,7 @@ from nexus_assets.defs.aws import AwsDataDirResource
 from nexus_assets.defs.io_managers import ARTIFACT
 from nexus_assets.defs.partitions import curriculum_partitions_def, partition_of
 from nexus_assets.defs.resources import DataDirResource, EmbedderResource
+from nexus_assets.defs.settings import SETTINGS
 from nexus_assets.lib.index.retrieval_eval import load_golden
 from nexus_assets.lib.publish import quality
 
@@ -158,10 +159,10 @@ def retrieval_quality(
     chroma_collection: dict,
     raw_pdfs: pd.DataFrame,
 ) -> dg.AssetCheckResult:
-    path = quality.golden_path(config.golden_questions)
+    path = quality.golden_path(config.golden_questions, SETTINGS.environment)
     if path is None:
         return check_result(quality.not_configured())
-    threshold = quality.min_recall(config.min_recall)
+    threshold = quality.min_recall(config.min_recall, SETTINGS.environment)
     try:
         questions = load_golden(path)
     except (OSError, ValueError) as exc:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import Field
 
-from nexus_assets.lib.aws.aws_config import ENV_VARS, setting
+from nexus_assets.defs.settings import SETTINGS
+from nexus_assets.lib.aws.aws_config import ENV_VARS
 from nexus_assets.lib.aws.storage import LocalStorage, Storage
 from nexus_assets.lib.core.job_tracking import JobStore
 from nexus_assets.lib.core.layout import DataLayout
@@ -94,7 +94,7 @@ class DataDirResource(dg.ConfigurableResource):
 
     def storage(self) -> Storage:
         """Local files (this resource) or the bucket and tables (`AwsDataDirResource`): lib/aws/storage.py."""
-        return LocalStorage(self.layout)
+        return LocalStorage(self.layout, SETTINGS)
 
     def raw_source(self) -> RawSource:
         return self.storage().raw_source()
@@ -107,7 +107,9 @@ class DataDirResource(dg.ConfigurableResource):
 
     def extraction_limits(self) -> ExtractionLimits:
         """What one PDF may cost (size, pages, seconds): this resource's config, else NEXUS_MAX_*, else defaults."""
-        return ExtractionLimits.from_settings(self.max_pdf_mb, self.max_pdf_pages, self.max_extraction_seconds)
+        return ExtractionLimits.from_settings(
+            self.max_pdf_mb, self.max_pdf_pages, self.max_extraction_seconds, environ=SETTINGS.environment
+        )
 
     def vector_cache(self) -> Vectors:
         return self.storage().vector_cache()
@@ -120,7 +122,7 @@ class DataDirResource(dg.ConfigurableResource):
         return self.storage().signer(self.signing_key_file)
 
     def retention(self) -> int:
-        return self.keep_versions or int(os.environ.get(KEEP_VERSIONS_ENV) or DEFAULT_KEEP_VERSIONS)
+        return self.keep_versions or SETTINGS.keep_versions or DEFAULT_KEEP_VERSIONS
 
     def invalidate_cdn(self, paths: list[str]) -> str | None:
         return self.storage().invalidate_cdn(paths)
@@ -177,7 +179,7 @@ class EmbedderResource(dg.ConfigurableResource):
 
     @property
     def backend_name(self) -> str:
-        name = (self.backend or setting("embedder_backend") or "local").strip().lower()
+        name = (self.backend or SETTINGS.embedder_backend).strip().lower()
         if name not in BACKENDS:
             raise ValueError(
                 f"embedding back end {name!r} is not one of {', '.join(BACKENDS)} (EmbedderResource."
@@ -192,6 +194,7 @@ class EmbedderResource(dg.ConfigurableResource):
             model_id=self.model_id,
             engine=self.engine,
             precision=self.precision,
+            cache_dir=SETTINGS.model_cache,
         )
 
     def bedrock_embedder(self) -> BedrockTitanEmbedder:
@@ -200,8 +203,8 @@ class EmbedderResource(dg.ConfigurableResource):
             dims=self.bedrock_dimensions,
             normalize=self.bedrock_normalize,
             concurrency=self.bedrock_concurrency,
-            region=self.bedrock_region,
-            endpoint_url=self.bedrock_endpoint_url,
+            region=self.bedrock_region or SETTINGS.aws_region or "",
+            endpoint_url=self.bedrock_endpoint_url or SETTINGS.bedrock_endpoint_url or "",
             max_attempts=self.bedrock_max_attempts,
             retry_mode=self.bedrock_retry_mode,
         )

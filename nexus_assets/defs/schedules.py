@@ -9,23 +9,20 @@ from overloading the machine or putting two writers on one Chroma directory.
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 
 from nexus_assets.defs.jobs import curriculum_build_job
 from nexus_assets.defs.partitions import curriculum_partitions_def
-from nexus_assets.lib.aws.aws_config import deployment
-
-WEEKLY_CRON = os.environ.get("NEXUS_REBUILD_CRON", "0 2 * * 0")  # Sunday 02:00
-WEEKLY_TIMEZONE = os.environ.get("NEXUS_REBUILD_TIMEZONE", "Asia/Jakarta")
+from nexus_assets.defs.settings import SETTINGS
 
 
 @dg.schedule(
     job=curriculum_build_job,
-    cron_schedule=WEEKLY_CRON,
-    execution_timezone=WEEKLY_TIMEZONE,
-    default_status=dg.DefaultScheduleStatus.RUNNING if deployment() == "aws" else dg.DefaultScheduleStatus.STOPPED,
+    cron_schedule=SETTINGS.rebuild_cron,
+    execution_timezone=SETTINGS.rebuild_timezone,
+    default_status=(
+        dg.DefaultScheduleStatus.RUNNING if SETTINGS.deployment == "aws" else dg.DefaultScheduleStatus.STOPPED
+    ),
     description="Rebuilds every subject × grade partition once a week (NEXUS_REBUILD_CRON, NEXUS_REBUILD_TIMEZONE).",
 )
 def weekly_full_rebuild_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:

@@ -13,7 +13,7 @@ import dagster as dg
 from nexus_assets.defs.jobs import curriculum_build_job
 from nexus_assets.defs.partitions import grade_partitions_def, key_of, subject_partitions_def
 from nexus_assets.defs.resources import DataDirResource
-from nexus_assets.lib.aws.aws_config import deployment
+from nexus_assets.defs.settings import SETTINGS
 from nexus_assets.lib.core.layout import LayoutError, Partition
 from nexus_assets.lib.ingest.upload_tracking import (
     ListingDiff,
@@ -33,7 +33,7 @@ SQS_BATCHES_PER_TICK = 10  # 10 messages each: at most 100 S3 events per tick
 
 
 def _default_status() -> dg.DefaultSensorStatus:
-    return dg.DefaultSensorStatus.RUNNING if deployment() == "aws" else dg.DefaultSensorStatus.STOPPED
+    return dg.DefaultSensorStatus.RUNNING if SETTINGS.deployment == "aws" else dg.DefaultSensorStatus.STOPPED
 
 
 def _result(
@@ -78,9 +78,9 @@ class SqsQueueResource(dg.ConfigurableResource):
     def client(self):
         import boto3
 
-        from nexus_assets.lib.aws.aws_retry import RetrySettings, guard_client
+        from nexus_assets.lib.aws.aws_retry import guard_client
 
-        retry = RetrySettings.from_env()  # the one retry policy of aws mode (lib/aws/aws_retry.py)
+        retry = SETTINGS.retry  # the one retry policy of aws mode (lib/aws/aws_retry.py)
         client = boto3.client(
             "sqs", region_name=self.region, endpoint_url=self.endpoint_url or None, config=retry.config()
         )

@@ -16,6 +16,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -89,13 +90,7 @@ def build(env: dict[str, str], data_dir: Path, check: bool = True) -> subprocess
 
 def direct_settings(base: dict[str, str], moto_endpoint: str) -> AwsSettings:
     """The deployment's bucket and tables, reached straight at moto (never through the fault proxy)."""
-    return AwsSettings(
-        bucket=base["NEXUS_S3_BUCKET"],
-        records_table=base["NEXUS_DYNAMODB_TABLE"],
-        jobs_table=base["NEXUS_JOBS_TABLE"],
-        region=base["AWS_REGION"],
-        endpoint_url=moto_endpoint,
-    )
+    return replace(AwsSettings.from_env(base), endpoint_url=moto_endpoint)
 
 
 def job_records(settings: AwsSettings) -> list[JobRecord]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from nexus_assets.lib.aws.aws_config import ENV_VARS, AwsSettings, setting
+from nexus_assets.lib.aws.aws_config import ENV_VARS, AwsSettings
 
 
 def _bucket_exists(s3: Any, bucket: str) -> bool:
@@ -65,12 +65,9 @@ def _ensure_bucket(s3: Any, settings: AwsSettings) -> str:
     return state
 
 
-def _ensure_policy(s3: Any, bucket: str) -> str:
-    choice = (setting("bucket_policy") or "on").lower()
-    if choice in ("off", "0", "false", "no"):
-        return f"skipped ({ENV_VARS['bucket_policy']}={choice})"
-    if choice not in ("on", "1", "true", "yes"):
-        raise ValueError(f"{ENV_VARS['bucket_policy']}={choice!r}: use on (default) or off")
+def _ensure_policy(s3: Any, bucket: str, wanted_on: bool) -> str:
+    if not wanted_on:
+        return f"skipped ({ENV_VARS['bucket_policy']}=off)"
     current = _current_policy(s3, bucket)
     wanted = bucket_policy(bucket, current)
     if current == wanted:
@@ -156,11 +153,15 @@ def _ensure_table(dynamodb: Any, name: str, hash_key: str, range_key: str) -> st
 
 
 def bootstrap(settings: AwsSettings) -> dict[str, str]:
-    """Make sure the bucket and both tables exist with their protections; returns what was done."""
+    """Make sure the bucket and both tables exist with their protections; returns what was done.
+
+    `settings.bucket_policy` False ($NEXUS_S3_BUCKET_POLICY=off) leaves the bucket's policy alone."""
     s3, dynamodb = settings.client("s3"), settings.client("dynamodb")
     return {
         f"s3://{settings.bucket}": _ensure_bucket(s3, settings),
-        f"s3://{settings.bucket} policy (deny unencrypted puts, plain HTTP)": _ensure_policy(s3, settings.bucket),
+        f"s3://{settings.bucket} policy (deny unencrypted puts, plain HTTP)": _ensure_policy(
+            s3, settings.bucket, settings.bucket_policy
+        ),
         f"dynamodb:{settings.records_table}": _ensure_table(dynamodb, settings.records_table, "pk", "sk"),
         f"dynamodb:{settings.jobs_table}": _ensure_table(dynamodb, settings.jobs_table, "job_id", "timestamp"),
     }

@@ -1,15 +1,15 @@
-"""Which deployment runs (local or aws) and the AWS settings, both from environment variables.
+"""aws mode's bucket, tables and clients.
 
-One place decides, everything else asks: `deployment()` reads NEXUS_ENV (`local`, the default, or
-`aws`); `AwsSettings.from_env()` reads the bucket, tables, region, optional endpoint (moto,
-LocalStack, S3-compatible stores), KMS key and CloudFront distribution. Credentials are never read
+`AwsSettings` holds the bucket, tables, region, optional endpoint (moto, LocalStack, S3-compatible
+stores), KMS key and CloudFront distribution; `nexus_assets.settings.Settings.from_env` parses them
+with everything else (its `aws`, None in local mode). Credentials are never read
 here: boto3's standard chain finds them, so they never reach logs, metadata or errors. Every client
 comes from `AwsSettings.client()`, with the one retry policy of `lib/aws/aws_retry.py`.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -40,16 +40,11 @@ ENV_VARS = {
 }
 
 
-def setting(name: str) -> str | None:
-    """The environment variable behind ENV_VARS[name], stripped; None when unset or empty."""
-    return os.environ.get(ENV_VARS[name], "").strip() or None
-
-
-def deployment() -> Deployment:
-    value = os.environ.get(ENV_VARS["deployment"], "local").strip().lower() or "local"
-    if value not in ("local", "aws"):
-        raise ValueError(f"NEXUS_ENV={value!r} is not a deployment: use 'local' (default) or 'aws'")
-    return value  # type: ignore[return-value]
+def _on_off(value: str | None, variable: str) -> bool:
+    choice = (value or "on").lower()
+    if choice not in ("on", "1", "true", "yes", "off", "0", "false", "no"):
+        raise ValueError(f"{variable}={value!r}: use on (default) or off")
+    return choice in ("on", "1", "true", "yes")
 
 
 @dataclass(frozen=True)
@@ -63,21 +58,26 @@ class AwsSettings:
     storage_class: str = "STANDARD_IA"  # processed data is read rarely after a build
     cloudfront_distribution_id: str | None = None
     bedrock_endpoint_url: str | None = None  # embedding back end `bedrock` (bedrock_embedding.py)
+    bucket_policy: bool = True  # `nexus aws bootstrap` sets the deny-unencrypted/plain-HTTP policy
     # Retries, backoff and timeouts of every client (NEXUS_AWS_MAX_ATTEMPTS, ...): see lib/aws/aws_retry.py.
-    retry: RetrySettings = field(default_factory=RetrySettings.from_env)
+    retry: RetrySettings = field(default_factory=RetrySettings)
 
     @property
     def sse(self) -> str:
         return "aws:kms" if self.kms_key_id else "AES256"
 
     @classmethod
-    def from_env(cls) -> AwsSettings:
-        bucket = os.environ.get(ENV_VARS["bucket"], "").strip()
+    def from_env(cls, environ: Mapping[str, str], retry: RetrySettings | None = None) -> AwsSettings:
+        """Parsed from `environ` by `nexus_assets.settings.Settings.from_env` (its `aws` in aws mode)."""
+
+        def get(name: str) -> str | None:
+            return environ.get(ENV_VARS[name], "").strip() or None
+
+        bucket = get("bucket")
         if not bucket:
             raise ValueError(
                 f"aws mode needs {ENV_VARS['bucket']} (the bucket holding raw-curriculum/, processed/, vkp/)"
             )
-        get = setting
         return cls(
             bucket=bucket,
             records_table=get("records_table") or cls.records_table,
@@ -88,6 +88,8 @@ class AwsSettings:
             storage_class=get("storage_class") or cls.storage_class,
             cloudfront_distribution_id=get("cloudfront_distribution_id"),
             bedrock_endpoint_url=get("bedrock_endpoint_url"),
+            bucket_policy=_on_off(get("bucket_policy"), ENV_VARS["bucket_policy"]),
+            retry=retry or RetrySettings.from_env(environ),
         )
 
     def client(self, service: str) -> Any:

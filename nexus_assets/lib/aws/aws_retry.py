@@ -25,9 +25,8 @@ pass through unchanged: callers act on them.
 from __future__ import annotations
 
 import functools
-import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -87,8 +86,9 @@ class RetrySettings:
     read_timeout: float = 60.0
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> RetrySettings:
-        env = os.environ if environ is None else environ
+    def from_env(cls, environ: Mapping[str, str]) -> RetrySettings:
+        """Parsed by `nexus_assets.settings.Settings.from_env` (its `retry`)."""
+        env = environ
 
         def get(name: str) -> str:
             return (env.get(RETRY_ENV[name]) or "").strip()
@@ -219,7 +219,7 @@ def guarded(service: str, operation: str, target: str = "", retry: RetrySettings
     except AwsUnavailableError:
         raise
     except Exception as exc:
-        outage = translate(exc, service, operation, target, retry or RetrySettings.from_env())
+        outage = translate(exc, service, operation, target, retry or RetrySettings())
         if outage is None:
             raise
         raise outage from exc

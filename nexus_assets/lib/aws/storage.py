@@ -3,9 +3,8 @@
 The one home of what "local" and "aws" mean for storage. `LocalStorage` keeps PDFs, packages, caches
 and job records under the data directory; `AwsStorage` reads PDFs from the bucket, publishes packages
 to it with the catalog in DynamoDB, shares the caches through it, records jobs in DynamoDB and signs
-with the Secrets Manager key when one is named. `open_storage` picks one by `deployment()`; Dagster's
-resources build the same classes from their own (EnvVar) configuration, so a run and a command
-outside a run see the same storage.
+with the Secrets Manager key when one is named. `open_storage` picks one by the settings' deployment;
+Dagster's resources build the same classes, so a run and a command outside a run see the same storage.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ if TYPE_CHECKING:  # imported where used: `nexus --help` and an up-to-date build
     from nexus_assets.lib.ingest.raw_sources import RawSource
     from nexus_assets.lib.publish.publishing import LocalPackageStore, S3PackageStore
     from nexus_assets.lib.publish.signing import Signer
+    from nexus_assets.settings import Settings
 
     # What each mode hands out: the bucket-backed kinds wrap or replace the local ones.
     ExtractionCache = BlobCache | MirroredBlobCache
@@ -35,6 +35,7 @@ class LocalStorage:
     """Everything under the data directory (`raw-curriculum/`, `processed/`, `vkp/`)."""
 
     layout: DataLayout
+    settings: Settings
 
     def raw_root_uri(self) -> str:
         """Where the PDFs are looked for, as a data engineer would type it."""
@@ -48,7 +49,7 @@ class LocalStorage:
     def package_store(self) -> Packages:
         from nexus_assets.lib.publish.publishing import LocalPackageStore
 
-        return LocalPackageStore(self.layout)
+        return LocalPackageStore(self.layout, self.settings.catalog_expiry_days)
 
     def extraction_cache(self, ocr: OcrEngine | None = None) -> ExtractionCache:
         """Extraction results by PDF sha256 (and OCR setting), under processed/_cache/."""
@@ -64,11 +65,12 @@ class LocalStorage:
         return SqliteJobStore(self.layout.jobs_db)
 
     def signer(self, key_file: str = "") -> Signer:
-        """The package signing key: `key_file`, else $NEXUS_SIGNING_KEY_FILE / $NEXUS_SIGNING_KEY, else a
-        development key under keys/ (its origin is logged, never the key)."""
+        """The package signing key: `key_file`, else the settings' key file or PEM, else a development key
+        under keys/ (its origin is logged, never the key)."""
         from nexus_assets.lib.publish.signing import resolve_signer
 
-        return resolve_signer(self.layout.root, key_file=key_file)
+        s = self.settings
+        return resolve_signer(self.layout.root, key_file=key_file or s.signing_key_file, key_pem=s.signing_key)
 
     def invalidate_cdn(self, paths: list[str]) -> str | None:
         """No CDN in front of a local directory."""
@@ -79,7 +81,11 @@ class LocalStorage:
 class AwsStorage(LocalStorage):
     """PDFs in and packages out through the bucket; the data directory is the working mirror."""
 
-    aws: AwsSettings
+    @property
+    def aws(self) -> AwsSettings:
+        if self.settings.aws is None:
+            raise ValueError("AwsStorage needs aws mode's settings (NEXUS_ENV=aws with NEXUS_S3_BUCKET)")
+        return self.settings.aws
 
     def raw_root_uri(self) -> str:
         return self.aws.object_store().uri(RAW_PREFIX + "/")
@@ -94,7 +100,9 @@ class AwsStorage(LocalStorage):
         from nexus_assets.lib.publish.publishing import S3PackageStore
 
         objects = self.aws.object_store()
-        catalog = DynamoCatalog(self.aws.client("dynamodb"), self.aws.records_table, objects)
+        catalog = DynamoCatalog(
+            self.aws.client("dynamodb"), self.aws.records_table, objects, self.settings.catalog_expiry_days
+        )
         return S3PackageStore(objects, self.layout, catalog)
 
     def extraction_cache(self, ocr: OcrEngine | None = None) -> ExtractionCache:
@@ -110,11 +118,17 @@ class AwsStorage(LocalStorage):
         return self.aws.job_store()
 
     def signer(self, key_file: str = "") -> Signer:
-        """As locally, plus the Secrets Manager secret named by $NEXUS_SIGNING_KEY_SECRET_ID."""
+        """As locally, plus the Secrets Manager secret the settings name."""
         from nexus_assets.lib.publish.signing import resolve_signer, secrets_manager_reader
 
-        reader = secrets_manager_reader(self.aws.client("secretsmanager"))
-        return resolve_signer(self.layout.root, key_file=key_file, secret_reader=reader)
+        s = self.settings
+        return resolve_signer(
+            self.layout.root,
+            key_file=key_file or s.signing_key_file,
+            key_pem=s.signing_key,
+            secret_id=s.signing_key_secret_id,
+            secret_reader=secrets_manager_reader(self.aws.client("secretsmanager")),
+        )
 
     def invalidate_cdn(self, paths: list[str]) -> str | None:
         from nexus_assets.lib.distribution.cdn import invalidate
@@ -127,8 +141,6 @@ class AwsStorage(LocalStorage):
 Storage = LocalStorage | AwsStorage
 
 
-def open_storage(layout: DataLayout) -> Storage:
-    """The storage of the deployment NEXUS_ENV names, with aws mode's settings from the environment."""
-    from nexus_assets.lib.aws.aws_config import AwsSettings, deployment
-
-    return AwsStorage(layout, AwsSettings.from_env()) if deployment() == "aws" else LocalStorage(layout)
+def open_storage(layout: DataLayout, settings: Settings) -> Storage:
+    """The storage of the deployment the settings name."""
+    return AwsStorage(layout, settings) if settings.deployment == "aws" else LocalStorage(layout, settings)

@@ -69,11 +69,11 @@ def _library_versions() -> dict[str, str]:
 def input_fingerprint(
     layout: DataLayout,
     part: Partition,
-    options: Mapping[str, Any] | None = None,
-    environ: Mapping[str, str] | None = None,
+    options: Mapping[str, Any] | None,
+    environ: Mapping[str, str],
 ) -> str:
-    """Digest of everything a build of `part` depends on; `options` are the command's own settings."""
-    environ = os.environ if environ is None else environ
+    """Digest of everything a build of `part` depends on; `options` are the command's own settings and
+    `environ` the settings' snapshot of NEXUS_* variables (`Settings.environment`)."""
     raw_dir = layout.raw_dir(part)
     files = [p for p in scan_files(raw_dir, layout.root)[0] if not p.name.startswith(".")]  # links: never followed
     inputs = {

@@ -29,6 +29,7 @@ import json
 import os
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -107,8 +108,9 @@ def release_record(manifest: dict[str, Any], full: dict[str, Any], delta: dict[s
     }
 
 
-def expiry_days(environ: dict[str, str] | None = None) -> float:
-    value = (os.environ if environ is None else environ).get(EXPIRY_ENV) or DEFAULT_EXPIRY_DAYS
+def expiry_days(environ: Mapping[str, str]) -> float:
+    """Days a signed catalog stays valid: $NEXUS_CATALOG_EXPIRY_DAYS of the settings' snapshot, else 30."""
+    value = environ.get(EXPIRY_ENV) or DEFAULT_EXPIRY_DAYS
     days = float(value)
     if not days > 0:
         raise ValueError(f"{EXPIRY_ENV} must be a positive number of days, got {value!r}")
@@ -127,7 +129,7 @@ def document(
     doc: dict[str, Any] = {
         "catalog_format": CATALOG_FORMAT,
         "updated_at": now.isoformat(timespec="seconds"),
-        "expires": (now + timedelta(days=days or expiry_days())).isoformat(timespec="seconds"),
+        "expires": (now + timedelta(days=days or DEFAULT_EXPIRY_DAYS)).isoformat(timespec="seconds"),
         "partitions": dict(sorted(entries.items())),
     }
     if signer is not None:
@@ -314,6 +316,7 @@ class LocalCatalog:
     """`<data>/vkp/catalog.json`, updated under an exclusive lock and replaced atomically."""
 
     path: Path
+    expiry_days: float = DEFAULT_EXPIRY_DAYS
 
     def location(self) -> str:
         return str(self.path)
@@ -321,7 +324,7 @@ class LocalCatalog:
     def read(self) -> dict[str, Any]:
         """The stored document; when the file is missing, one rebuilt from the packages beside it."""
         if not self.path.is_file():
-            return document(entries_from_packages(self.path.parent))
+            return document(entries_from_packages(self.path.parent), days=self.expiry_days)
         try:
             doc = json.loads(self.path.read_text())
         except ValueError as exc:
@@ -350,12 +353,12 @@ class LocalCatalog:
             catalog = self.read()
             if not missing and not needs_signing(catalog, signer):
                 return False
-            self._write(document(catalog["partitions"], signer))
+            self._write(document(catalog["partitions"], signer, days=self.expiry_days))
         return True
 
     def refresh(self, signer: Signer) -> dict[str, Any]:
         with self._locked():
-            doc = document(self.read()["partitions"], signer)
+            doc = document(self.read()["partitions"], signer, days=self.expiry_days)
             self._write(doc)
         return doc
 
@@ -365,7 +368,7 @@ class LocalCatalog:
             current = catalog["partitions"].get(partition_key(part))
             if current and rank(current["latest"]) > rank(entry["latest"]):
                 return False
-            self._write(document({**catalog["partitions"], partition_key(part): entry}, signer))
+            self._write(document({**catalog["partitions"], partition_key(part): entry}, signer, days=self.expiry_days))
         return True
 
     def _write(self, doc: dict[str, Any]) -> None:
@@ -386,6 +389,7 @@ class DynamoCatalog:
     client: Any  # boto3 DynamoDB client
     table: str
     objects: S3ObjectStore
+    expiry_days: float = DEFAULT_EXPIRY_DAYS
     converge_rounds: int = 3
 
     def location(self) -> str:
@@ -459,7 +463,7 @@ class DynamoCatalog:
         pointer meanwhile, so the file ends up matching the table whichever writer finishes last."""
         entries = self.entries()
         for _ in range(self.converge_rounds):
-            doc = document(entries, signer)
+            doc = document(entries, signer, days=self.expiry_days)
             self.objects.put_bytes(
                 CATALOG_KEY,
                 json.dumps(doc, indent=2, sort_keys=True).encode(),

@@ -99,7 +99,7 @@ class Source:
 
     catalog: str
     timeout: float = 30.0
-    s3_client: Any = None  # injected for s3:// (tests, custom endpoints); else built from the environment
+    s3_client: Any = None  # for s3://: the CLI's, from the settings; else boto3's own configuration
 
     def _url(self, name: str) -> str:
         return urljoin(self.catalog, name)
@@ -159,16 +159,13 @@ class Source:
 
 
 def _s3_client() -> Any:
+    """Without a client from the caller (`nexus vkp pull` passes one built from the settings): boto3's own
+    configuration, with aws mode's retry policy."""
     import boto3
 
     from nexus_assets.lib.aws.aws_retry import RetrySettings
 
-    return boto3.client(
-        "s3",
-        endpoint_url=os.environ.get("NEXUS_AWS_ENDPOINT_URL") or None,
-        region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
-        config=RetrySettings.from_env().config(),
-    )
+    return boto3.client("s3", config=RetrySettings().config())
 
 
 _TRANSIENT = (OSError, urllib.error.URLError, http.client.HTTPException, TimeoutError)

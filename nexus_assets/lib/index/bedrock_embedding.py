@@ -20,8 +20,8 @@ is embedded and the text's vector is the token-weighted mean of the pieces' vect
 when `normalize`). Every piece's tokens are billed and counted, and the number of split inputs is
 reported in `usage.split_inputs`. The pipeline's chunks (800 characters) never come near the limit.
 
-Endpoint and region come from configuration or the environment (NEXUS_BEDROCK_ENDPOINT_URL, see
-aws_config.ENV_VARS; AWS_REGION); credentials from boto3's standard chain, never from here.
+Endpoint and region are given by the caller (the resource, from NEXUS_BEDROCK_ENDPOINT_URL and
+AWS_REGION in the settings); credentials from boto3's standard chain, never from here.
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nexus_assets.lib.aws.aws_config import setting
 from nexus_assets.lib.index.embedding import (
     Embedder,
     EmbedderUnavailableError,
@@ -89,8 +89,8 @@ class BedrockTitanEmbedder:
     dims: int = 1024
     normalize: bool = True
     concurrency: int = DEFAULT_CONCURRENCY
-    region: str = ""  # empty: AWS_REGION, AWS_DEFAULT_REGION or us-east-1
-    endpoint_url: str = ""  # empty: NEXUS_BEDROCK_ENDPOINT_URL, else AWS's public endpoint
+    region: str = ""  # empty: us-east-1 (the resource passes the settings' region)
+    endpoint_url: str = ""  # empty: AWS's public endpoint (the resource passes the settings' one)
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     retry_mode: str = "adaptive"
     max_input_chars: int = DEFAULT_MAX_INPUT_CHARS
@@ -142,11 +142,11 @@ class BedrockTitanEmbedder:
                 connect_timeout=self.connect_timeout_s,
                 read_timeout=self.read_timeout_s,
             )
-            region = self.region or setting("region") or setting("default_region") or "us-east-1"
+            region = self.region or "us-east-1"
             self.client = boto3.client(
                 "bedrock-runtime",
                 region_name=region,
-                endpoint_url=self.endpoint_url or setting("bedrock_endpoint_url"),
+                endpoint_url=self.endpoint_url or None,
                 config=config,
             )
 
@@ -215,15 +215,23 @@ class BedrockTitanEmbedder:
         if isinstance(exc, BedrockUnavailableError):
             return exc
         code = getattr(exc, "response", {}).get("Error", {}).get("Code") if hasattr(exc, "response") else None
-        where = self.endpoint_url or setting("bedrock_endpoint_url") or "the public endpoint"
+        where = self.endpoint_url or "the public endpoint"
         kind = f"{code}: " if code else f"{type(exc).__name__}: "
         return BedrockUnavailableError(
             f"InvokeModel {self.model_id} at {where} failed after up to {self.max_attempts} attempts: {kind}{exc}"
         )
 
 
-def query_embedder(model_id: str | None, dims: int | None) -> Embedder:
-    """The back end that embeds queries for a collection of `model_id`: Titan through Bedrock, else local."""
+def query_embedder(
+    model_id: str | None,
+    dims: int | None,
+    *,
+    region: str = "",
+    endpoint_url: str = "",
+    cache_dir: Path | None = None,
+) -> Embedder:
+    """The back end that embeds queries for a collection of `model_id`: Titan through Bedrock (at `region`
+    and `endpoint_url`), else the local model (its engines cached under `cache_dir`)."""
     if model_id == TITAN_TEXT_V2 and dims in TITAN_V2_DIMENSIONS:
-        return BedrockTitanEmbedder(model_id=model_id, dims=dims)
-    return default_embedder()
+        return BedrockTitanEmbedder(model_id=model_id, dims=dims, region=region, endpoint_url=endpoint_url)
+    return default_embedder(cache_dir=cache_dir)

@@ -51,6 +51,7 @@ from nexus_assets.lib.index.embedding_engines import (
     choose_engine,
     library_version,
     load_openvino,
+    model_cache_dir,
     probe_texts,
     slim_bert_supported,
     store_choice,
@@ -262,13 +263,13 @@ def _reference_engine(model_path: str) -> str:
     return "torch" if slim_bert_supported(Path(model_path)) else "sentence-transformers"
 
 
-def _load_engine(model_path: str, engine: str, precision: str, threads: int) -> Engine:
+def _load_engine(model_path: str, engine: str, precision: str, threads: int, cache_dir: Path) -> Engine:
     """One engine, ready to encode; raises where this CPU or install cannot run it.
 
     OpenVINO needs torch only to convert the model once per machine: later loads skip torch's import.
     """
     if engine == "openvino":
-        return load_openvino(model_path, lambda: _slim_bert_or_fail(model_path), precision, threads)
+        return load_openvino(model_path, lambda: _slim_bert_or_fail(model_path), precision, threads, cache_dir)
     import torch
 
     torch.set_num_threads(threads)
@@ -290,17 +291,20 @@ _LOAD_LOCK = threading.Lock()
 
 
 @cache
-def _chosen_engine(model_path: str, engine: str, precision: str, threads: int, fingerprint: str) -> LoadedEngine:
+def _chosen_engine(
+    model_path: str, engine: str, precision: str, threads: int, fingerprint: str, cache_dir: Path
+) -> LoadedEngine:
     """The engine this process runs for these settings: loaded once, measured once per machine."""
     with _LOAD_LOCK:
         candidates = engine_candidates(model_path, engine, precision)
         if len(candidates) == 1:
-            return LoadedEngine(_load_engine(model_path, *candidates[0], threads), None)
+            return LoadedEngine(_load_engine(model_path, *candidates[0], threads, cache_dir), None)
         key = choice_key(fingerprint, candidates, threads)
-        choice = cached_choice(key)
+        choice = cached_choice(cache_dir, key)
         if choice is not None:
             try:
-                return LoadedEngine(_load_engine(model_path, choice.engine, choice.precision, threads), choice)
+                engine_ = _load_engine(model_path, choice.engine, choice.precision, threads, cache_dir)
+                return LoadedEngine(engine_, choice)
             except Exception as exc:  # noqa: BLE001 -- the machine changed under the cached choice: measure again
                 log.warning(
                     "cached engine choice %s/%s no longer loads (%s); measuring again",
@@ -313,11 +317,11 @@ def _chosen_engine(model_path: str, engine: str, precision: str, threads: int, f
         started = time.perf_counter()
         choice, loaded = choose_engine(
             candidates,
-            lambda e, p: _load_engine(model_path, e, p, threads),
+            lambda e, p: _load_engine(model_path, e, p, threads, cache_dir),
             probes,
             reference=(_reference_engine(model_path), "fp32"),
         )
-        store_choice(key, choice)
+        store_choice(cache_dir, key, choice)
         log.info("embedding engine measured in %.1f s: %s", time.perf_counter() - started, choice.describe())
         return LoadedEngine(loaded[(choice.engine, choice.precision)], choice)
 
@@ -331,7 +335,9 @@ def _window_ids(tokenizer: Any, text: str, max_tokens: int) -> list[int]:
 _PREFETCH: dict[str, threading.Thread] = {}
 
 
-def prefetch_local_model(model_path: str | None = None, engine: str = "auto", precision: str = "auto") -> None:
+def prefetch_local_model(
+    cache_dir: Path, model_path: str | None = None, engine: str = "auto", precision: str = "auto"
+) -> None:
     """Import torch and load the local engine in a background thread, so the embedding step finds it ready.
 
     A rebuild spends 2-3 s importing torch and loading MiniLM before its first vector, while the steps
@@ -342,7 +348,7 @@ def prefetch_local_model(model_path: str | None = None, engine: str = "auto", pr
     path = model_path or bundled_minilm_path()
     if path in _PREFETCH:
         return
-    embedder = SentenceTransformerEmbedder(path, engine=engine, precision=precision)
+    embedder = SentenceTransformerEmbedder(path, engine=engine, precision=precision, cache_dir=cache_dir)
 
     def load() -> None:
         try:
@@ -372,6 +378,7 @@ class SentenceTransformerEmbedder:
     precision: str = "auto"
     threads: int | None = None  # intra-op threads; None: every core this process may use
     engine: str = "auto"
+    cache_dir: Path | None = None  # converted models and measurements: the settings' model_cache
     choice: EngineChoice | None = field(default=None, init=False)
     backend: str = field(default="local", init=False)
     usage: EmbeddingUsage = field(default_factory=EmbeddingUsage, init=False)  # nothing is billed locally
@@ -388,9 +395,10 @@ class SentenceTransformerEmbedder:
         self._threads = self.threads or cpu_threads()
         self._model: Engine | None = None
         self._lock = threading.Lock()
+        self._cache_dir = self.cache_dir or model_cache_dir({})
         if len(self._candidates) == 1:
             self.engine, self.precision = self._candidates[0]
-        elif (known := cached_choice(choice_key(files.fingerprint, self._candidates, self._threads))) is not None:
+        elif known := cached_choice(self._cache_dir, choice_key(files.fingerprint, self._candidates, self._threads)):
             self.engine, self.precision = known.engine, known.precision  # what load() will run: no torch needed
 
     @property
@@ -430,7 +438,9 @@ class SentenceTransformerEmbedder:
             prefetch.join()  # the same cached loader: wait for it rather than loading twice
         engine_req = "auto" if len({e for e, _ in self._candidates}) > 1 else self._candidates[0][0]
         precision_req = "auto" if len({p for _, p in self._candidates}) > 1 else self._candidates[0][1]
-        loaded = _chosen_engine(self.model_path, engine_req, precision_req, self._threads, self._files.fingerprint)
+        loaded = _chosen_engine(
+            self.model_path, engine_req, precision_req, self._threads, self._files.fingerprint, self._cache_dir
+        )
         self._model, self.choice = loaded.engine, loaded.choice
         self.engine, self.precision = loaded.engine.name, loaded.engine.precision
 
@@ -507,8 +517,12 @@ def embed_with_cache(
     return CachedEmbedding(out, len(keys) - sum(1 for k in keys if k in set(missing)), len(missing), embedder.precision)
 
 
-def default_embedder(engine: str = "auto", precision: str = "auto") -> SentenceTransformerEmbedder:
-    return SentenceTransformerEmbedder(model_path=bundled_minilm_path(), engine=engine, precision=precision)
+def default_embedder(
+    engine: str = "auto", precision: str = "auto", cache_dir: Path | None = None
+) -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder(
+        model_path=bundled_minilm_path(), engine=engine, precision=precision, cache_dir=cache_dir
+    )
 
 
 def embedding_cost(model_id: str, input_tokens: int, prices_per_1k: Mapping[str, float]) -> float:

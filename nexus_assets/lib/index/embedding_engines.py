@@ -30,7 +30,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from importlib import metadata
@@ -80,16 +80,17 @@ class Engine(Protocol):
     def encode(self, ids: Sequence[int]) -> np.ndarray: ...
 
 
-def model_cache_dir() -> Path:
+def model_cache_dir(environ: Mapping[str, str]) -> Path:
     """Where converted models and engine measurements live: per user, shared by every data directory.
 
     `NEXUS_MODEL_CACHE`, else `$XDG_CACHE_HOME/nexus-assets` or `~/.cache/nexus-assets`; where that
     cannot be written (a read-only home in a container), a folder in the system's temporary directory.
+    The settings resolve it once (`Settings.model_cache`); `environ` is their snapshot.
     """
-    configured = os.environ.get("NEXUS_MODEL_CACHE")
+    configured = environ.get("NEXUS_MODEL_CACHE", "").strip()
     if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return Path(configured).expanduser()
+    base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     preferred = Path(base) / "nexus-assets"
     try:
         preferred.mkdir(parents=True, exist_ok=True)
@@ -188,7 +189,7 @@ class OpenVinoEngine:
         return np.array(result[0][0], dtype=np.float32)  # a copy: the request reuses its output buffer
 
 
-def openvino_model(model_path: str, load_slim: Callable[[], Any]) -> Path:
+def openvino_model(model_path: str, load_slim: Callable[[], Any], cache_dir: Path) -> Path:
     """The OpenVINO IR of the slim BERT, converted offline and cached by the weights' content.
 
     The conversion traces the local torch module (nothing is downloaded); weights are kept in fp32
@@ -201,7 +202,7 @@ def openvino_model(model_path: str, load_slim: Callable[[], Any]) -> Path:
         f"{weights_digest(model_path)}|ov={ov.get_version()}|torch={library_version('torch')}|format={EXPORT_FORMAT}",
         24,
     )
-    target = model_cache_dir() / "openvino" / key
+    target = cache_dir / "openvino" / key
     if (target / "model.xml").is_file() and (target / "model.bin").is_file():
         return target / "model.xml"
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -238,7 +239,9 @@ def openvino_model(model_path: str, load_slim: Callable[[], Any]) -> Path:
     return target / "model.xml"
 
 
-def load_openvino(model_path: str, load_slim: Callable[[], Any], precision: str, threads: int) -> OpenVinoEngine:
+def load_openvino(
+    model_path: str, load_slim: Callable[[], Any], precision: str, threads: int, cache_dir: Path
+) -> OpenVinoEngine:
     import openvino as ov
 
     core = ov.Core()
@@ -250,7 +253,7 @@ def load_openvino(model_path: str, load_slim: Callable[[], Any], precision: str,
         "NUM_STREAMS": 1,
         "PERFORMANCE_HINT": "LATENCY",
     }
-    compiled = core.compile_model(core.read_model(str(openvino_model(model_path, load_slim))), "CPU", config)
+    compiled = core.compile_model(core.read_model(str(openvino_model(model_path, load_slim, cache_dir))), "CPU", config)
     really = str(compiled.get_property("INFERENCE_PRECISION_HINT")).lower()  # e.g. "<type: 'bfloat16'>"
     if ("bf16" in really or "bfloat16" in really) != (precision == "bf16"):
         raise RuntimeError(f"OpenVINO runs {really} where {precision} was asked")
@@ -326,17 +329,17 @@ def choice_key(model_fingerprint: str, candidates: Sequence[tuple[str, str]], th
     return hashing.sha256_text(text, 24)
 
 
-def cached_choice(key: str) -> EngineChoice | None:
-    path = model_cache_dir() / "engine-choices" / f"{key}.json"
+def cached_choice(cache_dir: Path, key: str) -> EngineChoice | None:
+    path = cache_dir / "engine-choices" / f"{key}.json"
     try:
         return EngineChoice.from_json(path.read_text())
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def store_choice(key: str, choice: EngineChoice) -> None:
+def store_choice(cache_dir: Path, key: str, choice: EngineChoice) -> None:
     """Keep the measurement for the next process; a cache that cannot be written costs a re-measure only."""
-    folder = model_cache_dir() / "engine-choices"
+    folder = cache_dir / "engine-choices"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         handle, temp = tempfile.mkstemp(prefix=f".{key}-", dir=folder)

@@ -15,7 +15,6 @@ extracted without OCR is never reused by an OCR-capable run (and the other way r
 from __future__ import annotations
 
 import math
-import os
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -88,12 +87,12 @@ def _tessdata_dir() -> str | None:
 
 
 @cache
-def find_ocr(languages: str | None = None, enabled: str | None = None) -> OcrStatus:
-    """The OCR engine of this machine, or None with the reason (cached: discovery runs a subprocess)."""
-    switch = (enabled if enabled is not None else os.environ.get(OCR_ENV, "auto")).strip().lower()
-    if switch in ("off", "0", "false", "no"):
-        return OcrStatus(None, f"OCR disabled (${OCR_ENV}={switch})")
-    languages = languages or os.environ.get(LANGUAGES_ENV) or DEFAULT_LANGUAGES
+def find_ocr(languages: str = DEFAULT_LANGUAGES, enabled: bool = True) -> OcrStatus:
+    """The OCR engine of this machine, or None with the reason (cached: discovery runs a subprocess).
+
+    `enabled` and `languages` come from the settings ($NEXUS_OCR, $NEXUS_OCR_LANGUAGES)."""
+    if not enabled:
+        return OcrStatus(None, f"OCR disabled (${OCR_ENV}=off)")
     tessdata = _tessdata_dir()
     if not tessdata or not Path(tessdata).is_dir():
         return OcrStatus(
@@ -111,9 +110,9 @@ def find_ocr(languages: str | None = None, enabled: str | None = None) -> OcrSta
     return OcrStatus(OcrEngine(str(tessdata), languages), f"OCR with Tesseract ({languages}, {DEFAULT_DPI} dpi)")
 
 
-def ocr_unused_reason() -> str:
+def ocr_unused_reason(languages: str = DEFAULT_LANGUAGES, enabled: bool = True) -> str:
     """Why a scanned page was not OCRed in an extraction that ran without an engine."""
-    status = find_ocr()
+    status = find_ocr(languages, enabled)
     return f"OCR unavailable: {status.reason}" if status.engine is None else "OCR not enabled for this extraction"
 
 

@@ -108,10 +108,10 @@ class ExtractionLimits:
 
     @classmethod
     def from_settings(
-        cls, max_pdf_mb: float = 0, max_pages: int = 0, max_seconds: float = 0, environ: Mapping[str, str] | None = None
+        cls, max_pdf_mb: float = 0, max_pages: int = 0, max_seconds: float = 0, *, environ: Mapping[str, str]
     ) -> ExtractionLimits:
-        """A value > 0 (resource config) wins, else the NEXUS_* variable, else the default."""
-        environ = os.environ if environ is None else environ
+        """A value > 0 (resource config) wins, else the NEXUS_* variable of `environ` (the settings'
+        snapshot), else the default."""
 
         def pick(value: float, variable: str, default: float) -> float:
             raw = value if value and value > 0 else (environ.get(variable, "").strip() or default)

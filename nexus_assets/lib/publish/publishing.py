@@ -43,6 +43,7 @@ from nexus_assets.lib.core.layout import VKP_PREFIX, DataLayout, Partition, pars
 from nexus_assets.lib.core.partition_lock import file_lock
 from nexus_assets.lib.core.tables import embedding_identity, frame_to_parquet_bytes, package_order
 from nexus_assets.lib.distribution.vkp_catalog import (
+    DEFAULT_EXPIRY_DAYS,
     DEFAULT_KEEP_VERSIONS,
     CatalogStore,
     LocalCatalog,
@@ -103,10 +104,11 @@ class LocalPackageStore:
     """Packages in `<data>/vkp/`, committed from a staging directory by a no-overwrite hard link."""
 
     layout: DataLayout
+    expiry_days: float = DEFAULT_EXPIRY_DAYS  # of the signed catalog.json
     catalog: CatalogStore = field(init=False)
 
     def __post_init__(self) -> None:
-        self.catalog = LocalCatalog(self.layout.vkp_dir / "catalog.json")
+        self.catalog = LocalCatalog(self.layout.vkp_dir / "catalog.json", self.expiry_days)
 
     def names(self, part: Partition) -> list[str]:
         if not self.layout.vkp_dir.is_dir():

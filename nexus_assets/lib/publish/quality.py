@@ -15,7 +15,6 @@ must not stop a curriculum update (pages without a text layer, duplicated conten
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -523,13 +522,13 @@ def package_integrity(
 # --- retrieval quality (chroma_collection) ----------------------------------------------------------------
 
 
-def golden_path(configured: str = "", environ: Mapping[str, str] = os.environ) -> Path | None:
+def golden_path(configured: str, environ: Mapping[str, str]) -> Path | None:
     """The golden question file: the check's config, else $NEXUS_GOLDEN_QUESTIONS, else none."""
     chosen = configured or environ.get(GOLDEN_QUESTIONS_ENV, "")
     return Path(chosen).expanduser() if chosen else None
 
 
-def min_recall(configured: float | None = None, environ: Mapping[str, str] = os.environ) -> float:
+def min_recall(configured: float | None, environ: Mapping[str, str]) -> float:
     """The recall threshold: the check's config, else $NEXUS_GOLDEN_MIN_RECALL, else 0.7."""
     if configured is not None:
         value = float(configured)

@@ -9,7 +9,7 @@ recall threshold come from the same settings as the retrieval check.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,8 +71,10 @@ def partition_verdicts(
     min_recall: float | None = None,
     chunk_size: int = quality.DEFAULT_CHUNK_SIZE,
     k: int = quality.RECALL_K,
+    environ: Mapping[str, str] | None = None,
 ) -> Iterator[tuple[str, str, quality.Verdict]]:
-    """(check name, asset it judges, verdict) for each of the seven gates, in pipeline order."""
+    """(check name, asset it judges, verdict) for each of the seven gates, in pipeline order; `environ`
+    (the settings' snapshot) names the golden questions and recall when `golden`/`min_recall` do not."""
     yield "text_coverage", "pdf_text", quality.text_coverage(stored.pdf_text)
     yield "chunk_health", "text_chunks", quality.chunk_health(stored.text_chunks, target_size=chunk_size)
     yield "duplicate_rate", "text_chunks", quality.duplicate_rate(stored.text_chunks)
@@ -86,7 +88,11 @@ def partition_verdicts(
     )
     build = Path(stored.chroma_collection[ARTIFACT])
     yield "collection_consistency", "chroma_collection", quality.collection_consistency(build, stored.text_chunks)
-    yield "retrieval_quality", "chroma_collection", _retrieval(build, stored, part, embedder, golden, min_recall, k)
+    yield (
+        "retrieval_quality",
+        "chroma_collection",
+        _retrieval(build, stored, part, embedder, golden, min_recall, k, environ or {}),
+    )
     entry = stored.vkp_package or {}
     location = entry.get("location")
     local = Path(location) if location and not str(location).startswith("s3://") else None
@@ -106,11 +112,12 @@ def _retrieval(
     golden: str,
     min_recall: float | None,
     k: int,
+    environ: Mapping[str, str],
 ) -> quality.Verdict:
-    path = quality.golden_path(golden)
+    path = quality.golden_path(golden, environ)
     if path is None:
         return quality.not_configured()
-    threshold = quality.min_recall(min_recall)
+    threshold = quality.min_recall(min_recall, environ)
     try:
         questions = load_golden(path)
     except (OSError, ValueError) as exc:

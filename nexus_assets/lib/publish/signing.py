@@ -177,14 +177,13 @@ def resolve_signer(
     data_root: Path,
     *,
     key_file: str = "",
+    key_pem: str = "",
     secret_id: str = "",
     secret_reader: Callable[[str], str] | None = None,
-    environ: dict[str, str] | None = None,
 ) -> Signer:
-    """The configured signing key: explicit file, then $NEXUS_SIGNING_KEY_FILE, $NEXUS_SIGNING_KEY,
-    a Secrets Manager secret (when `secret_reader` is given), else the development key."""
-    env = os.environ if environ is None else environ
-    key_file = key_file or env.get(KEY_FILE_ENV, "")
+    """The configured signing key: a key file ($NEXUS_SIGNING_KEY_FILE), else PEM text
+    ($NEXUS_SIGNING_KEY), else a Secrets Manager secret (when `secret_reader` is given), else the
+    development key."""
     if key_file:
         path = Path(key_file).expanduser()
         try:
@@ -192,9 +191,8 @@ def resolve_signer(
         except OSError as exc:
             raise SigningError(f"{path}: cannot read the signing key: {exc.strerror or exc}") from None
         return Signer(load_private_key(data, str(path)), f"key file {path}")
-    if env.get(KEY_ENV):
-        return Signer(load_private_key(env[KEY_ENV], f"${KEY_ENV}"), f"${KEY_ENV}")
-    secret_id = secret_id or env.get(KEY_SECRET_ENV, "")
+    if key_pem:
+        return Signer(load_private_key(key_pem, f"${KEY_ENV}"), f"${KEY_ENV}")
     if secret_id and secret_reader is not None:
         return Signer(
             load_private_key(secret_reader(secret_id), f"secret {secret_id}"), f"Secrets Manager secret {secret_id}"
@@ -215,8 +213,9 @@ def secrets_manager_reader(client: Any) -> Callable[[str], str]:
 
 
 def trusted_public_key(explicit: str | None, data_root: Path | None) -> tuple[Ed25519PublicKey | None, str]:
-    """The key a verifier trusts: `--public-key`, $NEXUS_VKP_PUBLIC_KEY, else the local development key."""
-    chosen = explicit or os.environ.get(PUBLIC_KEY_ENV, "")
+    """The key a verifier trusts: `explicit` (`--public-key`, else $NEXUS_VKP_PUBLIC_KEY), else the local
+    development key."""
+    chosen = explicit or ""
     if chosen:
         return load_public_key(chosen), f"public key {chosen if 'BEGIN' not in chosen else '(inline)'}"
     if data_root is not None:

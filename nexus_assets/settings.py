@@ -1,0 +1,221 @@
+"""Every setting of the platform, read from the environment once (`Settings.from_env`) and passed down.
+
+The entry points read it: the `nexus` command when it starts, the Dagster code location when it loads
+(`nexus_assets/defs/settings.py`). Everything below them takes values, never the environment, so a
+setting has one name, one parser and one error message, and a test passes the settings it means.
+`docs/configuration.md` lists the variables; a test keeps it in step with `VARIABLES`.
+
+Two things are read later on purpose: `NEXUS_DATA_DIR` by the data-directory resources when a run
+starts (`nexus build` runs several data directories in one process), and the fault points of the
+reliability tests (`lib/core/fault_points.py`), which must reach killed child processes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from nexus_assets.lib.aws.aws_config import AwsSettings, Deployment
+from nexus_assets.lib.aws.aws_retry import RETRY_ENV, RetrySettings
+from nexus_assets.lib.distribution.vkp_catalog import DEFAULT_KEEP_VERSIONS, expiry_days
+from nexus_assets.lib.index.embedding_engines import model_cache_dir
+from nexus_assets.lib.ingest.pdf_extraction import (
+    DEFAULT_MAX_EXTRACTION_SECONDS,
+    DEFAULT_MAX_PDF_MB,
+    DEFAULT_MAX_PDF_PAGES,
+    MAX_EXTRACTION_SECONDS_ENV,
+    MAX_PDF_MB_ENV,
+    MAX_PDF_PAGES_ENV,
+    ExtractionLimits,
+)
+from nexus_assets.lib.publish.quality import min_recall
+
+ALSO_KEPT = ("TESSDATA_PREFIX",)  # not ours, but it changes what OCR reads: part of a build's fingerprint
+Executor = Literal["in_process", "multiprocess"]
+ChromaMode = Literal["local", "server"]
+
+# name → what it sets (its default). The one list of the platform's variables (docs/configuration.md).
+VARIABLES: dict[str, str] = {
+    "NEXUS_ENV": "deployment: local (default) or aws",
+    "NEXUS_DATA_DIR": "data directory (./data)",
+    "NEXUS_S3_BUCKET": "aws mode: the bucket holding raw-curriculum/, processed/ and vkp/ (required)",
+    "NEXUS_DYNAMODB_TABLE": "aws mode: table of small materializations (NexusAssetRecords)",
+    "NEXUS_JOBS_TABLE": "aws mode: job history table (ETLPipelineJobs)",
+    "AWS_REGION": "AWS region (AWS_DEFAULT_REGION, else us-east-1)",
+    "NEXUS_AWS_ENDPOINT_URL": "S3, DynamoDB and SQS endpoint (moto, LocalStack, an S3-compatible store)",
+    "NEXUS_KMS_KEY_ID": "aws mode: SSE-KMS key (empty: SSE-S3, AES256)",
+    "NEXUS_S3_STORAGE_CLASS": "aws mode: storage class of processed objects (STANDARD_IA)",
+    "NEXUS_CLOUDFRONT_DISTRIBUTION_ID": "aws mode: CloudFront distribution invalidated on publication",
+    "NEXUS_SQS_QUEUE_URL": "aws mode: queue of S3 event notifications (empty: the sensor lists the bucket)",
+    "NEXUS_S3_BUCKET_POLICY": "`nexus aws bootstrap` sets the bucket policy: on (default) or off",
+    RETRY_ENV["mode"]: "botocore retry mode: standard (default), adaptive or legacy",
+    RETRY_ENV["max_attempts"]: "calls per AWS request, the first included (8)",
+    RETRY_ENV["connect_timeout"]: "seconds to connect to AWS (10)",
+    RETRY_ENV["read_timeout"]: "seconds to wait for an AWS response (60)",
+    "NEXUS_EMBEDDER_BACKEND": "embedding back end: local (default), bedrock or bedrock_fallback",
+    "NEXUS_BEDROCK_ENDPOINT_URL": "Bedrock endpoint (AWS's public one)",
+    "NEXUS_MODEL_CACHE": "converted models and engine measurements ($XDG_CACHE_HOME/nexus-assets)",
+    "NEXUS_CHROMA_MODE": "local (default) or server: also publish collections to a Chroma server",
+    "NEXUS_CHROMA_HOST": "Chroma server host (127.0.0.1)",
+    "NEXUS_CHROMA_PORT": "Chroma server port (8000)",
+    "NEXUS_CHROMA_SSL": "Chroma server over TLS: true or false (false)",
+    "NEXUS_CHROMA_TOKEN": "secret: Chroma server token (an EnvVar, read by the resource at run time)",
+    "NEXUS_EXECUTOR": "run steps in_process (default) or multiprocess",
+    "NEXUS_EXECUTOR_MAX_CONCURRENT": "steps at once with the multiprocess executor (2)",
+    "NEXUS_STEP_RETRIES": "retries of a failed step (3)",
+    "NEXUS_STEP_RETRY_DELAY": "seconds before the first step retry, doubling (1)",
+    "NEXUS_REBUILD_CRON": "weekly full rebuild schedule (0 2 * * 0)",
+    "NEXUS_REBUILD_TIMEZONE": "its time zone (Asia/Jakarta)",
+    "NEXUS_VKP_KEEP_VERSIONS": f"package versions kept per partition ({DEFAULT_KEEP_VERSIONS})",
+    "NEXUS_CATALOG_EXPIRY_DAYS": "days a signed catalog.json stays valid (30)",
+    MAX_PDF_MB_ENV: f"largest PDF read, MiB ({DEFAULT_MAX_PDF_MB})",
+    MAX_PDF_PAGES_ENV: f"most pages per PDF ({DEFAULT_MAX_PDF_PAGES})",
+    MAX_EXTRACTION_SECONDS_ENV: f"seconds of extraction per file, OCR included ({DEFAULT_MAX_EXTRACTION_SECONDS:g})",
+    "NEXUS_OCR": "auto (default: where Tesseract is installed) or off",
+    "NEXUS_OCR_LANGUAGES": "Tesseract languages (ind+eng)",
+    "NEXUS_SIGNING_KEY_FILE": "PEM file of the Ed25519 package signing key",
+    "NEXUS_SIGNING_KEY": "secret: the signing key as PEM text",
+    "NEXUS_SIGNING_KEY_SECRET_ID": "aws mode: Secrets Manager secret holding the signing key",
+    "NEXUS_VKP_PUBLIC_KEY": "public key `nexus vkp verify/pull` trust (file or PEM text)",
+    "NEXUS_GOLDEN_QUESTIONS": "golden questions file of the retrieval_quality check",
+    "NEXUS_GOLDEN_MIN_RECALL": "recall the retrieval_quality check requires (0.7)",
+}
+
+
+TEST_HOOKS = ("NEXUS_FAULT_POINT", "NEXUS_FAULT_MARKER")  # reliability tests only: lib/core/fault_points.py
+
+
+def variables_table() -> str:
+    """VARIABLES as the Markdown table of docs/configuration.md (a test keeps the page in step)."""
+    rows = [f"| `{name}` | {meaning} |" for name, meaning in VARIABLES.items()]
+    return "\n".join(["| variable | what it sets (default) |", "|---|---|", *rows])
+
+
+def _flag(value: str, variable: str, default: bool) -> bool:
+    choice = value.strip().lower()
+    if not choice:
+        return default
+    if choice in ("1", "true", "yes", "on"):
+        return True
+    if choice in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{variable}={value!r}: use on or off")
+
+
+def _number(environ: Mapping[str, str], variable: str, default: float, kind: type = float) -> float:
+    raw = environ.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ValueError(f"{variable}={raw!r} is not a{'n integer' if kind is int else ' number'}") from None
+    if value < 0:
+        raise ValueError(f"{variable}={raw!r} must not be negative")
+    return value
+
+
+def _choice(environ: Mapping[str, str], variable: str, choices: tuple[str, ...]) -> str:
+    value = environ.get(variable, "").strip().lower() or choices[0]
+    if value not in choices:
+        raise ValueError(f"{variable}={value!r}: use {' or '.join(choices)} (default {choices[0]})")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The platform's settings: defaults here, values from `from_env`."""
+
+    deployment: Deployment = "local"
+    data_dir: str = ""  # empty: ./data
+    aws: AwsSettings | None = None  # the bucket and tables: always in aws mode, else when a bucket is named
+    aws_endpoint_url: str | None = None  # also used in local mode: `nexus vkp pull s3://...`
+    aws_region: str | None = None
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    sqs_queue_url: str = ""
+    embedder_backend: str = "local"
+    bedrock_endpoint_url: str | None = None
+    model_cache: Path = field(default_factory=lambda: model_cache_dir({}))
+    chroma_mode: ChromaMode = "local"
+    chroma_host: str = "127.0.0.1"
+    chroma_port: int = 8000
+    chroma_ssl: bool = False
+    executor: Executor = "in_process"
+    executor_max_concurrent: int = 2
+    step_retries: int = 3
+    step_retry_delay: float = 1.0
+    rebuild_cron: str = "0 2 * * 0"  # Sunday 02:00
+    rebuild_timezone: str = "Asia/Jakarta"
+    keep_versions: int = 0  # 0: the catalog's default
+    catalog_expiry_days: float = 30.0
+    limits: ExtractionLimits = field(default_factory=ExtractionLimits)
+    ocr: bool = True  # False: never OCR, even where Tesseract is installed
+    ocr_languages: str = "ind+eng"
+    signing_key_file: str = ""
+    signing_key: str = field(default="", repr=False)  # PEM text: never printed
+    signing_key_secret_id: str = ""
+    vkp_public_key: str = ""
+    environment: Mapping[str, str] = field(default_factory=dict, repr=False)  # NEXUS_* (+ ALSO_KEPT) as read
+
+    @property
+    def aws_mode(self) -> AwsSettings | None:
+        """The bucket and tables when this is aws mode (NEXUS_ENV=aws), else None."""
+        return self.aws if self.deployment == "aws" else None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Parse every variable of VARIABLES; a bad value raises ValueError naming the variable."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str:
+            return env.get(name, "").strip()
+
+        deployment = _choice(env, "NEXUS_ENV", ("local", "aws"))
+        retry = RetrySettings.from_env(env)
+        executor = _choice(env, "NEXUS_EXECUTOR", ("in_process", "multiprocess"))
+        backend = _choice(env, "NEXUS_EMBEDDER_BACKEND", ("local", "bedrock", "bedrock_fallback"))
+        min_recall(None, env)  # validated here; the check reads it with its own config
+        return cls(
+            deployment=deployment,  # type: ignore[arg-type]
+            data_dir=get("NEXUS_DATA_DIR"),
+            aws=AwsSettings.from_env(env, retry) if deployment == "aws" or get("NEXUS_S3_BUCKET") else None,
+            aws_endpoint_url=get("NEXUS_AWS_ENDPOINT_URL") or None,
+            aws_region=get("AWS_REGION") or get("AWS_DEFAULT_REGION") or None,
+            retry=retry,
+            sqs_queue_url=get("NEXUS_SQS_QUEUE_URL"),
+            embedder_backend=backend,
+            bedrock_endpoint_url=get("NEXUS_BEDROCK_ENDPOINT_URL") or None,
+            model_cache=model_cache_dir(env),
+            chroma_mode=_choice(env, "NEXUS_CHROMA_MODE", ("local", "server")),  # type: ignore[arg-type]
+            chroma_host=get("NEXUS_CHROMA_HOST") or cls.chroma_host,
+            chroma_port=int(_number(env, "NEXUS_CHROMA_PORT", cls.chroma_port, int)),
+            chroma_ssl=_flag(get("NEXUS_CHROMA_SSL"), "NEXUS_CHROMA_SSL", False),
+            executor=executor,  # type: ignore[arg-type]
+            executor_max_concurrent=int(_number(env, "NEXUS_EXECUTOR_MAX_CONCURRENT", 2, int)),
+            step_retries=int(_number(env, "NEXUS_STEP_RETRIES", cls.step_retries, int)),
+            step_retry_delay=_number(env, "NEXUS_STEP_RETRY_DELAY", cls.step_retry_delay),
+            rebuild_cron=get("NEXUS_REBUILD_CRON") or cls.rebuild_cron,
+            rebuild_timezone=get("NEXUS_REBUILD_TIMEZONE") or cls.rebuild_timezone,
+            keep_versions=int(_number(env, "NEXUS_VKP_KEEP_VERSIONS", 0, int)),
+            catalog_expiry_days=expiry_days(env),
+            limits=ExtractionLimits.from_settings(environ=env),
+            ocr=_flag(get("NEXUS_OCR").replace("auto", ""), "NEXUS_OCR", True),
+            ocr_languages=get("NEXUS_OCR_LANGUAGES") or cls.ocr_languages,
+            signing_key_file=get("NEXUS_SIGNING_KEY_FILE"),
+            signing_key=env.get("NEXUS_SIGNING_KEY", ""),
+            signing_key_secret_id=get("NEXUS_SIGNING_KEY_SECRET_ID"),
+            vkp_public_key=get("NEXUS_VKP_PUBLIC_KEY"),
+            environment={k: v for k, v in sorted(env.items()) if k.startswith("NEXUS_") or k in ALSO_KEPT},
+        )
+
+
+if __name__ == "__main__":  # `python -m nexus_assets.settings`: rewrite the table of docs/configuration.md
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
+    marker = "<!-- generated from nexus_assets/settings.py VARIABLES: a test keeps this table in step -->\n"
+    head = page.read_text().split(marker)[0]
+    page.write_text(head + marker + variables_table() + "\n")
