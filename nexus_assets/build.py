@@ -383,6 +383,8 @@ def run_partitions(
 ) -> BuildOutcome:
     """Run `build.targets` in this process, one run of the build job each, then refresh the catalog.
 
+    The runs read `settings` (the command's) and `layout`'s data directory while they execute.
+
     Runs of earlier builds whose process was killed are ended first (their pool slots freed). Each run is
     recorded in the job table (`running`, then its final record) and, when it succeeded in local mode,
     its fingerprint, so the next unchanged build skips it.
@@ -390,6 +392,7 @@ def run_partitions(
     import logging
 
     from nexus_assets.definitions import defs
+    from nexus_assets.defs import settings as code_location
     from nexus_assets.defs.orphaned_runs import JOB_TIMESTAMP_TAG, fail_orphaned_runs, process_tags
     from nexus_assets.defs.partitions import key_of, register_partitions
     from nexus_assets.lib.core.build_fingerprint import forget_build, record_build
@@ -421,7 +424,7 @@ def run_partitions(
         recorded = _put(jobs, JobRecord(run_id, started, BUILD_JOB, str(key_of(part)), config=run_config), observer)
         if part in build.fingerprints:
             forget_build(layout, part)
-        with data_dir_env(layout):
+        with data_dir_env(layout), code_location.using(settings):
             result = job.execute_in_process(
                 instance=instance,
                 partition_key=key_of(part),
@@ -442,7 +445,8 @@ def run_partitions(
             record_build(layout, part, build.fingerprints[part], run_id)
         outcomes.append(PartitionOutcome(part, summary, recorded))
     observer.phase("catalog")
-    with data_dir_env(layout):  # the catalog of partitions (processed/catalog.parquet) reflects these runs
+    # the catalog of partitions (processed/catalog.parquet) reflects these runs
+    with data_dir_env(layout), code_location.using(settings):
         catalog = (
             defs.resolve_job_def(CATALOG_JOB)
             .with_logger_defs({"console": logger})

@@ -19,6 +19,7 @@ from typing import Any
 
 import dagster as dg
 
+from nexus_assets.defs import settings as code_location
 from nexus_assets.defs.assets import curriculum_assets
 from nexus_assets.defs.aws import AwsDataDirResource, AwsResource, DynamoRecordIOManager, S3TableIOManager
 from nexus_assets.defs.checks import curriculum_checks
@@ -30,10 +31,15 @@ from nexus_assets.defs.curriculum_catalog import (
 from nexus_assets.defs.io_managers import RECORD_IO_MANAGER, LocalPartitionedIOManager
 from nexus_assets.defs.job_history import job_history_sensors
 from nexus_assets.defs.jobs import curriculum_build_job
-from nexus_assets.defs.resources import ChromaResource, DataDirResource, EmbedderResource
+from nexus_assets.defs.resources import (
+    ChromaResource,
+    DataDirResource,
+    EmbedderResource,
+    ExtractionLimitsResource,
+    PublishingResource,
+)
 from nexus_assets.defs.schedules import weekly_full_rebuild_schedule
 from nexus_assets.defs.sensors import SqsQueueResource, upload_sensors
-from nexus_assets.defs.settings import SETTINGS
 from nexus_assets.lib.aws.aws_config import ENV_VARS
 from nexus_assets.settings import Settings
 
@@ -62,10 +68,13 @@ def run_executor(settings: Settings) -> dg.ExecutorDefinition:
     return dg.multiprocess_executor.configured({"max_concurrent": settings.executor_max_concurrent})
 
 
-def local_resources(settings: Settings = SETTINGS) -> dict[str, Any]:
+def local_resources(settings: Settings | None = None) -> dict[str, Any]:
+    settings = settings or code_location.SETTINGS
     files = LocalPartitionedIOManager()
     return {
         "data_dir": DataDirResource(),
+        "extraction": ExtractionLimitsResource(),
+        "publishing": PublishingResource(),
         "embedder": EmbedderResource(),
         "chroma": chroma_resource(settings),
         "io_manager": files,
@@ -74,8 +83,9 @@ def local_resources(settings: Settings = SETTINGS) -> dict[str, Any]:
     }
 
 
-def aws_resources(settings: Settings = SETTINGS) -> dict[str, Any]:
+def aws_resources(settings: Settings | None = None) -> dict[str, Any]:
     """aws mode's resources: the AWS values stay EnvVars, so the UI shows which variable set each."""
+    settings = settings or code_location.SETTINGS
 
     def env(name: str, default: Any) -> Any:
         return _env(settings, name, default)
@@ -94,6 +104,8 @@ def aws_resources(settings: Settings = SETTINGS) -> dict[str, Any]:
     sqs = SqsQueueResource(queue_url=env("sqs_queue_url", ""), region=region, endpoint_url=env("endpoint_url", ""))
     return {
         "data_dir": AwsDataDirResource(aws=aws),
+        "extraction": ExtractionLimitsResource(),
+        "publishing": PublishingResource(),
         "embedder": EmbedderResource(),
         "chroma": chroma_resource(settings),
         "io_manager": S3TableIOManager(aws=aws),
@@ -110,6 +122,6 @@ defs = dg.Definitions(
     jobs=[curriculum_build_job, curriculum_catalog_job],
     sensors=[*upload_sensors, *job_history_sensors, curriculum_catalog_automation_sensor],
     schedules=[weekly_full_rebuild_schedule],
-    resources=RESOURCES_BY_DEPLOYMENT[SETTINGS.deployment](SETTINGS),
-    executor=run_executor(SETTINGS),
+    resources=RESOURCES_BY_DEPLOYMENT[code_location.SETTINGS.deployment](code_location.SETTINGS),
+    executor=run_executor(code_location.SETTINGS),
 )

@@ -8,12 +8,11 @@ import pandas as pd
 import pytest
 
 from nexus_assets.defs.assets import curriculum_assets
-from nexus_assets.defs.io_managers import RECORD_IO_MANAGER, LocalPartitionedIOManager
 from nexus_assets.defs.partitions import key_of, register_partitions
-from nexus_assets.defs.resources import ChromaResource, DataDirResource, EmbedderResource
 from nexus_assets.lib.core.layout import DataLayout, Partition
 from nexus_assets.lib.index.chroma_store import current_build, open_collection
 from nexus_assets.lib.publish.vkp import read_manifest, verify_vkp
+from nexus_assets_tests.support.dagster_build import local_resources_at
 
 pytestmark = pytest.mark.slow  # each test materializes whole partitions (model included)
 
@@ -33,13 +32,7 @@ def _materialize(instance: dg.DagsterInstance, data_dir: Path, part: Partition, 
         curriculum_assets,
         partition_key=key_of(part),
         instance=instance,
-        resources={
-            "data_dir": DataDirResource(data_dir=str(data_dir)),
-            "embedder": EmbedderResource(),
-            "chroma": ChromaResource(),
-            "io_manager": LocalPartitionedIOManager(data_dir=str(data_dir)),
-            RECORD_IO_MANAGER: LocalPartitionedIOManager(data_dir=str(data_dir)),
-        },
+        resources=local_resources_at(data_dir),
         run_config=run_config,
     )
 

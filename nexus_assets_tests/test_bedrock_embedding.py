@@ -181,7 +181,7 @@ def test_the_resource_picks_back_ends_from_config_or_environment(bedrock_env, mo
     assert EmbedderResource().backend_name == "local"
     monkeypatch.setenv("NEXUS_EMBEDDER_BACKEND", "bedrock_fallback")
     # The code location's settings, as a daemon started with these variables would read them.
-    monkeypatch.setattr("nexus_assets.defs.resources.SETTINGS", Settings.from_env())
+    monkeypatch.setattr("nexus_assets.defs.settings.SETTINGS", Settings.from_env())
     resource = EmbedderResource(bedrock_dimensions=256)
     primary, fallback = resource.get_embedder(), resource.get_fallback()
     assert (primary.backend, primary.model_id, primary.dims) == ("bedrock", TITAN_TEXT_V2, 256)

@@ -12,15 +12,15 @@ import pytest
 from nexus_assets.build import run_summary
 from nexus_assets.defs.assets import curriculum_assets
 from nexus_assets.defs.checks import curriculum_checks
-from nexus_assets.defs.io_managers import RECORD_IO_MANAGER, LocalPartitionedIOManager
 from nexus_assets.defs.jobs import curriculum_build_job
 from nexus_assets.defs.partitions import key_of, register_partitions
-from nexus_assets.defs.resources import ChromaResource, DataDirResource, EmbedderResource
+from nexus_assets.defs.resources import EmbedderResource
 from nexus_assets.lib.core.layout import Partition
 from nexus_assets.lib.index.bedrock_embedding import DEFAULT_PRICES_PER_1K_TOKENS, TITAN_TEXT_V2
 from nexus_assets.lib.index.chroma_store import current_build, read_build_info
 from nexus_assets.lib.index.embedding import DEFAULT_MODEL_ID
 from nexus_assets.lib.publish.vkp import read_manifest
+from nexus_assets_tests.support.dagster_build import local_resources_at
 
 pytestmark = pytest.mark.slow  # two full partition builds, the local model included
 
@@ -28,18 +28,11 @@ INFO10 = Partition("informatika", "kelas_10")
 
 
 def _run(instance: dg.DagsterInstance, data_dir: Path) -> dg.ExecuteInProcessResult:
-    files = LocalPartitionedIOManager(data_dir=str(data_dir))
     defs = dg.Definitions(
         assets=curriculum_assets,
         asset_checks=curriculum_checks,
         jobs=[curriculum_build_job],
-        resources={
-            "data_dir": DataDirResource(data_dir=str(data_dir)),
-            "io_manager": files,
-            RECORD_IO_MANAGER: files,
-            "embedder": EmbedderResource(backend="bedrock_fallback", bedrock_max_attempts=3),
-            "chroma": ChromaResource(),
-        },
+        resources=local_resources_at(data_dir, EmbedderResource(backend="bedrock_fallback", bedrock_max_attempts=3)),
         executor=dg.in_process_executor,
     )
     register_partitions(instance, [INFO10])

@@ -21,15 +21,16 @@ from nexus_assets.cli import main
 from nexus_assets.defs.assets import curriculum_assets
 from nexus_assets.defs.checks import curriculum_checks
 from nexus_assets.defs.curriculum_catalog import curriculum_catalog, curriculum_catalog_job
-from nexus_assets.defs.io_managers import ARTIFACT, RECORD_IO_MANAGER, LocalPartitionedIOManager
+from nexus_assets.defs.io_managers import ARTIFACT
 from nexus_assets.defs.jobs import curriculum_build_job
 from nexus_assets.defs.partitions import curriculum_partitions_def, key_of, register_partitions
-from nexus_assets.defs.resources import ChromaResource, DataDirResource, EmbedderResource
+from nexus_assets.defs.resources import EmbedderResource
 from nexus_assets.lib.core.layout import DataLayout, Partition
 from nexus_assets.lib.core.tables import embeddings_frame, raw_manifest_frame
 from nexus_assets.lib.publish import quality
 from nexus_assets.lib.publish.vkp import verify_vkp
 from nexus_assets.settings import Settings
+from nexus_assets_tests.support.dagster_build import local_resources_at
 from nexus_assets_tests.support.quality_data import (
     BIO10,
     BIO11,
@@ -72,7 +73,7 @@ def _no_deployment_golden_file(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _reload_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """The checks' settings as a code location loaded with this environment reads them."""
-    monkeypatch.setattr("nexus_assets.defs.checks.SETTINGS", Settings.from_env())
+    monkeypatch.setattr("nexus_assets.defs.settings.SETTINGS", Settings.from_env())
 
 
 @pytest.fixture
@@ -82,18 +83,11 @@ def instance():
 
 
 def _defs(data_dir: Path, embedder: EmbedderResource | None = None) -> dg.Definitions:
-    files = LocalPartitionedIOManager(data_dir=str(data_dir))
     return dg.Definitions(
         assets=[*curriculum_assets, curriculum_catalog],
         asset_checks=curriculum_checks,
         jobs=[curriculum_build_job, curriculum_catalog_job, *CHECK_JOBS.values()],
-        resources={
-            "data_dir": DataDirResource(data_dir=str(data_dir)),
-            "embedder": embedder or EmbedderResource(),
-            "chroma": ChromaResource(),
-            "io_manager": files,
-            RECORD_IO_MANAGER: files,
-        },
+        resources=local_resources_at(data_dir, embedder),
         executor=dg.in_process_executor,
     )
 

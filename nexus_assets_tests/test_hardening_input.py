@@ -260,7 +260,7 @@ def test_partitions_with_the_same_package_names_are_both_skipped(tmp_path: Path,
 
 @pytest.mark.reliability("bad input", "a limit set to something that is not a positive number")
 def test_limits_come_from_config_then_environment_then_defaults(reliability) -> None:
-    from nexus_assets.defs.resources import DataDirResource
+    from nexus_assets.defs.resources import ExtractionLimitsResource
 
     defaults = ExtractionLimits.from_settings(environ={})
     assert (defaults.max_bytes, defaults.max_pages, defaults.max_seconds) == (500 << 20, 2000, 1800.0)
@@ -269,7 +269,7 @@ def test_limits_come_from_config_then_environment_then_defaults(reliability) -> 
     assert (from_env.max_bytes, from_env.max_pages, from_env.max_seconds) == (int(2.5 * (1 << 20)), 300, 60.0)
     configured = ExtractionLimits.from_settings(max_pdf_mb=1, max_pages=10, max_seconds=5, environ=env)
     assert (configured.max_bytes, configured.max_pages, configured.max_seconds) == (1 << 20, 10, 5.0)
-    assert DataDirResource(max_pdf_pages=7).extraction_limits().max_pages == 7
+    assert ExtractionLimitsResource(max_pdf_pages=7).limits().max_pages == 7
     messages = []
     for bad in ({"NEXUS_MAX_PDF_PAGES": "banyak"}, {"NEXUS_MAX_EXTRACTION_SECONDS": "-1"}):
         with pytest.raises(ValueError) as refused:

@@ -13,10 +13,16 @@ import numpy as np
 import pandas as pd
 
 from nexus_assets.build import CATALOG_RACE_TAG
+from nexus_assets.defs import settings as code_location
 from nexus_assets.defs.io_managers import ARTIFACT, RECORD_IO_MANAGER
 from nexus_assets.defs.partitions import curriculum_partitions_def, partition_of
-from nexus_assets.defs.resources import ChromaResource, DataDirResource, EmbedderResource
-from nexus_assets.defs.settings import SETTINGS
+from nexus_assets.defs.resources import (
+    ChromaResource,
+    DataDirResource,
+    EmbedderResource,
+    ExtractionLimitsResource,
+    PublishingResource,
+)
 from nexus_assets.defs.table_metadata import frame_table, histogram_table, schema_metadata, table_output_metadata
 from nexus_assets.lib.core.build_fingerprint import code_version
 from nexus_assets.lib.core.tables import (
@@ -48,7 +54,7 @@ from nexus_assets.lib.publish.quality import length_bins, markdown_table
 
 INGEST, INDEX, PUBLISH = "ingest", "index", "publish"
 # Kinds name where each value lives, so the lineage graph reads like the architecture in either mode.
-_AWS = SETTINGS.deployment == "aws"
+_AWS = code_location.SETTINGS.deployment == "aws"
 TABLES = "s3" if _AWS else "parquet"  # DataFrames: S3TableIOManager / local parquet
 RECORDS = "dynamodb" if _AWS else "json"  # small records: DynamoRecordIOManager / local json
 PREVIEW_CHUNKS = 3
@@ -66,8 +72,8 @@ def transient_retry_policy() -> dg.RetryPolicy:
     (lib/aws/aws_retry.py) gets NEXUS_STEP_RETRIES more tries (default 3), NEXUS_STEP_RETRY_DELAY seconds
     apart (default 1), doubling, ±jitter so parallel runs do not retry in lockstep."""
     return dg.RetryPolicy(
-        max_retries=SETTINGS.step_retries,
-        delay=SETTINGS.step_retry_delay,
+        max_retries=code_location.SETTINGS.step_retries,
+        delay=code_location.SETTINGS.step_retry_delay,
         backoff=dg.Backoff.EXPONENTIAL,
         jitter=dg.Jitter.PLUS_MINUS,
     )
@@ -129,12 +135,15 @@ def raw_pdfs(context: dg.AssetExecutionContext, data_dir: DataDirResource) -> dg
     "too_many_pages, timeout, crashed) and per page (ok, ocr: a scan read by Tesseract, no_text, error).",
 )
 def pdf_text(
-    context: dg.AssetExecutionContext, data_dir: DataDirResource, raw_pdfs: pd.DataFrame
+    context: dg.AssetExecutionContext,
+    data_dir: DataDirResource,
+    extraction: ExtractionLimitsResource,
+    raw_pdfs: pd.DataFrame,
 ) -> dg.Output[pd.DataFrame]:
     part = partition_of(context.partition_key)
     source = data_dir.raw_source()  # in aws mode, fetches a PDF this machine has not mirrored yet
-    ocr = find_ocr(SETTINGS.ocr_languages, SETTINGS.ocr)
-    limits = data_dir.extraction_limits()
+    ocr = find_ocr(code_location.SETTINGS.ocr_languages, code_location.SETTINGS.ocr)
+    limits = extraction.limits()
     context.log.info(f"{part.label}: {ocr.reason}; {limits.describe()}")
 
     def report(result: FileExtraction, cached: bool) -> None:
@@ -413,6 +422,7 @@ def chroma_collection(
 def vkp_package(
     context: dg.AssetExecutionContext,
     data_dir: DataDirResource,
+    publishing: PublishingResource,
     raw_pdfs: pd.DataFrame,
     pdf_text: pd.DataFrame,
     text_chunks: pd.DataFrame,
@@ -433,7 +443,7 @@ def vkp_package(
         "chunks": len(text_chunks),
         "embeddings": len(chunk_embeddings),
     }
-    signer = data_dir.signer()
+    signer = publishing.signer(data_dir.storage())
     if signer.development:
         context.log.warning(
             f"{part.label}: signing with the {signer.origin} (key id {signer.key_id}): fine for a "
@@ -448,7 +458,7 @@ def vkp_package(
         sources,
         counts,
         signer=signer,
-        keep_versions=data_dir.retention(),
+        keep_versions=publishing.retention(),
     )
     if result.published and not result.catalog_updated:
         # A racing run moved the catalog to a newer version first (the conditional write refused ours):

@@ -21,10 +21,10 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from nexus_assets.defs import settings as code_location
 from nexus_assets.defs.io_managers import ARTIFACT, stored_name
 from nexus_assets.defs.partitions import partition_of
 from nexus_assets.defs.resources import DataDirResource
-from nexus_assets.defs.settings import SETTINGS
 from nexus_assets.lib.aws.aws_config import AwsSettings
 from nexus_assets.lib.aws.dynamo_records import DynamoRecordStore, StaleWriteError
 from nexus_assets.lib.aws.s3_store import S3ObjectStore
@@ -58,8 +58,8 @@ class AwsResource(dg.ConfigurableResource):
             kms_key_id=self.kms_key_id or None,
             storage_class=self.storage_class,
             cloudfront_distribution_id=self.cloudfront_distribution_id or None,
-            bedrock_endpoint_url=SETTINGS.bedrock_endpoint_url,
-            retry=SETTINGS.retry,
+            bedrock_endpoint_url=code_location.SETTINGS.bedrock_endpoint_url,
+            retry=code_location.SETTINGS.retry,
         )
 
     def object_store(self) -> S3ObjectStore:
@@ -78,7 +78,7 @@ class AwsDataDirResource(DataDirResource):
     aws: AwsResource
 
     def storage(self) -> AwsStorage:
-        return AwsStorage(self.layout, replace(SETTINGS, deployment="aws", aws=self.aws.settings()))
+        return AwsStorage(self.layout, replace(code_location.SETTINGS, deployment="aws", aws=self.aws.settings()))
 
 
 class StaleRecordFailure(dg.Failure, StaleWriteError):

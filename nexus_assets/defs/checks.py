@@ -26,12 +26,12 @@ import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field
 
+from nexus_assets.defs import settings as code_location
 from nexus_assets.defs.assets import chroma_collection, chunk_embeddings, pdf_text, raw_pdfs, text_chunks, vkp_package
 from nexus_assets.defs.aws import AwsDataDirResource
 from nexus_assets.defs.io_managers import ARTIFACT
 from nexus_assets.defs.partitions import curriculum_partitions_def, partition_of
-from nexus_assets.defs.resources import DataDirResource, EmbedderResource
-from nexus_assets.defs.settings import SETTINGS
+from nexus_assets.defs.resources import DataDirResource, EmbedderResource, PublishingResource
 from nexus_assets.lib.index.retrieval_eval import load_golden
 from nexus_assets.lib.publish import quality
 
@@ -159,10 +159,10 @@ def retrieval_quality(
     chroma_collection: dict,
     raw_pdfs: pd.DataFrame,
 ) -> dg.AssetCheckResult:
-    path = quality.golden_path(config.golden_questions, SETTINGS.environment)
+    path = quality.golden_path(config.golden_questions, code_location.SETTINGS.environment)
     if path is None:
         return check_result(quality.not_configured())
-    threshold = quality.min_recall(config.min_recall, SETTINGS.environment)
+    threshold = quality.min_recall(config.min_recall, code_location.SETTINGS.environment)
     try:
         questions = load_golden(path)
     except (OSError, ValueError) as exc:
@@ -202,14 +202,16 @@ def _package_file(data_dir: DataDirResource, location: str) -> Iterator[tuple[Pa
     description="The partition's current VKP verifies (manifest, member checksums, tables, content "
     "hash) and matches its catalog entry.",
 )
-def package_integrity(data_dir: DataDirResource, vkp_package: dict) -> dg.AssetCheckResult:
+def package_integrity(
+    data_dir: DataDirResource, publishing: PublishingResource, vkp_package: dict
+) -> dg.AssetCheckResult:
     location = vkp_package.get("location")
     if not vkp_package.get("version") or not location:
         return check_result(quality.package_integrity(vkp_package, None))
     with _package_file(data_dir, str(location)) as (local, problem):
         # A development key is per data directory (per machine in aws mode): only a configured key is
         # expected to have signed every package, so only then is the signature checked here.
-        signer = data_dir.signer()
+        signer = publishing.signer(data_dir.storage())
         trusted = None if signer.development else signer.public_key
         return check_result(quality.package_integrity(vkp_package, local, problem, trusted))
 

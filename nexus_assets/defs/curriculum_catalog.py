@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
+from nexus_assets.defs import settings as code_location
 from nexus_assets.defs.assets import PUBLISH, PUBLISH_CODE, TABLES, pdf_text, text_chunks, vkp_package
 from nexus_assets.defs.checks import curriculum_checks
 from nexus_assets.defs.io_managers import STORED_AS
 from nexus_assets.defs.partitions import curriculum_partitions_def, partition_of
-from nexus_assets.defs.settings import SETTINGS
 from nexus_assets.defs.table_metadata import frame_table, schema_metadata, table_output_metadata
 from nexus_assets.lib.publish.curriculum_catalog import STORED_AS as CATALOG_FILE
 from nexus_assets.lib.publish.curriculum_catalog import (
@@ -114,7 +114,9 @@ curriculum_catalog_job = dg.define_asset_job(
 curriculum_catalog_automation_sensor = dg.AutomationConditionSensorDefinition(
     "curriculum_catalog_automation_sensor",
     target=dg.AssetSelection.assets(curriculum_catalog),
-    default_status=dg.DefaultSensorStatus.RUNNING if SETTINGS.deployment == "aws" else dg.DefaultSensorStatus.STOPPED,
+    default_status=dg.DefaultSensorStatus.RUNNING
+    if code_location.SETTINGS.deployment == "aws"
+    else dg.DefaultSensorStatus.STOPPED,
     description="Evaluates the catalog's automation condition: refreshes it after partition builds (the daemon's "
     "runs; `nexus build` refreshes it itself). Running by default in aws mode.",
 )

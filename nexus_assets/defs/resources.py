@@ -1,4 +1,6 @@
-"""Resources: where the data lives, which embedding model builds the vectors, where collections are served."""
+"""Resources, one duty each: where the data lives (`data_dir`), what one PDF may cost (`extraction`), how
+packages are signed and kept (`publishing`), which model builds the vectors (`embedder`), where collections
+are served (`chroma`)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 from pydantic import Field
 
-from nexus_assets.defs.settings import SETTINGS
+from nexus_assets.defs import settings as code_location
 from nexus_assets.lib.aws.aws_config import ENV_VARS
 from nexus_assets.lib.aws.storage import LocalStorage, Storage
 from nexus_assets.lib.core.job_tracking import JobStore
@@ -48,7 +50,7 @@ KEEP_VERSIONS_ENV = "NEXUS_VKP_KEEP_VERSIONS"
 
 
 class DataDirResource(dg.ConfigurableResource):
-    """The data directory holding `raw-curriculum/`, `processed/` and `vkp/`.
+    """The data directory holding `raw-curriculum/`, `processed/` and `vkp/`, and the storage behind it.
 
     Empty means NEXUS_DATA_DIR as it is when the run starts (else `./data`): read late, so one
     process can build several data directories and the UI always follows the environment.
@@ -59,6 +61,37 @@ class DataDirResource(dg.ConfigurableResource):
         description="Root of raw-curriculum/, processed/ and vkp/; "
         "empty: $NEXUS_DATA_DIR or ./data. Relative paths resolve from the working directory.",
     )
+
+    @property
+    def layout(self) -> DataLayout:
+        return DataLayout.from_env(self.data_dir or None)
+
+    def storage(self) -> Storage:
+        """Local files (this resource) or the bucket and tables (`AwsDataDirResource`): lib/aws/storage.py."""
+        return LocalStorage(self.layout, code_location.SETTINGS)
+
+    def raw_source(self) -> RawSource:
+        return self.storage().raw_source()
+
+    def package_store(self) -> Packages:
+        return self.storage().package_store()
+
+    def extraction_cache(self, ocr: OcrEngine | None = None) -> ExtractionCache:
+        return self.storage().extraction_cache(ocr)
+
+    def vector_cache(self) -> Vectors:
+        return self.storage().vector_cache()
+
+    def job_store(self) -> JobStore:
+        return self.storage().job_store()
+
+    def invalidate_cdn(self, paths: list[str]) -> str | None:
+        return self.storage().invalidate_cdn(paths)
+
+
+class PublishingResource(dg.ConfigurableResource):
+    """How packages are signed and how many versions are kept; empty values fall back to the settings."""
+
     signing_key_file: str = Field(
         default="",
         description="PEM file of the Ed25519 key that signs packages; empty: "
@@ -70,6 +103,19 @@ class DataDirResource(dg.ConfigurableResource):
         description="Versions kept per partition (full and delta packages); "
         f"0: ${KEEP_VERSIONS_ENV} or {DEFAULT_KEEP_VERSIONS}.",
     )
+
+    def signer(self, storage: Storage) -> Signer:
+        """The package signing key of `storage`'s mode (read when a run needs it; its origin is logged,
+        never the key)."""
+        return storage.signer(self.signing_key_file)
+
+    def retention(self) -> int:
+        return self.keep_versions or code_location.SETTINGS.keep_versions or DEFAULT_KEEP_VERSIONS
+
+
+class ExtractionLimitsResource(dg.ConfigurableResource):
+    """What one PDF may cost (size, pages, seconds); 0 falls back to the settings' NEXUS_MAX_* values."""
+
     max_pdf_mb: float = Field(
         default=0,
         description="Largest PDF read, in MiB (a larger one gets status too_large "
@@ -88,44 +134,11 @@ class DataDirResource(dg.ConfigurableResource):
         f"or {DEFAULT_MAX_EXTRACTION_SECONDS:g}.",
     )
 
-    @property
-    def layout(self) -> DataLayout:
-        return DataLayout.from_env(self.data_dir or None)
-
-    def storage(self) -> Storage:
-        """Local files (this resource) or the bucket and tables (`AwsDataDirResource`): lib/aws/storage.py."""
-        return LocalStorage(self.layout, SETTINGS)
-
-    def raw_source(self) -> RawSource:
-        return self.storage().raw_source()
-
-    def package_store(self) -> Packages:
-        return self.storage().package_store()
-
-    def extraction_cache(self, ocr: OcrEngine | None = None) -> ExtractionCache:
-        return self.storage().extraction_cache(ocr)
-
-    def extraction_limits(self) -> ExtractionLimits:
-        """What one PDF may cost (size, pages, seconds): this resource's config, else NEXUS_MAX_*, else defaults."""
+    def limits(self) -> ExtractionLimits:
+        """This resource's config, else NEXUS_MAX_* (the settings), else the defaults."""
         return ExtractionLimits.from_settings(
-            self.max_pdf_mb, self.max_pdf_pages, self.max_extraction_seconds, environ=SETTINGS.environment
+            self.max_pdf_mb, self.max_pdf_pages, self.max_extraction_seconds, environ=code_location.SETTINGS.environment
         )
-
-    def vector_cache(self) -> Vectors:
-        return self.storage().vector_cache()
-
-    def job_store(self) -> JobStore:
-        return self.storage().job_store()
-
-    def signer(self) -> Signer:
-        """The package signing key (read when a run needs it; its origin is logged, never the key)."""
-        return self.storage().signer(self.signing_key_file)
-
-    def retention(self) -> int:
-        return self.keep_versions or SETTINGS.keep_versions or DEFAULT_KEEP_VERSIONS
-
-    def invalidate_cdn(self, paths: list[str]) -> str | None:
-        return self.storage().invalidate_cdn(paths)
 
 
 BACKENDS = ("local", "bedrock", "bedrock_fallback")
@@ -179,7 +192,7 @@ class EmbedderResource(dg.ConfigurableResource):
 
     @property
     def backend_name(self) -> str:
-        name = (self.backend or SETTINGS.embedder_backend).strip().lower()
+        name = (self.backend or code_location.SETTINGS.embedder_backend).strip().lower()
         if name not in BACKENDS:
             raise ValueError(
                 f"embedding back end {name!r} is not one of {', '.join(BACKENDS)} (EmbedderResource."
@@ -194,7 +207,7 @@ class EmbedderResource(dg.ConfigurableResource):
             model_id=self.model_id,
             engine=self.engine,
             precision=self.precision,
-            cache_dir=SETTINGS.model_cache,
+            cache_dir=code_location.SETTINGS.model_cache,
         )
 
     def bedrock_embedder(self) -> BedrockTitanEmbedder:
@@ -203,8 +216,8 @@ class EmbedderResource(dg.ConfigurableResource):
             dims=self.bedrock_dimensions,
             normalize=self.bedrock_normalize,
             concurrency=self.bedrock_concurrency,
-            region=self.bedrock_region or SETTINGS.aws_region or "",
-            endpoint_url=self.bedrock_endpoint_url or SETTINGS.bedrock_endpoint_url or "",
+            region=self.bedrock_region or code_location.SETTINGS.aws_region or "",
+            endpoint_url=self.bedrock_endpoint_url or code_location.SETTINGS.bedrock_endpoint_url or "",
             max_attempts=self.bedrock_max_attempts,
             retry_mode=self.bedrock_retry_mode,
         )

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import dagster as dg
 
+from nexus_assets.defs import settings as code_location
 from nexus_assets.defs.jobs import curriculum_build_job
 from nexus_assets.defs.partitions import curriculum_partitions_def
-from nexus_assets.defs.settings import SETTINGS
 
 
 @dg.schedule(
     job=curriculum_build_job,
-    cron_schedule=SETTINGS.rebuild_cron,
-    execution_timezone=SETTINGS.rebuild_timezone,
+    cron_schedule=code_location.SETTINGS.rebuild_cron,
+    execution_timezone=code_location.SETTINGS.rebuild_timezone,
     default_status=(
-        dg.DefaultScheduleStatus.RUNNING if SETTINGS.deployment == "aws" else dg.DefaultScheduleStatus.STOPPED
+        dg.DefaultScheduleStatus.RUNNING
+        if code_location.SETTINGS.deployment == "aws"
+        else dg.DefaultScheduleStatus.STOPPED
     ),
     description="Rebuilds every subject × grade partition once a week (NEXUS_REBUILD_CRON, NEXUS_REBUILD_TIMEZONE).",
 )

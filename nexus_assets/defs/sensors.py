@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dagster as dg
 
+from nexus_assets.defs import settings as code_location
 from nexus_assets.defs.jobs import curriculum_build_job
 from nexus_assets.defs.partitions import grade_partitions_def, key_of, subject_partitions_def
 from nexus_assets.defs.resources import DataDirResource
-from nexus_assets.defs.settings import SETTINGS
 from nexus_assets.lib.core.layout import LayoutError, Partition
 from nexus_assets.lib.ingest.upload_tracking import (
     ListingDiff,
@@ -33,7 +33,7 @@ SQS_BATCHES_PER_TICK = 10  # 10 messages each: at most 100 S3 events per tick
 
 
 def _default_status() -> dg.DefaultSensorStatus:
-    return dg.DefaultSensorStatus.RUNNING if SETTINGS.deployment == "aws" else dg.DefaultSensorStatus.STOPPED
+    return dg.DefaultSensorStatus.RUNNING if code_location.automation_on() else dg.DefaultSensorStatus.STOPPED
 
 
 def _result(
@@ -80,7 +80,7 @@ class SqsQueueResource(dg.ConfigurableResource):
 
         from nexus_assets.lib.aws.aws_retry import guard_client
 
-        retry = SETTINGS.retry  # the one retry policy of aws mode (lib/aws/aws_retry.py)
+        retry = code_location.SETTINGS.retry  # the one retry policy of aws mode (lib/aws/aws_retry.py)
         client = boto3.client(
             "sqs", region_name=self.region, endpoint_url=self.endpoint_url or None, config=retry.config()
         )

@@ -4,16 +4,38 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
 from nexus_assets.defs.assets import curriculum_assets
 from nexus_assets.defs.io_managers import RECORD_IO_MANAGER, LocalPartitionedIOManager
 from nexus_assets.defs.partitions import key_of, register_partitions
-from nexus_assets.defs.resources import ChromaResource, DataDirResource, EmbedderResource
+from nexus_assets.defs.resources import (
+    ChromaResource,
+    DataDirResource,
+    EmbedderResource,
+    ExtractionLimitsResource,
+    PublishingResource,
+)
 from nexus_assets.lib.core.layout import Partition
 
 INFO10 = Partition("informatika", "kelas_10")
+
+
+def local_resources_at(data_dir: Path, embedder: EmbedderResource | None = None) -> dict[str, Any]:
+    """The local deployment's resources, pointed at `data_dir` (as `definitions.local_resources` with the
+    data directory fixed), with `embedder` in place of the default one."""
+    files = LocalPartitionedIOManager(data_dir=str(data_dir))
+    return {
+        "data_dir": DataDirResource(data_dir=str(data_dir)),
+        "extraction": ExtractionLimitsResource(),
+        "publishing": PublishingResource(),
+        "embedder": embedder or EmbedderResource(),
+        "chroma": ChromaResource(),
+        "io_manager": files,
+        RECORD_IO_MANAGER: files,
+    }
 
 
 def materialize_info10(
@@ -21,18 +43,11 @@ def materialize_info10(
 ) -> dg.ExecuteInProcessResult:
     """Materialize INFO10 in `data_dir` on `instance` (every asset, no checks); the run must succeed."""
     register_partitions(instance, [INFO10])
-    files = LocalPartitionedIOManager(data_dir=str(data_dir))
     result = dg.materialize(
         curriculum_assets,
         partition_key=key_of(INFO10),
         instance=instance,
-        resources={
-            "data_dir": DataDirResource(data_dir=str(data_dir)),
-            "embedder": EmbedderResource(cache_vectors=cache_vectors),
-            "chroma": ChromaResource(),
-            "io_manager": files,
-            RECORD_IO_MANAGER: files,
-        },
+        resources=local_resources_at(data_dir, EmbedderResource(cache_vectors=cache_vectors)),
     )
     assert result.success
     return result
