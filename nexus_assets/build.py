@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from nexus_assets.lib.aws.storage import AwsStorage, open_storage
+from nexus_assets.lib.aws.storage import open_storage
 from nexus_assets.lib.core.job_tracking import JobRecord, JobStatus, JobStore, now_iso
 from nexus_assets.lib.core.layout import DataLayout, Partition
 
@@ -113,14 +113,14 @@ def _requested(
     An explicitly named partition (subject and grade) without PDFs is refused, naming the folder looked
     in and the nearest existing names; among discovered ones, an empty folder is skipped.
     """
-    from nexus_assets.lib.ingest.build_preflight import check_partitions, local_raw_keys, nearest, pdf_counts
+    from nexus_assets.lib.ingest.build_preflight import check_partitions, nearest, pdf_counts
 
     storage = open_storage(layout, settings)
     source = storage.raw_source()
     found, refused = source.discover()
     skipped += [{"partition": None, "reason": message} for message in refused]
     raw_root = storage.raw_root_uri()
-    keys = [item.key for item in source.listing()] if isinstance(storage, AwsStorage) else local_raw_keys(layout.root)
+    keys = storage.raw_keys()
     if subject and grade:
         requested = [Partition(subject, grade)]
     else:
@@ -169,7 +169,7 @@ def plan(
         raise BuildRefused(str(exc), skipped) from None
     prints: dict[Partition, str] = {}
     unchanged: list[Partition] = []
-    if settings.deployment == "local":
+    if open_storage(layout, settings).outputs_on_this_disk:
         prints = {part: input_fingerprint(layout, part, options, settings.environment) for part in found}
         unchanged = [part for part, fp in prints.items() if up_to_date(layout, part, fp)]
     current = [] if force else unchanged
@@ -181,7 +181,7 @@ def sync_local_catalog(layout: DataLayout, settings: Settings) -> str | None:
     """With nothing to build, still rebuild a deleted catalog.json from the packages and re-sign a stale one
     (publications do this as they run; aws mode's builds always reach the publication step).
     Returns what was done, or None; raises nothing a build should fail on (the warning is returned)."""
-    if settings.deployment == "aws" or not layout.vkp_dir.is_dir():
+    if not open_storage(layout, settings).outputs_on_this_disk or not layout.vkp_dir.is_dir():
         return None
     from nexus_assets.lib.distribution.vkp_catalog import CATALOG_NAME, LocalCatalog
     from nexus_assets.lib.publish.signing import SigningError

@@ -256,21 +256,18 @@ def cli() -> None:
 @reporting("sample-data")
 def sample_data() -> int:
     """Write the generated sample PDFs under raw-curriculum/ (uploaded to the bucket in aws mode)."""
+    from nexus_assets.lib.aws.storage import open_storage
     from nexus_assets.lib.ingest.sample_data import BROKEN_SAMPLE, generate_sample_corpus
 
     layout = settings().layout
+    storage = open_storage(layout, env())
     paths = generate_sample_corpus(layout.raw_root)
-    aws = env().aws_mode
-    store = aws.object_store() if aws else None
     files = []
     for path in paths:
         key = path.relative_to(layout.root).as_posix()
-        if store:
-            store.upload_file(key, path, storage_class="STANDARD")
-            say(f"uploaded {store.uri(key)}")
-        else:
-            say(f"wrote {key}")
-        files.append({"key": key, "uri": store.uri(key) if store else str(path)})
+        location = storage.add_raw(key, path)
+        say(f"wrote {key}" if location == str(path) else f"uploaded {location}")
+        files.append({"key": key, "uri": location})
     say(
         f"{len(paths)} sample PDFs under {layout.raw_root} "
         f"({'/'.join(BROKEN_SAMPLE)} is broken on purpose: it must be reported, not crash the build)"
@@ -916,20 +913,15 @@ def cache() -> None:
 def cache_prune(older_than_days: float, everything: bool) -> int:
     """Drop cache entries no partition's tables reference and unused for a while (local directory, and the
     bucket's mirror in aws mode)."""
-    from nexus_assets.lib.core.caches import prune_bucket_cache, prune_data_cache
+    from nexus_assets.lib.aws.storage import open_storage
 
-    layout = settings().layout
     doc: dict[str, Any] = {"ok": True, "local": None, "bucket": None}
     try:
-        local = prune_data_cache(layout, older_than_days, everything=everything)
-        say(f"local {layout.cache_dir}: {local.summary()}")
-        doc["local"] = {"location": str(layout.cache_dir), **asdict(local)}
-        aws = env().aws_mode
-        if aws:
-            store = aws.object_store()
-            remote = prune_bucket_cache(store, older_than_days, everything=everything)
-            say(f"bucket {store.uri('processed/_cache/')}: {remote.summary()}")
-            doc["bucket"] = {"location": store.uri("processed/_cache/"), **asdict(remote)}
+        pruned = open_storage(settings().layout, env()).prune_caches(older_than_days, everything)
+        for location, result in pruned.items():
+            where = "bucket" if location.startswith("s3://") else "local"
+            say(f"{where} {location}: {result.summary()}")
+            doc[where] = {"location": location, **asdict(result)}
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     emit(doc)

@@ -160,11 +160,6 @@ class Settings:
     vkp_public_key: str = ""
     environment: Mapping[str, str] = field(default_factory=dict, repr=False)  # NEXUS_* (+ ALSO_KEPT) as read
 
-    @property
-    def aws_mode(self) -> AwsSettings | None:
-        """The bucket and tables when this is aws mode (NEXUS_ENV=aws), else None."""
-        return self.aws if self.deployment == "aws" else None
-
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Parse every variable of VARIABLES; a bad value raises ValueError naming the variable."""

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from nexus_assets.lib.aws.aws_retry import RetrySettings
+from nexus_assets.lib.aws.storage import LocalStorage, open_storage
+from nexus_assets.lib.core.layout import DataLayout
 from nexus_assets.settings import TEST_HOOKS, VARIABLES, Settings, variables_table
 
 PACKAGE = Path(__file__).resolve().parents[1] / "nexus_assets"
@@ -51,14 +53,14 @@ def test_values_are_parsed_into_their_types_and_secrets_never_show() -> None:
         }
     )
     assert settings.aws is not None and settings.aws.bucket == "b" and not settings.aws.bucket_policy
-    assert settings.aws_mode is settings.aws and settings.aws.retry.max_attempts == settings.retry.max_attempts == 3
+    assert settings.aws.retry.max_attempts == settings.retry.max_attempts == 3
     assert (settings.chroma_port, settings.chroma_ssl, settings.executor) == (9000, True, "multiprocess")
     assert (settings.step_retry_delay, settings.limits.max_pages, settings.ocr) == (0.5, 7, False)
     assert (settings.catalog_expiry_days, settings.model_cache) == (2.0, Path("/tmp/models"))
     assert "hidden-pem-body" not in repr(settings) and "HOME" not in settings.environment
     # A bucket named in local mode serves `nexus aws bootstrap`, never switches the storage to S3.
     local = Settings.from_env({"NEXUS_S3_BUCKET": "b"})
-    assert local.aws is not None and local.aws_mode is None
+    assert local.aws is not None and isinstance(open_storage(DataLayout(Path("/tmp/d")), local), LocalStorage)
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 """lib/aws/storage.py: the one home of what local and aws mode mean for storage, outside and inside runs."""
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,11 @@ def test_local_storage_keeps_everything_under_the_data_directory(
     jobs.put(JobRecord("run-1", "2026-12-05T00:00:00.000+00:00", "curriculum_build_job", "kelas_10|informatika"))
     assert [r.job_id for r in jobs.recent(days=3650)] == ["run-1"] and layout.jobs_db.is_file()
     assert storage.invalidate_cdn(["/vkp/catalog.json"]) is None
+    assert storage.outputs_on_this_disk  # `nexus build`'s fingerprint fast path applies
+    key = "raw-curriculum/informatika/kelas_10/buku_siswa_informatika_kelas_10.pdf"
+    assert key in storage.raw_keys()
+    assert storage.add_raw(key, layout.root / key) == str(layout.root / key), "already in place: nothing to do"
+    assert list(storage.prune_caches(older_than_days=7)) == [str(layout.cache_dir)]
 
 
 @pytest.mark.slow
@@ -51,6 +57,14 @@ def test_aws_storage_reads_and_records_through_the_bucket_and_tables(aws_env: di
     assert storage.raw_root_uri() == f"s3://{aws_env['NEXUS_S3_BUCKET']}/raw-curriculum/"
     found, _ = storage.raw_source().discover()
     assert found == [PART] and not layout.raw_root.exists()  # listed in the bucket, nothing read locally
+    assert storage.raw_keys() == ["raw-curriculum/informatika/kelas_10/bab1.pdf"] and not storage.outputs_on_this_disk
+    added = storage.add_raw("raw-curriculum/informatika/kelas_11/bab2.pdf", samples[1])
+    assert added == f"s3://{aws_env['NEXUS_S3_BUCKET']}/raw-curriculum/informatika/kelas_11/bab2.pdf"
+    assert settings.object_store().exists("raw-curriculum/informatika/kelas_11/bab2.pdf")
+    assert list(storage.prune_caches(older_than_days=7)) == [
+        str(layout.cache_dir),
+        f"s3://{aws_env['NEXUS_S3_BUCKET']}/processed/_cache/",
+    ]
     storage.job_store().put(
         JobRecord("run-2", "2026-12-05T00:00:00.000+00:00", "curriculum_build_job", "kelas_10|informatika")
     )
@@ -61,4 +75,6 @@ def test_aws_storage_reads_and_records_through_the_bucket_and_tables(aws_env: di
     resource = aws_resources(Settings.from_env())["data_dir"].model_copy(update={"data_dir": str(layout.root)})
     with resource.process_config_and_initialize_cm() as initialized:  # EnvVars resolved, as in a run
         from_resource = initialized.storage()
-        assert (type(from_resource), from_resource.layout, from_resource.aws) == (AwsStorage, layout, storage.aws)
+        # The same bucket, tables, endpoint, encryption and retry policy (the bucket policy is bootstrap's).
+        same = replace(from_resource.aws, bucket_policy=storage.aws.bucket_policy)
+        assert (type(from_resource), from_resource.layout, same) == (AwsStorage, layout, storage.aws)

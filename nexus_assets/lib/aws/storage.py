@@ -10,6 +10,7 @@ Dagster's resources build the same classes, so a run and a command outside a run
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nexus_assets.lib.core.caches import BlobCache, MirroredBlobCache, MirroredVectorCache, VectorCache
@@ -18,6 +19,7 @@ from nexus_assets.lib.core.layout import RAW_PREFIX, DataLayout
 
 if TYPE_CHECKING:  # imported where used: `nexus --help` and an up-to-date build stay light
     from nexus_assets.lib.aws.aws_config import AwsSettings
+    from nexus_assets.lib.core.caches import PruneResult
     from nexus_assets.lib.ingest.ocr import OcrEngine
     from nexus_assets.lib.ingest.raw_sources import RawSource
     from nexus_assets.lib.publish.publishing import LocalPackageStore, S3PackageStore
@@ -37,9 +39,31 @@ class LocalStorage:
     layout: DataLayout
     settings: Settings
 
+    @property
+    def outputs_on_this_disk(self) -> bool:
+        """A build's outputs live under the data directory, so its fingerprint can tell it is current
+        (the fast path of `nexus build`); in aws mode they live in the bucket and Dagster decides."""
+        return True
+
     def raw_root_uri(self) -> str:
         """Where the PDFs are looked for, as a data engineer would type it."""
         return str(self.layout.raw_root)
+
+    def raw_keys(self) -> list[str]:
+        """Every file under raw-curriculum/, as keys relative to the data directory (links not followed)."""
+        from nexus_assets.lib.ingest.build_preflight import local_raw_keys
+
+        return local_raw_keys(self.layout.root)
+
+    def add_raw(self, key: str, path: Path) -> str:
+        """Make the file at `path` (already under the data directory as `key`) an input; its location."""
+        return str(path)
+
+    def prune_caches(self, older_than_days: float, everything: bool = False) -> dict[str, PruneResult]:
+        """Drop cache entries no table references and unused for `older_than_days`: {location: result}."""
+        from nexus_assets.lib.core.caches import prune_data_cache
+
+        return {str(self.layout.cache_dir): prune_data_cache(self.layout, older_than_days, everything=everything)}
 
     def raw_source(self) -> RawSource:
         from nexus_assets.lib.ingest.raw_sources import LocalRawSource
@@ -87,8 +111,30 @@ class AwsStorage(LocalStorage):
             raise ValueError("AwsStorage needs aws mode's settings (NEXUS_ENV=aws with NEXUS_S3_BUCKET)")
         return self.settings.aws
 
+    @property
+    def outputs_on_this_disk(self) -> bool:
+        return False
+
     def raw_root_uri(self) -> str:
         return self.aws.object_store().uri(RAW_PREFIX + "/")
+
+    def raw_keys(self) -> list[str]:
+        return [item.key for item in self.raw_source().listing()]
+
+    def add_raw(self, key: str, path: Path) -> str:
+        """Upload it to the bucket, where the sensors and builds of aws mode look."""
+        store = self.aws.object_store()
+        store.upload_file(key, path, storage_class="STANDARD")
+        return store.uri(key)
+
+    def prune_caches(self, older_than_days: float, everything: bool = False) -> dict[str, PruneResult]:
+        """The local mirror, then the bucket's shared cache."""
+        from nexus_assets.lib.core.caches import prune_bucket_cache
+
+        store = self.aws.object_store()
+        pruned = super().prune_caches(older_than_days, everything)
+        pruned[store.uri("processed/_cache/")] = prune_bucket_cache(store, older_than_days, everything=everything)
+        return pruned
 
     def raw_source(self) -> RawSource:
         from nexus_assets.lib.ingest.raw_sources import S3RawSource
