@@ -1004,7 +1004,7 @@ def deploy_apply_pools() -> int:
 def main(argv: list[str] | None = None) -> int:
     """The `nexus` script; returns the exit code (tests call it with an argument list)."""
     try:
-        code = cli.main(args=argv, prog_name="nexus", standalone_mode=False, obj=Settings())
+        code = cli.main(args=argv, prog_name="nexus", standalone_mode=False, obj=Options())
     except click.ClickException as exc:  # usage errors: click's message, exit 2
         exc.show()
         return exc.exit_code

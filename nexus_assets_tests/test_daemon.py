@@ -5,7 +5,6 @@ A PDF dropped into the bucket ends as a new VKP in `vkp/` within a bounded wait,
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 from nexus_assets.lib.aws.aws_bootstrap import bootstrap
 from nexus_assets.lib.aws.aws_config import AwsSettings
 from nexus_assets.lib.ingest.sample_data import generate_sample_corpus
-from nexus_assets_tests.support.webserver import stop_process_group
+from nexus_assets_tests.support.webserver import daemon_command, start_process, stop_process_group
 
 pytestmark = pytest.mark.slow
 
@@ -45,15 +44,7 @@ def test_a_dropped_pdf_becomes_a_vkp(aws_env: dict[str, str], tmp_path: Path) ->
     home.mkdir()
     (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
     env = {**os.environ, "DAGSTER_HOME": str(home), "NEXUS_DATA_DIR": str(tmp_path / "work")}
-    log = (tmp_path / "daemon.log").open("w")
-    daemon = subprocess.Popen(
-        [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", str(ROOT / "workspace.yaml")],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    daemon = start_process(daemon_command(), env, tmp_path / "daemon.log")
     try:
         samples = generate_sample_corpus(tmp_path / "samples")
         pdf = next(p for p in samples if p.name == "buku_siswa_matematika_kelas_11.pdf")
@@ -93,4 +84,3 @@ def test_a_dropped_pdf_becomes_a_vkp(aws_env: dict[str, str], tmp_path: Path) ->
         assert records[0].total_chunks > 0
     finally:
         stop_process_group(daemon)
-        log.close()

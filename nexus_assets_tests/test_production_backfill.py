@@ -30,10 +30,13 @@ from nexus_assets_tests.support.webserver import (
     PROJECT_ROOT,
     REPOSITORY,
     Webserver,
+    daemon_command,
     free_port,
     partition_key,
+    start_process,
     stop_process_group,
     wait_until_loaded,
+    webserver_command,
 )
 
 pytestmark = pytest.mark.slow
@@ -83,13 +86,6 @@ def _nexus(args: list[str], env: dict[str, str]) -> str:
     return result.stdout
 
 
-def _start(cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    with log_path.open("wb") as log:
-        return subprocess.Popen(
-            cmd, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
 def test_ui_backfill_on_postgres_respects_the_run_queue(
     fresh_database: str, tmp_path: Path, sample_raw_root: Path
 ) -> None:
@@ -116,15 +112,8 @@ def test_ui_backfill_on_postgres_respects_the_run_queue(
     assert "embedding: 1" in _nexus(["deploy", "apply-pools"], env).replace("pool ", "")
 
     port = free_port()
-    workspace = str(PROJECT_ROOT / "workspace.yaml")
-    webserver = _start(
-        [sys.executable, "-m", "dagster_webserver", "-w", workspace, "-h", "127.0.0.1", "-p", str(port)],
-        env,
-        tmp_path / "webserver.log",
-    )
-    daemon = _start(
-        [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", workspace], env, tmp_path / "daemon.log"
-    )
+    webserver = start_process(webserver_command(port), env, tmp_path / "webserver.log")
+    daemon = start_process(daemon_command(), env, tmp_path / "daemon.log")
     server = Webserver(f"http://127.0.0.1:{port}", webserver, tmp_path / "webserver.log", data_dir, home)
     runs_db = _pg(fresh_database)
     try:

@@ -109,3 +109,13 @@ def test_nothing_below_the_entry_points_reads_the_environment() -> None:
 def test_the_configuration_page_lists_every_variable() -> None:
     page = (PACKAGE.parent / "docs" / "configuration.md").read_text()
     assert variables_table() in page, "regenerate it: python -m nexus_assets.settings"
+
+
+def test_the_command_refuses_a_bad_setting_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from nexus_assets.cli import main
+
+    monkeypatch.setenv("NEXUS_CHROMA_PORT", "eighty")
+    assert main(["--data-dir", str(tmp_path), "jobs"]) == 2
+    assert "bad setting: NEXUS_CHROMA_PORT='eighty'" in capsys.readouterr().err

@@ -28,8 +28,10 @@ from nexus_assets_tests.support.webserver import (
     Webserver,
     free_port,
     partition_key,
+    start_process,
     stop_process_group,
     wait_until_loaded,
+    webserver_command,
 )
 
 pytestmark = pytest.mark.slow
@@ -94,27 +96,9 @@ def webserver(tmp_path_factory: pytest.TempPathFactory, sample_raw_root: Path) -
 
     port = free_port()
     log_path = root / "webserver.log"
-    with log_path.open("wb") as log:
-        # Started before the build so the code location loads while the partitions build; dynamic
-        # partitions and materializations are read from the instance at query time.
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dagster_webserver",
-                "-w",
-                str(PROJECT_ROOT / "workspace.yaml"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-            ],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    # Started before the build so the code location loads while the partitions build; dynamic
+    # partitions and materializations are read from the instance at query time.
+    process = start_process(webserver_command(port), env, log_path)
     server = Webserver(f"http://127.0.0.1:{port}", process, log_path, data_dir, home)
     try:
         _build_partitions(env)

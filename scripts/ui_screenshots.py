@@ -12,48 +12,22 @@ under docs/. Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 VIEWPORT = {"width": 1440, "height": 860}
 STARTUP_TIMEOUT_S = 180
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until_loaded(url: str, process: subprocess.Popen[bytes]) -> None:
-    """Until the code location answers as LOADED (the UI would show a spinner before)."""
-    query = json.dumps({"query": "{ workspaceOrError { ... on Workspace { locationEntries { loadStatus } } } }"})
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"dagster-webserver exited with {process.returncode}")
-        try:
-            request = urllib.request.Request(
-                f"{url}/graphql", data=query.encode(), headers={"Content-Type": "application/json"}
-            )
-            with urllib.request.urlopen(request, timeout=30) as response:
-                entries = json.load(response)["data"]["workspaceOrError"]["locationEntries"]
-            if entries and all(e["loadStatus"] == "LOADED" for e in entries):
-                return
-        except (urllib.error.URLError, OSError, KeyError, TypeError, ValueError):
-            pass
-        time.sleep(1)
-    raise SystemExit(f"the code location did not load within {STARTUP_TIMEOUT_S}s")
+sys.path.insert(0, str(PROJECT_ROOT))  # the webserver helpers the tests use (no pytest needed)
+from nexus_assets_tests.support.webserver import (  # noqa: E402
+    free_port,
+    start_process,
+    stop_process_group,
+    wait_for_location,
+    webserver_command,
+)
 
 
 def dismiss_dialogs(page) -> None:
@@ -149,35 +123,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = (Path(home) / "ui_screenshots_webserver.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dagster_webserver",
-            "-w",
-            str(PROJECT_ROOT / "workspace.yaml"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        cwd=PROJECT_ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    process = start_process(webserver_command(port), None, Path(home) / "ui_screenshots_webserver.log")
     try:
-        wait_until_loaded(url, process)
+        try:
+            wait_for_location(url, process, STARTUP_TIMEOUT_S)
+        except RuntimeError as exc:
+            raise SystemExit(str(exc)) from None
         for path in shoot(url, args.out, args.only):
             print(f"wrote {path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path}")
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
+        stop_process_group(process)
     return 0
 
 

@@ -2,7 +2,8 @@
 
 A test module importing another couples them (one's fixtures and module-level state leak into the
 other, and collecting one collects both); conftest.py holds the shared fixtures, this package the
-plain helpers. This module stays light (stdlib and pytest), since conftest.py imports it for every run:
+plain helpers. This module stays light (stdlib; pytest imported where used, so scripts/ui_screenshots.py
+can use `support.webserver` without the test extras), since conftest.py imports it for every run:
 
 - `support.quality_data`: tables, Chroma builds and packages of sample partitions (quality gates, checks).
 - `support.dagster_build`: one partition materialized through Dagster, as `nexus build` would.
@@ -20,8 +21,6 @@ import os
 import uuid
 from pathlib import Path
 
-import pytest
-
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -31,6 +30,8 @@ def unavailable(reason: str) -> None:
     `make test` installs Tesseract (as root) and this machine runs PostgreSQL: on CI (`CI` set, as every
     CI system does) a missing one is a broken environment, not a reason to pass quietly.
     """
+    import pytest
+
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"{reason} (CI is set: the CI machine must provide it)")
     pytest.skip(reason)
