@@ -16,11 +16,10 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pandas as pd
@@ -34,6 +33,7 @@ from nexus_assets.lib.distribution.vkp_pull import PullError, Source, installed_
 from nexus_assets.lib.publish.publishing import LocalPackageStore, publish_vkp
 from nexus_assets.lib.publish.signing import Signer, canonical_json, private_pem, public_pem
 from nexus_assets.lib.publish.vkp import verify_vkp
+from nexus_assets_tests.support.http_files import serving
 from nexus_assets_tests.support.vkp_helpers import PART, build, files_of, publish
 
 SIGNER = Signer(Ed25519PrivateKey.generate(), "publisher key")
@@ -118,15 +118,8 @@ class _Mirror(BaseHTTPRequestHandler):
 @pytest.fixture
 def mirror(tmp_path: Path) -> Iterator[tuple[str, type[_Mirror]]]:
     handler = type("Mirror", (_Mirror,), {"root": tmp_path / "mirror", "endless": set(), "announce": {}})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/", handler
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(handler) as url:
+        yield url, handler
 
 
 # --- class 1: the catalog is signed, expires, never moves a partition backwards, binds its packages ------

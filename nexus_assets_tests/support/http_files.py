@@ -52,13 +52,21 @@ class Files(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def serve_files(root: Path) -> Iterator[tuple[str, type[Files]]]:
-    handler = type("Files", (Files,), {"root": root, "cut": {}, "ranges": []})
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """`handler` served on a free loopback port in a background thread: the base URL."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/", handler
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def serve_files(root: Path) -> Iterator[tuple[str, type[Files]]]:
+    handler = type("Files", (Files,), {"root": root, "cut": {}, "ranges": []})
+    with serving(handler) as url:
+        yield url, handler
