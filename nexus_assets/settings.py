@@ -197,7 +197,7 @@ class Settings:
             keep_versions=int(_number(env, "NEXUS_VKP_KEEP_VERSIONS", 0, int)),
             catalog_expiry_days=expiry_days(env),
             limits=ExtractionLimits.from_settings(environ=env),
-            ocr=_flag(get("NEXUS_OCR").replace("auto", ""), "NEXUS_OCR", True),
+            ocr=_flag("" if get("NEXUS_OCR").lower() == "auto" else get("NEXUS_OCR"), "NEXUS_OCR", True),
             ocr_languages=get("NEXUS_OCR_LANGUAGES") or cls.ocr_languages,
             signing_key_file=get("NEXUS_SIGNING_KEY_FILE"),
             signing_key=env.get("NEXUS_SIGNING_KEY", ""),
@@ -208,8 +208,6 @@ class Settings:
 
 
 if __name__ == "__main__":  # `python -m nexus_assets.settings`: rewrite the table of docs/configuration.md
-    from pathlib import Path
-
     page = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
     marker = "<!-- generated from nexus_assets/settings.py VARIABLES: a test keeps this table in step -->\n"
     head = page.read_text().split(marker)[0]
