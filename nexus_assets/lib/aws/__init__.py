@@ -1,6 +1,7 @@
 """AWS: aws mode's plumbing and the production deployment.
 
-Which deployment runs and its AWS settings (`aws_config`), what each deployment means for storage,
+aws mode's bucket, tables and clients (`aws_config`; parsed with every other setting by
+`nexus_assets.settings`), what each deployment means for storage,
 local files or the bucket and tables (`storage`, the one home of that choice), one retry policy and
 error for throttling and outages (`aws_retry`), objects in S3 under the local layout's keys
 (`s3_store`), versioned small records in DynamoDB (`dynamo_records`), creating the bucket and tables

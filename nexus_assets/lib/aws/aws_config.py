@@ -20,7 +20,6 @@ from nexus_assets.lib.core.job_tracking import DynamoJobStore
 Deployment = Literal["local", "aws"]
 
 ENV_VARS = {
-    "deployment": "NEXUS_ENV",
     "bucket": "NEXUS_S3_BUCKET",
     "records_table": "NEXUS_DYNAMODB_TABLE",
     "jobs_table": "NEXUS_JOBS_TABLE",
