@@ -24,8 +24,9 @@ def test_local_storage_keeps_everything_under_the_data_directory(
     monkeypatch.delenv("NEXUS_ENV", raising=False)
     layout = DataLayout(tmp_path / "data")
     generate_sample_corpus(layout.raw_root)
-    storage = open_storage(layout, Settings.from_env())
-    assert storage == LocalStorage(layout, Settings.from_env({}))
+    local = Settings.from_env({})  # the local default, whatever the shell exports (make exports NEXUS_DATA_DIR)
+    storage = open_storage(layout, local)
+    assert storage == LocalStorage(layout, local)
     assert storage.raw_root_uri() == str(layout.raw_root)
     found, _ = storage.raw_source().discover()
     assert PART in found
