@@ -16,24 +16,15 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from nexus_assets.lib.aws.aws_config import AwsSettings, Deployment
-from nexus_assets.lib.aws.aws_retry import RETRY_ENV, RetrySettings
-from nexus_assets.lib.distribution.vkp_catalog import DEFAULT_KEEP_VERSIONS, expiry_days
-from nexus_assets.lib.index.embedding_engines import model_cache_dir
-from nexus_assets.lib.ingest.pdf_extraction import (
-    DEFAULT_MAX_EXTRACTION_SECONDS,
-    DEFAULT_MAX_PDF_MB,
-    DEFAULT_MAX_PDF_PAGES,
-    MAX_EXTRACTION_SECONDS_ENV,
-    MAX_PDF_MB_ENV,
-    MAX_PDF_PAGES_ENV,
-    ExtractionLimits,
-)
-from nexus_assets.lib.publish.quality import min_recall
+if TYPE_CHECKING:  # imported where parsed: `nexus --help` and an up-to-date build stay light
+    from nexus_assets.lib.aws.aws_config import AwsSettings
+    from nexus_assets.lib.aws.aws_retry import RetrySettings
+    from nexus_assets.lib.ingest.pdf_extraction import ExtractionLimits
 
 ALSO_KEPT = ("TESSDATA_PREFIX",)  # not ours, but it changes what OCR reads: part of a build's fingerprint
+Deployment = Literal["local", "aws"]
 Executor = Literal["in_process", "multiprocess"]
 ChromaMode = Literal["local", "server"]
 
@@ -51,10 +42,10 @@ VARIABLES: dict[str, str] = {
     "NEXUS_CLOUDFRONT_DISTRIBUTION_ID": "aws mode: CloudFront distribution invalidated on publication",
     "NEXUS_SQS_QUEUE_URL": "aws mode: queue of S3 event notifications (empty: the sensor lists the bucket)",
     "NEXUS_S3_BUCKET_POLICY": "`nexus aws bootstrap` sets the bucket policy: on (default) or off",
-    RETRY_ENV["mode"]: "botocore retry mode: standard (default), adaptive or legacy",
-    RETRY_ENV["max_attempts"]: "calls per AWS request, the first included (8)",
-    RETRY_ENV["connect_timeout"]: "seconds to connect to AWS (10)",
-    RETRY_ENV["read_timeout"]: "seconds to wait for an AWS response (60)",
+    "NEXUS_AWS_RETRY_MODE": "botocore retry mode: standard (default), adaptive or legacy",
+    "NEXUS_AWS_MAX_ATTEMPTS": "calls per AWS request, the first included (8)",
+    "NEXUS_AWS_CONNECT_TIMEOUT": "seconds to connect to AWS (10)",
+    "NEXUS_AWS_READ_TIMEOUT": "seconds to wait for an AWS response (60)",
     "NEXUS_EMBEDDER_BACKEND": "embedding back end: local (default), bedrock or bedrock_fallback",
     "NEXUS_BEDROCK_ENDPOINT_URL": "Bedrock endpoint (AWS's public one)",
     "NEXUS_MODEL_CACHE": "converted models and engine measurements ($XDG_CACHE_HOME/nexus-assets)",
@@ -69,11 +60,11 @@ VARIABLES: dict[str, str] = {
     "NEXUS_STEP_RETRY_DELAY": "seconds before the first step retry, doubling (1)",
     "NEXUS_REBUILD_CRON": "weekly full rebuild schedule (0 2 * * 0)",
     "NEXUS_REBUILD_TIMEZONE": "its time zone (Asia/Jakarta)",
-    "NEXUS_VKP_KEEP_VERSIONS": f"package versions kept per partition ({DEFAULT_KEEP_VERSIONS})",
+    "NEXUS_VKP_KEEP_VERSIONS": "package versions kept per partition (5)",
     "NEXUS_CATALOG_EXPIRY_DAYS": "days a signed catalog.json stays valid (30)",
-    MAX_PDF_MB_ENV: f"largest PDF read, MiB ({DEFAULT_MAX_PDF_MB})",
-    MAX_PDF_PAGES_ENV: f"most pages per PDF ({DEFAULT_MAX_PDF_PAGES})",
-    MAX_EXTRACTION_SECONDS_ENV: f"seconds of extraction per file, OCR included ({DEFAULT_MAX_EXTRACTION_SECONDS:g})",
+    "NEXUS_MAX_PDF_MB": "largest PDF read, MiB (500)",
+    "NEXUS_MAX_PDF_PAGES": "most pages per PDF (2000)",
+    "NEXUS_MAX_EXTRACTION_SECONDS": "seconds of extraction per file, OCR included (1800)",
     "NEXUS_OCR": "auto (default: where Tesseract is installed) or off",
     "NEXUS_OCR_LANGUAGES": "Tesseract languages (ind+eng)",
     "NEXUS_SIGNING_KEY_FILE": "PEM file of the Ed25519 package signing key",
@@ -81,7 +72,7 @@ VARIABLES: dict[str, str] = {
     "NEXUS_SIGNING_KEY_SECRET_ID": "aws mode: Secrets Manager secret holding the signing key",
     "NEXUS_VKP_PUBLIC_KEY": "public key `nexus vkp verify/pull` trust (file or PEM text)",
     "NEXUS_GOLDEN_QUESTIONS": "golden questions file of the retrieval_quality check",
-    "NEXUS_GOLDEN_MIN_RECALL": "recall the retrieval_quality check requires (0.7)",
+    "NEXUS_GOLDEN_MIN_RECALL": "recall the retrieval_quality check requires (0.7; checked by the check)",
 }
 
 
@@ -92,6 +83,24 @@ def variables_table() -> str:
     """VARIABLES as the Markdown table of docs/configuration.md (a test keeps the page in step)."""
     rows = [f"| `{name}` | {meaning} |" for name, meaning in VARIABLES.items()]
     return "\n".join(["| variable | what it sets (default) |", "|---|---|", *rows])
+
+
+def _default_retry() -> RetrySettings:
+    from nexus_assets.lib.aws.aws_retry import RetrySettings
+
+    return RetrySettings()
+
+
+def _default_limits() -> ExtractionLimits:
+    from nexus_assets.lib.ingest.pdf_extraction import ExtractionLimits
+
+    return ExtractionLimits()
+
+
+def _default_model_cache() -> Path:
+    from nexus_assets.lib.index.embedding_engines import model_cache_dir
+
+    return model_cache_dir({})
 
 
 def _flag(value: str, variable: str, default: bool) -> bool:
@@ -134,11 +143,11 @@ class Settings:
     aws: AwsSettings | None = None  # the bucket and tables: always in aws mode, else when a bucket is named
     aws_endpoint_url: str | None = None  # also used in local mode: `nexus vkp pull s3://...`
     aws_region: str | None = None
-    retry: RetrySettings = field(default_factory=RetrySettings)
+    retry: RetrySettings = field(default_factory=_default_retry)
     sqs_queue_url: str = ""
     embedder_backend: str = "local"
     bedrock_endpoint_url: str | None = None
-    model_cache: Path = field(default_factory=lambda: model_cache_dir({}))
+    model_cache: Path = field(default_factory=_default_model_cache)
     chroma_mode: ChromaMode = "local"
     chroma_host: str = "127.0.0.1"
     chroma_port: int = 8000
@@ -151,7 +160,7 @@ class Settings:
     rebuild_timezone: str = "Asia/Jakarta"
     keep_versions: int = 0  # 0: the catalog's default
     catalog_expiry_days: float = 30.0
-    limits: ExtractionLimits = field(default_factory=ExtractionLimits)
+    limits: ExtractionLimits = field(default_factory=_default_limits)
     ocr: bool = True  # False: never OCR, even where Tesseract is installed
     ocr_languages: str = "ind+eng"
     signing_key_file: str = ""
@@ -163,6 +172,13 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Parse every variable of VARIABLES; a bad value raises ValueError naming the variable."""
+        # The lib modules that own a setting's parser, imported here: `nexus --help` stays light.
+        from nexus_assets.lib.aws.aws_config import AwsSettings
+        from nexus_assets.lib.aws.aws_retry import RetrySettings
+        from nexus_assets.lib.distribution.vkp_catalog import expiry_days
+        from nexus_assets.lib.index.embedding_engines import model_cache_dir
+        from nexus_assets.lib.ingest.pdf_extraction import ExtractionLimits
+
         env = os.environ if environ is None else environ
 
         def get(name: str) -> str:
@@ -172,7 +188,6 @@ class Settings:
         retry = RetrySettings.from_env(env)
         executor = _choice(env, "NEXUS_EXECUTOR", ("in_process", "multiprocess"))
         backend = _choice(env, "NEXUS_EMBEDDER_BACKEND", ("local", "bedrock", "bedrock_fallback"))
-        min_recall(None, env)  # validated here; the check reads it with its own config
         return cls(
             deployment=deployment,  # type: ignore[arg-type]
             data_dir=get("NEXUS_DATA_DIR"),

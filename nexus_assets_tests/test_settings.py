@@ -77,7 +77,6 @@ def test_values_are_parsed_into_their_types_and_secrets_never_show() -> None:
         ("NEXUS_MAX_PDF_MB", "big"),
         ("NEXUS_OCR", "sometimes"),
         ("NEXUS_CATALOG_EXPIRY_DAYS", "0"),
-        ("NEXUS_GOLDEN_MIN_RECALL", "high"),
         ("NEXUS_S3_BUCKET_POLICY", "strict"),
     ],
 )

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from nexus_assets.lib.aws.aws_retry import RetrySettings, guard_client
 from nexus_assets.lib.aws.s3_store import S3ObjectStore
 from nexus_assets.lib.core.job_tracking import DynamoJobStore
-
-Deployment = Literal["local", "aws"]
 
 ENV_VARS = {
     "bucket": "NEXUS_S3_BUCKET",
