@@ -23,7 +23,9 @@ if TYPE_CHECKING:  # imported where parsed: `nexus --help` and an up-to-date bui
     from nexus_assets.lib.aws.aws_retry import RetrySettings
     from nexus_assets.lib.ingest.pdf_extraction import ExtractionLimits
 
-ALSO_KEPT = ("TESSDATA_PREFIX",)  # not ours, but it changes what OCR reads: part of a build's fingerprint
+# Not ours, but read by the settings: TESSDATA_PREFIX changes what OCR reads (part of a build's fingerprint),
+# AWS_REGION names aws mode's region (the definitions show it as an EnvVar when it is set).
+ALSO_KEPT = ("TESSDATA_PREFIX", "AWS_REGION", "AWS_DEFAULT_REGION")
 Deployment = Literal["local", "aws"]
 Executor = Literal["in_process", "multiprocess"]
 ChromaMode = Literal["local", "server"]

@@ -118,3 +118,13 @@ def test_the_command_refuses_a_bad_setting_naming_it(
     monkeypatch.setenv("NEXUS_CHROMA_PORT", "eighty")
     assert main(["--data-dir", str(tmp_path), "jobs"]) == 2
     assert "bad setting: NEXUS_CHROMA_PORT='eighty'" in capsys.readouterr().err
+
+
+def test_aws_resources_name_the_variables_that_are_set() -> None:
+    """aws mode's resource values are EnvVars where a variable is set (the UI shows its name), else defaults."""
+    from nexus_assets.definitions import aws_resources
+
+    settings = Settings.from_env({"NEXUS_ENV": "aws", "NEXUS_S3_BUCKET": "b", "AWS_REGION": "eu-west-1"})
+    aws = aws_resources(settings)["data_dir"].aws
+    assert (aws.bucket.env_var_name, aws.region.env_var_name) == ("NEXUS_S3_BUCKET", "AWS_REGION")
+    assert aws.records_table == "NexusAssetRecords", "unset: the default, not an EnvVar"
