@@ -29,14 +29,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from nexus_assets.lib.aws.storage import open_storage
+from nexus_assets.lib.aws.storage import Storage, open_storage
 from nexus_assets.lib.core.job_tracking import JobRecord, JobStatus, JobStore, now_iso
 from nexus_assets.lib.core.layout import DataLayout, Partition
 
 if TYPE_CHECKING:  # imported where used: `nexus --help` and an up-to-date build stay light
     import dagster as dg
 
-    from nexus_assets.lib.ingest.raw_sources import RawSource
     from nexus_assets.settings import Settings
 
 BUILD_JOB = "curriculum_build_job"
@@ -56,10 +55,6 @@ class BuildRefused(Exception):
 
 
 # --- storage --------------------------------------------------------------------------------------------------
-
-
-def raw_source(layout: DataLayout, settings: Settings) -> RawSource:
-    return open_storage(layout, settings).raw_source()
 
 
 def job_store(layout: DataLayout, settings: Settings) -> JobStore:
@@ -106,7 +101,7 @@ class BuildPlan:
 
 
 def _requested(
-    layout: DataLayout, settings: Settings, subject: str | None, grade: str | None, skipped: list[dict[str, Any]]
+    storage: Storage, subject: str | None, grade: str | None, skipped: list[dict[str, Any]]
 ) -> list[Partition]:
     """The partitions asked for that hold PDFs, checked on the raw keys before anything is registered.
 
@@ -115,7 +110,6 @@ def _requested(
     """
     from nexus_assets.lib.ingest.build_preflight import check_partitions, nearest, pdf_counts
 
-    storage = open_storage(layout, settings)
     source = storage.raw_source()
     found, refused = source.discover()
     skipped += [{"partition": None, "reason": message} for message in refused]
@@ -163,13 +157,14 @@ def plan(
     from nexus_assets.lib.core.build_fingerprint import input_fingerprint, up_to_date
 
     skipped: list[dict[str, Any]] = []
+    storage = open_storage(layout, settings)
     try:
-        found = _requested(layout, settings, subject, grade, skipped)
+        found = _requested(storage, subject, grade, skipped)
     except BuildRefused as exc:
         raise BuildRefused(str(exc), skipped) from None
     prints: dict[Partition, str] = {}
     unchanged: list[Partition] = []
-    if open_storage(layout, settings).outputs_on_this_disk:
+    if storage.outputs_on_this_disk:
         prints = {part: input_fingerprint(layout, part, options, settings.environment) for part in found}
         unchanged = [part for part, fp in prints.items() if up_to_date(layout, part, fp)]
     current = [] if force else unchanged
@@ -181,14 +176,15 @@ def sync_local_catalog(layout: DataLayout, settings: Settings) -> str | None:
     """With nothing to build, still rebuild a deleted catalog.json from the packages and re-sign a stale one
     (publications do this as they run; aws mode's builds always reach the publication step).
     Returns what was done, or None; raises nothing a build should fail on (the warning is returned)."""
-    if not open_storage(layout, settings).outputs_on_this_disk or not layout.vkp_dir.is_dir():
+    storage = open_storage(layout, settings)
+    if not storage.outputs_on_this_disk or not layout.vkp_dir.is_dir():
         return None
-    from nexus_assets.lib.distribution.vkp_catalog import CATALOG_NAME, LocalCatalog
     from nexus_assets.lib.publish.signing import SigningError
 
-    catalog = LocalCatalog(layout.vkp_dir / CATALOG_NAME, settings.catalog_expiry_days)
+    catalog = storage.package_store().catalog
+    assert catalog is not None  # the local package store always has its catalog.json
     try:
-        if catalog.sync(open_storage(layout, settings).signer()):
+        if catalog.sync(storage.signer()):
             return f"catalog {catalog.location()}: rebuilt or re-signed from the packages"
     except (SigningError, ValueError, OSError) as exc:
         return f"warning: the VKP catalog could not be refreshed: {exc}"
