@@ -311,7 +311,7 @@ def _misbehaving_worker(conn) -> None:
     """An extraction worker that hangs inside `hangs.pdf` and dies on `crashes.pdf` (for run_pool)."""
     conn.send("ready")
     while (task := conn.recv()) is not None:
-        path, sha256, ocr, limits = task
+        path, sha256, ocr, limits, _pages = task
         if path.name == "hangs.pdf":
             time.sleep(3600)  # stuck inside one page: the cooperative check never comes round
         if path.name == "crashes.pdf":
@@ -333,7 +333,7 @@ def pool_run(tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(pdf_extraction, "HARD_LIMIT_GRACE_S", 1.0)
         run_pool(
-            [(i, (p, sha256_file(p), None, limits)) for i, p in enumerate(paths)],
+            [(i, (p, sha256_file(p), None, limits, None)) for i, p in enumerate(paths)],
             2,
             lambda i, r: results.__setitem__(names[i], r),
             target=_misbehaving_worker,

@@ -13,8 +13,15 @@ import pytest
 from nexus_assets.lib.core.hashing import sha256_file
 from nexus_assets.lib.core.tables import chunks_frame, file_status_frame, ocr_pages_of, pages_frame, readable_pages
 from nexus_assets.lib.index.chunking import ChunkingParams, chunk_file, chunk_streams
+from nexus_assets.lib.ingest import pdf_extraction
 from nexus_assets.lib.ingest.ocr import OcrEngine, find_ocr
-from nexus_assets.lib.ingest.pdf_extraction import extract_pdf, extract_pdfs, extraction_cache
+from nexus_assets.lib.ingest.pdf_extraction import (
+    ExtractionLimits,
+    extract_pdf,
+    extract_pdfs,
+    extraction_cache,
+    plan_file,
+)
 from nexus_assets.lib.publish import quality
 from nexus_assets_tests.support import unavailable
 
@@ -100,6 +107,55 @@ def test_ocr_text_is_chunked_and_marked_in_chunk_metadata(ocr_extraction) -> Non
     assert not frame[frame["page_end"] == 1]["ocr"].any(), "text-layer chunks are not marked"
     verdict = quality.text_coverage(pages)
     assert verdict.passed and verdict.figures["pages_ocr"] == 1 and "by OCR" in verdict.summary
+
+
+HEADER = "Biologi untuk SMA Kelas X"
+
+
+def _book_with_scans(path: Path, layout: str) -> Path:
+    """A book whose pages follow `layout`: `t` a text page under a running header, `s` a scanned page."""
+    source = pymupdf.open()
+    doc = pymupdf.open()
+    for number, kind in enumerate(layout, 1):
+        text = f"Halaman {number}: {SCANNED_TEXT if kind == 's' else 'Sel tumbuhan memiliki dinding sel.'}"
+        page = doc.new_page(width=420, height=300)
+        if kind == "t":
+            page.insert_text((30, 20), HEADER, fontsize=9)
+            page.insert_textbox(pymupdf.Rect(30, 60, 390, 270), text, fontsize=11)
+        else:
+            scan = source.new_page(width=420, height=300)
+            scan.insert_textbox(pymupdf.Rect(30, 30, 390, 270), text, fontsize=14)
+            page.insert_image(page.rect, pixmap=scan.get_pixmap(dpi=150))
+    doc.save(path)
+    return path
+
+
+def test_a_scanned_book_is_read_in_parts_as_it_would_be_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OCR runs in one thread: a book's scanned pages are split over the cores, and the result (pages,
+    statuses, running headers removed across the parts) is the same as the book read in one process."""
+    engine = _ocr()
+    book = _book_with_scans(tmp_path / "book.pdf", "tsttssts")
+    plan = plan_file(book, ExtractionLimits(), engine)
+    assert plan.pages == 8 and plan.scans == (1, 4, 5, 7), "the scanned pages are planned as OCR work"
+    assert plan.parts(2) == [(0, 5), (5, 8)], "each part holds half of the scanned pages"
+    assert plan_file(book, ExtractionLimits(), None).scans == (), "without OCR no page costs OCR"
+
+    whole = extract_pdf(book, ocr=engine)
+    assert [p.status for p in whole.pages] == ["ok" if kind == "t" else "ocr" for kind in "tsttssts"]
+    assert all(HEADER not in p.text for p in whole.pages), "the running header is cleaned"
+
+    ranges: list[object] = []
+    real_pool = pdf_extraction.run_pool
+
+    def recording_pool(tasks, workers, store, *args):  # type: ignore[no-untyped-def]
+        ranges.extend(task[4] for _, task in tasks)
+        return real_pool(tasks, workers, store, *args)
+
+    monkeypatch.setattr(pdf_extraction, "run_pool", recording_pool)
+    monkeypatch.setattr(pdf_extraction, "cpu_threads", lambda: 2)  # the split is what is tested, on any machine
+    [parts], stats = extract_pdfs([(book.name, sha256_file(book), lambda: book)], ocr=engine)
+    assert stats.workers == 2 and sorted(ranges) == [(0, 5), (5, 8)], ranges
+    assert parts == whole
 
 
 def test_a_blank_page_is_not_ocred(tmp_path: Path) -> None:

@@ -162,7 +162,7 @@ def test_the_process_pool_gives_the_same_results_as_one_process(
     paths = sorted(sample_raw_root.rglob("*.pdf"))
     serial, stats = extract_pdfs(_items(paths))
     assert stats.workers == 1, "a few small files are not worth worker processes"
-    monkeypatch.setattr(pdf_extraction, "POOL_MIN_PAGES", 0)
+    monkeypatch.setattr(pdf_extraction, "POOL_MIN_SECONDS", 0)
     pooled, stats = extract_pdfs(_items(paths))
     assert stats.workers == worker_count(len(paths), 10**6)
     if (os.cpu_count() or 1) > 1:

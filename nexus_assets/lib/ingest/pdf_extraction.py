@@ -6,7 +6,8 @@ act on, so one bad file never fails its partition.
 
 An extraction is a pure function of the PDF's bytes and of this code, so results are cached by the
 file's sha256 plus `extractor_version()` (see `extract_pdfs`): an unchanged file is never re-read.
-Files that miss the cache are spread over a process pool when there is enough work to pay for it.
+Files that miss the cache are spread over a process pool when there is enough work to pay for it;
+a file with scanned pages is read in parts, one per core (OCR runs in one thread).
 PyMuPDF is imported only when a file is really opened, so a build with every file cached does
 not pay its import.
 
@@ -29,10 +30,9 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import os
 import signal
 import time
-from collections import deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Literal
 
 from nexus_assets.lib.core import hashing
 from nexus_assets.lib.core.caches import BlobCache
+from nexus_assets.lib.core.cpu_info import cpu_threads
 from nexus_assets.lib.ingest.ocr import (
     OcrEngine,
     cache_key,
@@ -315,6 +316,73 @@ def _no_text_detail(pages: list[PageText]) -> str:
     return "; ".join(r for r in reasons if r)[:400]
 
 
+@dataclass
+class PdfRead:
+    """A file's pages as read, before cleaning: the whole file, or a part of it read in another process.
+
+    Cleaning (running headers, hyphenation) looks across pages, so parts are merged first (`merge`) and
+    cleaned once (`finish`): a file read in parts gives the same extraction as one read whole.
+    """
+
+    file: str
+    sha256: str
+    size: int
+    page_count: int
+    first: int  # index of the first page in `blocks`
+    blocks: list[list[Block]]
+    untexted: dict[int, str] = field(default_factory=dict)  # page index -> "ocr" or why it has no text
+    errors: dict[int, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @staticmethod
+    def merge(parts: Sequence[PdfRead]) -> PdfRead:
+        """The parts of one file (in any order) as one read; notes said by several parts kept once."""
+        ordered = sorted(parts, key=lambda part: part.first)
+        head = ordered[0]
+        return PdfRead(
+            head.file,
+            head.sha256,
+            head.size,
+            head.page_count,
+            head.first,
+            [blocks for part in ordered for blocks in part.blocks],
+            {k: v for part in ordered for k, v in part.untexted.items()},
+            {k: v for part in ordered for k, v in part.errors.items()},
+            list(dict.fromkeys(note for part in ordered for note in part.notes)),
+        )
+
+    def finish(self, ocr: OcrEngine | None) -> FileExtraction:
+        """Clean the pages across the file and give each its status: the file's extraction."""
+        cleaned = clean_document(self.blocks)
+        pages = []
+        for index, text in enumerate(cleaned, self.first):
+            if index in self.errors:
+                pages.append(PageText(index + 1, "", "error", self.errors[index]))
+            elif text and self.untexted.get(index) == "ocr":
+                languages = ocr.languages if ocr else "?"
+                pages.append(PageText(index + 1, text, "ocr", f"no text layer; read by OCR ({languages})"))
+            elif text:
+                pages.append(PageText(index + 1, text, "ok"))
+            else:
+                why = self.untexted.get(index) or NO_TEXT_REASON
+                if why == "ocr":
+                    why = f"{NO_TEXT_REASON}; OCR read only running headers or footers"
+                pages.append(PageText(index + 1, "", "no_text", why))
+        notes = list(self.notes)
+        result = FileExtraction(
+            self.file, self.sha256, "ok", page_count=self.page_count, pages=pages, notes=notes, size=self.size
+        )
+        if result.ocr_pages:
+            notes.append(f"{result.ocr_pages} of {self.page_count} pages read by OCR")
+        if result.text_pages == 0:
+            result.status = "no_text_layer"
+            detail = _no_text_detail(pages) or ("OCR found no legible text" if ocr else ocr_unused_reason())
+            count = self.page_count
+            which = f"none of the {count} pages has a" if count > 1 else "its only page has no"
+            result.reason = f"{which} text layer (scanned document); it needs OCR before it can be indexed ({detail})"
+        return result
+
+
 def extract_pdf(
     path: Path, sha256: str | None = None, ocr: OcrEngine | None = None, limits: ExtractionLimits | None = None
 ) -> FileExtraction:
@@ -325,6 +393,22 @@ def extract_pdf(
     with status `no_text` and a reason, so scanned pages are reported, never silently dropped.
     `limits` (default: `ExtractionLimits()`) bound the file's size, pages and extraction time; the time
     is checked before each page, and a file over it yields status `timeout` and no pages.
+    """
+    read = read_pdf(path, sha256, ocr, limits)
+    return read if isinstance(read, FileExtraction) else read.finish(ocr)
+
+
+def read_pdf(
+    path: Path,
+    sha256: str | None = None,
+    ocr: OcrEngine | None = None,
+    limits: ExtractionLimits | None = None,
+    pages: tuple[int, int] | None = None,
+) -> FileExtraction | PdfRead:
+    """Read the pages `[start, stop)` of `path` (all by default), uncleaned; a FileExtraction when refused.
+
+    The file's checks (size, header, password, page tree, page count) run for a part too, so each part
+    refuses a bad file as the whole would. The time limit applies to each part: parts run in parallel.
     """
     limits = limits or ExtractionLimits()
     name = path.name
@@ -368,72 +452,53 @@ def extract_pdf(
             )
         if doc.page_count > limits.max_pages:
             return _too_many_pages(name, digest, doc.page_count, limits, size)
-        raw_pages: list[list[Block]] = []
-        errors: dict[int, str] = {}
-        untexted: dict[int, str] = {}  # page index -> "ocr" or why it has no text
-        for index in range(doc.page_count):
+        start, stop = (max(0, pages[0]), min(doc.page_count, pages[1])) if pages else (0, doc.page_count)
+        read = PdfRead(name, digest, size, doc.page_count, start, [], notes=notes)
+        for index in range(start, stop):
             elapsed = time.monotonic() - started
             if elapsed > limits.max_seconds:
-                ocred = sum(1 for note in untexted.values() if note == "ocr")
-                slow = f"; {ocred} page(s) OCRed so far (OCR is the slow part)" if ocred else ""
-                return FileExtraction(
-                    name,
-                    digest,
-                    "timeout",
-                    (
-                        f"extraction stopped after {elapsed:.1f} s, over the limit of {limits.max_seconds:g} s "
-                        f"per file ({MAX_EXTRACTION_SECONDS_ENV}), with {index} of {doc.page_count} pages read{slow}: "
-                        "not indexed (part of a book is never published as the book); split the PDF or raise the limit"
-                    ),
-                    page_count=doc.page_count,
-                    size=size,
-                )
+                return _timed_out(read, index, stop, elapsed, limits)
             try:
                 blocks, note = _read_page(doc[index], ocr)
             except Exception as exc:  # noqa: BLE001 -- a broken page must not lose the others
                 blocks, note = [], None
-                errors[index] = f"page could not be read: {exc}"
-            raw_pages.append(blocks)
+                read.errors[index] = f"page could not be read: {exc}"
+            read.blocks.append(blocks)
             if note:
-                untexted[index] = note
+                read.untexted[index] = note
         warnings = _mupdf_warnings()
         if warnings:
             notes.append(f"repaired by MuPDF: {warnings[:300]}")
-        page_count = doc.page_count
+    return read
 
-    cleaned = clean_document(raw_pages)
-    pages = []
-    for index, text in enumerate(cleaned):
-        if index in errors:
-            pages.append(PageText(index + 1, "", "error", errors[index]))
-        elif text and untexted.get(index) == "ocr":
-            pages.append(PageText(index + 1, text, "ocr", f"no text layer; read by OCR ({ocr.languages})"))
-        elif text:
-            pages.append(PageText(index + 1, text, "ok"))
-        else:
-            why = untexted.get(index) or NO_TEXT_REASON
-            if why == "ocr":
-                why = f"{NO_TEXT_REASON}; OCR read only running headers or footers"
-            pages.append(PageText(index + 1, "", "no_text", why))
-    result = FileExtraction(name, digest, "ok", page_count=page_count, pages=pages, notes=notes, size=size)
-    if result.ocr_pages:
-        notes.append(f"{result.ocr_pages} of {page_count} pages read by OCR")
-    if result.text_pages == 0:
-        result.status = "no_text_layer"
-        detail = _no_text_detail(pages) or ("OCR found no legible text" if ocr else ocr_unused_reason())
-        which = f"none of the {page_count} pages has a" if page_count > 1 else "its only page has no"
-        result.reason = f"{which} text layer (scanned document); it needs OCR before it can be indexed ({detail})"
-    return result
+
+def _timed_out(read: PdfRead, index: int, stop: int, elapsed: float, limits: ExtractionLimits) -> FileExtraction:
+    ocred = sum(1 for note in read.untexted.values() if note == "ocr")
+    slow = f"; {ocred} page(s) OCRed so far (OCR is the slow part)" if ocred else ""
+    part = (
+        f" (pages {read.first + 1}-{stop}, one part of the file read in parallel)"
+        if stop - read.first < read.page_count
+        else ""
+    )
+    return FileExtraction(
+        read.file,
+        read.sha256,
+        "timeout",
+        (
+            f"extraction stopped after {elapsed:.1f} s, over the limit of {limits.max_seconds:g} s "
+            f"per file ({MAX_EXTRACTION_SECONDS_ENV}), with {index - read.first} of {stop - read.first} pages "
+            f"read{part}{slow}: not indexed (part of a book is never published as the book); split the PDF or "
+            "raise the limit"
+        ),
+        page_count=read.page_count,
+        size=read.size,
+    )
 
 
 # Bump when extraction or cleaning changes what a file yields in a way the source digest below
 # would not show (e.g. a behaviour change in a dependency other than PyMuPDF).
 EXTRACTOR_VERSION = 1
 _CODE_FILES = ("pdf_extraction.py", "text_cleaning.py", "ocr.py")
-# Below this many pages to extract, worker processes cost more than they save: starting two
-# (forkserver, each importing PyMuPDF) took ~1.5 s here, while one process extracts and cleans
-# ~300-600 pages a second (340 pages: 0.6-1.3 s serial, 1.7-1.9 s with the pool).
-POOL_MIN_PAGES = 1200
 
 
 @cache
@@ -469,25 +534,68 @@ def extraction_from_bytes(data: bytes, file: str) -> FileExtraction:
     return FileExtraction(**raw, pages=pages)
 
 
-def _page_count(path: Path, limits: ExtractionLimits) -> int:
-    """Pages of work a file will be: 0 for one refused before (or right after) opening, which costs nothing."""
+# What extraction costs, to plan the worker processes (measured on 2-core EPYC and Xeon machines): a
+# text-layer page is read and cleaned in 2-4 ms, a scanned page takes 3-6 s of OCR at 300 dpi, in one
+# thread (Tesseract inside MuPDF). Starting two forkserver workers, each importing PyMuPDF, costs ~1.5 s:
+# below POOL_MIN_SECONDS of estimated work one process is faster (340 text pages: 0.6-1.3 s serial,
+# 1.7-1.9 s with the pool).
+TEXT_PAGE_S = 0.003
+OCR_PAGE_S = 5.0
+POOL_MIN_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class FilePlan:
+    """The work one file will be: its pages, and those that look scanned (OCR, 1,000 times the cost).
+
+    An estimate from the page resources (no font, an image), read without parsing the pages' content:
+    it only decides how the work is spread, never what a page yields.
+    """
+
+    pages: int  # 0 for a file refused on opening (cheap to "extract")
+    scans: tuple[int, ...] = ()  # indices of the pages that look scanned, when OCR is on
+
+    def seconds(self, start: int = 0, stop: int | None = None) -> float:
+        stop = self.pages if stop is None else stop
+        return (stop - start) * TEXT_PAGE_S + sum(start <= i < stop for i in self.scans) * OCR_PAGE_S
+
+    def parts(self, workers: int) -> list[tuple[int, int] | None]:
+        """Page ranges to read in parallel, each with an equal share of the scanned pages; [None]: whole.
+
+        OCR runs in one thread: a scanned book read whole keeps one core busy while the others idle."""
+        parts = min(workers, len(self.scans))
+        if parts < 2:
+            return [None]
+        cuts = [self.scans[len(self.scans) * k // parts] for k in range(1, parts)]
+        bounds = [0, *cuts, self.pages]
+        return [(start, stop) for start, stop in zip(bounds, bounds[1:], strict=False)]
+
+
+def plan_file(path: Path, limits: ExtractionLimits, ocr: OcrEngine | None) -> FilePlan:
+    """How much work `path` will be (see FilePlan); pages are only counted scanned when OCR is on."""
     import pymupdf
 
     try:
         if sniff_pdf(path, limits):
-            return 0
+            return FilePlan(0)
         with pymupdf.open(path, filetype="pdf") as doc:
-            return doc.page_count if doc.page_count <= limits.max_pages else 0
-    except Exception:  # noqa: BLE001 -- a file that cannot be opened is cheap to "extract"
-        return 0
+            if doc.needs_pass and not doc.authenticate(""):
+                return FilePlan(0)
+            if doc.page_count > limits.max_pages:
+                return FilePlan(0)
+            if ocr is None:
+                return FilePlan(doc.page_count)
+            scans = tuple(i for i in range(doc.page_count) if not doc.get_page_fonts(i) and doc.get_page_images(i))
+            return FilePlan(doc.page_count, scans)
+    except Exception:  # noqa: BLE001 -- a file that cannot be opened or planned is cheap to "extract"
+        return FilePlan(0)
 
 
-def worker_count(jobs: int, pages: int) -> int:
-    """Processes for extracting `jobs` files holding `pages` pages: 1 unless the pool pays for itself."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if jobs < 2 or pages < POOL_MIN_PAGES:
+def worker_count(jobs: int, seconds: float) -> int:
+    """Processes for `jobs` tasks estimated at `seconds` of work in all: 1 unless the pool pays for itself."""
+    if jobs < 2 or seconds < POOL_MIN_SECONDS:
         return 1
-    return max(1, min(cores, jobs))
+    return max(1, min(cpu_threads(), jobs))
 
 
 @dataclass(frozen=True)
@@ -503,7 +611,8 @@ class ExtractionStats:
 # whole pool. Here a worker stuck past the time limit is killed and replaced, and a worker that dies on a
 # file (a MuPDF crash, the OOM killer) costs that file its status, not the partition its build.
 
-Task = tuple[Path, str, "OcrEngine | None", ExtractionLimits]
+# (file, sha256, OCR, limits, page range or None for the whole file)
+Task = tuple[Path, str, "OcrEngine | None", ExtractionLimits, "tuple[int, int] | None"]
 
 
 def _worker_main(conn: Connection) -> None:
@@ -515,9 +624,11 @@ def _worker_main(conn: Connection) -> None:
             return
         if task is None:
             return
-        path, sha256, ocr, limits = task
+        path, sha256, ocr, limits, pages = task
         try:
-            result: FileExtraction | Exception = extract_pdf(path, sha256, ocr, limits)
+            result: FileExtraction | PdfRead | Exception = (
+                extract_pdf(path, sha256, ocr, limits) if pages is None else read_pdf(path, sha256, ocr, limits, pages)
+            )
         except Exception as exc:  # noqa: BLE001 -- a bug, not a bad file: raised again in the parent
             result = exc
         conn.send(result)
@@ -582,10 +693,11 @@ def _exit_text(code: int | None) -> str:
 def run_pool(
     tasks: Sequence[tuple[int, Task]],
     workers: int,
-    store: Callable[[int, FileExtraction], None],
+    store: Callable[[int, FileExtraction | PdfRead], None],
     target: Callable[[Connection], None] = _worker_main,
 ) -> None:
-    """Extract `(index, task)` pairs in `workers` processes, calling `store(index, result)` as each ends.
+    """Extract `(index, task)` pairs in `workers` processes, calling `store(index, result)` as each ends
+    (a FileExtraction for a whole file or a refused one, a PdfRead for a part that was read).
 
     A task still running `HARD_LIMIT_GRACE_S` after its file's time limit has its worker killed (status
     `timeout`); a worker that dies gives its file the status `crashed`; either is replaced. Raises
@@ -690,7 +802,8 @@ def extract_pdfs(
     """Extract `(file name, sha256, local path getter)` items, in order, reusing cached results.
 
     The path getter is called only for files that miss the cache (in aws mode it downloads the
-    PDF). Misses run in a process pool sized to the cores when there are enough pages; results are
+    PDF). Misses run in a process pool sized to the cores when the estimated work pays for it (see
+    `plan_file`), a file with scanned pages split into page ranges read in parallel; results are
     written to the cache as they arrive (except outcomes of the limits, see `UNCACHED_STATUSES`), and
     cached results are judged against the current `limits`. `on_result(result, from_cache)` reports
     each file. `cache` must be `extraction_cache(root, ocr)` for the same `ocr`.
@@ -718,11 +831,38 @@ def extract_pdfs(
         if on_result:
             on_result(result, False)
 
-    pages = sum(_page_count(path, limits) for _, path in misses) if len(misses) > 1 else 0
-    workers = worker_count(len(misses), pages)
+    # Plan only where it can change something: several files, or one that OCR may split.
+    plans = {index: plan_file(path, limits, ocr) for index, path in misses} if len(misses) > 1 or ocr else {}
+    possible = sum(len(plan.parts(cpu_threads())) for plan in plans.values())
+    workers = worker_count(possible, sum(plan.seconds() for plan in plans.values()))
     if workers > 1:
+        tasks: list[tuple[int, Task]] = []
+        owner: list[int] = []  # task number -> index of its file in `items`
+        cost: list[float] = []
+        for index, path in misses:
+            plan = plans[index]
+            for part in plan.parts(workers):
+                owner.append(index)
+                cost.append(plan.seconds(*part) if part else plan.seconds())
+                tasks.append((len(tasks), (path, items[index][1], ocr, limits, part)))
+        tasks.sort(key=lambda task: -cost[task[0]])  # the longest first: no core left alone with a big book
+        expected = Counter(owner)
+        parts_read: dict[int, list[PdfRead]] = defaultdict(list)
+
+        def collect(number: int, result: FileExtraction | PdfRead) -> None:
+            index = owner[number]
+            if results[index] is not None:
+                return  # another part of the file already failed it
+            if isinstance(result, FileExtraction):
+                parts_read.pop(index, None)
+                store(index, result)
+                return
+            parts_read[index].append(result)
+            if len(parts_read[index]) == expected[index]:
+                store(index, PdfRead.merge(parts_read.pop(index)).finish(ocr))
+
         try:
-            run_pool([(index, (path, items[index][1], ocr, limits)) for index, path in misses], workers, store)
+            run_pool(tasks, workers, collect)
         except PoolUnavailable as exc:
             # No worker processes here (e.g. a __main__ without the import guard): one process does the rest.
             log.warning("PDF extraction pool failed (%s); extracting in this process", exc)
