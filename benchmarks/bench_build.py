@@ -47,7 +47,7 @@ from benchmarks.runner import (
     run_peer,
     timed,
 )
-from nexus_assets.lib.core.cpu_info import cpu_kind
+from nexus_assets.lib.core.cpu_info import cpu_generation, cpu_kind
 
 SUBJECT, GRADE = "benchmark", "kelas_10"
 CASES = ("peer", "cold", "incremental", "nochange", "nochange_forced")
@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cosine_vs_fp32={embedding['auto']['mean_cosine']:.6f}")
     print(f"deterministic={'yes' if embedding['auto']['deterministic'] else 'no'}")
     print(f"cpu={cpu_kind()}")
+    print(f"cpu_generation={cpu_generation()}")
     return 0
 
 

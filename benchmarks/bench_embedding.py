@@ -33,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.corpus import write_corpus
-from nexus_assets.lib.core.cpu_info import cpu_kind, cpu_model, cpu_threads
+from nexus_assets.lib.core.cpu_info import cpu_generation, cpu_kind, cpu_model, cpu_threads
 from nexus_assets.lib.index.chunking import ChunkingParams, chunk_file
 from nexus_assets.lib.index.embedding import SentenceTransformerEmbedder, bundled_minilm_path
 from nexus_assets.lib.ingest.pdf_extraction import extract_pdf
@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     for needed in ("seed", "fp32"):
         if needed not in names:
             names.insert(0, needed)
-    print(f"cpu: {cpu_kind()}: {cpu_model()}, {cpu_threads()} threads", flush=True)
+    generation = cpu_generation() or "generation unknown"
+    print(f"cpu: {cpu_kind()}: {cpu_model()} ({generation}), {cpu_threads()} threads", flush=True)
     with tempfile.TemporaryDirectory(prefix="nexus-bench-embed-") as tmp:
         texts = benchmark_texts(args.limit, Path(tmp))
     print(f"{len(texts)} benchmark chunks, {args.rounds} rounds after a warm-up", flush=True)
@@ -168,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     if "auto" in results:
         auto = results["auto"]
         print(f"cpu={cpu_kind()}")
+        print(f"cpu_generation={cpu_generation()}")
         print(f"embed_engine={auto['runs']}")
         print(f"embed_chunks_per_s={auto['chunks_per_s']:.1f}")
         print(f"seed_chunks_per_s={seed_speed:.1f}")

@@ -27,13 +27,35 @@ ONEDNN_ISAS: tuple[tuple[str, frozenset[str]], ...] = (
 )
 
 
+# x86 (family, model range) -> core generation, for the hosts this project runs on. A hypervisor may
+# show only "AMD EPYC" as the model name: two such hosts with the same flags ran the bf16 engine 1.8x
+# apart (2026-12-05 and -06; Zen 4 runs AVX-512 in two 256-bit halves, Zen 5 in one pass), so figures
+# name the generation where it is known.
+GENERATIONS: tuple[tuple[str, int, range, str], ...] = (
+    ("AuthenticAMD", 23, range(0x00, 0x30), "Zen/Zen+"),
+    ("AuthenticAMD", 23, range(0x30, 0x100), "Zen 2"),
+    ("AuthenticAMD", 25, range(0x00, 0x10), "Zen 3"),
+    ("AuthenticAMD", 25, range(0x10, 0x20), "Zen 4"),
+    ("AuthenticAMD", 25, range(0x20, 0x60), "Zen 3"),
+    ("AuthenticAMD", 25, range(0x60, 0x80), "Zen 4"),
+    ("AuthenticAMD", 25, range(0xA0, 0xB0), "Zen 4c"),
+    ("AuthenticAMD", 26, range(0x00, 0x100), "Zen 5"),
+    ("GenuineIntel", 6, range(0x55, 0x56), "Skylake/Cascade Lake"),
+    ("GenuineIntel", 6, range(0x6A, 0x6B), "Ice Lake"),
+    ("GenuineIntel", 6, range(0x8F, 0x90), "Sapphire Rapids"),
+    ("GenuineIntel", 6, range(0xCF, 0xD0), "Emerald Rapids"),
+    ("GenuineIntel", 6, range(0xAD, 0xAE), "Granite Rapids"),
+)
+
+
 @cache
-def _cpuinfo() -> tuple[str, frozenset[str]]:
+def _cpuinfo() -> tuple[str, frozenset[str], dict[str, str]]:
+    """(model name, flags, the first processor's other fields) from /proc/cpuinfo."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return platform.processor() or platform.machine(), frozenset()
-    model, flags = "", frozenset[str]()
+        return platform.processor() or platform.machine(), frozenset(), {}
+    model, flags, fields = "", frozenset[str](), dict[str, str]()
     for line in text.splitlines():
         key, _, value = line.partition(":")
         key = key.strip()
@@ -41,7 +63,22 @@ def _cpuinfo() -> tuple[str, frozenset[str]]:
             model = value.strip()
         elif key in ("flags", "Features") and not flags:
             flags = frozenset(value.split())
-    return model or platform.machine(), flags
+        elif key and key not in fields:
+            fields[key] = value.strip()
+    return model or platform.machine(), flags, fields
+
+
+def cpu_generation(fields: dict[str, str] | None = None) -> str:
+    """Vendor, family and model numbers, with the core generation where known (e.g. "AuthenticAMD family
+    25 model 17: Zen 4"); "" where /proc/cpuinfo does not say. `fields`: /proc/cpuinfo's, by default."""
+    fields = _cpuinfo()[2] if fields is None else fields
+    vendor = fields.get("vendor_id", "")
+    try:
+        family, model = int(fields["cpu family"]), int(fields["model"])
+    except (KeyError, ValueError):
+        return ""
+    names = [name for v, f, models, name in GENERATIONS if (v, f) == (vendor, family) and model in models]
+    return f"{vendor} family {family} model {model}" + (f": {names[0]}" if names else "")
 
 
 def cpu_flags() -> frozenset[str]:
@@ -85,9 +122,9 @@ def cpu_threads() -> int:
 
 
 def cpu_identity() -> str:
-    """A short digest that changes when the CPU model, its flags or the cores available change."""
-    model, flags = _cpuinfo()
-    text = f"{platform.machine()}|{model}|{' '.join(sorted(flags))}|{cpu_threads()}"
+    """A short digest that changes when the CPU model (or generation), its flags or the cores available change."""
+    model, flags, _ = _cpuinfo()
+    text = f"{platform.machine()}|{model}|{cpu_generation()}|{' '.join(sorted(flags))}|{cpu_threads()}"
     return hashing.sha256_text(text, 16)
 
 

@@ -40,7 +40,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from nexus_assets.lib.core import hashing
-from nexus_assets.lib.core.cpu_info import cpu_identity, cpu_kind
+from nexus_assets.lib.core.cpu_info import cpu_generation, cpu_identity, cpu_kind
 
 log = logging.getLogger(__name__)
 
@@ -417,5 +417,6 @@ def choose_engine(
     measurements = [measured.get(pair) or failed[pair] for pair in candidates]
     passing = [m for m in measurements if m.passed]
     best = max(passing, key=lambda m: m.chunks_per_s) if passing else EngineMeasurement(*reference)
-    choice = EngineChoice(best.engine, best.precision, cpu_kind(), tuple(measurements))
+    cpu = ", ".join(filter(None, (cpu_kind(), cpu_generation())))
+    choice = EngineChoice(best.engine, best.precision, cpu, tuple(measurements))
     return choice, loaded
