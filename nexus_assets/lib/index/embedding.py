@@ -193,6 +193,9 @@ def _output_dims(root: Path, config: dict[str, Any]) -> int:
 # measured speed cost (chunks arrive sorted by length, so shapes repeat in runs).
 ONEDNN_KERNEL_CACHE = "32"
 TRIM_EVERY_TEXTS = 256
+# Texts handed to the engine at once (each still in a pass of its own): enough to keep every stream busy,
+# few enough that progress and the heap trim come round often.
+ENCODE_SLICE = 32
 
 
 def _trim_heap() -> None:
@@ -417,7 +420,7 @@ class SentenceTransformerEmbedder:
     def cache_namespace(self) -> str:
         """Everything besides the text that decides a vector's bytes: model, window, engine, precision, versions."""
         library = (
-            "openvino=" + library_version("openvino")
+            "openvino=" + library_version("openvino") + ",one-thread-per-stream"
             if self.engine == "openvino"
             else "torch=" + library_version("torch")
         )
@@ -454,11 +457,14 @@ class SentenceTransformerEmbedder:
             assert self._model is not None
             next_report = max(len(texts) // 10, 1)
             # Shortest first: neighbouring texts share shapes, so oneDNN's small kernel cache keeps hitting.
-            for done, index in enumerate(sorted(range(len(texts)), key=lambda i: (len(ids[i]), i)), 1):
-                out[index] = self._model.encode(ids[index])
-                if done == 1:
+            order = sorted(range(len(texts)), key=lambda i: (len(ids[i]), i))
+            for start in range(0, len(order), ENCODE_SLICE):
+                rows = order[start : start + ENCODE_SLICE]
+                out[rows] = self._model.encode_many([ids[i] for i in rows])
+                done = start + len(rows)
+                if start == 0:
                     fault_point("embedding")
-                if done % TRIM_EVERY_TEXTS == 0:
+                if done // TRIM_EVERY_TEXTS > start // TRIM_EVERY_TEXTS:
                     _trim_heap()
                 if progress and (done >= next_report or done == len(texts)):
                     progress(done, len(texts))
