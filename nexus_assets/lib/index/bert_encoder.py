@@ -7,7 +7,8 @@ needs only torch and the safetensors weights. It runs the same operations as tra
 BertModel (SDPA attention, exact GELU, LayerNorm in fp32 under autocast); a test checks its
 vectors against sentence-transformers. `embedding.slim_bert_supported` (which needs no torch)
 decides which models qualify; for any other, `load_slim_bert` returns None and the caller uses
-sentence-transformers. `encode_one` is the path the pipeline runs: one text, no padding, no mask.
+sentence-transformers. `encode_one` is the torch engine's path (one text, no padding, no mask);
+`encode_padded` is the graph OpenVINO runs (texts padded to a length fixed by their own, masked).
 """
 
 from __future__ import annotations
@@ -64,30 +65,33 @@ class SlimBert(nn.Module):
         )
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        n = input_ids.shape[1]
-        positions = torch.arange(n, device=input_ids.device)
-        x = self.norm(self.word(input_ids) + self.position(positions)[None] + self.token_type.weight[0])
-        padded = not bool(attention_mask.all())
         # No mask at all for unpadded batches (what transformers does too): SDPA takes its fastest kernel.
-        mask = (attention_mask[:, None, None, :] > 0) if padded else None
-        for layer in self.layers:
-            x = layer(x, mask)
-        weights = attention_mask.to(x.dtype)[..., None]
-        pooled = (x * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
-        return F.normalize(pooled.float(), p=2, dim=1)
+        return self._encode(input_ids, attention_mask, masked=not bool(attention_mask.all()))
+
+    def encode_padded(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Unit vectors of texts padded to one length, the mask always applied: the graph exported to
+        OpenVINO (a trace of `forward` would keep only the branch its example input took)."""
+        return self._encode(input_ids, attention_mask, masked=True)
 
     def encode_one(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Unit vectors of unpadded texts: no attention mask, the mean over every token.
 
-        Its shape is a function of the text alone, so its kernels (and bytes) are too; it is also the
-        graph exported to OpenVINO, which has no branch on the mask to trace.
+        Its shape is a function of the text alone, so its kernels (and bytes) are too.
         """
+        return self._encode(input_ids, None, masked=False)
+
+    def _encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, masked: bool) -> torch.Tensor:
         n = input_ids.shape[1]
         positions = torch.arange(n, device=input_ids.device)
         x = self.norm(self.word(input_ids) + self.position(positions)[None] + self.token_type.weight[0])
+        mask = (attention_mask[:, None, None, :] > 0) if masked and attention_mask is not None else None
         for layer in self.layers:
-            x = layer(x, None)
-        return F.normalize(x.float().mean(dim=1), p=2, dim=1)
+            x = layer(x, mask)
+        if attention_mask is None:
+            return F.normalize(x.float().mean(dim=1), p=2, dim=1)
+        weights = attention_mask.to(x.dtype)[..., None]
+        pooled = (x * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+        return F.normalize(pooled.float(), p=2, dim=1)
 
 
 _RENAMES = {

@@ -16,7 +16,7 @@ rebuild whose chunks are all in the `VectorCache` never imports torch.
 The engine and precision that compute the vectors (OpenVINO or torch, bf16 or fp32) are not guessed
 from CPU flags: `embedding_engines` measures each candidate once per machine and runs the fastest
 that keeps the vectors within 0.999 cosine of fp32 and gives a text the same bytes whatever is
-embedded with it (one text per forward pass: see that module for why).
+embedded with it (each text in a pass whose shape is its own: see that module for why).
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ from nexus_assets.lib.core.cpu_info import cpu_threads
 from nexus_assets.lib.core.fault_points import fault_point
 from nexus_assets.lib.index.embedding_engines import (
     ENGINES,
+    PAD_TOKENS,
+    PASS_ROWS,
     PRECISIONS,
     Engine,
     EngineChoice,
@@ -49,6 +51,7 @@ from nexus_assets.lib.index.embedding_engines import (
     cached_choice,
     choice_key,
     choose_engine,
+    chunk_probe_texts,
     library_version,
     load_openvino,
     model_cache_dir,
@@ -193,8 +196,8 @@ def _output_dims(root: Path, config: dict[str, Any]) -> int:
 # measured speed cost (chunks arrive sorted by length, so shapes repeat in runs).
 ONEDNN_KERNEL_CACHE = "32"
 TRIM_EVERY_TEXTS = 256
-# Texts handed to the engine at once (each still in a pass of its own): enough to keep every stream busy,
-# few enough that progress and the heap trim come round often.
+# Texts handed to the engine at once: enough to keep every stream busy, few enough that progress and
+# the heap trim come round often (`slices` never splits the texts of one pass of the engine).
 ENCODE_SLICE = 32
 
 
@@ -272,7 +275,8 @@ def _load_engine(model_path: str, engine: str, precision: str, threads: int, cac
     OpenVINO needs torch only to convert the model once per machine: later loads skip torch's import.
     """
     if engine == "openvino":
-        return load_openvino(model_path, lambda: _slim_bert_or_fail(model_path), precision, threads, cache_dir)
+        limit = read_model_files(model_path).max_positions
+        return load_openvino(model_path, lambda: _slim_bert_or_fail(model_path), precision, threads, cache_dir, limit)
     import torch
 
     torch.set_num_threads(threads)
@@ -317,12 +321,14 @@ def _chosen_engine(
                 )
         files = read_model_files(model_path)
         probes = [_window_ids(files.tokenizer, text, files.max_positions) for text in probe_texts()]
+        timed = [_window_ids(files.tokenizer, text, files.max_positions) for text in chunk_probe_texts()]
         started = time.perf_counter()
         choice, loaded = choose_engine(
             candidates,
             lambda e, p: _load_engine(model_path, e, p, threads, cache_dir),
             probes,
             reference=(_reference_engine(model_path), "fp32"),
+            timed=timed,
         )
         store_choice(cache_dir, key, choice)
         log.info("embedding engine measured in %.1f s: %s", time.perf_counter() - started, choice.describe())
@@ -366,7 +372,7 @@ def prefetch_local_model(
 
 @dataclass
 class SentenceTransformerEmbedder:
-    """A local sentence-transformers model; vectors are L2-normalised float32, one text per forward pass.
+    """A local sentence-transformers model; vectors are L2-normalised float32, a function of the text alone.
 
     `engine` (`auto`, `openvino`, `torch`, `sentence-transformers`) and `precision` (`auto`, `fp32`,
     `bf16`) restrict the candidates; `auto` takes the fastest engine that passed the precision and
@@ -420,13 +426,13 @@ class SentenceTransformerEmbedder:
     def cache_namespace(self) -> str:
         """Everything besides the text that decides a vector's bytes: model, window, engine, precision, versions."""
         library = (
-            "openvino=" + library_version("openvino") + ",one-thread-per-stream"
+            f"openvino={library_version('openvino')},one-thread-per-stream|{PASS_ROWS}-rows-padded-to-{PAD_TOKENS}"
             if self.engine == "openvino"
-            else "torch=" + library_version("torch")
+            else f"torch={library_version('torch')}|one-text-per-pass"
         )
         return (
             f"{self.model_id}|dims={self.dims}|window={self.max_tokens}|{self.precision}|{self.engine}|"
-            f"weights={self._files.fingerprint[:16]}|{library}|one-text-per-pass|threads={self._threads}"
+            f"weights={self._files.fingerprint[:16]}|{library}|threads={self._threads}"
         )
 
     def count_tokens(self, text: str) -> int:
@@ -457,11 +463,12 @@ class SentenceTransformerEmbedder:
             assert self._model is not None
             next_report = max(len(texts) // 10, 1)
             # Shortest first: neighbouring texts share shapes, so oneDNN's small kernel cache keeps hitting.
-            order = sorted(range(len(texts)), key=lambda i: (len(ids[i]), i))
-            for start in range(0, len(order), ENCODE_SLICE):
-                rows = order[start : start + ENCODE_SLICE]
+            lengths = [self._model.padded_length(len(i)) for i in ids]
+            order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
+            for start, stop in slices([lengths[i] for i in order], self._model.rows, ENCODE_SLICE):
+                rows = order[start:stop]
                 out[rows] = self._model.encode_many([ids[i] for i in rows])
-                done = start + len(rows)
+                done = stop
                 if start == 0:
                     fault_point("embedding")
                 if done // TRIM_EVERY_TEXTS > start // TRIM_EVERY_TEXTS:
@@ -470,6 +477,24 @@ class SentenceTransformerEmbedder:
                     progress(done, len(texts))
                     next_report = done + max(len(texts) // 10, 1)
         return out
+
+
+def slices(lengths: Sequence[int], rows: int, size: int) -> list[tuple[int, int]]:
+    """(start, stop) of about `size` consecutive texts each, never ending amid one pass's texts.
+
+    `lengths` are the padded lengths of texts in sorted order; an engine fills passes of `rows` texts
+    of one length from the start of each slice, so a slice that ended after a number of same-length
+    texts not divisible by `rows` would run a pass with dummy rows, and the next one another.
+    """
+    out, start = [], 0
+    while start < len(lengths):
+        stop = min(start + size, len(lengths))
+        same = sum(1 for i in range(start, stop) if lengths[i] == lengths[stop - 1])  # sorted: the slice's tail
+        while stop < len(lengths) and lengths[stop] == lengths[stop - 1] and same % rows:
+            stop, same = stop + 1, same + 1
+        out.append((start, stop))
+        start = stop
+    return out
 
 
 @dataclass(frozen=True)

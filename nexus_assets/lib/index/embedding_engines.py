@@ -1,12 +1,17 @@
 """The compute engines behind the local embedder, and the measured choice among them.
 
-Determinism: every engine runs ONE text per forward pass, at its own token length, with no padding.
+Determinism: every text runs in a forward pass whose SHAPE is a function of that text alone.
 A kernel's blocking (and so the order of its floating-point sums) depends on the shape it runs on;
 with AMX, oneDNN picks different bf16 kernels for different batch shapes, so a text batched with
-others came out with other bytes than the same text alone, and an incremental build differed from a
-fresh one. A (1, n) input's shape is a function of the text alone, so its vector is too, whatever
-else is embedded in the same call, in the same process or on a rebuild. On 2 cores a single 200-300
-token text already fills the matrix units, so batching bought little (see docs/performance.md).
+others (padded to the longest, in batches of any size) came out with other bytes than the same text
+alone, and an incremental build differed from a fresh one. So:
+- torch runs one text per pass, (1, n), unpadded;
+- OpenVINO runs `PASS_ROWS` texts per pass, each padded to its own length rounded up to
+  `PAD_TOKENS` (`padded_length`), the rows a pass lacks filled with a one-token dummy. Rows never mix
+  in a transformer (attention stays within a row, masked keys weigh exactly zero), and the shape
+  (PASS_ROWS, padded_length(n)) is the text's own, so are its kernels and bytes, whichever row and
+  whichever companions it gets. On AMX this is 19-31% faster than one text per pass (docs/performance.md).
+Both are checked on every machine at first use (`same_bytes_in_any_order`), never assumed.
 
 Engines (each with fp32 and, where the CPU and library run it, bf16):
 - `openvino`: OpenVINO's CPU runtime on a model converted offline from the bundled weights (no
@@ -48,8 +53,8 @@ ENGINES = ("openvino", "torch", "sentence-transformers")
 PRECISIONS = ("fp32", "bf16")
 MIN_COSINE = 0.999  # mean cosine to fp32 a fast path must keep (the issue-5 bar)
 MIN_PROBE_COSINE = 0.998  # and no single probe text below this
-CHOICE_FORMAT = 3  # bump when what a choice means changes: older cached choices are measured again
-EXPORT_FORMAT = 1  # bump when the OpenVINO conversion changes: older exports are made again
+CHOICE_FORMAT = 4  # bump when what a choice means changes: older cached choices are measured again
+EXPORT_FORMAT = 2  # bump when the OpenVINO conversion changes: older exports are made again
 
 _SENTENCES = (
     "Fotosintesis mengubah energi cahaya menjadi energi kimia di dalam kloroplas daun.",
@@ -60,22 +65,41 @@ _SENTENCES = (
 )
 
 
-def probe_texts() -> list[str]:
-    """Deterministic probe texts of the lengths real chunks have (about 20 to 330 tokens).
+def chunk_probe_texts() -> list[str]:
+    """Sixteen texts of 790 characters, as most chunks are: the texts an engine's speed is timed on.
 
-    Few on purpose: every candidate runs them three times when a machine first embeds.
+    For MiniLM they all pad to one length (272 tokens), so an engine that runs several texts of one
+    padded length per pass runs full passes, as it does on a build's hundreds of chunks.
     """
-    return [
+    stream = " ".join(_SENTENCES[i % len(_SENTENCES)] for i in range(40))
+    starts = [stream.index(" ", 41 * k) + 1 for k in range(16)]
+    return [stream[start : start + 790].rsplit(" ", 1)[0] for start in starts]
+
+
+def probe_texts() -> list[str]:
+    """Every probe text: a spread of about 30 to 410 tokens, then the chunk-sized ones.
+
+    Cosine and determinism are checked on all of them (the chunk-sized ones share passes where an
+    engine batches, so the check sees texts change rows and companions). Few on purpose: every
+    candidate runs them several times when a machine first embeds.
+    """
+    spread = [
         " ".join(_SENTENCES[(offset + i) % len(_SENTENCES)] for i in range(repeat))
         for offset, repeat in enumerate((1, 4, 8, 11, 13, 15))
     ]
+    return spread + chunk_probe_texts()
 
 
 class Engine(Protocol):
-    """Unit-length float32 sentence vectors from token ids, each text in a forward pass of its own."""
+    """Unit-length float32 sentence vectors from token ids, each in a pass whose shape is the text's own."""
 
     name: str
     precision: str
+    rows: int  # texts per forward pass
+
+    def padded_length(self, tokens: int) -> int:
+        """The token length a text of `tokens` tokens runs at (texts of one length share passes)."""
+        ...
 
     def encode(self, ids: Sequence[int]) -> np.ndarray: ...
 
@@ -160,6 +184,10 @@ class TorchEngine:
     precision: str
     name: str = "torch"
     sentence_transformers: bool = False
+    rows: int = 1
+
+    def padded_length(self, tokens: int) -> int:
+        return tokens
 
     def encode(self, ids: Sequence[int]) -> np.ndarray:
         import torch
@@ -180,45 +208,72 @@ class TorchEngine:
         return np.vstack([self.encode(ids) for ids in texts])
 
 
+PASS_ROWS = 4  # texts per OpenVINO pass: 4 and 8 ran alike on AMX, 4 wastes fewer dummy rows
+PAD_TOKENS = 16  # a text is padded to a multiple of this: 16 ran faster than 32 on AMX (less padding)
+
+
+def padded_length(tokens: int, limit: int) -> int:
+    """`tokens` rounded up to a multiple of PAD_TOKENS, never past the model's `limit` positions."""
+    return min(-(-tokens // PAD_TOKENS) * PAD_TOKENS, max(limit, tokens))
+
+
+def fixed_shape_passes(lengths: Sequence[int], limit: int) -> list[tuple[int, list[int]]]:
+    """(padded length, up to PASS_ROWS indices into `lengths`) per pass: texts of one padded length
+    together, in the order given."""
+    groups: dict[int, list[int]] = {}
+    for index, tokens in enumerate(lengths):
+        groups.setdefault(padded_length(tokens, limit), []).append(index)
+    return [
+        (length, members[start : start + PASS_ROWS])
+        for length, members in groups.items()
+        for start in range(0, len(members), PASS_ROWS)
+    ]
+
+
 @dataclass
 class OpenVinoEngine:
     """A compiled OpenVINO model; `precision` is the CPU plugin's inference precision hint.
 
-    `streams` inference requests run at once, one thread each, every text in a request of its own:
-    on 2 cores two single-thread passes beat one two-thread pass by 4-8% (bf16 51.9-53.1 vs 49.2
-    chunks/s, f32 29.9-31.3 vs 28.8-30.5; AMD EPYC Zen 4, 250 real chunks, two alternating A/B runs),
-    as no thread waits for the other at the end of each small matrix product.
-    A text's bytes do not depend on which request runs it: the shape, kernels and thread count are the same.
+    Passes of shape (PASS_ROWS, padded_length(n)) (see the module docstring), `streams` of them at
+    once, one thread each: on 2 cores two single-thread passes beat one two-thread pass by 4-8%
+    (AMD EPYC Zen 4), as no thread waits for the other at the end of each small matrix product.
     """
 
     compiled: Any
     precision: str
+    limit: int  # the model's positions: no text is padded past them
     streams: int = 1
     name: str = "openvino"
-    _request: Any = field(default=None, init=False, repr=False)
+    rows: int = PASS_ROWS
     _queue: Any = field(default=None, init=False, repr=False)
 
+    def padded_length(self, tokens: int) -> int:
+        return padded_length(tokens, self.limit)
+
     def encode(self, ids: Sequence[int]) -> np.ndarray:
-        if self._request is None:
-            self._request = self.compiled.create_infer_request()
-        result = self._request.infer({0: np.asarray([ids], dtype=np.int64)})
-        return np.array(result[0][0], dtype=np.float32)  # a copy: the request reuses its output buffer
+        return self.encode_many([ids])[0]  # a pass of the same shape as amid others: the same bytes
 
     def encode_many(self, texts: Sequence[Sequence[int]]) -> np.ndarray:
-        if self.streams < 2 or len(texts) < 2:
-            return np.vstack([self.encode(ids) for ids in texts])
         import openvino as ov
 
         out = np.empty((len(texts), self.compiled.output(0).get_partial_shape()[-1].get_length()), np.float32)
         if self._queue is None:
-            self._queue = ov.AsyncInferQueue(self.compiled, self.streams)
+            self._queue = ov.AsyncInferQueue(self.compiled, max(self.streams, 1))
 
-        def done(request: Any, row: int) -> None:
-            out[row] = request.get_output_tensor(0).data[0]  # copied into `out`: the request is reused
+        def done(request: Any, rows: list[int]) -> None:
+            data = request.get_output_tensor(0).data  # copied into `out`: the request is reused
+            for k, row in enumerate(rows):
+                out[row] = data[k]
 
         self._queue.set_callback(done)
-        for row, ids in enumerate(texts):
-            self._queue.start_async({0: np.asarray([ids], dtype=np.int64)}, row)
+        for length, rows in fixed_shape_passes([len(ids) for ids in texts], self.limit):
+            ids = np.zeros((PASS_ROWS, length), np.int64)
+            mask = np.zeros((PASS_ROWS, length), np.int64)
+            mask[:, 0] = 1  # rows without a text: a one-token dummy, never read
+            for k, row in enumerate(rows):
+                ids[k, : len(texts[row])] = texts[row]
+                mask[k, : len(texts[row])] = 1
+            self._queue.start_async({0: ids, 1: mask}, rows)
         self._queue.wait_all()
         return out
 
@@ -243,22 +298,23 @@ def openvino_model(model_path: str, load_slim: Callable[[], Any], cache_dir: Pat
     started = time.perf_counter()
     import torch  # only to convert: a machine with the converted model never imports torch to embed
 
-    class OneText(torch.nn.Module):
+    class Padded(torch.nn.Module):
         def __init__(self, inner: Any) -> None:
             super().__init__()
             self.inner = inner
 
-        def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-            return self.inner.encode_one(input_ids)
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            return self.inner.encode_padded(input_ids, attention_mask)
 
     # OpenVINO's PyTorch front end traces with torch.jit, which torch 2.13 marks deprecated: that is
     # OpenVINO's choice to make, not ours, so its warning is silenced here only.
     with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.jit")
+        example = torch.ones((2, 16), dtype=torch.long)
         model = ov.convert_model(
-            OneText(load_slim()).eval(),
-            example_input=torch.ones((1, 16), dtype=torch.long),
-            input=[ov.PartialShape([1, -1])],
+            Padded(load_slim()).eval(),
+            example_input=(example, example),
+            input=[ov.PartialShape([-1, -1]), ov.PartialShape([-1, -1])],
         )
     staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=target.parent))
     try:
@@ -274,7 +330,7 @@ def openvino_model(model_path: str, load_slim: Callable[[], Any], cache_dir: Pat
 
 
 def load_openvino(
-    model_path: str, load_slim: Callable[[], Any], precision: str, threads: int, cache_dir: Path
+    model_path: str, load_slim: Callable[[], Any], precision: str, threads: int, cache_dir: Path, limit: int
 ) -> OpenVinoEngine:
     import openvino as ov
 
@@ -290,7 +346,7 @@ def load_openvino(
     really = str(compiled.get_property("INFERENCE_PRECISION_HINT")).lower()  # e.g. "<type: 'bfloat16'>"
     if ("bf16" in really or "bfloat16" in really) != (precision == "bf16"):
         raise RuntimeError(f"OpenVINO runs {really} where {precision} was asked")
-    return OpenVinoEngine(compiled, precision, streams=int(compiled.get_property("NUM_STREAMS")))
+    return OpenVinoEngine(compiled, precision, limit, streams=int(compiled.get_property("NUM_STREAMS")))
 
 
 # --- the measured choice --------------------------------------------------------------------------------------
@@ -395,16 +451,20 @@ def same_bytes_in_any_order(engine: Engine, token_ids: Sequence[Sequence[int]], 
 
 
 def measure_all(
-    engines: Sequence[Engine], token_ids: Sequence[Sequence[int]], reference: np.ndarray, rounds: int = 2
+    engines: Sequence[Engine],
+    token_ids: Sequence[Sequence[int]],
+    reference: np.ndarray,
+    timed: Sequence[Sequence[int]],
+    rounds: int = 2,
 ) -> list[EngineMeasurement]:
-    """Cosine, determinism and speed of each engine; timed passes take turns so that load from other
-    processes falls on every engine alike (the best pass of each counts)."""
+    """Cosine and determinism of each engine on `token_ids`, speed on `timed`; timed passes take turns
+    so that load from other processes falls on every engine alike (the best pass of each counts)."""
     first = [engine.encode_many(token_ids) for engine in engines]  # also the warm-up
     best = [float("inf")] * len(engines)
     for _ in range(rounds):
         for number, engine in enumerate(engines):
             started = time.perf_counter()
-            engine.encode_many(token_ids)
+            engine.encode_many(timed)
             best[number] = min(best[number], time.perf_counter() - started)
     out = []
     for engine, vectors, seconds in zip(engines, first, best, strict=True):
@@ -413,7 +473,7 @@ def measure_all(
             EngineMeasurement(
                 engine.name,
                 engine.precision,
-                len(token_ids) / seconds,
+                len(timed) / seconds,
                 float(cosine.mean()),
                 float(cosine.min()),
                 same_bytes_in_any_order(engine, token_ids, vectors),
@@ -427,8 +487,11 @@ def choose_engine(
     load: Callable[[str, str], Engine],
     token_ids: Sequence[Sequence[int]],
     reference: tuple[str, str] = ("torch", "fp32"),
+    timed: Sequence[Sequence[int]] | None = None,
 ) -> tuple[EngineChoice, dict[tuple[str, str], Engine]]:
     """Measure every candidate (`load` makes an engine or raises) and pick the fastest that passes.
+
+    Cosine and determinism are checked on `token_ids`, speed timed on `timed` (default: the same).
 
     The reference (fp32: the model as published) is what every cosine is measured against, and the
     fallback when nothing passes; an engine that fails to load, drifts or is not deterministic is
@@ -448,7 +511,8 @@ def choose_engine(
                 engine_name, precision, error=f"{type(exc).__name__}: {exc}"
             )
     runnable = [pair for pair in candidates if pair in loaded]
-    measured = dict(zip(runnable, measure_all([loaded[p] for p in runnable], token_ids, expected), strict=True))
+    engines = [loaded[p] for p in runnable]
+    measured = dict(zip(runnable, measure_all(engines, token_ids, expected, timed or token_ids), strict=True))
     measurements = [measured.get(pair) or failed[pair] for pair in candidates]
     passing = [m for m in measurements if m.passed]
     best = max(passing, key=lambda m: m.chunks_per_s) if passing else EngineMeasurement(*reference)
