@@ -16,9 +16,11 @@ of 36 pages) plus, where present, every PDF of ../shared/corpus, all in one part
    (what the UI, a sensor or a schedule costs when nothing changed). Reported, not a target.
 
 Times are wall-clock of the whole command (interpreter start, imports, Dagster included); peak
-RSS is summed over each command's process tree. The last lines are for machines:
+RSS is summed over each command's process tree (with the tree's PSS at that peak beside it: a sum
+of RSS counts pages shared by a parent and its forked child twice). The last lines are for machines:
 cold_ratio, incremental_ratio, nochange_ratio (our median over the peer's median full run),
-rss_ratio (our peak over the peer's), embed_chunks_per_s and cosine_vs_fp32 (from
+rss_ratio (our peak over the peer's), pss_ratio (the same in PSS at those peaks),
+embed_chunks_per_s and cosine_vs_fp32 (from
 benchmarks/bench_embedding.py on the benchmark chunks).
 """
 
@@ -152,18 +154,27 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
 
     median = {case: statistics.median(r.seconds for r in runs) for case, runs in results.items()}
-    peak = {case: max(r.peak_rss for r in runs) for case, runs in results.items()}
+    top = {case: max(runs, key=lambda r: r.peak_rss) for case, runs in results.items()}
+    peak = {case: run.peak_rss for case, run in top.items()}
     peer = median["peer"]
-    print(f"\n{'case':<16} {'median s':>9} {'runs (s)':>26} {'vs peer':>8} {'peak RSS MB':>12}")
+    print(f"\n{'case':<16} {'median s':>9} {'runs (s)':>26} {'vs peer':>8} {'peak RSS MB':>12} {'its PSS MB':>11}")
     for case in CASES:
         runs = " ".join(f"{r.seconds:.1f}" for r in results[case])
-        print(f"{case:<16} {median[case]:>9.1f} {runs:>26} {median[case] / peer:>8.3f} {peak[case] / 1e6:>12.0f}")
-    ours_peak = max(peak["cold"], peak["incremental"], peak["nochange"], peak["nochange_forced"])
+        print(
+            f"{case:<16} {median[case]:>9.1f} {runs:>26} {median[case] / peer:>8.3f} {peak[case] / 1e6:>12.0f} "
+            f"{top[case].peak_pss / 1e6:>11.0f}"
+        )
+    for case in CASES:
+        print(f"  at the {case} peak: {top[case].peak_detail}")
+    ours = max(("cold", "incremental", "nochange", "nochange_forced"), key=lambda case: peak[case])
+    ours_peak = peak[ours]
     print(f"\ncold_ratio={median['cold'] / peer:.3f}")
     print(f"incremental_ratio={median['incremental'] / peer:.3f}")
     print(f"nochange_ratio={median['nochange'] / peer:.3f}")
     print(f"nochange_forced_ratio={median['nochange_forced'] / peer:.3f}")
     print(f"rss_ratio={ours_peak / peak['peer']:.3f}")
+    if top["peer"].peak_pss and top[ours].peak_pss:
+        print(f"pss_ratio={top[ours].peak_pss / top['peer'].peak_pss:.3f}")
     print(f"embed_chunks_per_s={embedding['auto']['chunks_per_s']:.1f}")
     print(f"embed_ratio_vs_seed={embedding['auto']['vs_seed']:.2f}")
     print(f"embed_engine={embedding['auto']['runs']}")

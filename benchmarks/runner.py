@@ -2,7 +2,9 @@
 
 Peak RSS is sampled with psutil every 50 ms over the whole process tree (a pool's workers count
 too), which is what the machine has to hold; `resource.getrusage` would only give the largest
-single process.
+single process. A sum of RSS counts twice the pages a forked child still shares with its parent, so
+at each new peak the tree's PSS (each shared page split among its sharers) is read too, with which
+processes held what: `peak_pss` and `peak_detail` say whether a peak was memory or double counting.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class Run:
     seconds: float
     peak_rss: int  # bytes, summed over the process tree
     output: str
+    peak_pss: int = 0  # bytes, the tree's PSS at the RSS peak (0 where the system gives no PSS)
+    peak_detail: str = ""  # the processes at the RSS peak: "name rss/pss MB, ..."
 
 
 def timed(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Run:
@@ -39,21 +43,25 @@ def timed(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = 
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})}, cwd=cwd
     )
-    peak = 0
+    peak = peak_pss = 0
+    detail = ""
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak, peak_pss, detail
         try:
             root = psutil.Process(proc.pid)
         except psutil.Error:
             return
         while not done.is_set():
             try:
-                total = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+                tree = [root, *root.children(recursive=True)]
+                total = sum(p.memory_info().rss for p in tree)
             except psutil.Error:
                 total = 0
-            peak = max(peak, total)
+            if total > peak:
+                peak = total
+                peak_pss, detail = _tree_pss(tree)  # only at a new peak: reading smaps costs more
             done.wait(SAMPLE_EVERY_S)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -64,7 +72,21 @@ def timed(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = 
     sampler.join()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, cmd))} failed with exit code {proc.returncode}:\n{output[-3000:]}")
-    return Run(seconds, peak, output)
+    return Run(seconds, peak, output, peak_pss, detail)
+
+
+def _tree_pss(tree: list[psutil.Process]) -> tuple[int, str]:
+    """The tree's summed PSS and each process's RSS/PSS in MB (PSS 0 where it cannot be read)."""
+    total, parts = 0, []
+    for process in tree:
+        try:
+            full = process.memory_full_info()
+            pss = getattr(full, "pss", 0)
+            parts.append(f"{process.name()} {full.rss / 1e6:.0f}/{pss / 1e6:.0f}")
+            total += pss
+        except psutil.Error:
+            continue
+    return total, ", ".join(parts)
 
 
 def run_peer(raw_root: Path, output: Path) -> Run:
