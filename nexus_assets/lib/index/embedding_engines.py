@@ -184,7 +184,7 @@ class TorchEngine:
     precision: str
     name: str = "torch"
     sentence_transformers: bool = False
-    rows: int = 1
+    rows: int = field(default=1, init=False)  # what encode runs, not a setting
 
     def padded_length(self, tokens: int) -> int:
         return tokens
@@ -244,7 +244,7 @@ class OpenVinoEngine:
     limit: int  # the model's positions: no text is padded past them
     streams: int = 1
     name: str = "openvino"
-    rows: int = PASS_ROWS
+    rows: int = field(default=PASS_ROWS, init=False)  # what encode_many runs, not a setting
     _queue: Any = field(default=None, init=False, repr=False)
 
     def padded_length(self, tokens: int) -> int:
