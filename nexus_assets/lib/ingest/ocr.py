@@ -78,7 +78,7 @@ class OcrStatus:
 
 
 def _tessdata_dir() -> str | None:
-    import pymupdf
+    from nexus_assets.lib.ingest.mupdf import pymupdf
 
     try:
         return pymupdf.get_tessdata()  # TESSDATA_PREFIX, else `tesseract --list-langs`, else a whereis search

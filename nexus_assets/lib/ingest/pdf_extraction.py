@@ -206,7 +206,7 @@ def _read_page(page: pymupdf.Page, ocr: OcrEngine | None) -> tuple[list[Block], 
 
 
 def _mupdf_warnings() -> str:
-    import pymupdf
+    from nexus_assets.lib.ingest.mupdf import pymupdf
 
     text = pymupdf.TOOLS.mupdf_warnings(reset=True) or ""
     return "; ".join(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
@@ -417,7 +417,7 @@ def read_pdf(
     refused = sniff_pdf(path, limits)
     if refused:
         return FileExtraction(name, digest, refused[0], refused[1], size=size)
-    import pymupdf
+    from nexus_assets.lib.ingest.mupdf import pymupdf
 
     started = time.monotonic()  # the file's own time: not the (first) import of PyMuPDF
     _mupdf_warnings()  # drop warnings left by earlier files
@@ -573,7 +573,7 @@ class FilePlan:
 
 def plan_file(path: Path, limits: ExtractionLimits, ocr: OcrEngine | None) -> FilePlan:
     """How much work `path` will be (see FilePlan); pages are only counted scanned when OCR is on."""
-    import pymupdf
+    from nexus_assets.lib.ingest.mupdf import pymupdf
 
     try:
         if sniff_pdf(path, limits):

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import pymupdf
+from nexus_assets.lib.ingest.mupdf import pymupdf
 
 __all__ = ["BROKEN_SAMPLE", "SAMPLE_PARTITIONS", "generate_sample_corpus"]
 
