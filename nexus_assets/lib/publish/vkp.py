@@ -77,11 +77,18 @@ def content_hash(model_id: str, dims: int, chunks: Iterable[tuple[str, str, int,
     return digest.hexdigest()
 
 
-def _zip_info(name: str) -> zipfile.ZipInfo:
+# Deflate at level 1: zlib's default 6 took 2.2 s against 1.2 s to pack a 40 MB package of 2,979 chunks
+# (mostly Chroma's SQLite file) for a package 3.5% smaller (23.3 against 24.1 MB), and every build pays it,
+# an incremental one included (Intel Xeon Emerald Rapids, 2026-12-06). Parquet members are deflated too:
+# the pandas schema in a small table's footer compresses well, and deltas are mostly small tables.
+DEFLATE_LEVEL = 1
+
+
+def _write_member(archive: zipfile.ZipFile, name: str, data: bytes | str) -> None:
     info = zipfile.ZipInfo(name, date_time=_ZIP_EPOCH)
     info.compress_type = zipfile.ZIP_DEFLATED
     info.external_attr = 0o644 << 16
-    return info
+    archive.writestr(info, data, compresslevel=DEFLATE_LEVEL)
 
 
 def write_vkp(
@@ -138,11 +145,11 @@ def write_signed_archive(
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with zipfile.ZipFile(tmp, "w") as archive:
-            archive.writestr(_zip_info(MANIFEST), manifest_bytes)
+            _write_member(archive, MANIFEST, manifest_bytes)
             if signer is not None:
-                archive.writestr(_zip_info(SIGNATURE), json.dumps(signer.sign(manifest_bytes), sort_keys=True))
+                _write_member(archive, SIGNATURE, json.dumps(signer.sign(manifest_bytes), sort_keys=True))
             for name, data in sorted(members.items()):
-                archive.writestr(_zip_info(name), data)
+                _write_member(archive, name, data)
         with tmp.open("rb") as handle:
             os.fsync(handle.fileno())
         if path.exists():
