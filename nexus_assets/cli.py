@@ -9,14 +9,17 @@ are accepted before or after the command name; exit 0 is success, 1 a failure of
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
+import os
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -1014,5 +1017,26 @@ def main(argv: list[str] | None = None) -> int:
     return code if isinstance(code, int) else 0
 
 
+def script() -> NoReturn:
+    """The `nexus` console script: `main`, then an exit that skips the interpreter's teardown.
+
+    After a build, Python's finalization frees every module and stops the engines' thread pools one by one
+    with nothing left to write: 0.75 s of a 12-13 s incremental build (strace, Intel Xeon Emerald Rapids,
+    2026-12-06). What an exit must do still happens first: other threads are joined, the exit handlers
+    run (logging's flush, multiprocessing's children), and stdout and stderr are flushed.
+    """
+    code = main()
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`nexus ... | head`): nothing more can be said
+            code = code or 1
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    script()

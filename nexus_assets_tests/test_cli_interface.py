@@ -99,6 +99,35 @@ def _created(root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if "raw-curriculum" not in p.parts)
 
 
+@pytest.mark.parametrize(
+    ("args", "code"), [(["--version"], 0), (["build", "--subject", "informatika", "--grade", "kelas_99"], 2)]
+)
+def test_the_console_script_exits_with_mains_code_output_and_exit_handlers(
+    env: Path, args: list[str], code: int
+) -> None:
+    """`script` ends the process without the interpreter's teardown: the exit code, everything written,
+    and the exit handlers registered during the command must survive that."""
+    import subprocess
+    import sys
+
+    pdf(env / "data" / "raw-curriculum" / "informatika" / "kelas_10" / "bab1.pdf")
+    probe = (
+        "import atexit, sys\n"
+        "from nexus_assets.cli import script\n"
+        "atexit.register(lambda: print('exit handler ran', end=''))  # unflushed: only script's flush shows it\n"
+        f"sys.argv = ['nexus', *{args!r}, '--data-dir', {str(env / 'data')!r}]\n"
+        "script()\n"
+        "print('not reached')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == code, proc.stderr[-2000:]
+    assert proc.stdout.endswith("exit handler ran") and "not reached" not in proc.stdout
+    if code == 0:
+        assert proc.stdout.startswith("nexus ")
+    else:
+        assert "kelas_99" in proc.stderr and "did you mean 'kelas_10'?" in proc.stderr
+
+
 def test_a_typod_partition_is_refused_and_nothing_is_created(env: Path) -> None:
     data = env / "data"
     pdf(data / "raw-curriculum" / "informatika" / "kelas_10" / "bab1.pdf")
