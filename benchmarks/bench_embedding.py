@@ -14,7 +14,9 @@ speed is printed with the mean and minimum cosine to the fp32 reference and a de
 
 Determinism: every text is embedded in one call with all the others, then alone in reverse order;
 `deterministic` says whether all the bytes agreed (with AMX, batched kernels once broke this).
-The last lines are machine-readable, for the CPU named on the first of them.
+The `cpu:` lines name the CPU and count one-thread matrix products per second in bf16 and fp32 before
+and after the rounds: where the host shares its matrix units, bf16 speed moves with them (see
+`matrix_speed`). The last lines are machine-readable, for the CPU named on the first of them.
 """
 
 from __future__ import annotations
@@ -103,6 +105,38 @@ def deterministic(embed: EmbedFn, texts: Sequence[str]) -> bool:
     )
 
 
+def matrix_speed(seconds: int = 3) -> dict[str, list[int]]:
+    """One-thread 1024x1024 matrix products per second, second by second, in bf16 and fp32.
+
+    A host's matrix units can be shared: on one AMX Xeon (2026-12-06) bf16 products ran 167-439 per
+    second from one second to the next while fp32 held 57-62, and the engines' speed with them. The line
+    tells whether a run's bf16 figures met a steady host or a busy one.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out: dict[str, list[int]] = {"bf16": [], "fp32": []}
+        for dtype, name in ((torch.bfloat16, "bf16"), (torch.float32, "fp32")):
+            a, b = torch.randn(1024, 1024).to(dtype), torch.randn(1024, 1024).to(dtype)
+            a @ b  # the kernel's first call picks and loads it
+            for _ in range(seconds):
+                count, end = 0, time.perf_counter() + 1.0
+                while time.perf_counter() < end:
+                    a @ b
+                    count += 1
+                out[name].append(count)
+        return out
+    finally:
+        torch.set_num_threads(previous)
+
+
+def matrix_line(counts: dict[str, list[int]], when: str) -> str:
+    per_second = "; ".join(f"{name} {' '.join(map(str, values))}" for name, values in counts.items())
+    return f"one-thread 1024x1024 matrix products per second, second by second, {when}: {per_second}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=600, help="chunks to embed per round")
@@ -117,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
             names.insert(0, needed)
     generation = cpu_generation() or "generation unknown"
     print(f"cpu: {cpu_kind()}: {cpu_model()} ({generation}), {cpu_threads()} threads", flush=True)
+    matmuls = {"before": matrix_speed()}
+    print(f"cpu: {matrix_line(matmuls['before'], 'before')}", flush=True)
     with tempfile.TemporaryDirectory(prefix="nexus-bench-embed-") as tmp:
         texts = benchmark_texts(args.limit, Path(tmp))
     print(f"{len(texts)} benchmark chunks, {args.rounds} rounds after a warm-up", flush=True)
@@ -135,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             run(texts)
             speeds[name].append(len(texts) / (time.perf_counter() - started))
+    matmuls["after"] = matrix_speed()
+    print(f"cpu: {matrix_line(matmuls['after'], 'after the rounds')}", flush=True)
     checked = texts[: args.determinism]
     same = {name: deterministic(run, checked) for name, run in runners.items()}
     reference = vectors["fp32"]
@@ -165,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         f"checked on {len(checked)} chunks)"
     )
     if args.json:
-        args.json.write_text(json.dumps({"cpu": cpu_kind(), "results": results}, indent=2))
+        args.json.write_text(json.dumps({"cpu": cpu_kind(), "matmuls_per_s": matmuls, "results": results}, indent=2))
     if "auto" in results:
         auto = results["auto"]
         print(f"cpu={cpu_kind()}")
