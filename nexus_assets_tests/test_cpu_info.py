@@ -1,6 +1,15 @@
 """How figures and engine choices name a CPU: its class by flags, its generation by family and model."""
 
-from nexus_assets.lib.core.cpu_info import cpu_generation, cpu_kind, onednn_isas
+import pytest
+
+from nexus_assets.lib.core.cpu_info import (
+    ISA_CAP_VARIABLES,
+    cpu_generation,
+    cpu_identity,
+    cpu_kind,
+    isa_caps,
+    onednn_isas,
+)
 
 AVX512 = frozenset({"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni"})
 
@@ -26,3 +35,19 @@ def test_the_generation_tells_apart_cpus_a_hypervisor_names_alike() -> None:
     assert generation("GenuineIntel", 6, 143).endswith(": Sapphire Rapids")
     assert generation("GenuineIntel", 6, 999) == "GenuineIntel family 6 model 999", "unknown: numbers, no guess"
     assert cpu_generation({}) == "", "no /proc/cpuinfo fields: nothing claimed"
+
+
+def test_an_instruction_set_cap_in_the_environment_makes_another_cpu_for_cached_measurements(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The engine choice is cached by `cpu_identity`: a choice measured on AMX must not be reused by a
+    process whose math libraries were capped to AVX2, where that engine may not even load."""
+    for name in ISA_CAP_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    plain = cpu_identity()
+    assert isa_caps() == "" and cpu_identity() == plain
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert isa_caps() == "ONEDNN_MAX_CPU_ISA=AVX2"
+    capped = cpu_identity()
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    assert len({plain, capped, cpu_identity()}) == 3

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 
@@ -121,10 +122,22 @@ def cpu_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+# Variables that keep the math libraries off instruction sets the CPU has (oneDNN, ATen, MKL): with one set,
+# the same CPU computes like an older one, so what was measured without it does not hold.
+ISA_CAP_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
+
+
+def isa_caps(environ: Mapping[str, str] | None = None) -> str:
+    """The instruction-set caps set in `environ` (default: this process's), e.g. "ONEDNN_MAX_CPU_ISA=AVX2"."""
+    env = os.environ if environ is None else environ
+    return ",".join(f"{name}={env[name]}" for name in ISA_CAP_VARIABLES if env.get(name))
+
+
 def cpu_identity() -> str:
-    """A short digest that changes when the CPU model (or generation), its flags or the cores available change."""
+    """A short digest that changes when the CPU model (or generation), its flags, the cores available or
+    the instruction-set caps set in the environment change."""
     model, flags, _ = _cpuinfo()
-    text = f"{platform.machine()}|{model}|{cpu_generation()}|{' '.join(sorted(flags))}|{cpu_threads()}"
+    text = f"{platform.machine()}|{model}|{cpu_generation()}|{' '.join(sorted(flags))}|{cpu_threads()}|{isa_caps()}"
     return hashing.sha256_text(text, 16)
 
 
