@@ -35,7 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.corpus import write_corpus
-from nexus_assets.lib.core.cpu_info import cpu_generation, cpu_kind, cpu_model, cpu_threads
+from nexus_assets.lib.core.cpu_info import cpu_generation, cpu_kind, cpu_model, cpu_threads, isa_caps
 from nexus_assets.lib.index.chunking import ChunkingParams, chunk_file
 from nexus_assets.lib.index.embedding import SentenceTransformerEmbedder, bundled_minilm_path
 from nexus_assets.lib.ingest.pdf_extraction import extract_pdf
@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         if needed not in names:
             names.insert(0, needed)
     generation = cpu_generation() or "generation unknown"
-    print(f"cpu: {cpu_kind()}: {cpu_model()} ({generation}), {cpu_threads()} threads", flush=True)
+    capped = f", instruction sets capped by {isa_caps()}" if isa_caps() else ""
+    print(f"cpu: {cpu_kind()}: {cpu_model()} ({generation}), {cpu_threads()} threads{capped}", flush=True)
     matmuls = {"before": matrix_speed()}
     print(f"cpu: {matrix_line(matmuls['before'], 'before')}", flush=True)
     with tempfile.TemporaryDirectory(prefix="nexus-bench-embed-") as tmp:
