@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         if needed not in names:
             names.insert(0, needed)
     generation = cpu_generation() or "generation unknown"
-    capped = f", instruction sets capped by {isa_caps()}" if isa_caps() else ""
+    caps = isa_caps()
+    capped = f", instruction sets capped by {caps}" if caps else ""
     print(f"cpu: {cpu_kind()}: {cpu_model()} ({generation}), {cpu_threads()} threads{capped}", flush=True)
     matmuls = {"before": matrix_speed()}
     print(f"cpu: {matrix_line(matmuls['before'], 'before')}", flush=True)

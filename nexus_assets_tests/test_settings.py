@@ -19,6 +19,8 @@ ENVIRONMENT_READERS = {
     "build.py": "NEXUS_DATA_DIR, pointed at each data directory `nexus build` runs, then restored",
     "lib/core/fault_points.py": "the reliability tests' fault points, in killed child processes",
     "instance.py": "DAGSTER_HOME, Dagster's own variable",
+    "lib/core/cpu_info.py": "the math libraries' own instruction-set caps (ONEDNN_MAX_CPU_ISA, ...), which they read "
+    "from this process's environment: part of the CPU a cached engine choice was measured on",
 }
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 
@@ -127,10 +126,9 @@ def cpu_threads() -> int:
 ISA_CAP_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
 
 
-def isa_caps(environ: Mapping[str, str] | None = None) -> str:
-    """The instruction-set caps set in `environ` (default: this process's), e.g. "ONEDNN_MAX_CPU_ISA=AVX2"."""
-    env = os.environ if environ is None else environ
-    return ",".join(f"{name}={env[name]}" for name in ISA_CAP_VARIABLES if env.get(name))
+def isa_caps() -> str:
+    """The instruction-set caps set in this process's environment, e.g. "ONEDNN_MAX_CPU_ISA=AVX2"."""
+    return ",".join(f"{name}={os.environ[name]}" for name in ISA_CAP_VARIABLES if os.environ.get(name))
 
 
 def cpu_identity() -> str:
