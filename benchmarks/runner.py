@@ -100,10 +100,13 @@ def peer_chunks(run: Run) -> int:
     return int(match.group(1)) if match else 0
 
 
-def run_nexus(data_dir: Path, dagster_home: Path, subject: str, grade: str, force: bool = False) -> Run:
+def run_nexus(
+    data_dir: Path, dagster_home: Path, subject: str, grade: str, force: bool = False, ocr: bool = True
+) -> Run:
     """`nexus build` of one partition, as a data engineer runs it (Dagster instance included).
 
-    `force` makes it run through Dagster even when the partition's inputs are unchanged."""
+    `force` makes it run through Dagster even when the partition's inputs are unchanged; `ocr=False`
+    builds with `NEXUS_OCR=off`, skipping scanned pages as the seed peer does."""
     dagster_home.mkdir(parents=True, exist_ok=True)
     return timed(
         [
@@ -117,7 +120,11 @@ def run_nexus(data_dir: Path, dagster_home: Path, subject: str, grade: str, forc
             grade,
             *(["--force"] if force else []),
         ],
-        env={"DAGSTER_HOME": str(dagster_home), "NEXUS_DATA_DIR": str(data_dir)},
+        env={
+            "DAGSTER_HOME": str(dagster_home),
+            "NEXUS_DATA_DIR": str(data_dir),
+            **({} if ocr else {"NEXUS_OCR": "off"}),
+        },
         cwd=PROJECT,
     )
 
