@@ -97,13 +97,16 @@ def _check(runs: dict[str, Run], data: Path, label: str) -> None:
         raise RuntimeError(
             f"{label}: unexpected embedding counts cold={cold} incremental={changed} nochange (forced)={none}"
         )
+    if embedded_counts(runs["cold_no_ocr"])[0] <= 0 or "OCR disabled" not in runs["cold_no_ocr"].output:
+        raise RuntimeError(f"{label}: the cold build with OCR off did not embed, or did not run without OCR")
     if "up to date" not in runs["nochange"].output:
         raise RuntimeError(f"{label}: the no-change build did not find the partition up to date")
     if "(unchanged)" not in runs["nochange_forced"].output:
         raise RuntimeError(f"{label}: the forced no-change build published a new package")
     print(
         f"  {label}: peer {runs['peer'].seconds:.1f} s ({peer_chunks(runs['peer'])} chunks), cold "
-        f"{runs['cold'].seconds:.1f} s ({cold} chunks), incremental {runs['incremental'].seconds:.1f} s "
+        f"{runs['cold'].seconds:.1f} s ({cold} chunks; {runs['cold_no_ocr'].seconds:.1f} s with OCR off), "
+        f"incremental {runs['incremental'].seconds:.1f} s "
         f"({changed} embedded, {reused} cached), no change {runs['nochange'].seconds:.1f} s, forced "
         f"{runs['nochange_forced'].seconds:.1f} s",
         flush=True,
