@@ -1024,11 +1024,15 @@ def script() -> NoReturn:
     with nothing left to write: 0.75 s of a 12-13 s incremental build (strace, Intel Xeon Emerald Rapids,
     2026-12-06). What an exit must do still happens first: other threads are joined, the exit handlers
     run (logging's flush, multiprocessing's children), and stdout and stderr are flushed.
+
+    Where a thread that is not a daemon is still alive, the interpreter's own exit runs instead: a
+    thread pool nobody shut down (seen in aws mode) waits for work until that exit wakes it, so joining
+    it here hung the process for good.
     """
     code = main()
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
+    current = threading.current_thread()
+    if any(t is not current and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        sys.exit(code)
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -128,6 +128,26 @@ def test_the_console_script_exits_with_mains_code_output_and_exit_handlers(
         assert "kelas_99" in proc.stderr and "did you mean 'kelas_10'?" in proc.stderr
 
 
+def test_the_console_script_exits_when_a_thread_pool_was_left_running(env: Path) -> None:
+    """A pool nobody shut down keeps a worker that is not a daemon waiting for work (aws mode left one);
+    only the interpreter's exit wakes it, so `script` must not join it first: that hung a build forever."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "from nexus_assets.cli import script\n"
+        "pool = ThreadPoolExecutor(1)  # kept referenced and never shut down\n"
+        "pool.submit(print, 'pool ran', end='').result()\n"
+        "sys.argv = ['nexus', '--version']\n"
+        "script()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("pool ran") and "nexus " in proc.stdout
+
+
 def test_a_typod_partition_is_refused_and_nothing_is_created(env: Path) -> None:
     data = env / "data"
     pdf(data / "raw-curriculum" / "informatika" / "kelas_10" / "bab1.pdf")
