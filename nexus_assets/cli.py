@@ -1022,12 +1022,12 @@ def script() -> NoReturn:
 
     After a build, Python's finalization frees every module and stops the engines' thread pools one by one
     with nothing left to write: 0.75 s of a 12-13 s incremental build (strace, Intel Xeon Emerald Rapids,
-    2026-12-06). What an exit must do still happens first: other threads are joined, the exit handlers
-    run (logging's flush, multiprocessing's children), and stdout and stderr are flushed.
+    2026-12-06). What an exit must do still happens: the exit handlers run (logging's flush,
+    multiprocessing's children), and stdout and stderr are flushed.
 
-    Where a thread that is not a daemon is still alive, the interpreter's own exit runs instead: a
-    thread pool nobody shut down (seen in aws mode) waits for work until that exit wakes it, so joining
-    it here hung the process for good.
+    Only when no other thread that is not a daemon is alive: otherwise the interpreter's own exit runs,
+    which wakes idle pool workers before it waits for them. A thread pool nobody shut down (seen in aws
+    mode) waits for work until that exit wakes it, so joining it here hung the process for good.
     """
     code = main()
     current = threading.current_thread()
