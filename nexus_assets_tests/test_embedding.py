@@ -345,3 +345,26 @@ def test_the_openvino_model_is_converted_once_offline_and_cached_by_content(
         "weights kept in fp32 (about 90 MB), not compressed to fp16"
     )
     assert [p.name for p in first.parent.parent.iterdir()] == [first.parent.name], "no half-written export left"
+
+
+def test_openvino_embeds_without_its_telemetry(tmp_path: Path) -> None:
+    """OpenVINO's telemetry counts a missing consent file as consent (outside CI): it wrote a client id
+    under ~/intel and a conversion started threads sending events. Every OpenVINO import of the project
+    goes through `openvino_offline`, so a process that converts and embeds with OpenVINO has neither."""
+    pytest.importorskip("openvino", reason="OpenVINO is not installed: torch engines only")
+    probe = (
+        "import sys, threading\n"
+        "from nexus_assets.lib.index.embedding import SentenceTransformerEmbedder, bundled_minilm_path\n"
+        "embedder = SentenceTransformerEmbedder(bundled_minilm_path(), engine='openvino', precision='fp32')\n"
+        "assert embedder.embed(['Fotosintesis terjadi di kloroplas.']).shape[0] == 1\n"
+        "print(sys.modules.get('openvino_telemetry') is None, "
+        "sorted(t.name for t in threading.enumerate() if not t.daemon))\n"
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "TF_BUILD", "JENKINS_URL")}  # as on a school server
+    env |= {"HOME": str(home), "NEXUS_MODEL_CACHE": str(tmp_path / "models"), "XDG_CACHE_HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[-2] == "True ['MainThread']", done.stdout[-500:]
+    assert not (home / "intel").exists(), sorted(p.name for p in home.rglob("*"))

@@ -254,7 +254,7 @@ class OpenVinoEngine:
         return self.encode_many([ids])[0]  # a pass of the same shape as amid others: the same bytes
 
     def encode_many(self, texts: Sequence[Sequence[int]]) -> np.ndarray:
-        import openvino as ov
+        from nexus_assets.lib.index.openvino_offline import ov
 
         out = np.empty((len(texts), self.compiled.output(0).get_partial_shape()[-1].get_length()), np.float32)
         if self._queue is None:
@@ -285,7 +285,7 @@ def openvino_model(model_path: str, load_slim: Callable[[], Any], cache_dir: Pat
     (`compress_to_fp16=False`: the precision is the runtime's choice, measured, never the file's).
     Written to a temporary folder and renamed, so a crash never leaves half a model to load.
     """
-    import openvino as ov
+    from nexus_assets.lib.index.openvino_offline import ov
 
     key = hashing.sha256_text(
         f"{weights_digest(model_path)}|ov={ov.get_version()}|torch={library_version('torch')}|format={EXPORT_FORMAT}",
@@ -332,7 +332,7 @@ def openvino_model(model_path: str, load_slim: Callable[[], Any], cache_dir: Pat
 def load_openvino(
     model_path: str, load_slim: Callable[[], Any], precision: str, threads: int, cache_dir: Path, limit: int
 ) -> OpenVinoEngine:
-    import openvino as ov
+    from nexus_assets.lib.index.openvino_offline import ov
 
     core = ov.Core()
     if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
