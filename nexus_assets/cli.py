@@ -1026,8 +1026,9 @@ def script() -> NoReturn:
     multiprocessing's children), and stdout and stderr are flushed.
 
     Only when no other thread that is not a daemon is alive: otherwise the interpreter's own exit runs,
-    which wakes idle pool workers before it waits for them. A thread pool nobody shut down (seen in aws
-    mode) waits for work until that exit wakes it, so joining it here hung the process for good.
+    which wakes idle pool workers before it waits for them. A thread pool nobody shut down (OpenVINO's
+    telemetry sender did this before `lib/index/openvino_offline.py`) waits for work until that exit
+    wakes it, so joining it here hung the process for good.
     """
     code = main()
     current = threading.current_thread()

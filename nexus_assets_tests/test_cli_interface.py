@@ -129,8 +129,9 @@ def test_the_console_script_exits_with_mains_code_output_and_exit_handlers(
 
 
 def test_the_console_script_exits_when_a_thread_pool_was_left_running(env: Path) -> None:
-    """A pool nobody shut down keeps a worker that is not a daemon waiting for work (aws mode left one);
-    only the interpreter's exit wakes it, so `script` must not join it first: that hung a build forever."""
+    """A pool nobody shut down keeps a worker that is not a daemon waiting for work (OpenVINO's telemetry
+    left one); only the interpreter's exit wakes it, so `script` must not join it first: that hung a
+    build forever."""
     import subprocess
     import sys
 
