@@ -49,7 +49,7 @@ lock:
 	[ -x $(LOCK_TOOLS)/bin/pip-compile ] || { $(PYTHON) -m venv $(LOCK_TOOLS) && \
 	  $(LOCK_TOOLS)/bin/pip install --quiet --disable-pip-version-check pip-tools==7.7.0; }
 	$(PIP_COMPILE) --extra test -o $(TEST_LOCK) pyproject.toml
-	$(PIP_COMPILE) -c $(TEST_LOCK) -o $(LOCK) pyproject.toml
+	$(PIP_COMPILE) -c $(TEST_LOCK) --extra workers -o $(LOCK) pyproject.toml
 	@grep -q '^torch==.*+cpu$$' $(LOCK) && ! grep -qE '^(nvidia-|triton)' $(TEST_LOCK) || { \
 	  echo "lock: pip resolved a CUDA torch; rerun with PIP_EXTRA_INDEX_URL=$(TORCH_INDEX) make lock"; exit 1; }
 
