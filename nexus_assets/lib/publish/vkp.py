@@ -35,17 +35,18 @@ from pathlib import Path, PurePosixPath
 from types import SimpleNamespace
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from nexus_assets.lib.core import hashing
 from nexus_assets.lib.core.layout import Partition
 from nexus_assets.lib.core.parquet_io import read_arrow
-from nexus_assets.lib.publish.signing import Signer, canonical_json, verify_signature
+from nexus_assets.lib.distribution.untrusted import load_json, member_names_problem, signature_record
+from nexus_assets.lib.publish.signing import Signer, TrustedKeys, canonical_json, verify_signature
 
 FORMAT_VERSION = 2
 SUPPORTED_FORMATS = (1, 2)  # 1: unsigned packages from before signing (accepted only with allow_unsigned)
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
+MAX_SIGNATURE_BYTES = 4096  # a signature record is ~150 bytes
 KIND_FULL = "full"
 CHUNKS_MEMBER = "chunks.parquet"
 EMBEDDINGS_MEMBER = "embeddings.parquet"
@@ -161,11 +162,12 @@ def write_signed_archive(
 
 
 def read_signature(path: Path) -> dict[str, Any] | None:
-    """The package's signature record, or None for an unsigned package."""
+    """The package's signature record (bounded, schema-checked), or None for an unsigned package."""
     with zipfile.ZipFile(path) as archive:
         if SIGNATURE not in archive.namelist():
             return None
-        return json.loads(read_member(archive, SIGNATURE, ExtractLimits().max_manifest_bytes))
+        raw = read_member(archive, SIGNATURE, MAX_SIGNATURE_BYTES)
+        return signature_record(load_json(raw, f"{path}: {SIGNATURE}", max_bytes=MAX_SIGNATURE_BYTES), str(path))
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
@@ -207,7 +209,7 @@ def _unsafe_member(name: str) -> bool:
 
 def verify_vkp(
     path: Path,
-    public_key: Ed25519PublicKey | None = None,
+    public_key: TrustedKeys | None = None,
     *,
     allow_unsigned: bool = False,
     limits: ExtractLimits | None = None,
@@ -239,7 +241,7 @@ def verify_vkp(
 @contextmanager
 def open_verified_archive(
     report: VerifyReport,
-    public_key: Ed25519PublicKey | None,
+    public_key: TrustedKeys | None,
     allow_unsigned: bool,
     kind: str,
     required: tuple[str, ...] = REQUIRED_FIELDS,
@@ -325,7 +327,7 @@ def _type_names(expected: type | tuple[type, ...]) -> str:
 def _check_archive(
     archive: zipfile.ZipFile,
     report: VerifyReport,
-    public_key: Ed25519PublicKey | None,
+    public_key: TrustedKeys | None,
     allow_unsigned: bool,
     kind: str,
     required: tuple[str, ...],
@@ -344,6 +346,10 @@ def _check_archive(
     if unsafe:
         report.problems.append(f"unsafe member paths (escape the package directory): {unsafe[:5]}")
         return False
+    aliasing = member_names_problem([i.filename for i in infos])
+    if aliasing:
+        report.problems.append(f"{aliasing} (which copy is checked and which installed would be ambiguous): refused")
+        return False
     oversized = [n for n, i in files.items() if i.file_size > limits.max_member_bytes]
     total = sum(i.file_size for i in files.values())
     if oversized or total > limits.max_total_bytes:
@@ -357,7 +363,7 @@ def _check_archive(
         return False
     try:
         manifest_bytes = read_member(archive, MANIFEST, limits.max_manifest_bytes)
-        manifest = json.loads(manifest_bytes)
+        manifest = load_json(manifest_bytes, MANIFEST, max_bytes=limits.max_manifest_bytes, max_values=5_000_000)
     except (ValueError, zipfile.BadZipFile, OSError, EOFError, zlib.error, RecursionError) as exc:
         report.problems.append(f"{MANIFEST} is unreadable or not valid JSON: {exc}")
         return False
@@ -419,7 +425,7 @@ def _check_signature(
     manifest_bytes: bytes,
     names: list[str],
     report: VerifyReport,
-    public_key: Ed25519PublicKey | None,
+    public_key: TrustedKeys | None,
     allow_unsigned: bool,
     limits: ExtractLimits,
 ) -> bool:
@@ -437,7 +443,7 @@ def _check_signature(
         report.signature = "unchecked"
         return True
     try:
-        record = json.loads(read_member(archive, SIGNATURE, limits.max_manifest_bytes))
+        record = load_json(read_member(archive, SIGNATURE, MAX_SIGNATURE_BYTES), SIGNATURE, max_bytes=MAX_SIGNATURE_BYTES)
     except (ValueError, zipfile.BadZipFile, OSError, EOFError, zlib.error, RecursionError) as exc:
         report.problems.append(f"{SIGNATURE} is unreadable: {exc}")
         report.signature = "invalid"
@@ -537,6 +543,9 @@ def safe_extract(
             raise VkpError(
                 f"{path}: members declare {total} bytes in all, more than the {limits.max_total_bytes} allowed"
             )
+        aliasing = member_names_problem([i.filename for i in archive.infolist()])
+        if aliasing:
+            raise VkpError(f"{path}: {aliasing}: refused")
         root = dest.resolve()
         written = []
         for info in infos:
