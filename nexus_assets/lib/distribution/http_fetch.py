@@ -193,14 +193,19 @@ class Body:
         return bytes(block)
 
     def close(self) -> None:
-        self.response.release_conn()
-        self.response.close()
+        _discard(self.response)
 
     def __enter__(self) -> Body:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _discard(response: Any) -> None:
+    """Close a response and its connection without reading the rest (an endless body has no rest)."""
+    response.close()
+    response.release_conn()
 
 
 class HttpClient:
@@ -240,14 +245,14 @@ class HttpClient:
                 raise FetchError(f"{current}: {readable(exc)}", transient=True) from None
             if response.status in (301, 302, 303, 307, 308):
                 location = response.headers.get("Location", "")
-                response.release_conn()
+                _discard(response)
                 if not location:
                     raise FetchError(f"{current}: HTTP {response.status} redirect without a Location")
                 current = urljoin(current, location)
                 continue
             if response.status not in (200, 206):
                 wait = retry_after(response.headers.get("Retry-After"))
-                response.release_conn()
+                _discard(response)
                 transient = response.status in TRANSIENT_STATUS
                 raise FetchError(
                     f"{current}: HTTP {response.status} {response.reason or ''}".rstrip()
