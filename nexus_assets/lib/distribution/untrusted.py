@@ -18,14 +18,10 @@ import unicodedata
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 MAX_DEPTH = 12  # the catalog nests 7 deep (partitions/entry/versions/version/full/signature), manifests less
 MAX_TEXT = 4096  # characters in any one text field of a catalog, record or state file
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _SEMVER = r"(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})"
 _HEX64 = r"[0-9a-f]{64}"
-_OPEN, _CLOSE, _COMMA = (np.frombuffer(b, dtype=np.uint8)[0] for b in (b"[", b"]", b","))
 
 
 class UntrustedError(ValueError):
@@ -43,14 +39,9 @@ def load_json(raw: bytes, where: str, *, max_bytes: int, max_depth: int = MAX_DE
         raise UntrustedError(where, "", f"is {type(raw).__name__}, not bytes")
     if len(raw) > max_bytes:
         raise UntrustedError(where, "", f"is larger than {max_bytes} bytes: refused unread")
-    skeleton = np.frombuffer(_STRING.sub(b'""', bytes(raw)), dtype=np.uint8)  # brackets inside strings don't count
-    # '{' and '}' are '[' and ']' + 32: fold them so one pass counts both kinds of container.
-    folded = np.where((skeleton == _OPEN + 32) | (skeleton == _CLOSE + 32), skeleton - 32, skeleton)
-    steps = (folded == _OPEN).astype(np.int32) - (folded == _CLOSE).astype(np.int32)
-    depth = int(np.cumsum(steps).max()) if len(steps) else 0
+    depth, values = _shape(bytes(raw), max_depth, max_values)
     if depth > max_depth:
         raise UntrustedError(where, "", f"nests more than {max_depth} levels deep: refused unread")
-    values = int(np.count_nonzero(folded == _COMMA)) + int(np.count_nonzero(folded == _OPEN))
     if values > max_values:
         raise UntrustedError(where, "", f"holds more than {max_values} values: refused unread")
     try:
@@ -60,6 +51,42 @@ def load_json(raw: bytes, where: str, *, max_bytes: int, max_depth: int = MAX_DE
         raise UntrustedError(where, "", exc.reason) from None
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and int digit limits are ValueErrors
         raise UntrustedError(where, "", f"not valid JSON ({str(exc)[:120]})") from None
+
+
+_KEEP = bytes(range(256)).translate(None, b'"\\[]{},')
+
+
+def _shape(raw: bytes, max_depth: int, max_values: int) -> tuple[int, int]:
+    """Nesting depth and a value count (commas and containers outside strings) of a JSON text, stopping as
+    soon as either passes its bound. Exact up to the first syntax error, which json.loads stops at; no
+    allocation per byte (the skeleton holds structure bytes only), so memory stays the size of `raw`."""
+    skeleton = raw.translate(None, _KEEP)
+    depth = deepest = values = 0
+    in_string = escaped = False
+    for byte in skeleton:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            values += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > max_depth:
+                    break
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+        elif byte == 0x2C:
+            values += 1
+            if values > max_values:
+                break
+    return deepest, values
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -134,7 +134,7 @@ class Source:
             raise PullError(str(exc)) from None
         if scheme in ("http", "https"):
             url = self._url(name) if name else self.catalog
-            return lambda offset: (self._client().open(url, offset, deadline), True)  # type: ignore[return-value]
+            return lambda offset: self._open_http(url, offset, deadline)
         if scheme == "s3":
             parsed = urlparse(self.catalog)
             key = parsed.path.lstrip("/")
@@ -144,6 +144,11 @@ class Source:
         path = Path(self.catalog[len("file://") :] if self.catalog.startswith("file://") else self.catalog)
         target = path.parent / name if name else path
         return lambda offset: self._open_path(target, offset)
+
+    def _open_http(self, url: str, offset: int, deadline: float | None) -> tuple[IO[bytes], bool]:
+        """A Range request from `offset`; resumed only when the server answered 206 (else it starts over)."""
+        body = self._client().open(url, offset, deadline)
+        return body, offset == 0 or body.status == 206  # type: ignore[return-value]
 
     def _open_s3(self, bucket: str, key: str, offset: int) -> tuple[IO[bytes], bool]:
         client = self.s3_client or _s3_client()
