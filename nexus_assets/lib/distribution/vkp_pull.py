@@ -492,6 +492,7 @@ def install_delta(delta: Path, dest: Path, part: Partition, keep_previous: int =
     chunks, vectors, manifest = apply_delta(read_tables(current), base_manifest, delta)
     staging = _new_release_dir(root, manifest["version"])
     try:
+        fault_point("pull.extract")
         chunks.to_parquet(staging / CHUNKS_MEMBER, index=False, compression="zstd")
         vectors.to_parquet(staging / EMBEDDINGS_MEMBER, index=False, compression="zstd")
         model_id, dims = manifest["embedding"]["model_id"], int(manifest["embedding"]["dims"])
