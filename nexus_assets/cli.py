@@ -713,7 +713,9 @@ def _trusted_key(public_key: str | None) -> tuple[Any, str | None]:
     return key, origin
 
 
-PUBLIC_KEY_HELP = "Trusted public key(s) (PEM file; several, comma separated, during a key rotation); default $NEXUS_VKP_PUBLIC_KEY"
+PUBLIC_KEY_HELP = (
+    "Trusted public key(s) (PEM file; several, comma separated, during a key rotation); default $NEXUS_VKP_PUBLIC_KEY"
+)
 
 
 @vkp.command("verify")

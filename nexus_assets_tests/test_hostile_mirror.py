@@ -251,7 +251,9 @@ def test_a_trickle_is_cut_off_and_the_next_pull_resumes(mirror, tmp_path: Path, 
     reliability(f'catalog: "{str(catalog.value)[:100]}"; package: exit 1, .part kept; next pull exit 0, nothing left')
 
 
-@pytest.mark.reliability("hostile mirror", "redirects: within the origin (followed), to another origin and to ftp:// (refused)")
+@pytest.mark.reliability(
+    "hostile mirror", "redirects: within the origin (followed), to another origin and to ftp:// (refused)"
+)
 def test_redirects_stay_within_the_catalogs_origin(mirror, tmp_path: Path, reliability) -> None:
     url, handler, layout, dest, hits = mirror
     handler.plan["catalog.json"] = ["redirect-other"]
@@ -293,10 +295,15 @@ def test_a_503_with_retry_after_is_retried(mirror, tmp_path: Path, reliability) 
     gave_up = _cli_pull(url + "catalog.json", dest, tmp_path)
     assert gave_up.exit_code == 1 and "HTTP 503" in gave_up.output and "attempt" in gave_up.output, gave_up.output
     assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0 and retry_after("7") == 7 and retry_after("x") is None
-    reliability(f"one 503 each: retried after Retry-After, installed in {took:.1f} s; always 503: exit 1, {gave_up.output.strip()[-80:]!r}")
+    reliability(
+        f"one 503 each: retried after Retry-After, installed in {took:.1f} s; "
+        f"always 503: exit 1, {gave_up.output.strip()[-80:]!r}"
+    )
 
 
-@pytest.mark.reliability("hostile mirror", "lying: a package with a short Content-Length, one cut mid-body, a catalog served as HTML")
+@pytest.mark.reliability(
+    "hostile mirror", "lying: a package with a short Content-Length, one cut mid-body, a catalog served as HTML"
+)
 def test_lying_lengths_and_types_are_refused_or_resumed(mirror, tmp_path: Path, reliability) -> None:
     url, handler, layout, dest, _ = mirror
     names = _update_names(layout)
@@ -312,10 +319,14 @@ def test_lying_lengths_and_types_are_refused_or_resumed(mirror, tmp_path: Path, 
     cut = _cli_pull(url + "catalog.json", dest, tmp_path)
     assert cut.exit_code == 0, cut.output  # resumed from what arrived, with a Range request
     assert installed_release(dest, PART) != serving_before and _leftovers(dest) == []
-    reliability("HTML catalog: exit 1 (not valid JSON); short length: exit 1, old release serving; cut: resumed, exit 0")
+    reliability(
+        "HTML catalog: exit 1 (not valid JSON); short length: exit 1, old release serving; cut: resumed, exit 0"
+    )
 
 
-@pytest.mark.reliability("hostile mirror", "endless: a catalog with no length sending zeros; a refused connection; an ftp:// catalog")
+@pytest.mark.reliability(
+    "hostile mirror", "endless: a catalog with no length sending zeros; a refused connection; an ftp:// catalog"
+)
 def test_endless_refused_and_foreign_catalogs(mirror, tmp_path: Path, reliability) -> None:
     url, handler, layout, dest, _ = mirror
     handler.plan["catalog.json"] = ["endless"]

@@ -66,7 +66,9 @@ def _killed_at(cmd: list[str], point: str, marker: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.reliability("crash", "`nexus vkp pull` SIGKILLed at each install stage: download, verify, extract, swap, prune")
+@pytest.mark.reliability(
+    "crash", "`nexus vkp pull` SIGKILLed at each install stage: download, verify, extract, swap, prune"
+)
 @pytest.mark.parametrize("point", POINTS)
 @pytest.mark.parametrize("kind", ["delta", "full"])
 def test_a_pull_killed_at_any_stage_loses_nothing(tmp_path: Path, point: str, kind: str, reliability) -> None:
@@ -107,4 +109,7 @@ def test_a_pull_killed_at_any_stage_loses_nothing(tmp_path: Path, point: str, ki
     assert serving.name in kept, f"the release serving before the update was pruned: {kept}"
     assert len(kept) == 2, kept
     assert _tree(serving) == before
-    reliability(f"killed at {point} ({kind}): old release intact, next pull exit 0 -> v1.0.1, kept {len(kept)} releases, nothing left")
+    reliability(
+        f"killed at {point} ({kind}): old release intact, next pull exit 0 -> v1.0.1, "
+        f"kept {len(kept)} releases, nothing left"
+    )

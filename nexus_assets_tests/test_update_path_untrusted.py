@@ -117,7 +117,9 @@ def test_random_catalogs_are_refused_with_our_error(raw: bytes, reliability) -> 
     reliability("every random document refused with CatalogError naming catalog.json")
 
 
-@pytest.mark.reliability("property", "a signed catalog with one field mutated anywhere: refused or accepted, never a traceback")
+@pytest.mark.reliability(
+    "property", "a signed catalog with one field mutated anywhere: refused or accepted, never a traceback"
+)
 @PROPERTY
 @given(data=st.data())
 def test_mutated_catalogs_give_a_result_or_our_error(data, reliability) -> None:
@@ -130,7 +132,9 @@ def test_mutated_catalogs_give_a_result_or_our_error(data, reliability) -> None:
     reliability("each mutation accepted (only when the signature still covers it) or refused with CatalogError")
 
 
-@pytest.mark.reliability("property", "a catalog entry with one field mutated anywhere: its partition refused with our error")
+@pytest.mark.reliability(
+    "property", "a catalog entry with one field mutated anywhere: its partition refused with our error"
+)
 @PROPERTY
 @given(data=st.data())
 def test_mutated_entries_give_a_partition_or_our_error(data, reliability) -> None:
@@ -214,8 +218,12 @@ def test_state_files_give_a_record_or_our_error(tmp_path_factory, data, reliabil
     reliability("each state file gives a record or a PullError naming the file")
 
 
-@pytest.mark.reliability("property", "mutated manifest.json and manifest.sig inside a re-zipped package: a failed report")
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@pytest.mark.reliability(
+    "property", "mutated manifest.json and manifest.sig inside a re-zipped package: a failed report"
+)
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_mutated_manifests_give_a_report(package: Path, tmp_path: Path, data, reliability) -> None:
     with zipfile.ZipFile(package) as archive:
@@ -276,7 +284,9 @@ def test_a_hostile_catalog_stays_within_its_memory_bound(tmp_path: Path, shape: 
         "    print('REFUSED', exc)\n"
         "print('PEAK_MB', (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) // 1024)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "catalog.json")], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "catalog.json")], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "REFUSED catalog.json: " in proc.stdout, proc.stdout
     peak = int(proc.stdout.split("PEAK_MB")[1])
@@ -353,7 +363,9 @@ def test_canonical_member_names_pass() -> None:
         assert member_name_problem(bad) or member_names_problem([bad, bad.rstrip("/")]), bad
 
 
-@pytest.mark.reliability("security", "key rotation: a catalog and packages signed by a new key, the school trusting old and new")
+@pytest.mark.reliability(
+    "security", "key rotation: a catalog and packages signed by a new key, the school trusting old and new"
+)
 def test_a_rotated_key_is_accepted_while_both_are_trusted(tmp_path: Path, reliability) -> None:
     from nexus_assets.lib.core.layout import DataLayout
     from nexus_assets.lib.publish.signing import load_public_keys, public_pem
@@ -371,7 +383,9 @@ def test_a_rotated_key_is_accepted_while_both_are_trusted(tmp_path: Path, reliab
     reliability("refused when only the old key is trusted; installed when old and new are (one .pub file, two keys)")
 
 
-@pytest.mark.reliability("security", "catalog validity: NEXUS_CATALOG_EXPIRY_DAYS of millions or 1e308, and a catalog valid for 8000 years")
+@pytest.mark.reliability(
+    "security", "catalog validity: NEXUS_CATALOG_EXPIRY_DAYS of millions or 1e308, and a catalog valid for 8000 years"
+)
 def test_validity_window_is_bounded_at_both_ends(school, reliability) -> None:
     layout, dest = school
     for huge in ("3650000", "1e308", "inf", "nan"):
@@ -392,7 +406,9 @@ def test_validity_window_is_bounded_at_both_ends(school, reliability) -> None:
     reliability(f'signer: "{str(refused.value)[:80]}"; school: "{str(window.value).split(": ", 1)[1][:90]}"')
 
 
-@pytest.mark.reliability("security", "freshness: an older, still valid, genuinely signed catalog replayed after a newer one")
+@pytest.mark.reliability(
+    "security", "freshness: an older, still valid, genuinely signed catalog replayed after a newer one"
+)
 def test_an_older_catalog_is_refused_after_a_newer_one(school, reliability) -> None:
     layout, dest = school
     path = layout.vkp_dir / "catalog.json"

@@ -125,8 +125,8 @@ def pause_before(attempt: int, error: FetchError | None, settings: FetchSettings
     """Seconds to wait before attempt `attempt + 1`: the server's Retry-After, else exponential backoff with
     full jitter (so a thousand schools told to retry do not come back in step); both capped at max_wait."""
     if error is not None and error.retry_after is not None:
-        return min(settings.max_wait, error.retry_after) + random.uniform(0, settings.backoff)  # noqa: S311
-    return random.uniform(0, min(settings.max_wait, settings.backoff * 2**attempt))  # noqa: S311
+        return min(settings.max_wait, error.retry_after) + random.uniform(0, settings.backoff)
+    return random.uniform(0, min(settings.max_wait, settings.backoff * 2**attempt))
 
 
 def retrying(

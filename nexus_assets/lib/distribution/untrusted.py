@@ -166,7 +166,9 @@ def integer(low: int, high: int) -> Callable[[Any, str, str], int]:
         if not isinstance(value, int) or isinstance(value, bool):
             raise UntrustedError(where, field, f"is {_kind(value)}, not a whole number")
         if not low <= value <= high:
-            raise UntrustedError(where, field, f"{value if abs(value) < 10**20 else 'a huge number'} is not in {low}..{high}")
+            raise UntrustedError(
+                where, field, f"{value if abs(value) < 10**20 else 'a huge number'} is not in {low}..{high}"
+            )
         return value
 
     return check
@@ -187,7 +189,11 @@ def semver(value: Any, where: str, field: str) -> str:
 
 
 sha256_hex = text(64, _HEX64, "64 lowercase hex digits")
-timestamp = text(40, r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})", "an ISO 8601 time with a zone")
+timestamp = text(
+    40,
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})",
+    "an ISO 8601 time with a zone",
+)
 
 
 def is_semver(value: Any) -> bool:

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from nexus_assets.lib.aws.s3_store import S3ObjectStore
 from nexus_assets.lib.core.hashing import sha256_bytes, sha256_file

@@ -45,10 +45,10 @@ from urllib.parse import urljoin, urlparse
 
 import numpy as np
 
+from nexus_assets.lib.core.fault_points import fault_point
 from nexus_assets.lib.core.hashing import sha256_file
 from nexus_assets.lib.core.layout import Partition, parse_semver
 from nexus_assets.lib.core.tables import collection_metadatas, vectors_of
-from nexus_assets.lib.core.fault_points import fault_point
 from nexus_assets.lib.distribution.http_fetch import (
     FetchError,
     FetchSettings,
@@ -75,6 +75,7 @@ from nexus_assets.lib.index.chroma_store import (
     swap_current,
     write_build,
 )
+from nexus_assets.lib.publish.signing import TrustedKeys
 from nexus_assets.lib.publish.vkp import (
     CHUNKS_MEMBER,
     EMBEDDINGS_MEMBER,
@@ -84,7 +85,6 @@ from nexus_assets.lib.publish.vkp import (
     safe_extract,
     verify_vkp,
 )
-from nexus_assets.lib.publish.signing import TrustedKeys
 from nexus_assets.lib.publish.vkp_delta import DeltaError, apply_delta, read_tables, verify_delta
 
 RELEASE_FILE = "release.json"
@@ -186,7 +186,9 @@ class Source:
                         chunks.append(block)
                         size += len(block)
                         if size > MAX_CATALOG_BYTES:
-                            raise PullError(f"{self.catalog}: the catalog is larger than {MAX_CATALOG_BYTES} bytes: refused")
+                            raise PullError(
+                                f"{self.catalog}: the catalog is larger than {MAX_CATALOG_BYTES} bytes: refused"
+                            )
                         if time.monotonic() >= deadline:
                             raise FetchError(f"{self.catalog}: the catalog passed its deadline", transient=True)
                     return b"".join(chunks)

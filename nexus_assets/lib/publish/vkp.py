@@ -35,7 +35,6 @@ from pathlib import Path, PurePosixPath
 from types import SimpleNamespace
 from typing import Any
 
-
 from nexus_assets.lib.core import hashing
 from nexus_assets.lib.core.layout import Partition
 from nexus_assets.lib.core.parquet_io import read_arrow
@@ -443,7 +442,9 @@ def _check_signature(
         report.signature = "unchecked"
         return True
     try:
-        record = load_json(read_member(archive, SIGNATURE, MAX_SIGNATURE_BYTES), SIGNATURE, max_bytes=MAX_SIGNATURE_BYTES)
+        record = load_json(
+            read_member(archive, SIGNATURE, MAX_SIGNATURE_BYTES), SIGNATURE, max_bytes=MAX_SIGNATURE_BYTES
+        )
     except (ValueError, zipfile.BadZipFile, OSError, EOFError, zlib.error, RecursionError) as exc:
         report.problems.append(f"{SIGNATURE} is unreadable: {exc}")
         report.signature = "invalid"
