@@ -23,7 +23,7 @@ from nexus_assets.lib.core.layout import DataLayout
 from nexus_assets.lib.distribution.http_fetch import FetchSettings, retry_after
 from nexus_assets.lib.distribution.vkp_pull import CATALOG_STATE, PullError, Source, installed_release, pull
 from nexus_assets.lib.publish.signing import Signer, public_pem
-from nexus_assets_tests.support.http_files import serving
+from nexus_assets_tests.support.http_files import Files, serving
 from nexus_assets_tests.support.vkp_helpers import PART, files_of, publish
 
 SIGNER = Signer(Ed25519PrivateKey.generate(), "publisher key")
@@ -44,7 +44,7 @@ FAST_ENV = {
 MAX_STALL_STEPS = 40  # a stalling or trickling handler gives up after this many steps (bounded loops)
 
 
-class Hostile(BaseHTTPRequestHandler):
+class Hostile(Files):
     """Files from `root`; `plan[name]` lists what the next requests of `name` get (then honest service)."""
 
     root: Path
@@ -68,22 +68,8 @@ class Hostile(BaseHTTPRequestHandler):
     def _data(self, name: str) -> bytes:
         return (self.root / name).read_bytes()
 
-    def _serve(self, name: str) -> None:
-        path = self.root / name
-        if not path.is_file():
-            self.send_error(404)
-            return
-        data, start = path.read_bytes(), 0
-        header = self.headers.get("Range")
-        if header:
-            start = int(header.removeprefix("bytes=").split("-")[0])
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(data) - start))
-        self.end_headers()
-        self.wfile.write(data[start:])
+    def _serve(self, name: str) -> None:  # honest: the static files with Range support
+        Files.do_GET(self)
 
     def _stall(self, name: str) -> None:  # accept, then say nothing
         for _ in range(MAX_STALL_STEPS):
@@ -171,7 +157,9 @@ def mirror(tmp_path: Path) -> Iterator[tuple[str, type[Hostile], DataLayout, Pat
     other = type("Other", (Counting,), {"hits": hits})
     with serving(other) as other_url:
         handler = type(
-            "Mirror", (Hostile,), {"root": layout.vkp_dir, "plan": {}, "seen": [], "other_origin": other_url}
+            "Mirror",
+            (Hostile,),
+            {"root": layout.vkp_dir, "plan": {}, "seen": [], "other_origin": other_url, "cut": {}, "ranges": []},
         )
         (layout.vkp_dir / "moved").symlink_to(".")
         with serving(handler) as url:

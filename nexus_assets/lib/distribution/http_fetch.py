@@ -174,7 +174,8 @@ class Body:
         if sock is not None:
             sock.settimeout(max(0.05, min(self.settings.read_timeout, self.deadline - now)))
         try:
-            block = self.response.read1(amount if amount and amount > 0 else 1024 * 1024)
+            # Raw bytes: what the catalog's sha256 covers, and no decompression a server could turn into a bomb.
+            block = self.response.read1(amount if amount and amount > 0 else 1024 * 1024, decode_content=False)
         except (Urllib3Error, OSError) as exc:
             late = time.monotonic() >= self.deadline
             reason = "the request passed its deadline" if late else readable(exc)

@@ -168,7 +168,7 @@ def document(
         raise ValueError(f"a catalog's validity must be in (0, {ABSOLUTE_MAX_VALIDITY_DAYS}] days, got {days!r}")
     doc: dict[str, Any] = {
         "catalog_format": CATALOG_FORMAT,
-        "updated_at": now.isoformat(timespec="seconds"),
+        "updated_at": now.isoformat(timespec="microseconds"),  # orders catalogs: schools refuse an older one
         "expires": (now + timedelta(days=days)).isoformat(timespec="seconds"),
         "partitions": dict(sorted(entries.items())),
     }
