@@ -199,7 +199,7 @@ def _leftovers(dest: Path) -> list[str]:
     return sorted(found)
 
 
-@pytest.mark.reliability("hostile mirror", "the catalog stalls: connection accepted, nothing sent")
+@pytest.mark.reliability("security", "the catalog stalls: connection accepted, nothing sent")
 def test_a_stalling_catalog_is_cut_off_by_the_deadline(mirror, tmp_path: Path, reliability) -> None:
     url, handler, layout, dest, _ = mirror
     serving_before = installed_release(dest, PART)
@@ -217,7 +217,7 @@ def test_a_stalling_catalog_is_cut_off_by_the_deadline(mirror, tmp_path: Path, r
     reliability(f"exit 1 after {took:.1f} s (deadline 3 s): {result.output.strip().splitlines()[-1][:110]}")
 
 
-@pytest.mark.reliability("hostile mirror", "the catalog and a package trickle one byte every 0.2 s")
+@pytest.mark.reliability("security", "the catalog and a package trickle one byte every 0.2 s")
 def test_a_trickle_is_cut_off_and_the_next_pull_resumes(mirror, tmp_path: Path, reliability) -> None:
     url, handler, layout, dest, _ = mirror
     handler.plan["catalog.json"] = ["trickle"] * 5
@@ -240,7 +240,7 @@ def test_a_trickle_is_cut_off_and_the_next_pull_resumes(mirror, tmp_path: Path, 
 
 
 @pytest.mark.reliability(
-    "hostile mirror", "redirects: within the origin (followed), to another origin and to ftp:// (refused)"
+    "security", "redirects: within the origin (followed), to another origin and to ftp:// (refused)"
 )
 def test_redirects_stay_within_the_catalogs_origin(mirror, tmp_path: Path, reliability) -> None:
     url, handler, layout, dest, hits = mirror
@@ -267,7 +267,7 @@ def test_redirects_stay_within_the_catalogs_origin(mirror, tmp_path: Path, relia
     )
 
 
-@pytest.mark.reliability("hostile mirror", "flaky: 503 with Retry-After: 1 on the catalog and on the package")
+@pytest.mark.reliability("security", "flaky: 503 with Retry-After: 1 on the catalog and on the package")
 def test_a_503_with_retry_after_is_retried(mirror, tmp_path: Path, reliability) -> None:
     url, handler, layout, dest, _ = mirror
     handler.plan["catalog.json"] = ["unavailable"]
@@ -290,7 +290,7 @@ def test_a_503_with_retry_after_is_retried(mirror, tmp_path: Path, reliability) 
 
 
 @pytest.mark.reliability(
-    "hostile mirror", "lying: a package with a short Content-Length, one cut mid-body, a catalog served as HTML"
+    "security", "lying: a package with a short Content-Length, one cut mid-body, a catalog served as HTML"
 )
 def test_lying_lengths_and_types_are_refused_or_resumed(mirror, tmp_path: Path, reliability) -> None:
     url, handler, layout, dest, _ = mirror
@@ -313,7 +313,7 @@ def test_lying_lengths_and_types_are_refused_or_resumed(mirror, tmp_path: Path, 
 
 
 @pytest.mark.reliability(
-    "hostile mirror", "endless: a catalog with no length sending zeros; a refused connection; an ftp:// catalog"
+    "security", "endless: a catalog with no length sending zeros; a refused connection; an ftp:// catalog"
 )
 def test_endless_refused_and_foreign_catalogs(mirror, tmp_path: Path, reliability) -> None:
     url, handler, layout, dest, _ = mirror
@@ -333,7 +333,7 @@ def test_endless_refused_and_foreign_catalogs(mirror, tmp_path: Path, reliabilit
     )
 
 
-@pytest.mark.reliability("hostile mirror", "a second pull while the first is stuck on a trickling mirror")
+@pytest.mark.reliability("security", "a second pull while the first is stuck on a trickling mirror")
 def test_a_second_pull_exits_at_once_while_one_runs(mirror, tmp_path: Path, reliability) -> None:
     url, handler, layout, dest, _ = mirror
     handler.plan["catalog.json"] = ["trickle"] * 10

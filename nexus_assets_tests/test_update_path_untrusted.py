@@ -108,7 +108,7 @@ def _mutations(value: object) -> st.SearchStrategy:
 # --- property tests --------------------------------------------------------------------------------------
 
 
-@pytest.mark.reliability("property", "random bytes and random JSON as a catalog: refused with the project's error")
+@pytest.mark.reliability("bad input", "random bytes and random JSON as a catalog: refused with the project's error")
 @PROPERTY
 @given(raw=st.one_of(st.binary(max_size=300), json_values.map(lambda v: json.dumps(v).encode())))
 def test_random_catalogs_are_refused_with_our_error(raw: bytes, reliability) -> None:
@@ -118,7 +118,7 @@ def test_random_catalogs_are_refused_with_our_error(raw: bytes, reliability) -> 
 
 
 @pytest.mark.reliability(
-    "property", "a signed catalog with one field mutated anywhere: refused or accepted, never a traceback"
+    "bad input", "a signed catalog with one field mutated anywhere: refused or accepted, never a traceback"
 )
 @PROPERTY
 @given(data=st.data())
@@ -133,7 +133,7 @@ def test_mutated_catalogs_give_a_result_or_our_error(data, reliability) -> None:
 
 
 @pytest.mark.reliability(
-    "property", "a catalog entry with one field mutated anywhere: its partition refused with our error"
+    "bad input", "a catalog entry with one field mutated anywhere: its partition refused with our error"
 )
 @PROPERTY
 @given(data=st.data())
@@ -146,7 +146,7 @@ def test_mutated_entries_give_a_partition_or_our_error(data, reliability) -> Non
     reliability("each mutated entry gives its partition or a CatalogError naming the entry and field")
 
 
-@pytest.mark.reliability("property", "random and mutated signature records (null, numbers, bad base64, other keys)")
+@pytest.mark.reliability("bad input", "random and mutated signature records (null, numbers, bad base64, other keys)")
 @PROPERTY
 @given(data=st.data())
 def test_signature_records_never_raise(data, reliability) -> None:
@@ -158,7 +158,7 @@ def test_signature_records_never_raise(data, reliability) -> None:
     reliability("verify_signature returns None or a reason for every record; nothing raises")
 
 
-@pytest.mark.reliability("property", "random zip member names: accepted names are canonical, never alias each other")
+@pytest.mark.reliability("bad input", "random zip member names: accepted names are canonical, never alias each other")
 @PROPERTY
 @given(names=st.lists(st.text(alphabet="aAxX./\\_-:0 \u212a\u0130", max_size=8), max_size=6))
 def test_member_names_accepted_never_alias(names: list[str], reliability) -> None:
@@ -171,7 +171,7 @@ def test_member_names_accepted_never_alias(names: list[str], reliability) -> Non
     reliability("an accepted list never holds two names of one path (case, ./, //, \\, dots)")
 
 
-@pytest.mark.reliability("property", "random versions: MAJOR.MINOR.PATCH in ASCII digits only")
+@pytest.mark.reliability("bad input", "random versions: MAJOR.MINOR.PATCH in ASCII digits only")
 @PROPERTY
 @given(value=st.one_of(st.text(alphabet="0123456789.٣१a-+ ", max_size=14), json_values))
 def test_versions_are_ascii_semver_or_refused(value, reliability) -> None:
@@ -184,7 +184,7 @@ def test_versions_are_ascii_semver_or_refused(value, reliability) -> None:
     reliability("accepted versions are three ASCII numbers of at most 9 digits; the rest UntrustedError")
 
 
-@pytest.mark.reliability("property", "random and mutated school state files (release.json, .catalog-state.json)")
+@pytest.mark.reliability("bad input", "random and mutated school state files (release.json, .catalog-state.json)")
 @PROPERTY
 @given(data=st.data())
 def test_state_files_give_a_record_or_our_error(tmp_path_factory, data, reliability) -> None:
@@ -219,7 +219,7 @@ def test_state_files_give_a_record_or_our_error(tmp_path_factory, data, reliabil
 
 
 @pytest.mark.reliability(
-    "property", "mutated manifest.json and manifest.sig inside a re-zipped package: a failed report"
+    "bad input", "mutated manifest.json and manifest.sig inside a re-zipped package: a failed report"
 )
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
@@ -230,7 +230,8 @@ def test_mutated_manifests_give_a_report(package: Path, tmp_path: Path, data, re
         members = {i.filename: archive.read(i) for i in archive.infolist()}
     which = data.draw(st.sampled_from(["manifest.json", "manifest.sig"]))
     mutated = data.draw(_mutations(json.loads(members[which])))
-    members[which] = json.dumps(mutated).encode()
+    if mutated != json.loads(members[which]):  # a no-op mutation keeps the signed bytes as they were
+        members[which] = json.dumps(mutated).encode()
     path = tmp_path / package.name
     with zipfile.ZipFile(path, "w") as archive:
         for name, body in members.items():
@@ -260,7 +261,7 @@ MEMORY_BOUND_MB = 200  # above the interpreter's own, for a catalog of the large
 
 
 @pytest.mark.slow
-@pytest.mark.reliability("resources", "hostile 16 MiB catalogs (850-deep lists, 5 M empty objects, 8 M small strings)")
+@pytest.mark.reliability("bad input", "hostile 16 MiB catalogs (850-deep lists, 5 M empty objects, 8 M small strings)")
 @pytest.mark.parametrize("shape", ["deep", "objects", "strings"])
 def test_a_hostile_catalog_stays_within_its_memory_bound(tmp_path: Path, shape: str, reliability) -> None:
     size = 16 * 1024**2 - 64
@@ -442,3 +443,24 @@ def test_bounded_json_refuses_before_building() -> None:
     with pytest.raises(UntrustedError, match="not valid JSON"):
         load_json(b"[" + b"9" * 5000 + b"]", "x", max_bytes=10000)
     assert load_json(b'{"a": "[[[[[[[[[[[[[[[["}', "x", max_bytes=1000) == {"a": "[" * 16}
+
+
+@pytest.mark.reliability(
+    "bad input", "`nexus vkp catalog` with NEXUS_CATALOG_EXPIRY_DAYS=1e308 (an OverflowError before)"
+)
+@pytest.mark.parametrize("days", ["1e308", "99999999"])
+def test_vkp_catalog_refuses_a_huge_expiry_in_words(tmp_path: Path, days: str, reliability) -> None:
+    from click.testing import CliRunner
+
+    from nexus_assets.cli import cli
+
+    result = CliRunner().invoke(
+        cli,
+        ["--data-dir", str(tmp_path / "data"), "vkp", "catalog"],
+        env={"NEXUS_CATALOG_EXPIRY_DAYS": days},
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 2, result.output
+    assert "NEXUS_CATALOG_EXPIRY_DAYS" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "data" / "vkp" / "catalog.json").exists()
+    reliability(f'exit 2: "{result.output.strip()[:120]}"')

@@ -16,9 +16,10 @@ lock and compares versions; in aws mode the DynamoDB item per partition is the s
 written with a condition on the version's rank, and `catalog.json` is regenerated from the table.
 
 The document is signed (Ed25519, `lib/publish/signing.py`) over its canonical JSON without the `signature` field,
-and expires `NEXUS_CATALOG_EXPIRY_DAYS` (default 30) after signing; every publication and every catalog
-sync re-signs it once it is a day old. A school (`verify_catalog`, `check_entry`) refuses an unsigned,
-forged or expired catalog, an entry that does not name its own partition's packages, and binds each
+and expires `NEXUS_CATALOG_EXPIRY_DAYS` (default 30, at most `NEXUS_CATALOG_MAX_VALIDITY_DAYS`) after
+signing; every publication and every catalog sync re-signs it once it is a day old. A school
+(`verify_catalog_bytes`, `check_entry`) refuses a catalog that fails its schema, an unsigned, forged or
+expired one, one valid for longer than the maximum window, an entry that does not name its own partition's packages, and binds each
 package it installs to its entry (`binding_problems`). See docs/security.md for the threat model.
 A deleted local catalog is rebuilt from the packages beside it (`entries_from_packages`).
 """

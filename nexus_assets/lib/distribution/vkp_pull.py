@@ -1,9 +1,11 @@
 """The school-server side: pull the catalog, fetch what changed, verify it, install it atomically.
 
-`nexus vkp pull --catalog URL_OR_PATH --dest DIR` (from cron) reads the catalog (at most
-`MAX_CATALOG_BYTES`), refuses it unless it is signed by the trusted key and unexpired
-(`vkp_catalog.verify_catalog`), then does, per partition in the catalog, each on its own (one bad
-partition fails alone, named, and the others are still installed):
+`nexus vkp pull --catalog URL_OR_PATH --dest DIR` (from cron) takes the pull lock (a second run exits at
+once), removes what a killed pull left, reads the catalog (at most `MAX_CATALOG_BYTES`, within
+`FetchSettings.catalog_deadline`, over `http_fetch` for http(s)), refuses it unless it passes its schema,
+is signed by a trusted key, unexpired, valid no longer than the maximum window and no older than the
+newest catalog this school verified (`CATALOG_STATE`, then updated), then does, per partition in the
+catalog, each on its own (one bad partition fails alone, named, and the others are still installed):
 
 1. check the entry (`vkp_catalog.check_entry`: it names its own partition's files, latest is its
    newest version) and compare its latest with the installed version: older is refused (a rollback),
@@ -20,6 +22,9 @@ partition fails alone, named, and the others are still installed):
    and checked against the target digest, then the Chroma collection is rebuilt from them), and
    only then repoint `DIR/<subject>_<grade>/current` with one atomic rename. Until that rename the
    previous release keeps serving; a failure leaves it in place.
+
+Fault points `pull.download`, `pull.verify`, `pull.extract`, `pull.swap` and `pull.prune` let the crash
+tests kill a pull at each stage (test_pull_crashes.py).
 
 Installed layout: `DIR/<subject>_<grade>/current -> releases/<version>-<id>/` holding `release.json`,
 `chunks.parquet`, `embeddings.parquet` and `chroma/` (open it with `chroma_store.open_collection`).

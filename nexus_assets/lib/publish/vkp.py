@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import stat
 import uuid
 import zipfile
@@ -38,7 +39,13 @@ from typing import Any
 from nexus_assets.lib.core import hashing
 from nexus_assets.lib.core.layout import Partition
 from nexus_assets.lib.core.parquet_io import read_arrow
-from nexus_assets.lib.distribution.untrusted import load_json, member_names_problem, signature_record
+from nexus_assets.lib.distribution.untrusted import (
+    is_semver,
+    load_json,
+    member_name_problem,
+    member_names_problem,
+    signature_record,
+)
 from nexus_assets.lib.publish.signing import Signer, TrustedKeys, canonical_json, verify_signature
 
 FORMAT_VERSION = 2
@@ -302,14 +309,25 @@ def manifest_problems(manifest: dict[str, Any], required: tuple[str, ...]) -> li
         problems.append("manifest field 'embedding' needs a model_id (text) and dims (a positive integer)")
     if any(not _is_int(v) for v in manifest.get("counts", {}).values()):
         problems.append("manifest field 'counts' holds a value that is not an integer")
+    for name in ("version", "base_version", "previous_version"):
+        if manifest.get(name) is not None and not is_semver(manifest[name]):
+            problems.append(
+                f"manifest field {name!r} is {str(manifest[name])[:40]!r}, not MAJOR.MINOR.PATCH (ASCII digits)"
+            )
     for name, entry in manifest["members"].items():
+        if member_name_problem(name):
+            problems.append(f"manifest lists member {name[:80]!r}: {member_name_problem(name)}")
+            break
         if not (
             isinstance(entry, dict)
             and isinstance(entry.get("sha256"), str)
+            and re.fullmatch(r"[0-9a-f]{64}", entry["sha256"], re.ASCII) is not None
             and _is_int(entry.get("size"))
             and entry["size"] >= 0
         ):
-            problems.append(f"manifest entry of member {name!r} is not {{'sha256': text, 'size': integer >= 0}}")
+            problems.append(
+                f"manifest entry of member {name!r} is not {{'sha256': 64 hex digits, 'size': integer >= 0}}"
+            )
             break
     return problems
 
