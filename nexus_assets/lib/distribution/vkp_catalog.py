@@ -20,7 +20,8 @@ and expires `NEXUS_CATALOG_EXPIRY_DAYS` (default 30, at most `NEXUS_CATALOG_MAX_
 signing; every publication and every catalog sync re-signs it once it is a day old. A school
 (`verify_catalog_bytes`, `check_entry`) refuses a catalog that fails its schema, an unsigned, forged or
 expired one, one valid for longer than the maximum window, an entry that does not name its own
-partition's packages, and binds each package it installs to its entry (`binding_problems`). See docs/security.md for the threat model.
+partition's packages, and binds each package it installs to its entry (`binding_problems`). See
+docs/security.md for the threat model.
 A deleted local catalog is rebuilt from the packages beside it (`entries_from_packages`).
 """
 
