@@ -261,14 +261,18 @@ MEMORY_BOUND_MB = 200  # above the interpreter's own, for a catalog of the large
 
 
 @pytest.mark.slow
-@pytest.mark.reliability("bad input", "hostile 16 MiB catalogs (850-deep lists, 5 M empty objects, 8 M small strings)")
-@pytest.mark.parametrize("shape", ["deep", "objects", "strings"])
+@pytest.mark.reliability(
+    "bad input", "hostile 16 MiB catalogs (850-deep lists, 5 M empty objects, 4 M strings) and one just under the bound"
+)
+@pytest.mark.parametrize("shape", ["deep", "objects", "strings", "at_the_bound"])
 def test_a_hostile_catalog_stays_within_its_memory_bound(tmp_path: Path, shape: str, reliability) -> None:
     size = 16 * 1024**2 - 64
     body = {
         "deep": b"[" * 850 + b"]" * 850,
         "objects": b"[" + b"{}," * (size // 3 - 2) + b"{}]",
         "strings": b"[" + b'"a",' * (size // 4 - 2) + b'"a"]',
+        # just under the catalog's value bound: parsed in full, then refused by the schema
+        "at_the_bound": b"[" + b'{"a":0,"b":1,"c":2,"d":3,"e":4},' * 166_000 + b"{}]",
     }[shape]
     raw = b'{"catalog_format": 2, "signature": null, "partitions": {"a/b": ' + body + b"}}"
     (tmp_path / "catalog.json").write_bytes(raw)

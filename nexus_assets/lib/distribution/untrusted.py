@@ -38,12 +38,12 @@ def load_json(raw: bytes, where: str, *, max_bytes: int, max_depth: int = MAX_DE
     if not isinstance(raw, bytes | bytearray):
         raise UntrustedError(where, "", f"is {type(raw).__name__}, not bytes")
     if len(raw) > max_bytes:
-        raise UntrustedError(where, "", f"is larger than {max_bytes} bytes: refused unread")
+        raise UntrustedError(where, "", f"is larger than {max_bytes} bytes (not parsed)")
     depth, values = _shape(bytes(raw), max_depth, max_values)
     if depth > max_depth:
-        raise UntrustedError(where, "", f"nests more than {max_depth} levels deep: refused unread")
+        raise UntrustedError(where, "", f"nests more than {max_depth} levels deep (not parsed)")
     if values > max_values:
-        raise UntrustedError(where, "", f"holds more than {max_values} values: refused unread")
+        raise UntrustedError(where, "", f"holds more than {max_values} values (not parsed)")
     try:
         text = bytes(raw).decode("utf-8")
         return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant, parse_float=_finite)
