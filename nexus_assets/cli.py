@@ -713,7 +713,9 @@ def _trusted_key(public_key: str | None) -> tuple[Any, str | None]:
     return key, origin
 
 
-PUBLIC_KEY_HELP = "Trusted public key (PEM file); default $NEXUS_VKP_PUBLIC_KEY"
+PUBLIC_KEY_HELP = (
+    "Trusted public key(s) (PEM file; several, comma separated, during a key rotation); default $NEXUS_VKP_PUBLIC_KEY"
+)
 
 
 @vkp.command("verify")
@@ -779,7 +781,8 @@ def vkp_verify(files: tuple[str, ...], public_key: str | None, allow_unsigned: b
 @click.option(
     "--public-key",
     type=click.Path(dir_okay=False),
-    help="The publisher's public key (PEM file); default $NEXUS_VKP_PUBLIC_KEY.",
+    help="The publisher's public key (PEM file; several, comma separated, during a key rotation); "
+    "default $NEXUS_VKP_PUBLIC_KEY.",
 )
 @click.option(
     "--partition", "partitions", multiple=True, metavar="SUBJECT/GRADE", help="Only this partition (repeatable)."
@@ -798,8 +801,16 @@ def vkp_pull(catalog: str, dest: str, public_key: str | None, partitions: tuple[
         )
     try:
         with PullProgress(_progress_mode(), verbose=settings().verbose) as shown:
-            source = Source(catalog, s3_client=_s3_client() if catalog.startswith("s3://") else None)
-            outcomes = pull(source, Path(dest), key, partitions=list(partitions) or None, notify=shown)
+            s = env()
+            source = Source(catalog, fetch=s.fetch, s3_client=_s3_client() if catalog.startswith("s3://") else None)
+            outcomes = pull(
+                source,
+                Path(dest),
+                key,
+                partitions=list(partitions) or None,
+                max_validity_days=s.catalog_max_validity_days,
+                notify=shown,
+            )
     except PullError as exc:
         raise CommandError(str(exc)) from None
     failed = [o for o in outcomes if o.via == "failed"]

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:  # imported where parsed: `nexus --help` and an up-to-date build stay light
     from nexus_assets.lib.aws.aws_config import AwsSettings
     from nexus_assets.lib.aws.aws_retry import RetrySettings
+    from nexus_assets.lib.distribution.http_fetch import FetchSettings
     from nexus_assets.lib.ingest.pdf_extraction import ExtractionLimits
 
 # Not ours, but read by the settings: TESSDATA_PREFIX changes what OCR reads (part of a build's fingerprint),
@@ -64,6 +65,16 @@ VARIABLES: dict[str, str] = {
     "NEXUS_REBUILD_TIMEZONE": "its time zone (Asia/Jakarta)",
     "NEXUS_VKP_KEEP_VERSIONS": "package versions kept per partition (5)",
     "NEXUS_CATALOG_EXPIRY_DAYS": "days a signed catalog.json stays valid (30)",
+    "NEXUS_CATALOG_MAX_VALIDITY_DAYS": "longest validity a catalog may be signed with, or a school accepts (365)",
+    "NEXUS_PULL_CONNECT_TIMEOUT": "`nexus vkp pull`: seconds to connect to the mirror (10)",
+    "NEXUS_PULL_READ_TIMEOUT": "`nexus vkp pull`: seconds one read from the mirror may wait (30)",
+    "NEXUS_PULL_CATALOG_DEADLINE": "`nexus vkp pull`: seconds to get the catalog, retries included (120)",
+    "NEXUS_PULL_REQUEST_DEADLINE": "`nexus vkp pull`: seconds one package request may take (14400)",
+    "NEXUS_PULL_MIN_RATE": "`nexus vkp pull`: bytes/s a download must average over the rate window (1024)",
+    "NEXUS_PULL_RATE_WINDOW": "`nexus vkp pull`: seconds of that window (30)",
+    "NEXUS_PULL_ATTEMPTS": "`nexus vkp pull`: requests per file, the first included (5)",
+    "NEXUS_PULL_MAX_WAIT": "`nexus vkp pull`: longest pause between attempts, Retry-After capped to it (60)",
+    "NEXUS_PULL_SCHEMES": "`nexus vkp pull`: schemes the catalog may use (https,http,file,s3)",
     "NEXUS_MAX_PDF_MB": "largest PDF read, MiB (500)",
     "NEXUS_MAX_PDF_PAGES": "most pages per PDF (2000)",
     "NEXUS_MAX_EXTRACTION_SECONDS": "seconds of extraction per file, OCR included (1800)",
@@ -97,6 +108,42 @@ def _default_limits() -> ExtractionLimits:
     from nexus_assets.lib.ingest.pdf_extraction import ExtractionLimits
 
     return ExtractionLimits()
+
+
+def _default_fetch() -> FetchSettings:
+    from nexus_assets.lib.distribution.http_fetch import FetchSettings
+
+    return FetchSettings()
+
+
+def _fetch_from_env(environ: Mapping[str, str]) -> FetchSettings:
+    """The pull's network bounds (NEXUS_PULL_*): every timeout positive, at least one attempt, known schemes."""
+    from nexus_assets.lib.distribution.http_fetch import FetchSettings
+
+    base = FetchSettings()
+    values = {}
+    for name, variable in (
+        ("connect_timeout", "NEXUS_PULL_CONNECT_TIMEOUT"),
+        ("read_timeout", "NEXUS_PULL_READ_TIMEOUT"),
+        ("catalog_deadline", "NEXUS_PULL_CATALOG_DEADLINE"),
+        ("request_deadline", "NEXUS_PULL_REQUEST_DEADLINE"),
+        ("rate_window", "NEXUS_PULL_RATE_WINDOW"),
+    ):
+        value = _number(environ, variable, getattr(base, name))
+        if not 0 < value < 10**7:
+            raise ValueError(f"{variable}={value!r} must be a positive number of seconds below 10000000")
+        values[name] = value
+    values["min_rate"] = _number(environ, "NEXUS_PULL_MIN_RATE", base.min_rate)
+    values["max_wait"] = _number(environ, "NEXUS_PULL_MAX_WAIT", base.max_wait)
+    attempts = int(_number(environ, "NEXUS_PULL_ATTEMPTS", base.attempts, int))
+    if not 1 <= attempts <= 100:
+        raise ValueError(f"NEXUS_PULL_ATTEMPTS={attempts} must be in 1..100")
+    raw = environ.get("NEXUS_PULL_SCHEMES", "").strip().lower()
+    schemes = tuple(s.strip() for s in raw.split(",") if s.strip()) if raw else base.schemes
+    unknown = sorted(set(schemes) - {"https", "http", "file", "s3"})
+    if unknown:
+        raise ValueError(f"NEXUS_PULL_SCHEMES={raw!r}: unknown scheme(s) {unknown}; use https, http, file, s3")
+    return FetchSettings(attempts=attempts, schemes=schemes, **values)
 
 
 def _default_model_cache() -> Path:
@@ -162,6 +209,8 @@ class Settings:
     rebuild_timezone: str = "Asia/Jakarta"
     keep_versions: int = 0  # 0: the catalog's default
     catalog_expiry_days: float = 30.0
+    catalog_max_validity_days: float = 365.0
+    fetch: FetchSettings = field(default_factory=_default_fetch)  # `nexus vkp pull`'s network bounds
     limits: ExtractionLimits = field(default_factory=_default_limits)
     ocr: bool = True  # False: never OCR, even where Tesseract is installed
     ocr_languages: str = "ind+eng"
@@ -177,7 +226,7 @@ class Settings:
         # The lib modules that own a setting's parser, imported here: `nexus --help` stays light.
         from nexus_assets.lib.aws.aws_config import AwsSettings
         from nexus_assets.lib.aws.aws_retry import RetrySettings
-        from nexus_assets.lib.distribution.vkp_catalog import expiry_days
+        from nexus_assets.lib.distribution.vkp_catalog import expiry_days, max_validity_days
         from nexus_assets.lib.index.embedding_engines import model_cache_dir
         from nexus_assets.lib.ingest.pdf_extraction import ExtractionLimits
 
@@ -213,6 +262,8 @@ class Settings:
             rebuild_timezone=get("NEXUS_REBUILD_TIMEZONE") or cls.rebuild_timezone,
             keep_versions=int(_number(env, "NEXUS_VKP_KEEP_VERSIONS", 0, int)),
             catalog_expiry_days=expiry_days(env),
+            catalog_max_validity_days=max_validity_days(env),
+            fetch=_fetch_from_env(env),
             limits=ExtractionLimits.from_settings(environ=env),
             ocr=_flag("" if get("NEXUS_OCR").lower() == "auto" else get("NEXUS_OCR"), "NEXUS_OCR", True),
             ocr_languages=get("NEXUS_OCR_LANGUAGES") or cls.ocr_languages,

@@ -29,7 +29,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nexus_assets.lib.core.hashing import sha256_file
 from nexus_assets.lib.core.layout import PLATFORM_NAMES, DataLayout, LayoutError, Partition
 from nexus_assets.lib.distribution.vkp_catalog import document
-from nexus_assets.lib.distribution.vkp_pull import PullError, Source, installed_release, installed_version, pull
+from nexus_assets.lib.distribution.vkp_pull import (
+    CATALOG_STATE,
+    PullError,
+    Source,
+    installed_release,
+    installed_version,
+    pull,
+)
 from nexus_assets.lib.publish.publishing import LocalPackageStore, publish_vkp
 from nexus_assets.lib.publish.signing import Signer, canonical_json, private_pem, public_pem
 from nexus_assets.lib.publish.vkp import verify_vkp
@@ -175,12 +182,19 @@ def test_a_partition_never_moves_backwards(school, tmp_path: Path, reliability) 
     assert update.installed_after == "1.0.1"
     serving = installed_release(dest, PART)
     shutil.copy(old_catalog, layout.vkp_dir / "replayed.json")  # the v1.0.0 package is still retained beside it
+    with pytest.raises(PullError, match="before the newest catalog this school has verified") as stale:
+        pull(Source(str(layout.vkp_dir / "replayed.json")), dest, SIGNER.public_key)  # first defence: freshness
+    assert installed_release(dest, PART) == serving
+    (dest / CATALOG_STATE).unlink()  # the freshness record lost: the per-partition guard still holds
     other, replay = pull(Source(str(layout.vkp_dir / "replayed.json")), dest, SIGNER.public_key)
     assert other.via == "up to date"
     assert (replay.via, replay.installed_after) == ("failed", "1.0.1"), replay
     assert "older than the installed v1.0.1" in replay.problems[0]
     assert installed_release(dest, PART) == serving
-    reliability(f'{PART.label} refused ("{replay.problems[0][:120]}"), v1.0.1 still serving; {OTHER.label} up to date')
+    reliability(
+        f'whole catalog refused ("{str(stale.value)[-110:]}"); without the freshness record {PART.label} refused '
+        f'("{replay.problems[0][:100]}"), v1.0.1 still serving; {OTHER.label} up to date'
+    )
 
 
 @pytest.mark.reliability(

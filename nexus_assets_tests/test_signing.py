@@ -74,7 +74,7 @@ def test_the_key_comes_from_configuration_in_order_and_never_shows(tmp_path: Pat
     assert dev.development and "DEVELOPMENT" in dev.origin
     assert _signer(tmp_path, {}).key_id == dev.key_id, "the development key is generated once"
     trusted, origin = trusted_public_key(None, tmp_path)
-    assert key_id(trusted) == dev.key_id and origin.startswith("DEVELOPMENT")
+    assert [key_id(k) for k in trusted] == [dev.key_id] and origin.startswith("DEVELOPMENT")
     assert dev_key_paths(tmp_path)[0].parent == tmp_path / "keys"
 
 

@@ -16,10 +16,12 @@ lock and compares versions; in aws mode the DynamoDB item per partition is the s
 written with a condition on the version's rank, and `catalog.json` is regenerated from the table.
 
 The document is signed (Ed25519, `lib/publish/signing.py`) over its canonical JSON without the `signature` field,
-and expires `NEXUS_CATALOG_EXPIRY_DAYS` (default 30) after signing; every publication and every catalog
-sync re-signs it once it is a day old. A school (`verify_catalog`, `check_entry`) refuses an unsigned,
-forged or expired catalog, an entry that does not name its own partition's packages, and binds each
-package it installs to its entry (`binding_problems`). See docs/security.md for the threat model.
+and expires `NEXUS_CATALOG_EXPIRY_DAYS` (default 30, at most `NEXUS_CATALOG_MAX_VALIDITY_DAYS`) after
+signing; every publication and every catalog sync re-signs it once it is a day old. A school
+(`verify_catalog_bytes`, `check_entry`) refuses a catalog that fails its schema, an unsigned, forged or
+expired one, one valid for longer than the maximum window, an entry that does not name its own
+partition's packages, and binds each package it installs to its entry (`binding_problems`). See
+docs/security.md for the threat model.
 A deleted local catalog is rebuilt from the packages beside it (`entries_from_packages`).
 """
 
@@ -27,7 +29,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,13 +37,26 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from nexus_assets.lib.aws.s3_store import S3ObjectStore
-from nexus_assets.lib.core.hashing import sha256_file
-from nexus_assets.lib.core.layout import SEMVER_RE, VKP_PREFIX, Partition, parse_semver
+from nexus_assets.lib.core.hashing import sha256_bytes, sha256_file
+from nexus_assets.lib.core.layout import VKP_PREFIX, Partition, parse_semver
 from nexus_assets.lib.core.partition_lock import file_lock
-from nexus_assets.lib.publish.signing import Signer, canonical_json, key_id, verify_signature
+from nexus_assets.lib.distribution.untrusted import (
+    Fields,
+    UntrustedError,
+    integer,
+    is_semver,
+    load_json,
+    nullable,
+    one_of,
+    semver,
+    sha256_hex,
+    signature_record,
+    text,
+    timestamp,
+)
+from nexus_assets.lib.publish.signing import Signer, TrustedKeys, canonical_json, key_ids, verify_signature
 from nexus_assets.lib.publish.vkp import read_manifest, read_signature
 
 CATALOG_NAME = "catalog.json"
@@ -52,9 +66,15 @@ DYNAMO_PK = "vkp_catalog"
 DEFAULT_KEEP_VERSIONS = 5
 EXPIRY_ENV = "NEXUS_CATALOG_EXPIRY_DAYS"
 DEFAULT_EXPIRY_DAYS = 30.0
+MAX_VALIDITY_ENV = "NEXUS_CATALOG_MAX_VALIDITY_DAYS"
+DEFAULT_MAX_VALIDITY_DAYS = 365.0
+ABSOLUTE_MAX_VALIDITY_DAYS = 3650  # ten years: no setting signs or accepts more (and no date overflows)
+MAX_PARTITIONS = 50_000
+# Values (containers and commas) a catalog may hold: ~6,000 partitions of 5 versions. Measured peak of the
+# worst shapes at this bound: under 40 MB (AMD EPYC, test_a_hostile_catalog_stays_within_its_memory_bound).
+MAX_CATALOG_VALUES = 1_000_000
 RESIGN_AFTER = timedelta(days=1)  # a sync re-signs a catalog signed longer ago than this
 MAX_CATALOG_BYTES = 16 * 1024**2  # read cap on a downloaded catalog: ~40 000 partition entries
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 class CatalogError(ValueError):
@@ -108,12 +128,34 @@ def release_record(manifest: dict[str, Any], full: dict[str, Any], delta: dict[s
     }
 
 
-def expiry_days(environ: Mapping[str, str]) -> float:
-    """Days a signed catalog stays valid: $NEXUS_CATALOG_EXPIRY_DAYS of the settings' snapshot, else 30."""
+def expiry_days(environ: Mapping[str, str], max_days: float | None = None) -> float:
+    """Days a signed catalog stays valid: $NEXUS_CATALOG_EXPIRY_DAYS of the settings' snapshot, else 30; at most
+    `max_days` ($NEXUS_CATALOG_MAX_VALIDITY_DAYS, else 365): a school refuses a longer window anyway."""
+    limit = max_validity_days(environ) if max_days is None else max_days
     value = environ.get(EXPIRY_ENV) or DEFAULT_EXPIRY_DAYS
-    days = float(value)
+    try:
+        days = float(value)
+    except ValueError:
+        raise ValueError(f"{EXPIRY_ENV}={value!r} is not a number of days") from None
     if not days > 0:
         raise ValueError(f"{EXPIRY_ENV} must be a positive number of days, got {value!r}")
+    if not days <= limit:
+        raise ValueError(
+            f"{EXPIRY_ENV}={value!r} is more than the {limit:g} days a catalog may stay valid "
+            f"({MAX_VALIDITY_ENV}); a long expiry lets a replayed catalog withhold updates that long"
+        )
+    return days
+
+
+def max_validity_days(environ: Mapping[str, str]) -> float:
+    """The longest validity window signer and school accept: $NEXUS_CATALOG_MAX_VALIDITY_DAYS, else 365."""
+    value = environ.get(MAX_VALIDITY_ENV) or DEFAULT_MAX_VALIDITY_DAYS
+    try:
+        days = float(value)
+    except ValueError:
+        raise ValueError(f"{MAX_VALIDITY_ENV}={value!r} is not a number of days") from None
+    if not 0 < days <= ABSOLUTE_MAX_VALIDITY_DAYS:
+        raise ValueError(f"{MAX_VALIDITY_ENV} must be in 1..{ABSOLUTE_MAX_VALIDITY_DAYS} days, got {value!r}")
     return days
 
 
@@ -126,10 +168,13 @@ def document(
 ) -> dict[str, Any]:
     """The catalog document, signed (and given an expiry) when a signer is given."""
     now = now or datetime.now(UTC)
+    days = days or DEFAULT_EXPIRY_DAYS
+    if not 0 < days <= ABSOLUTE_MAX_VALIDITY_DAYS:
+        raise ValueError(f"a catalog's validity must be in (0, {ABSOLUTE_MAX_VALIDITY_DAYS}] days, got {days!r}")
     doc: dict[str, Any] = {
         "catalog_format": CATALOG_FORMAT,
-        "updated_at": now.isoformat(timespec="seconds"),
-        "expires": (now + timedelta(days=days or DEFAULT_EXPIRY_DAYS)).isoformat(timespec="seconds"),
+        "updated_at": now.isoformat(timespec="microseconds"),  # orders catalogs: schools refuse an older one
+        "expires": (now + timedelta(days=days)).isoformat(timespec="seconds"),
         "partitions": dict(sorted(entries.items())),
     }
     if signer is not None:
@@ -159,64 +204,129 @@ def needs_signing(doc: dict[str, Any] | None, signer: Signer | None, now: dateti
     return (now or datetime.now(UTC)) - signed_at >= RESIGN_AFTER
 
 
-def verify_catalog(raw: bytes, public_key: Ed25519PublicKey, where: str, now: datetime | None = None) -> dict[str, Any]:
-    """The catalog a school may act on, from its downloaded bytes: valid JSON, signed by the trusted key,
-    not expired. Raises CatalogError naming `where` and the reason (never a traceback on bad input)."""
-    if len(raw) > MAX_CATALOG_BYTES:
-        raise CatalogError(f"{where}: the catalog is larger than {MAX_CATALOG_BYTES} bytes: refused")
-    try:
-        doc = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise CatalogError(f"{where}: the catalog is not valid JSON ({str(exc)[:120]})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("partitions"), dict):
-        raise CatalogError(f"{where}: not a VKP catalog (no 'partitions' object)")
-    if doc.get("catalog_format") != CATALOG_FORMAT or "signature" not in doc:
+@dataclass(frozen=True)
+class VerifiedCatalog:
+    """A catalog that passed `verify_catalog`: the document, when it was signed and until when it holds."""
+
+    doc: dict[str, Any]
+    updated_at: datetime
+    expires: datetime
+    sha256: str
+    key_id: str
+
+
+def catalog_schema(doc: Any, where: str) -> dict[str, Any]:
+    """The catalog's own fields checked strictly (entries are checked one by one by `check_entry`, so one bad
+    entry fails its partition only): format, times, signature record, partitions keyed by SUBJECT/GRADE."""
+    fields = Fields(doc, where, "")
+    fmt = fields.value.get("catalog_format")
+    if fmt != CATALOG_FORMAT or isinstance(fmt, bool) or "signature" not in fields.value:
         raise CatalogError(
-            f"{where}: unsigned catalog (format {doc.get('catalog_format')!r}, "
-            f"{'a' if 'signature' in doc else 'no'} signature; schools need format {CATALOG_FORMAT}, "
+            f"{where}: unsigned catalog (format {str(fmt)[:20]!r}, "
+            f"{'a' if 'signature' in fields.value else 'no'} signature; schools need format {CATALOG_FORMAT}, "
             "signed): refused; the publisher signs it with `nexus vkp catalog`"
         )
+    fields.get("catalog_format", one_of(CATALOG_FORMAT))
+    fields.get("updated_at", timestamp)
+    fields.get("expires", timestamp)
+    fields.get("signature", signature_record)
+    partitions = fields.get("partitions", lambda v, w, f: Fields(v, w, f).value)
+    if len(partitions) > MAX_PARTITIONS:
+        raise UntrustedError(where, "partitions", f"more than {MAX_PARTITIONS} partitions")
+    for label in partitions:
+        text(200, r"[a-z0-9_]{1,96}/[a-z0-9_]{1,96}", "SUBJECT/GRADE")(label, where, "partitions key")
+    return fields.done()
+
+
+def _time(value: str, where: str, field: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise UntrustedError(where, field, f"{value!r} is not a valid time ({exc})") from None
+    if parsed.tzinfo is None:
+        raise UntrustedError(where, field, f"{value!r} has no time zone")
+    return parsed
+
+
+def verify_catalog(
+    raw: bytes,
+    public_key: TrustedKeys,
+    where: str,
+    now: datetime | None = None,
+    *,
+    max_validity_days: float = DEFAULT_MAX_VALIDITY_DAYS,
+) -> dict[str, Any]:
+    """The catalog document a school may act on (see `verify_catalog_bytes`)."""
+    return verify_catalog_bytes(raw, public_key, where, now, max_validity_days=max_validity_days).doc
+
+
+def verify_catalog_bytes(
+    raw: bytes,
+    public_key: TrustedKeys,
+    where: str,
+    now: datetime | None = None,
+    *,
+    max_validity_days: float = DEFAULT_MAX_VALIDITY_DAYS,
+) -> VerifiedCatalog:
+    """The catalog a school may act on, from its downloaded bytes: bounded JSON, the strict schema of its own
+    fields, signed by a trusted key, valid no longer than `max_validity_days`, not expired. Canonical JSON
+    is built for the signature check only after the schema held (so its size is bounded by the bytes').
+    Raises CatalogError naming `where` and the field (never a traceback on bad input)."""
+    try:
+        doc = catalog_schema(load_json(raw, where, max_bytes=MAX_CATALOG_BYTES, max_values=MAX_CATALOG_VALUES), where)
+    except UntrustedError as exc:
+        raise CatalogError(f"{exc}: refused") from None
     problem = verify_signature(public_key, signed_bytes(doc), doc["signature"], "the catalog")
     if problem:
-        raise CatalogError(f"{where}: {problem}: refused (key id {key_id(public_key)} trusted)")
+        raise CatalogError(f"{where}: {problem}: refused (key id {key_ids(public_key)} trusted)")
     try:
-        expires = datetime.fromisoformat(doc["expires"])
-        if expires.tzinfo is None:
-            raise ValueError("no time zone")
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CatalogError(f"{where}: the catalog's expiry is missing or malformed ({exc})") from None
+        updated_at = _time(doc["updated_at"], where, "updated_at")
+        expires = _time(doc["expires"], where, "expires")
+    except UntrustedError as exc:
+        raise CatalogError(f"{exc}: refused") from None
+    window = expires - updated_at
+    if not timedelta(0) < window <= timedelta(days=max_validity_days):
+        raise CatalogError(
+            f"{where}: the catalog is valid from {doc['updated_at']} to {doc['expires']}, not within the "
+            f"{max_validity_days:g} days a school accepts ({MAX_VALIDITY_ENV}): refused"
+        )
     if (now or datetime.now(UTC)) >= expires:
         raise CatalogError(
             f"{where}: the catalog expired at {doc['expires']} (signed {doc.get('updated_at')}): "
             "a stale or replayed copy; refused until the publisher re-signs it"
         )
-    return doc
+    return VerifiedCatalog(doc, updated_at, expires, sha256_bytes(bytes(raw)), doc["signature"]["key_id"])
+
+
+MAX_VERSIONS = 1000  # versions listed per partition entry
 
 
 def check_entry(label: str, entry: Any, max_package_bytes: int) -> Partition:
-    """The partition a signed catalog entry describes, after checking it names only its own packages:
-    `latest` is its newest version, each reference is that partition's file for that version, with a
-    sha256 and a size within `max_package_bytes`, and each delta goes forward. Raises CatalogError."""
+    """The partition a signed catalog entry describes, after a strict schema check (every field's type,
+    length and form; unknown fields refused) and a check that it names only its own packages: `latest`
+    is its newest version, each reference is that partition's file for that version, with a sha256 and a
+    size within `max_package_bytes`, and each delta goes forward. Raises CatalogError naming the field."""
+    where = f"catalog entry {label!r}"
 
     def fail(reason: str) -> CatalogError:
-        return CatalogError(f"catalog entry {label!r}: {reason}")
+        return CatalogError(f"{where}: {reason}")
 
-    if not isinstance(entry, dict):
-        raise fail(f"is {type(entry).__name__}, not an object")
-    subject, grade = entry.get("subject"), entry.get("grade")
-    if not isinstance(subject, str) or not isinstance(grade, str):
-        raise fail("subject and grade must be text")
     try:
+        fields = Fields(entry, where, "")
+        subject = fields.get("subject", text(96))
+        grade = fields.get("grade", text(96))
+        latest = fields.get("latest", semver)
+        versions = fields.get("versions", _versions_list)
+        fields.done()
         part = Partition(subject, grade)
+    except UntrustedError as exc:
+        raise CatalogError(str(exc)) from None
     except ValueError as exc:
         raise fail(str(exc)) from None
     if part.label != label:
         raise fail(f"describes {part.label}, not the partition it is listed as")
-    versions, latest = entry.get("versions"), entry.get("latest")
-    if not isinstance(versions, list) or not versions or not all(isinstance(v, dict) for v in versions):
-        raise fail("'versions' must be a non-empty list of objects")
-    numbers = [v.get("version") for v in versions]
-    if not all(isinstance(n, str) and SEMVER_RE.match(n) for n in numbers) or len(set(numbers)) != len(numbers):
+    numbers = [v["version"] for v in versions]
+    if len(set(numbers)) != len(numbers):
         raise fail(f"versions must be distinct MAJOR.MINOR.PATCH texts, got {numbers[:5]}")
     if latest not in numbers:
         raise fail(f"latest {latest!r} is not among its versions {numbers[:5]}")
@@ -224,28 +334,56 @@ def check_entry(label: str, entry: Any, max_package_bytes: int) -> Partition:
         raise fail(f"latest {latest} is not its newest version ({max(numbers, key=parse_semver)})")
     for version in versions:
         number = version["version"]
-        if not isinstance(version.get("content_hash"), str):
-            raise fail(f"v{number} has no content_hash")
-        _check_ref(fail, version.get("full"), part.vkp_name(number), max_package_bytes)
-        delta = version.get("delta")
+        _check_ref(fail, version["full"], part.vkp_name(number), max_package_bytes)
+        delta = version["delta"]
         if delta is not None:
-            base = delta.get("from") if isinstance(delta, dict) else None
-            if not isinstance(base, str) or not SEMVER_RE.match(base) or parse_semver(base) >= parse_semver(number):
-                raise fail(f"the delta of v{number} must come from an older version, not {base!r}")
+            base = delta.get("from")
+            if not is_semver(base) or parse_semver(base) >= parse_semver(number):
+                raise fail(f"the delta of v{number} must come from an older version, not {str(base)[:40]!r}")
             _check_ref(fail, delta, part.vkpd_name(number, base), max_package_bytes)
     return part
 
 
-def _check_ref(fail: Any, ref: Any, expected_name: str, max_bytes: int) -> None:
-    if not isinstance(ref, dict):
-        raise fail(f"the reference to {expected_name} is missing or not an object")
-    if ref.get("name") != expected_name:
-        raise fail(f"names package file {ref.get('name')!r} where {expected_name!r} was expected")
-    size = ref.get("size")
-    if not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= max_bytes:
+def _versions_list(value: Any, where: str, field: str) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not value or len(value) > MAX_VERSIONS:
+        raise UntrustedError(where, field, f"must be a list of 1..{MAX_VERSIONS} version objects")
+    return [_version_record(v, where, f"{field}[{i}]") for i, v in enumerate(value)]
+
+
+def _version_record(value: Any, where: str, field: str) -> dict[str, Any]:
+    fields = Fields(value, where, field)
+    fields.get("version", semver)
+    fields.get("content_hash", text(128, r"[0-9a-f]{16,128}", "a hex content hash"))
+    fields.get("created_at", text(64))
+    fields.get("embedding", _embedding)
+    fields.get("full", _ref)
+    fields.get("delta", nullable(_ref))
+    return fields.done()
+
+
+def _embedding(value: Any, where: str, field: str) -> dict[str, Any]:
+    fields = Fields(value, where, field)
+    fields.get("model_id", text(256))
+    fields.get("dims", integer(1, 65536))
+    return fields.done()
+
+
+def _ref(value: Any, where: str, field: str) -> dict[str, Any]:
+    fields = Fields(value, where, field)
+    fields.get("name", text(400))
+    fields.get("size", integer(0, 2**63 - 1))
+    fields.get("sha256", sha256_hex)
+    fields.get("signature", nullable(signature_record))
+    fields.get("from", semver, optional=True)
+    return fields.done()
+
+
+def _check_ref(fail: Any, ref: dict[str, Any], expected_name: str, max_bytes: int) -> None:
+    if ref["name"] != expected_name:
+        raise fail(f"names package file {ref['name']!r} where {expected_name!r} was expected")
+    size = ref["size"]
+    if not 0 < size <= max_bytes:
         raise fail(f"{expected_name}: size {size!r} is not a whole number of bytes in 1..{max_bytes}")
-    if not isinstance(ref.get("sha256"), str) or not _SHA256_RE.match(ref["sha256"]):
-        raise fail(f"{expected_name}: sha256 {str(ref.get('sha256'))[:70]!r} is not 64 hex digits")
 
 
 def binding_problems(

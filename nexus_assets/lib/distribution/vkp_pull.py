@@ -1,9 +1,11 @@
 """The school-server side: pull the catalog, fetch what changed, verify it, install it atomically.
 
-`nexus vkp pull --catalog URL_OR_PATH --dest DIR` (from cron) reads the catalog (at most
-`MAX_CATALOG_BYTES`), refuses it unless it is signed by the trusted key and unexpired
-(`vkp_catalog.verify_catalog`), then does, per partition in the catalog, each on its own (one bad
-partition fails alone, named, and the others are still installed):
+`nexus vkp pull --catalog URL_OR_PATH --dest DIR` (from cron) takes the pull lock (a second run exits at
+once), removes what a killed pull left, reads the catalog (at most `MAX_CATALOG_BYTES`, within
+`FetchSettings.catalog_deadline`, over `http_fetch` for http(s)), refuses it unless it passes its schema,
+is signed by a trusted key, unexpired, valid no longer than the maximum window and no older than the
+newest catalog this school verified (`CATALOG_STATE`, then updated), then does, per partition in the
+catalog, each on its own (one bad partition fails alone, named, and the others are still installed):
 
 1. check the entry (`vkp_catalog.check_entry`: it names its own partition's files, latest is its
    newest version) and compare its latest with the installed version: older is refused (a rollback),
@@ -21,6 +23,9 @@ partition fails alone, named, and the others are still installed):
    only then repoint `DIR/<subject>_<grade>/current` with one atomic rename. Until that rename the
    previous release keeps serving; a failure leaves it in place.
 
+Fault points `pull.download`, `pull.verify`, `pull.extract`, `pull.swap` and `pull.prune` let the crash
+tests kill a pull at each stage (test_pull_crashes.py).
+
 Installed layout: `DIR/<subject>_<grade>/current -> releases/<version>-<id>/` holding `release.json`,
 `chunks.parquet`, `embeddings.parquet` and `chroma/` (open it with `chroma_store.open_collection`).
 """
@@ -34,29 +39,39 @@ import os
 import shutil
 import stat
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urljoin, urlparse
 
 import numpy as np
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from nexus_assets.lib.core.fault_points import fault_point
 from nexus_assets.lib.core.hashing import sha256_file
 from nexus_assets.lib.core.layout import Partition, parse_semver
 from nexus_assets.lib.core.tables import collection_metadatas, vectors_of
+from nexus_assets.lib.distribution.http_fetch import (
+    FetchError,
+    FetchSettings,
+    HttpClient,
+    check_scheme,
+    pause_before,
+    readable,
+    retrying,
+)
+from nexus_assets.lib.distribution.untrusted import Fields, UntrustedError, integer, load_json, semver, text, timestamp
 from nexus_assets.lib.distribution.vkp_catalog import (
+    DEFAULT_MAX_VALIDITY_DAYS,
     MAX_CATALOG_BYTES,
     CatalogError,
+    VerifiedCatalog,
     binding_problems,
     check_entry,
-    verify_catalog,
+    verify_catalog_bytes,
 )
 from nexus_assets.lib.index.chroma_store import (
     CURRENT_LINK,
@@ -65,6 +80,7 @@ from nexus_assets.lib.index.chroma_store import (
     swap_current,
     write_build,
 )
+from nexus_assets.lib.publish.signing import TrustedKeys
 from nexus_assets.lib.publish.vkp import (
     CHUNKS_MEMBER,
     EMBEDDINGS_MEMBER,
@@ -79,6 +95,8 @@ from nexus_assets.lib.publish.vkp_delta import DeltaError, apply_delta, read_tab
 RELEASE_FILE = "release.json"
 RELEASES_DIR = "releases"
 DOWNLOADS_DIR = ".downloads"
+STAGING_PREFIX = ".staging-"
+CATALOG_STATE = ".catalog-state.json"  # the newest catalog this school verified (TUF's trusted metadata)
 CHROMA_DIR = "chroma"
 _BLOCK = 256 * 1024
 DEFAULT_LIMITS = ExtractLimits()
@@ -95,21 +113,33 @@ Opener = Callable[[int], tuple[IO[bytes], bool]]  # offset -> (stream, whether i
 
 @dataclass
 class Source:
-    """Where the catalog (and, beside it, the packages) come from: http(s), s3:// or a path."""
+    """Where the catalog (and, beside it, the packages) come from: http(s), s3:// or a path.
+
+    http(s) goes through `http_fetch.HttpClient` (deadline, minimum rate, same-origin redirects only);
+    a scheme not in `fetch.schemes` is refused before anything is requested."""
 
     catalog: str
-    timeout: float = 30.0
+    fetch: FetchSettings = field(default_factory=FetchSettings)
     s3_client: Any = None  # for s3://: the CLI's, from the settings; else boto3's own configuration
+    _http: HttpClient | None = field(default=None, init=False, repr=False)
 
     def _url(self, name: str) -> str:
         return urljoin(self.catalog, name)
 
-    def opener(self, name: str | None) -> Opener:
+    def _client(self) -> HttpClient:
+        if self._http is None:
+            self._http = HttpClient(self.catalog, self.fetch)
+        return self._http
+
+    def opener(self, name: str | None, deadline: float | None = None) -> Opener:
         """A function opening the catalog (name None) or a package, from a byte offset."""
-        scheme = urlparse(self.catalog).scheme
+        try:
+            scheme = check_scheme(self.catalog, self.fetch)
+        except FetchError as exc:
+            raise PullError(str(exc)) from None
         if scheme in ("http", "https"):
             url = self._url(name) if name else self.catalog
-            return lambda offset: self._open_http(url, offset)
+            return lambda offset: self._open_http(url, offset, deadline)
         if scheme == "s3":
             parsed = urlparse(self.catalog)
             key = parsed.path.lstrip("/")
@@ -120,10 +150,10 @@ class Source:
         target = path.parent / name if name else path
         return lambda offset: self._open_path(target, offset)
 
-    def _open_http(self, url: str, offset: int) -> tuple[IO[bytes], bool]:
-        request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
-        response = urllib.request.urlopen(request, timeout=self.timeout)
-        return response, offset == 0 or response.status == 206
+    def _open_http(self, url: str, offset: int, deadline: float | None) -> tuple[IO[bytes], bool]:
+        """A Range request from `offset`; resumed only when the server answered 206 (else it starts over)."""
+        body = self._client().open(url, offset, deadline)
+        return body, offset == 0 or body.status == 206  # type: ignore[return-value]
 
     def _open_s3(self, bucket: str, key: str, offset: int) -> tuple[IO[bytes], bool]:
         client = self.s3_client or _s3_client()
@@ -133,27 +163,64 @@ class Source:
     @staticmethod
     def _open_path(path: Path, offset: int) -> tuple[IO[bytes], bool]:
         """Open a regular file only: a device, fifo or directory (even behind a link) has no end to trust."""
-        handle = path.open("rb")
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError:
+            raise FetchError(f"{path}: no such file") from None
+        except OSError as exc:
+            raise FetchError(f"{path}: cannot open it ({readable(exc)})") from None
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
             handle.close()
             raise PullError(f"{path}: not a regular file (a device, fifo or directory): refused")
         handle.seek(offset)
         return handle, True
 
-    def read_catalog(self, public_key: Ed25519PublicKey, now: datetime | None = None) -> dict[str, Any]:
-        """The catalog, read up to MAX_CATALOG_BYTES and refused unless signed by `public_key` and unexpired."""
+    def read_catalog_bytes(self) -> bytes:
+        """The catalog's bytes, at most MAX_CATALOG_BYTES, within `fetch.catalog_deadline` (retries included:
+        transient failures are retried with jitter, honouring Retry-After). Raises PullError."""
+        deadline = time.monotonic() + self.fetch.catalog_deadline
+        opener = self.opener(None, deadline)
+
+        def attempt() -> bytes:
+            try:
+                stream, _ = opener(0)
+                with stream:
+                    _refuse_longer(stream, MAX_CATALOG_BYTES, "the catalog", None)
+                    chunks, size = [], 0
+                    while block := stream.read(min(_BLOCK, MAX_CATALOG_BYTES + 1 - size)):
+                        chunks.append(block)
+                        size += len(block)
+                        if size > MAX_CATALOG_BYTES:
+                            raise PullError(
+                                f"{self.catalog}: the catalog is larger than {MAX_CATALOG_BYTES} bytes: refused"
+                            )
+                        if time.monotonic() >= deadline:
+                            raise FetchError(f"{self.catalog}: the catalog passed its deadline", transient=True)
+                    return b"".join(chunks)
+            except (FetchError, PullError):
+                raise
+            except OSError as exc:
+                raise FetchError(f"{self.catalog}: {readable(exc)}", transient=True) from None
+            except Exception as exc:  # noqa: BLE001 -- botocore errors for s3:// sources, named in the message
+                raise FetchError(f"{self.catalog}: {type(exc).__name__}: {str(exc)[:200]}", transient=True) from None
+
         try:
-            stream, _ = self.opener(None)(0)
-            with stream:
-                raw = stream.read(MAX_CATALOG_BYTES + 1)
-        except (OSError, urllib.error.URLError, ValueError, http.client.HTTPException) as exc:
-            raise PullError(f"{self.catalog}: cannot read the catalog: {exc}") from None
-        except PullError:
-            raise
-        except Exception as exc:  # noqa: BLE001 -- botocore errors for s3:// sources, named in the message
-            raise PullError(f"{self.catalog}: cannot read the catalog: {exc}") from None
+            return retrying(attempt, self.catalog, self.fetch, deadline=deadline)
+        except FetchError as exc:
+            raise PullError(f"cannot read the catalog: {exc}") from None
+
+    def read_catalog(
+        self, public_key: TrustedKeys, now: datetime | None = None, max_validity_days: float = DEFAULT_MAX_VALIDITY_DAYS
+    ) -> dict[str, Any]:
+        """The catalog, refused unless signed by a trusted key and unexpired (no freshness record: see `pull`)."""
+        return self.verified_catalog(public_key, now, max_validity_days).doc
+
+    def verified_catalog(
+        self, public_key: TrustedKeys, now: datetime | None = None, max_validity_days: float = DEFAULT_MAX_VALIDITY_DAYS
+    ) -> VerifiedCatalog:
+        raw = self.read_catalog_bytes()
         try:
-            return verify_catalog(raw, public_key, self.catalog, now)
+            return verify_catalog_bytes(raw, public_key, self.catalog, now, max_validity_days=max_validity_days)
         except CatalogError as exc:
             raise PullError(str(exc)) from None
 
@@ -168,7 +235,7 @@ def _s3_client() -> Any:
     return boto3.client("s3", config=RetrySettings().config())
 
 
-_TRANSIENT = (OSError, urllib.error.URLError, http.client.HTTPException, TimeoutError)
+_TRANSIENT = (OSError, http.client.HTTPException, TimeoutError)
 
 
 def download(
@@ -182,15 +249,19 @@ def download(
     what: str = "",
     max_bytes: int = DEFAULT_LIMITS.max_package_bytes,
     on_bytes: Callable[[int, int], None] | None = None,
+    fetch: FetchSettings | None = None,
 ) -> int:
     """Fetch into `dest`, resuming from `dest.part` (left by this or an earlier, interrupted pull).
 
     Returns the bytes transferred by this call. `size` (the catalog's) is checked before anything is
     written (at most `max_bytes`, and it must fit on the disk) and bounds every write: a source with
     more to give is refused on the spot, the partial file discarded. The result must match `sha256`.
+    A transient failure is retried (resuming) after a jittered pause or the server's Retry-After.
     `on_bytes(present, size)` is called after every block (a progress bar's feed).
     """
     what = what or dest.name
+    settings = fetch or FetchSettings(attempts=attempts, backoff=pause)
+    attempts = settings.attempts
     if size > max_bytes:
         raise PullError(f"{what}: the catalog declares {size} bytes, more than the {max_bytes} allowed: refused")
     part = dest.with_name(dest.name + ".part")
@@ -218,11 +289,20 @@ def download(
                     remaining -= len(block)
                     if on_bytes:
                         on_bytes(size - remaining, size)
+                    fault_point("pull.download")
                 if not remaining and stream.read(1):
                     raise _overflow(what, size, part)
-        except _TRANSIENT as exc:  # cut connection, timeout: resume from what arrived
+        except FetchError as exc:
+            if not exc.transient:
+                raise PullError(f"{what}: {exc}") from None
             last = exc
-            time.sleep(pause * (2**attempt))
+            if attempt + 1 < attempts:
+                time.sleep(pause_before(attempt, exc, settings))
+            continue
+        except _TRANSIENT as exc:  # cut connection, timeout: resume from what arrived
+            last = FetchError(readable(exc), transient=True)
+            if attempt + 1 < attempts:
+                time.sleep(pause_before(attempt, None, settings))
             continue
         last = None
     if not part.exists() or part.stat().st_size != size:
@@ -237,16 +317,17 @@ def download(
     return transferred
 
 
-def _refuse_longer(stream: Any, remaining: int, what: str, part: Path) -> None:
+def _refuse_longer(stream: Any, remaining: int, what: str, part: Path | None) -> None:
     """Refuse up front a response whose Content-Length says it is longer than what is left to fetch."""
     headers = getattr(stream, "headers", None)  # an HTTP response (S3 bodies and files have none)
     length = headers.get("Content-Length") if headers is not None else None
-    if length is not None and length.isdigit() and int(length) > remaining:
-        raise _overflow(what, remaining, part, f"announces {length} bytes")
+    if isinstance(length, str) and length.isascii() and length.isdigit() and int(length[:20]) > remaining:
+        raise _overflow(what, remaining, part, f"announces {length[:20]} bytes")
 
 
-def _overflow(what: str, size: int, part: Path, how: str = "sent more") -> PullError:
-    part.unlink(missing_ok=True)
+def _overflow(what: str, size: int, part: Path | None, how: str = "sent more") -> PullError:
+    if part is not None:
+        part.unlink(missing_ok=True)
     return PullError(
         f"{what}: the source {how} than the catalog's {size} bytes: refused and discarded (a wrong or hostile mirror)"
     )
@@ -295,13 +376,41 @@ def installed_release(dest: Path, part: Partition) -> Path | None:
     return target if (target / RELEASE_FILE).is_file() else None
 
 
+MAX_STATE_BYTES = 64 * 1024  # a school state file (release.json, the catalog record): a few hundred bytes
+
+
+def release_state(release: Path) -> dict[str, Any]:
+    """A release's `release.json`, bounded and schema-checked (a disk a killed process or a person edited
+    is input too). Raises PullError naming the file and the field."""
+    path = release / RELEASE_FILE
+    try:
+        fields = Fields(load_json(path.read_bytes(), str(path), max_bytes=MAX_STATE_BYTES, max_depth=3), str(path), "")
+        fields.get("version", semver)
+        fields.get("content_hash", text(128))
+        fields.get("embedding", _embedding_state)
+        fields.get("installed_from", text(400), optional=True)
+        fields.get("installed_at", timestamp, optional=True)
+        return fields.done()
+    except UntrustedError as exc:
+        raise PullError(f"{exc} (delete that release directory and pull again)") from None
+    except OSError as exc:
+        raise PullError(f"{path}: cannot read it ({readable(exc)})") from None
+
+
+def _embedding_state(value: Any, where: str, field: str) -> dict[str, Any]:
+    fields = Fields(value, where, field)
+    fields.get("model_id", text(256))
+    fields.get("dims", integer(1, 65536))
+    return fields.done()
+
+
 def installed_version(dest: Path, part: Partition) -> str | None:
     release = installed_release(dest, part)
-    return json.loads((release / RELEASE_FILE).read_text())["version"] if release else None
+    return release_state(release)["version"] if release else None
 
 
 def _new_release_dir(root: Path, version: str) -> Path:
-    staging = root / RELEASES_DIR / f".staging-{version}-{uuid.uuid4().hex[:8]}"
+    staging = root / RELEASES_DIR / f"{STAGING_PREFIX}{version}-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True)
     return staging
 
@@ -320,21 +429,49 @@ def _finish_release(root: Path, staging: Path, manifest: dict[str, Any], source:
             sort_keys=True,
         )
     )
-    final = staging.with_name(staging.name.removeprefix(".staging-"))
+    final = staging.with_name(staging.name.removeprefix(STAGING_PREFIX))
+    previous = (root / CURRENT_LINK).resolve() if (root / CURRENT_LINK).exists() else None
     os.replace(staging, final)
+    fault_point("pull.swap")
     swap_current(root, final)
-    _prune_releases(root, final, keep_previous)
+    fault_point("pull.prune")
+    _prune_releases(root, final, keep_previous, previous)
     return final
 
 
-def _prune_releases(root: Path, current: Path, keep_previous: int) -> None:
-    releases = sorted(
-        (p for p in (root / RELEASES_DIR).iterdir() if p.is_dir() and p.resolve() != current),
-        key=lambda p: p.stat().st_mtime,
-        reverse=True,
-    )
-    for stale in releases[keep_previous:]:
-        shutil.rmtree(stale, ignore_errors=True)
+def _is_release(path: Path) -> bool:
+    """A finished release: a directory with its release.json, not a staging directory a killed pull left."""
+    return path.is_dir() and not path.name.startswith(STAGING_PREFIX) and (path / RELEASE_FILE).is_file()
+
+
+def _prune_releases(root: Path, current: Path, keep_previous: int, previous: Path | None = None) -> None:
+    """Keep the current release and `keep_previous` others, the one that served before this swap first;
+    remove the rest, leftover staging directories and unfinished releases included."""
+    entries = [p for p in (root / RELEASES_DIR).iterdir() if p.resolve() != current]
+    finished = sorted((p for p in entries if _is_release(p)), key=lambda p: p.stat().st_mtime, reverse=True)
+    if previous is not None:
+        finished.sort(key=lambda p: p.resolve() != previous)  # stable: the previous one first, then by age
+    for stale in [p for p in entries if not _is_release(p)] + finished[keep_previous:]:
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
+def clean_leftovers(dest: Path, keep_parts: set[str] = frozenset()) -> list[Path]:  # type: ignore[assignment]
+    """Remove what a killed pull left (run under the pull lock, so nothing else is writing): staging
+    directories under every partition's releases/, and downloads other than the `.part` files named in
+    `keep_parts` (kept so a failed download resumes next time). Returns what was removed."""
+    removed: list[Path] = []
+    for staging in dest.glob(f"*/{RELEASES_DIR}/{STAGING_PREFIX}*"):
+        shutil.rmtree(staging, ignore_errors=True)
+        removed.append(staging)
+    downloads = dest / DOWNLOADS_DIR
+    for leftover in downloads.iterdir() if downloads.is_dir() else ():
+        if leftover.name not in keep_parts and leftover.is_file():
+            leftover.unlink(missing_ok=True)
+            removed.append(leftover)
+    return removed
 
 
 def install_full(
@@ -345,6 +482,7 @@ def install_full(
     manifest = read_manifest(package)
     staging = _new_release_dir(root, manifest["version"])
     try:
+        fault_point("pull.extract")
         safe_extract(package, staging, limits)
         return _finish_release(root, staging, manifest, package.name, keep_previous)
     finally:
@@ -357,10 +495,11 @@ def install_delta(delta: Path, dest: Path, part: Partition, keep_previous: int =
     current = installed_release(dest, part)
     if current is None:
         raise DeltaError(f"{delta}: no installed release of {part.label} to apply it to")
-    base_manifest = json.loads((current / RELEASE_FILE).read_text())
+    base_manifest = release_state(current)
     chunks, vectors, manifest = apply_delta(read_tables(current), base_manifest, delta)
     staging = _new_release_dir(root, manifest["version"])
     try:
+        fault_point("pull.extract")
         chunks.to_parquet(staging / CHUNKS_MEMBER, index=False, compression="zstd")
         vectors.to_parquet(staging / EMBEDDINGS_MEMBER, index=False, compression="zstd")
         model_id, dims = manifest["embedding"]["model_id"], int(manifest["embedding"]["dims"])
@@ -445,28 +584,39 @@ def _dest_lock(dest: Path) -> Iterator[None]:
 def pull(
     source: Source,
     dest: Path,
-    public_key: Ed25519PublicKey,
+    public_key: TrustedKeys,
     *,
     partitions: list[str] | None = None,
     limits: ExtractLimits = DEFAULT_LIMITS,
-    attempts: int = 5,
+    attempts: int | None = None,
+    max_validity_days: float = DEFAULT_MAX_VALIDITY_DAYS,
     notify: PullListener = _ignore,
 ) -> list[PullOutcome]:
     """Bring every (or the chosen) partition of the catalog up to its latest version under `dest`.
 
-    A catalog that cannot be trusted raises PullError; past that, each partition succeeds or fails on
-    its own (its outcome names why), so one bad entry or package never keeps the others from installing.
+    Under the pull lock (a second pull exits at once: the catalog read has a deadline, so cron runs never
+    pile up): leftovers of a killed pull are removed, the catalog is read and verified, and refused when
+    older than the newest one this school verified (`CATALOG_STATE`), which it then records. A catalog
+    that cannot be trusted raises PullError; past that, each partition succeeds or fails on its own (its
+    outcome names why), so one bad entry or package never keeps the others from installing. `.part`
+    files of failed downloads are kept to resume; every other leftover is gone when the pull ends.
     `notify` receives a PullEvent at each stage (a progress display; nothing else depends on it).
     """
-    catalog = source.read_catalog(public_key)
-    entries = catalog["partitions"]
+    fetch = source.fetch if attempts is None else replace(source.fetch, attempts=attempts)
     outcomes = []
     with _dest_lock(dest):
+        clean_leftovers(dest, keep_parts={p.name for p in (dest / DOWNLOADS_DIR).glob("*.part")})
+        verified = source.verified_catalog(public_key, max_validity_days=max_validity_days)
+        record_fresh_catalog(dest, verified, source.catalog)
+        entries = verified.doc["partitions"]
+        keep_parts: set[str] = set()
         chosen = [label for label in sorted(entries) if not partitions or label in partitions]
         for index, label in enumerate(chosen, 1):
             notify(PullEvent("partition", label, index, len(chosen)))
             try:
-                outcome = _pull_partition(source, dest, label, entries[label], public_key, limits, attempts, notify)
+                outcome = _pull_partition(
+                    source, dest, label, entries[label], public_key, limits, fetch, notify, keep_parts
+                )
             except Exception as exc:  # noqa: BLE001 -- isolation: a fault in one partition must not stop the rest
                 outcome = PullOutcome(
                     label, None, None, "failed", problems=[f"{label}: {type(exc).__name__}: {str(exc)[:300]}"]
@@ -475,7 +625,71 @@ def pull(
             notify(PullEvent("done", label, index, len(chosen), outcome=outcome))
         for label in sorted(set(partitions or ()) - set(entries)):
             outcomes.append(PullOutcome(label, None, None, "failed", problems=[f"{label} is not in the catalog"]))
+        if partitions:  # a partial pull keeps the other partitions' resumable downloads
+            keep_parts |= {p.name for p in (dest / DOWNLOADS_DIR).glob("*.part")}
+        clean_leftovers(dest, keep_parts)
     return outcomes
+
+
+def catalog_state(dest: Path) -> dict[str, Any] | None:
+    """The newest catalog this school verified (`<dest>/.catalog-state.json`), schema-checked; None if none."""
+    path = dest / CATALOG_STATE
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise PullError(f"{path}: cannot read it ({readable(exc)})") from None
+    try:
+        fields = Fields(load_json(raw, str(path), max_bytes=MAX_STATE_BYTES, max_depth=2), str(path), "")
+        fields.get("state_format", lambda v, w, f: integer(1, 1)(v, w, f))
+        fields.get("updated_at", timestamp)
+        fields.get("expires", timestamp)
+        fields.get("sha256", text(64, r"[0-9a-f]{64}", "64 hex digits"))
+        fields.get("key_id", text(64))
+        fields.get("verified_at", timestamp)
+        fields.get("source", text(4096), optional=True)
+        state = fields.done()
+        datetime.fromisoformat(state["updated_at"])
+    except UntrustedError as exc:
+        raise PullError(
+            f"{exc}: the record of the newest catalog verified here is damaged; delete {path} to trust the "
+            "next valid catalog (a replay of an older one is then refused from that one on)"
+        ) from None
+    except ValueError as exc:
+        raise PullError(f"{path}: updated_at: {exc}; delete {path} to trust the next valid catalog") from None
+    return state
+
+
+def record_fresh_catalog(dest: Path, verified: VerifiedCatalog, source: str) -> None:
+    """Refuse a catalog signed before the newest one this school verified (a replay, or a mirror stuck in
+    the past: TUF's freeze and rollback attacks on metadata), else record it as the newest, atomically."""
+    state = catalog_state(dest)
+    if state is not None:
+        newest = datetime.fromisoformat(state["updated_at"])
+        if verified.updated_at < newest:
+            raise PullError(
+                f"{source}: the catalog was signed at {verified.doc['updated_at']}, before the newest catalog "
+                f"this school has verified (signed {state['updated_at']}): a replayed or stale copy; refused"
+            )
+        if verified.updated_at == newest and verified.sha256 == state["sha256"]:
+            return
+    record = {
+        "state_format": 1,
+        "updated_at": verified.doc["updated_at"],
+        "expires": verified.doc["expires"],
+        "sha256": verified.sha256,
+        "key_id": verified.key_id,
+        "verified_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "source": source[:4096],
+    }
+    path = dest / CATALOG_STATE
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _pull_partition(
@@ -483,10 +697,11 @@ def _pull_partition(
     dest: Path,
     label: str,
     entry: Any,
-    public_key: Ed25519PublicKey,
+    public_key: TrustedKeys,
     limits: ExtractLimits,
-    attempts: int,
+    fetch: FetchSettings,
     notify: PullListener = _ignore,
+    keep_parts: set[str] | None = None,
 ) -> PullOutcome:
     try:
         part = check_entry(label, entry, limits.max_package_bytes)
@@ -516,10 +731,11 @@ def _pull_partition(
                     by_version[ref["version"]],
                     ref,
                     public_key,
-                    attempts,
+                    fetch,
                     limits,
                     install=lambda p: install_delta(p, dest, part),
                     notify=notify,
+                    keep_parts=keep_parts,
                 )
             outcome.via = "delta" if len(steps) == 1 else f"deltas ({len(steps)})"
             outcome.installed_after = installed_version(dest, part)
@@ -535,10 +751,11 @@ def _pull_partition(
             by_version[steps[0]["version"]],
             steps[0],
             public_key,
-            attempts,
+            fetch,
             limits,
             install=lambda p: install_full(p, dest, part, limits),
             notify=notify,
+            keep_parts=keep_parts,
         )
         outcome.via = "full"
     except (PullError, VkpError, OSError) as exc:
@@ -554,30 +771,37 @@ def _fetch_verified(
     part: Partition,
     version: dict[str, Any],
     ref: dict[str, Any],
-    public_key: Ed25519PublicKey,
-    attempts: int,
+    public_key: TrustedKeys,
+    fetch: FetchSettings,
     limits: ExtractLimits,
     *,
     install: Callable[[Path], Path],
     notify: PullListener = _ignore,
+    keep_parts: set[str] | None = None,
 ) -> int:
     """Download one package of `part` (its name was checked by `check_entry`), verify it, bind it to its
     catalog entry, install it; the downloaded file is removed whatever happens."""
     name = ref["name"]
     local = dest / DOWNLOADS_DIR / name
     label = part.label
-    got = download(
-        source.opener(name),
-        local,
-        ref["size"],
-        ref["sha256"],
-        attempts=attempts,
-        what=name,
-        max_bytes=limits.max_package_bytes,
-        on_bytes=lambda done, size: notify(PullEvent("download", label, name=name, done=done, size=size)),
-    )
+    try:
+        got = download(
+            source.opener(name),
+            local,
+            ref["size"],
+            ref["sha256"],
+            what=name,
+            max_bytes=limits.max_package_bytes,
+            on_bytes=lambda done, size: notify(PullEvent("download", label, name=name, done=done, size=size)),
+            fetch=fetch,
+        )
+    except BaseException:
+        if keep_parts is not None:
+            keep_parts.add(f"{name}.part")  # resumed by the next pull
+        raise
     try:
         notify(PullEvent("verify", label, name=name))
+        fault_point("pull.verify")
         report = (verify_delta if "from" in ref else verify_vkp)(local, public_key, limits=limits)
         if not report.ok:
             raise PullError(f"{name} failed verification: {'; '.join(report.problems)}")

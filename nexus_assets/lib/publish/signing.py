@@ -17,7 +17,8 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,15 +119,35 @@ class Signer:
         return f"Signer(origin={self.origin!r}, key_id={self.key_id!r}, development={self.development})"
 
 
-def verify_signature(public_key: Ed25519PublicKey, data: bytes, record: Any, what: str = "the manifest") -> str | None:
-    """None when `record` is a valid signature of `data` (`what`: a manifest, a catalog) by `public_key`,
-    else the reason."""
-    if not isinstance(record, dict) or record.get("algorithm") != ALGORITHM or "signature" not in record:
-        return f"signature record is malformed (expected algorithm {ALGORITHM!r} and a signature)"
-    if record.get("key_id") not in (None, key_id(public_key)):
-        return f"signed by key {record.get('key_id')}, but the trusted public key is {key_id(public_key)}"
+TrustedKeys = Ed25519PublicKey | Sequence[Ed25519PublicKey]
+
+
+def as_key_list(keys: TrustedKeys) -> list[Ed25519PublicKey]:
+    """One trusted key or several (a key rotation: the old and the new key trusted at once)."""
+    return [keys] if isinstance(keys, Ed25519PublicKey) else list(keys)
+
+
+def key_ids(keys: TrustedKeys) -> str:
+    return ", ".join(key_id(k) for k in as_key_list(keys))
+
+
+def verify_signature(public_key: TrustedKeys, data: bytes, record: Any, what: str = "the manifest") -> str | None:
+    """None when `record` is a valid signature of `data` (`what`: a manifest, a catalog) by one of the trusted
+    keys, else the reason. The record is schema-checked first (types, key id, base64 of 64 bytes), so no
+    record, however malformed, raises."""
+    from nexus_assets.lib.distribution.untrusted import UntrustedError, signature_record
+
     try:
-        public_key.verify(base64.b64decode(record["signature"], validate=True), data)
+        record = signature_record(record, what, "signature record")
+    except UntrustedError as exc:
+        return f"signature record is malformed ({exc.field}: {exc.reason})"
+    keys = {key_id(k): k for k in as_key_list(public_key)}
+    key = keys.get(record["key_id"])
+    if key is None:
+        trusted = f"key is {next(iter(keys))}" if len(keys) == 1 else f"keys are {', '.join(keys) or 'none'}"
+        return f"signed by key {record['key_id']}, but the trusted public {trusted}"
+    try:
+        key.verify(base64.b64decode(record["signature"], validate=True), data)
     except (InvalidSignature, ValueError):
         return f"signature does not match {what} (tampered, or signed by another key)"
     return None
@@ -212,16 +233,49 @@ def secrets_manager_reader(client: Any) -> Callable[[str], str]:
     return read
 
 
-def trusted_public_key(explicit: str | None, data_root: Path | None) -> tuple[Ed25519PublicKey | None, str]:
-    """The key a verifier trusts: `explicit` (`--public-key`, else $NEXUS_VKP_PUBLIC_KEY), else the local
-    development key."""
+_PEM_BLOCK = re.compile(r"-----BEGIN PUBLIC KEY-----.*?-----END PUBLIC KEY-----", re.DOTALL)
+
+
+def load_public_keys(source: str) -> list[Ed25519PublicKey]:
+    """Every key of `source`: PEM text holding one or more keys, or one or more PEM files separated by
+    commas (a file may itself hold several keys). Several keys = a rotation: old and new both trusted."""
+    if "BEGIN PUBLIC KEY" in source:
+        blocks = _PEM_BLOCK.findall(source)
+        if not blocks:
+            raise SigningError("public key text: no complete PEM public key block")
+        return [load_public_key(block) for block in blocks]
+    keys = []
+    for item in (part.strip() for part in source.split(",")):
+        if not item:
+            continue
+        path = Path(item).expanduser()
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SigningError(f"{path}: cannot read the public key: {getattr(exc, 'strerror', None) or exc}") from None
+        blocks = _PEM_BLOCK.findall(text) or [text]
+        for block in blocks:
+            try:
+                keys.append(load_public_key(block))
+            except SigningError as exc:
+                raise SigningError(f"{path}: {str(exc).removeprefix('public key text: ')}") from None
+    if not keys:
+        raise SigningError(f"{source!r}: no public key named")
+    return keys
+
+
+def trusted_public_key(explicit: str | None, data_root: Path | None) -> tuple[list[Ed25519PublicKey] | None, str]:
+    """The keys a verifier trusts: `explicit` (`--public-key`, else $NEXUS_VKP_PUBLIC_KEY; several keys, comma
+    separated files or PEM blocks, during a rotation), else the local development key."""
     chosen = explicit or ""
     if chosen:
-        return load_public_key(chosen), f"public key {chosen if 'BEGIN' not in chosen else '(inline)'}"
+        keys = load_public_keys(chosen)
+        shown = chosen if "BEGIN" not in chosen else "(inline)"
+        return keys, f"public key{'s' if len(keys) > 1 else ''} {shown} (key id {key_ids(keys)})"
     if data_root is not None:
         _, public_path = dev_key_paths(data_root)
         if public_path.is_file():
-            return load_public_key(public_path), f"DEVELOPMENT public key {public_path}"
+            return [load_public_key(public_path)], f"DEVELOPMENT public key {public_path}"
     return None, "no public key"
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import stat
 import uuid
 import zipfile
@@ -35,17 +36,23 @@ from pathlib import Path, PurePosixPath
 from types import SimpleNamespace
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from nexus_assets.lib.core import hashing
 from nexus_assets.lib.core.layout import Partition
 from nexus_assets.lib.core.parquet_io import read_arrow
-from nexus_assets.lib.publish.signing import Signer, canonical_json, verify_signature
+from nexus_assets.lib.distribution.untrusted import (
+    is_semver,
+    load_json,
+    member_name_problem,
+    member_names_problem,
+    signature_record,
+)
+from nexus_assets.lib.publish.signing import Signer, TrustedKeys, canonical_json, verify_signature
 
 FORMAT_VERSION = 2
 SUPPORTED_FORMATS = (1, 2)  # 1: unsigned packages from before signing (accepted only with allow_unsigned)
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
+MAX_SIGNATURE_BYTES = 4096  # a signature record is ~150 bytes
 KIND_FULL = "full"
 CHUNKS_MEMBER = "chunks.parquet"
 EMBEDDINGS_MEMBER = "embeddings.parquet"
@@ -161,11 +168,12 @@ def write_signed_archive(
 
 
 def read_signature(path: Path) -> dict[str, Any] | None:
-    """The package's signature record, or None for an unsigned package."""
+    """The package's signature record (bounded, schema-checked), or None for an unsigned package."""
     with zipfile.ZipFile(path) as archive:
         if SIGNATURE not in archive.namelist():
             return None
-        return json.loads(read_member(archive, SIGNATURE, ExtractLimits().max_manifest_bytes))
+        raw = read_member(archive, SIGNATURE, MAX_SIGNATURE_BYTES)
+        return signature_record(load_json(raw, f"{path}: {SIGNATURE}", max_bytes=MAX_SIGNATURE_BYTES), str(path))
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
@@ -207,7 +215,7 @@ def _unsafe_member(name: str) -> bool:
 
 def verify_vkp(
     path: Path,
-    public_key: Ed25519PublicKey | None = None,
+    public_key: TrustedKeys | None = None,
     *,
     allow_unsigned: bool = False,
     limits: ExtractLimits | None = None,
@@ -239,7 +247,7 @@ def verify_vkp(
 @contextmanager
 def open_verified_archive(
     report: VerifyReport,
-    public_key: Ed25519PublicKey | None,
+    public_key: TrustedKeys | None,
     allow_unsigned: bool,
     kind: str,
     required: tuple[str, ...] = REQUIRED_FIELDS,
@@ -301,14 +309,25 @@ def manifest_problems(manifest: dict[str, Any], required: tuple[str, ...]) -> li
         problems.append("manifest field 'embedding' needs a model_id (text) and dims (a positive integer)")
     if any(not _is_int(v) for v in manifest.get("counts", {}).values()):
         problems.append("manifest field 'counts' holds a value that is not an integer")
+    for name in ("version", "base_version", "previous_version"):
+        if manifest.get(name) is not None and not is_semver(manifest[name]):
+            problems.append(
+                f"manifest field {name!r} is {str(manifest[name])[:40]!r}, not MAJOR.MINOR.PATCH (ASCII digits)"
+            )
     for name, entry in manifest["members"].items():
+        if member_name_problem(name):
+            problems.append(f"manifest lists member {name[:80]!r}: {member_name_problem(name)}")
+            break
         if not (
             isinstance(entry, dict)
             and isinstance(entry.get("sha256"), str)
+            and re.fullmatch(r"[0-9a-f]{64}", entry["sha256"], re.ASCII) is not None
             and _is_int(entry.get("size"))
             and entry["size"] >= 0
         ):
-            problems.append(f"manifest entry of member {name!r} is not {{'sha256': text, 'size': integer >= 0}}")
+            problems.append(
+                f"manifest entry of member {name!r} is not {{'sha256': 64 hex digits, 'size': integer >= 0}}"
+            )
             break
     return problems
 
@@ -325,7 +344,7 @@ def _type_names(expected: type | tuple[type, ...]) -> str:
 def _check_archive(
     archive: zipfile.ZipFile,
     report: VerifyReport,
-    public_key: Ed25519PublicKey | None,
+    public_key: TrustedKeys | None,
     allow_unsigned: bool,
     kind: str,
     required: tuple[str, ...],
@@ -344,6 +363,10 @@ def _check_archive(
     if unsafe:
         report.problems.append(f"unsafe member paths (escape the package directory): {unsafe[:5]}")
         return False
+    aliasing = member_names_problem([i.filename for i in infos])
+    if aliasing:
+        report.problems.append(f"{aliasing} (which copy is checked and which installed would be ambiguous): refused")
+        return False
     oversized = [n for n, i in files.items() if i.file_size > limits.max_member_bytes]
     total = sum(i.file_size for i in files.values())
     if oversized or total > limits.max_total_bytes:
@@ -357,7 +380,7 @@ def _check_archive(
         return False
     try:
         manifest_bytes = read_member(archive, MANIFEST, limits.max_manifest_bytes)
-        manifest = json.loads(manifest_bytes)
+        manifest = load_json(manifest_bytes, MANIFEST, max_bytes=limits.max_manifest_bytes, max_values=5_000_000)
     except (ValueError, zipfile.BadZipFile, OSError, EOFError, zlib.error, RecursionError) as exc:
         report.problems.append(f"{MANIFEST} is unreadable or not valid JSON: {exc}")
         return False
@@ -419,7 +442,7 @@ def _check_signature(
     manifest_bytes: bytes,
     names: list[str],
     report: VerifyReport,
-    public_key: Ed25519PublicKey | None,
+    public_key: TrustedKeys | None,
     allow_unsigned: bool,
     limits: ExtractLimits,
 ) -> bool:
@@ -437,7 +460,9 @@ def _check_signature(
         report.signature = "unchecked"
         return True
     try:
-        record = json.loads(read_member(archive, SIGNATURE, limits.max_manifest_bytes))
+        record = load_json(
+            read_member(archive, SIGNATURE, MAX_SIGNATURE_BYTES), SIGNATURE, max_bytes=MAX_SIGNATURE_BYTES
+        )
     except (ValueError, zipfile.BadZipFile, OSError, EOFError, zlib.error, RecursionError) as exc:
         report.problems.append(f"{SIGNATURE} is unreadable: {exc}")
         report.signature = "invalid"
@@ -537,6 +562,9 @@ def safe_extract(
             raise VkpError(
                 f"{path}: members declare {total} bytes in all, more than the {limits.max_total_bytes} allowed"
             )
+        aliasing = member_names_problem([i.filename for i in archive.infolist()])
+        if aliasing:
+            raise VkpError(f"{path}: {aliasing}: refused")
         root = dest.resolve()
         written = []
         for info in infos:

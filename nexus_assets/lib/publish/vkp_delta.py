@@ -22,13 +22,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from nexus_assets.lib.core import hashing
 from nexus_assets.lib.core.layout import Partition
 from nexus_assets.lib.core.parquet_io import read_frame
 from nexus_assets.lib.core.tables import CHUNK_COLUMNS, EMBEDDING_COLUMNS, frame_to_parquet_bytes, package_order
-from nexus_assets.lib.publish.signing import Signer
+from nexus_assets.lib.publish.signing import Signer, TrustedKeys
 from nexus_assets.lib.publish.vkp import (
     CHUNKS_MEMBER,
     EMBEDDINGS_MEMBER,
@@ -141,7 +140,7 @@ def write_delta(
 
 def verify_delta(
     path: Path,
-    public_key: Ed25519PublicKey | None = None,
+    public_key: TrustedKeys | None = None,
     *,
     allow_unsigned: bool = False,
     limits: ExtractLimits | None = None,

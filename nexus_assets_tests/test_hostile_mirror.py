@@ -1,0 +1,358 @@
+"""A loopback hostile mirror against `nexus vkp pull` (issue 25): stalling, trickling, redirecting (within
+the origin, to another origin, to ftp://), flaky (503 + Retry-After), lying (length, type) and endless.
+
+Each case asserts the exit code, the message and what is left on disk. Small deadlines come from the
+NEXUS_PULL_* settings, so no case waits long; every server loop is bounded, and everything is 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from nexus_assets.cli import cli
+from nexus_assets.lib.core.layout import DataLayout
+from nexus_assets.lib.distribution.http_fetch import FetchSettings, retry_after
+from nexus_assets.lib.distribution.vkp_pull import CATALOG_STATE, PullError, Source, installed_release, pull
+from nexus_assets.lib.publish.signing import Signer, public_pem
+from nexus_assets_tests.support.http_files import Files, serving
+from nexus_assets_tests.support.vkp_helpers import PART, files_of, publish
+
+SIGNER = Signer(Ed25519PrivateKey.generate(), "publisher key")
+FAST = FetchSettings(
+    connect_timeout=1, read_timeout=0.5, catalog_deadline=3, request_deadline=3, min_rate=2000, rate_window=1,
+    attempts=3, max_wait=2, backoff=0.05,
+)  # fmt: skip
+FAST_ENV = {
+    "NEXUS_PULL_CONNECT_TIMEOUT": "1",
+    "NEXUS_PULL_READ_TIMEOUT": "0.5",
+    "NEXUS_PULL_CATALOG_DEADLINE": "3",
+    "NEXUS_PULL_REQUEST_DEADLINE": "3",
+    "NEXUS_PULL_MIN_RATE": "2000",
+    "NEXUS_PULL_RATE_WINDOW": "1",
+    "NEXUS_PULL_ATTEMPTS": "3",
+    "NEXUS_PULL_MAX_WAIT": "2",
+}
+MAX_STALL_STEPS = 40  # a stalling or trickling handler gives up after this many steps (bounded loops)
+
+
+class Hostile(Files):
+    """Files from `root`; `plan[name]` lists what the next requests of `name` get (then honest service)."""
+
+    root: Path
+    plan: dict[str, list[str]]
+    seen: list[str]
+    other_origin: str
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        name = self.path.lstrip("/").split("?")[0]
+        self.seen.append(name)
+        actions = self.plan.get(name) or []
+        action = actions.pop(0) if actions else "serve"
+        try:
+            getattr(self, f"_{action.replace('-', '_')}")(name)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _data(self, name: str) -> bytes:
+        return (self.root / name).read_bytes()
+
+    def _serve(self, name: str) -> None:  # honest: the static files with Range support
+        Files.do_GET(self)
+
+    def _stall(self, name: str) -> None:  # accept, then say nothing
+        for _ in range(MAX_STALL_STEPS):
+            time.sleep(0.25)
+
+    def _trickle(self, name: str) -> None:  # honest headers, then a byte every 0.2 s
+        data = self._data(name)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        for byte in data[:MAX_STALL_STEPS]:
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            time.sleep(0.2)
+
+    def _unavailable(self, name: str) -> None:
+        self.send_response(503)
+        self.send_header("Retry-After", "1")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _redirect_same(self, name: str) -> None:
+        self._redirect(f"/moved/{name}")
+
+    def _redirect_other(self, name: str) -> None:
+        self._redirect(f"{self.other_origin}{name}")
+
+    def _redirect_ftp(self, name: str) -> None:
+        self._redirect(f"ftp://127.0.0.1/{name}")
+
+    def _redirect(self, location: str) -> None:
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _short(self, name: str) -> None:  # Content-Length says less than the file
+        data = self._data(name)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data) // 2))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2])
+
+    def _cut(self, name: str) -> None:  # Content-Length says the whole file, the connection ends at half
+        data = self._data(name)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2])
+        self.wfile.flush()
+        self.connection.shutdown(2)
+
+    def _html(self, name: str) -> None:
+        body = b"<html><body>Captive portal: please log in</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _endless(self, name: str) -> None:  # no length, zeros until the client hangs up (at most 64 MiB)
+        self.send_response(200)
+        self.end_headers()
+        for _ in range(1024):
+            self.wfile.write(b"\0" * 65536)
+
+
+class Counting(BaseHTTPRequestHandler):
+    hits: list[str]
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.hits.append(self.path)
+        self.send_error(404)
+
+
+@pytest.fixture
+def mirror(tmp_path: Path) -> Iterator[tuple[str, type[Hostile], DataLayout, Path, list[str]]]:
+    """A publisher at v1.0.0 installed on a school through the mirror, then v1.0.1 published on it."""
+    layout = DataLayout(tmp_path / "publisher")
+    publish(layout, files_of(2), SIGNER)
+    hits: list[str] = []
+    other = type("Other", (Counting,), {"hits": hits})
+    with serving(other) as other_url:
+        handler = type(
+            "Mirror",
+            (Hostile,),
+            {"root": layout.vkp_dir, "plan": {}, "seen": [], "other_origin": other_url, "cut": {}, "ranges": []},
+        )
+        (layout.vkp_dir / "moved").symlink_to(".")
+        with serving(handler) as url:
+            dest = tmp_path / "school"
+            [first] = pull(Source(url + "catalog.json", FAST), dest, SIGNER.public_key)
+            assert first.installed_after == "1.0.0"
+            publish(layout, files_of(2, changed={0: "baru"}), SIGNER)
+            yield url, handler, layout, dest, hits
+
+
+def _update_names(layout: DataLayout) -> list[str]:
+    """The packages the update may fetch: its delta, then (when the delta fails) the full package."""
+    version = json.loads((layout.vkp_dir / "catalog.json").read_text())["partitions"][PART.label]["versions"][0]
+    return [ref["name"] for ref in (version["delta"], version["full"]) if ref]
+
+
+def _fault(handler: type[Hostile], names: list[str], action: str, times: int = 1) -> None:
+    for name in names:
+        handler.plan[name] = [action] * times
+
+
+def _cli_pull(url: str, dest: Path, tmp_path: Path, **extra: str):
+    key = tmp_path / "publisher.pub"
+    key.write_bytes(public_pem(SIGNER.public_key))
+    runner = CliRunner()
+    return runner.invoke(
+        cli,
+        ["vkp", "pull", "--catalog", url, "--dest", str(dest), "--public-key", str(key), "--quiet"],
+        env={**FAST_ENV, **extra},
+        catch_exceptions=False,
+    )
+
+
+def _leftovers(dest: Path) -> list[str]:
+    found = [p.name for p in (dest / ".downloads").iterdir()] if (dest / ".downloads").is_dir() else []
+    found += [p.name for p in dest.glob("*/releases/.staging-*")]
+    return sorted(found)
+
+
+@pytest.mark.reliability("security", "the catalog stalls: connection accepted, nothing sent")
+def test_a_stalling_catalog_is_cut_off_by_the_deadline(mirror, tmp_path: Path, reliability) -> None:
+    url, handler, layout, dest, _ = mirror
+    serving_before = installed_release(dest, PART)
+    handler.plan["catalog.json"] = ["stall"] * 10
+    started = time.monotonic()
+    with pytest.raises(PullError, match="timed out"):
+        pull(Source(url + "catalog.json", FAST), dest, SIGNER.public_key)
+    took = time.monotonic() - started  # timed in process: the CLI's own start-up is not the mirror's doing
+    result = _cli_pull(url + "catalog.json", dest, tmp_path)
+    assert result.exit_code == 1, result.output
+    assert "cannot read the catalog" in result.output and "timed out" in result.output, result.output
+    assert "Errno" not in result.output and "urlopen" not in result.output
+    assert took < 5, f"the catalog deadline is 3 s, the pull took {took:.1f} s"
+    assert installed_release(dest, PART) == serving_before and _leftovers(dest) == []
+    reliability(f"exit 1 after {took:.1f} s (deadline 3 s): {result.output.strip().splitlines()[-1][:110]}")
+
+
+@pytest.mark.reliability("security", "the catalog and a package trickle one byte every 0.2 s")
+def test_a_trickle_is_cut_off_and_the_next_pull_resumes(mirror, tmp_path: Path, reliability) -> None:
+    url, handler, layout, dest, _ = mirror
+    handler.plan["catalog.json"] = ["trickle"] * 5
+    started = time.monotonic()
+    with pytest.raises(PullError, match="cannot read the catalog") as catalog:
+        pull(Source(url + "catalog.json", FAST), dest, SIGNER.public_key)
+    assert time.monotonic() - started < 8
+    handler.plan.clear()
+    names = _update_names(layout)
+    _fault(handler, names, "trickle", 3)
+    serving_before = installed_release(dest, PART)
+    result = _cli_pull(url + "catalog.json", dest, tmp_path)
+    assert result.exit_code == 1 and "failed" in result.output, result.output
+    assert installed_release(dest, PART) == serving_before
+    assert _leftovers(dest) == sorted(f"{n}.part" for n in names), "partial downloads are kept to resume"
+    again = _cli_pull(url + "catalog.json", dest, tmp_path)
+    assert again.exit_code == 0, again.output
+    assert installed_release(dest, PART) != serving_before and _leftovers(dest) == []
+    reliability(f'catalog: "{str(catalog.value)[:100]}"; package: exit 1, .part kept; next pull exit 0, nothing left')
+
+
+@pytest.mark.reliability(
+    "security", "redirects: within the origin (followed), to another origin and to ftp:// (refused)"
+)
+def test_redirects_stay_within_the_catalogs_origin(mirror, tmp_path: Path, reliability) -> None:
+    url, handler, layout, dest, hits = mirror
+    handler.plan["catalog.json"] = ["redirect-other"]
+    other = _cli_pull(url + "catalog.json", dest, tmp_path)
+    assert other.exit_code == 1 and "outside the catalog's origin" in other.output, other.output
+    assert hits == [], "no request reached the other origin"
+    handler.plan["catalog.json"] = ["redirect-ftp"]
+    ftp = _cli_pull(url + "catalog.json", dest, tmp_path)
+    assert ftp.exit_code == 1 and "scheme ftp:// is not allowed" in ftp.output, ftp.output
+    names = _update_names(layout)
+    _fault(handler, names, "redirect-other")
+    package = _cli_pull(url + "catalog.json", dest, tmp_path)
+    assert package.exit_code == 1 and "outside the catalog's origin" in package.output and hits == []
+    assert _leftovers(dest) == []
+    handler.plan["catalog.json"] = ["redirect-same"]
+    _fault(handler, names, "redirect-same")
+    same = _cli_pull(url + "catalog.json", dest, tmp_path)
+    assert same.exit_code == 0, same.output
+    assert "moved/catalog.json" in handler.seen and f"moved/{names[0]}" in handler.seen
+    reliability(
+        f'other origin: exit 1, "{other.output.strip().splitlines()[-1][-90:]}", no request sent there; ftp: exit 1; '
+        "same origin: followed, installed"
+    )
+
+
+@pytest.mark.reliability("security", "flaky: 503 with Retry-After: 1 on the catalog and on the package")
+def test_a_503_with_retry_after_is_retried(mirror, tmp_path: Path, reliability) -> None:
+    url, handler, layout, dest, _ = mirror
+    handler.plan["catalog.json"] = ["unavailable"]
+    _fault(handler, _update_names(layout), "unavailable")
+    started = time.monotonic()
+    result = _cli_pull(url + "catalog.json", dest, tmp_path)
+    took = time.monotonic() - started
+    assert result.exit_code == 0, result.output
+    assert handler.seen.count("catalog.json") >= 3  # the fixture's, the 503 and the retry
+    assert took >= 2, "each retry waited the Retry-After second"
+    assert _leftovers(dest) == []
+    handler.plan["catalog.json"] = ["unavailable"] * 5
+    gave_up = _cli_pull(url + "catalog.json", dest, tmp_path)
+    assert gave_up.exit_code == 1 and "HTTP 503" in gave_up.output and "attempt" in gave_up.output, gave_up.output
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0 and retry_after("7") == 7 and retry_after("x") is None
+    reliability(
+        f"one 503 each: retried after Retry-After, installed in {took:.1f} s; "
+        f"always 503: exit 1, {gave_up.output.strip()[-80:]!r}"
+    )
+
+
+@pytest.mark.reliability(
+    "security", "lying: a package with a short Content-Length, one cut mid-body, a catalog served as HTML"
+)
+def test_lying_lengths_and_types_are_refused_or_resumed(mirror, tmp_path: Path, reliability) -> None:
+    url, handler, layout, dest, _ = mirror
+    names = _update_names(layout)
+    serving_before = installed_release(dest, PART)
+    handler.plan["catalog.json"] = ["html"]
+    html = _cli_pull(url + "catalog.json", dest, tmp_path)
+    assert html.exit_code == 1 and "not valid JSON" in html.output, html.output
+    _fault(handler, names, "short", 3)
+    short = _cli_pull(url + "catalog.json", dest, tmp_path)
+    assert short.exit_code == 1 and "incomplete" in short.output, short.output
+    assert installed_release(dest, PART) == serving_before
+    _fault(handler, names, "cut")
+    cut = _cli_pull(url + "catalog.json", dest, tmp_path)
+    assert cut.exit_code == 0, cut.output  # resumed from what arrived, with a Range request
+    assert installed_release(dest, PART) != serving_before and _leftovers(dest) == []
+    reliability(
+        "HTML catalog: exit 1 (not valid JSON); short length: exit 1, old release serving; cut: resumed, exit 0"
+    )
+
+
+@pytest.mark.reliability(
+    "security", "endless: a catalog with no length sending zeros; a refused connection; an ftp:// catalog"
+)
+def test_endless_refused_and_foreign_catalogs(mirror, tmp_path: Path, reliability) -> None:
+    url, handler, layout, dest, _ = mirror
+    handler.plan["catalog.json"] = ["endless"]
+    endless = _cli_pull(url + "catalog.json", dest, tmp_path)
+    assert endless.exit_code == 1 and "larger than 16777216 bytes" in endless.output, endless.output
+    refused = _cli_pull("http://127.0.0.1:9/catalog.json", dest, tmp_path, NEXUS_PULL_ATTEMPTS="1")
+    assert refused.exit_code == 1 and "connection refused" in refused.output and "Errno" not in refused.output
+    ftp = _cli_pull("ftp://127.0.0.1/catalog.json", dest, tmp_path)
+    assert ftp.exit_code == 1 and "scheme ftp:// is not allowed" in ftp.output, ftp.output
+    no_http = _cli_pull(url + "catalog.json", dest, tmp_path, NEXUS_PULL_SCHEMES="https")
+    assert no_http.exit_code == 1 and "scheme http:// is not allowed" in no_http.output
+    assert _leftovers(dest) == [] and (dest / CATALOG_STATE).is_file()
+    reliability(
+        f'endless: "{endless.output.strip()[-70:]}"; refused: "{refused.output.strip()[-60:]}"; ftp and '
+        "unconfigured http: exit 1 naming the scheme"
+    )
+
+
+@pytest.mark.reliability("security", "a second pull while the first is stuck on a trickling mirror")
+def test_a_second_pull_exits_at_once_while_one_runs(mirror, tmp_path: Path, reliability) -> None:
+    url, handler, layout, dest, _ = mirror
+    handler.plan["catalog.json"] = ["trickle"] * 10
+    first = threading.Thread(target=lambda: _ignore_error(url, dest), daemon=True)
+    first.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    with pytest.raises(PullError, match="another pull is running"):
+        pull(Source(url + "catalog.json", FAST), dest, SIGNER.public_key)
+    assert time.monotonic() - started < 1
+    second = _cli_pull(url + "catalog.json", dest, tmp_path)
+    assert second.exit_code == 1 and "another pull is running" in second.output, second.output
+    first.join(timeout=15)
+    assert not first.is_alive(), "the first pull ended within its catalog deadline"
+    reliability("the second pull exits 1 at once (lock); the first ends by its catalog deadline: no pile-up")
+
+
+def _ignore_error(url: str, dest: Path) -> None:
+    try:
+        pull(Source(url + "catalog.json", FAST), dest, SIGNER.public_key)
+    except PullError:
+        pass

@@ -1,0 +1,470 @@
+"""Every parser of untrusted input on the school update path, attacked (issue 25).
+
+Property-based (hypothesis): random and mutated catalogs, catalog entries, signature records, manifests
+(through `verify_vkp` of a re-zipped package), zip member names, versions and the school's own state
+files give a valid result or the project's own error (CatalogError, UntrustedError, PullError or a
+failed VerifyReport), never another exception. A hostile document's peak memory is measured in a child
+process under an address-space rlimit. Named attacks of the second round come after.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nexus_assets.lib.distribution.untrusted import (
+    UntrustedError,
+    load_json,
+    member_name_problem,
+    member_names_problem,
+    semver,
+    signature_record,
+)
+from nexus_assets.lib.distribution.vkp_catalog import (
+    CatalogError,
+    check_entry,
+    document,
+    expiry_days,
+    verify_catalog,
+)
+from nexus_assets.lib.distribution.vkp_pull import (
+    CATALOG_STATE,
+    PullError,
+    Source,
+    catalog_state,
+    installed_release,
+    pull,
+    release_state,
+)
+from nexus_assets.lib.publish.signing import Signer, verify_signature
+from nexus_assets.lib.publish.vkp import verify_vkp
+from nexus_assets_tests.support.vkp_helpers import PART, files_of, publish
+
+SIGNER = Signer(Ed25519PrivateKey.generate(), "publisher key")
+NEW_SIGNER = Signer(Ed25519PrivateKey.generate(), "rotated publisher key")
+MAX_PACKAGE = 8 * 1024**3
+PROPERTY = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=20,
+)
+
+
+def _entry() -> dict:
+    ref = {"name": PART.vkp_name("1.0.0"), "size": 10, "sha256": "a" * 64, "signature": SIGNER.sign(b"x")}
+    version = {
+        "version": "1.0.0",
+        "content_hash": "b" * 64,
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "embedding": {"model_id": "m", "dims": 8},
+        "full": ref,
+        "delta": None,
+    }
+    return {"subject": PART.subject, "grade": PART.grade, "latest": "1.0.0", "versions": [version]}
+
+
+def _mutations(value: object) -> st.SearchStrategy:
+    """`value` with one node somewhere replaced by a random JSON value (or deleted from its object)."""
+
+    def paths(node: object, prefix: tuple = ()) -> list[tuple]:
+        found = [prefix]
+        if isinstance(node, dict):
+            for key, child in node.items():
+                found += paths(child, (*prefix, key))
+        elif isinstance(node, list):
+            for index, child in enumerate(node):
+                found += paths(child, (*prefix, index))
+        return found
+
+    def apply(path: tuple, replacement: object, delete: bool) -> object:
+        copy = json.loads(json.dumps(value))
+        if not path:
+            return replacement
+        node = copy
+        for step in path[:-1]:
+            node = node[step]
+        if delete and isinstance(node, dict):
+            del node[path[-1]]
+        else:
+            node[path[-1]] = replacement
+        return copy
+
+    return st.builds(apply, st.sampled_from(paths(value)), json_values, st.booleans())
+
+
+# --- property tests --------------------------------------------------------------------------------------
+
+
+@pytest.mark.reliability("bad input", "random bytes and random JSON as a catalog: refused with the project's error")
+@PROPERTY
+@given(raw=st.one_of(st.binary(max_size=300), json_values.map(lambda v: json.dumps(v).encode())))
+def test_random_catalogs_are_refused_with_our_error(raw: bytes, reliability) -> None:
+    with pytest.raises(CatalogError):
+        verify_catalog(raw, SIGNER.public_key, "catalog.json")
+    reliability("every random document refused with CatalogError naming catalog.json")
+
+
+@pytest.mark.reliability(
+    "bad input", "a signed catalog with one field mutated anywhere: refused or accepted, never a traceback"
+)
+@PROPERTY
+@given(data=st.data())
+def test_mutated_catalogs_give_a_result_or_our_error(data, reliability) -> None:
+    doc = document({PART.label: _entry()}, SIGNER)
+    mutated = data.draw(_mutations(doc))
+    try:
+        verify_catalog(json.dumps(mutated).encode(), SIGNER.public_key, "catalog.json")
+    except CatalogError as exc:
+        assert str(exc).startswith("catalog.json: ")
+    reliability("each mutation accepted (only when the signature still covers it) or refused with CatalogError")
+
+
+@pytest.mark.reliability(
+    "bad input", "a catalog entry with one field mutated anywhere: its partition refused with our error"
+)
+@PROPERTY
+@given(data=st.data())
+def test_mutated_entries_give_a_partition_or_our_error(data, reliability) -> None:
+    mutated = data.draw(_mutations(_entry()))
+    try:
+        assert check_entry(PART.label, mutated, MAX_PACKAGE) == PART
+    except CatalogError as exc:
+        assert f"catalog entry {PART.label!r}" in str(exc)
+    reliability("each mutated entry gives its partition or a CatalogError naming the entry and field")
+
+
+@pytest.mark.reliability("bad input", "random and mutated signature records (null, numbers, bad base64, other keys)")
+@PROPERTY
+@given(data=st.data())
+def test_signature_records_never_raise(data, reliability) -> None:
+    record = data.draw(st.one_of(json_values, _mutations(SIGNER.sign(b"data"))))
+    problem = verify_signature(SIGNER.public_key, b"data", record)
+    assert problem is None or isinstance(problem, str)
+    if problem is None:
+        assert signature_record(record, "r") == record
+    reliability("verify_signature returns None or a reason for every record; nothing raises")
+
+
+@pytest.mark.reliability("bad input", "random zip member names: accepted names are canonical, never alias each other")
+@PROPERTY
+@given(names=st.lists(st.text(alphabet="aAxX./\\_-:0 \u212a\u0130", max_size=8), max_size=6))
+def test_member_names_accepted_never_alias(names: list[str], reliability) -> None:
+    problem = member_names_problem(names)
+    if problem is None:
+        files = [n for n in names if not n.endswith("/")]
+        canonical = {"/".join(p for p in n.lower().split("/") if p not in ("", ".")) for n in files}
+        assert len(canonical) == len(set(files))
+        assert all("\\" not in n and not n.startswith(("/", "./")) and "//" not in n for n in names)
+    reliability("an accepted list never holds two names of one path (case, ./, //, \\, dots)")
+
+
+@pytest.mark.reliability("bad input", "random versions: MAJOR.MINOR.PATCH in ASCII digits only")
+@PROPERTY
+@given(value=st.one_of(st.text(alphabet="0123456789.٣१a-+ ", max_size=14), json_values))
+def test_versions_are_ascii_semver_or_refused(value, reliability) -> None:
+    try:
+        got = semver(value, "f", "version")
+    except UntrustedError:
+        return
+    major, minor, patch = got.split(".")
+    assert all(part.isascii() and part.isdigit() and len(part) <= 9 for part in (major, minor, patch))
+    reliability("accepted versions are three ASCII numbers of at most 9 digits; the rest UntrustedError")
+
+
+@pytest.mark.reliability("bad input", "random and mutated school state files (release.json, .catalog-state.json)")
+@PROPERTY
+@given(data=st.data())
+def test_state_files_give_a_record_or_our_error(tmp_path_factory, data, reliability) -> None:
+    root = tmp_path_factory.mktemp("state")
+    release = {
+        "version": "1.0.0",
+        "content_hash": "c" * 64,
+        "embedding": {"model_id": "m", "dims": 8},
+        "installed_from": "x.vkp",
+        "installed_at": "2026-01-01T00:00:00+00:00",
+    }
+    state = {
+        "state_format": 1,
+        "updated_at": "2026-01-01T00:00:00+00:00",
+        "expires": "2026-02-01T00:00:00+00:00",
+        "sha256": "d" * 64,
+        "key_id": SIGNER.key_id,
+        "verified_at": "2026-01-01T00:00:00+00:00",
+    }
+    raw = data.draw(st.one_of(st.binary(max_size=100), _mutations(release).map(lambda v: json.dumps(v).encode())))
+    (root / "release.json").write_bytes(raw)
+    try:
+        assert release_state(root)["version"]
+    except PullError as exc:
+        assert "release.json" in str(exc)
+    (root / CATALOG_STATE).write_bytes(json.dumps(data.draw(_mutations(state))).encode())
+    try:
+        catalog_state(root)
+    except PullError as exc:
+        assert CATALOG_STATE in str(exc)
+    reliability("each state file gives a record or a PullError naming the file")
+
+
+@pytest.mark.reliability(
+    "bad input", "mutated manifest.json and manifest.sig inside a re-zipped package: a failed report"
+)
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_mutated_manifests_give_a_report(package: Path, tmp_path: Path, data, reliability) -> None:
+    with zipfile.ZipFile(package) as archive:
+        members = {i.filename: archive.read(i) for i in archive.infolist()}
+    which = data.draw(st.sampled_from(["manifest.json", "manifest.sig"]))
+    mutated = data.draw(_mutations(json.loads(members[which])))
+    if mutated != json.loads(members[which]):  # a no-op mutation keeps the signed bytes as they were
+        members[which] = json.dumps(mutated).encode()
+    path = tmp_path / package.name
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, body in members.items():
+            archive.writestr(name, body)
+    report = verify_vkp(path, SIGNER.public_key)
+    assert report.ok == (mutated == json.loads(_original(package, which))), report.problems
+    reliability("every mutation gives a failed VerifyReport naming the problem; the untouched package verifies")
+
+
+def _original(package: Path, name: str) -> bytes:
+    with zipfile.ZipFile(package) as archive:
+        return archive.read(name)
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory) -> Path:
+    from nexus_assets.lib.core.layout import DataLayout
+
+    layout = DataLayout(tmp_path_factory.mktemp("pub"))
+    publish(layout, files_of(1, chunks_per_file=2), SIGNER)
+    return layout.vkp_dir / PART.vkp_name("1.0.0")
+
+
+# --- the hostile document's memory, bounded ----------------------------------------------------------------
+
+MEMORY_BOUND_MB = 200  # above the interpreter's own, for a catalog of the largest size read (16 MiB)
+
+
+@pytest.mark.slow
+@pytest.mark.reliability(
+    "bad input", "hostile 16 MiB catalogs (850-deep lists, 5 M empty objects, 4 M strings) and one just under the bound"
+)
+@pytest.mark.parametrize("shape", ["deep", "objects", "strings", "at_the_bound"])
+def test_a_hostile_catalog_stays_within_its_memory_bound(tmp_path: Path, shape: str, reliability) -> None:
+    size = 16 * 1024**2 - 64
+    body = {
+        "deep": b"[" * 850 + b"]" * 850,
+        "objects": b"[" + b"{}," * (size // 3 - 2) + b"{}]",
+        "strings": b"[" + b'"a",' * (size // 4 - 2) + b'"a"]',
+        # just under the catalog's value bound: parsed in full, then refused by the schema
+        "at_the_bound": b"[" + b'{"a":0,"b":1,"c":2,"d":3,"e":4},' * 166_000 + b"{}]",
+    }[shape]
+    raw = b'{"catalog_format": 2, "signature": null, "partitions": {"a/b": ' + body + b"}}"
+    (tmp_path / "catalog.json").write_bytes(raw)
+    script = (
+        "import resource, sys\n"
+        f"resource.setrlimit(resource.RLIMIT_AS, ({(MEMORY_BOUND_MB + 900) * 1024**2}, resource.RLIM_INFINITY))\n"
+        "from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey\n"
+        "from nexus_assets.lib.distribution.vkp_catalog import CatalogError, verify_catalog\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "raw = open(sys.argv[1], 'rb').read()\n"
+        "try:\n"
+        "    verify_catalog(raw, Ed25519PrivateKey.generate().public_key(), 'catalog.json')\n"
+        "except CatalogError as exc:\n"
+        "    print('REFUSED', exc)\n"
+        "print('PEAK_MB', (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) // 1024)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "catalog.json")], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "REFUSED catalog.json: " in proc.stdout, proc.stdout
+    peak = int(proc.stdout.split("PEAK_MB")[1])
+    assert peak < MEMORY_BOUND_MB, f"{shape}: {peak} MB above the baseline"
+    reliability(f"refused ({proc.stdout.split('REFUSED ')[1].splitlines()[0][:90]}); peak {peak} MB over baseline")
+
+
+# --- named attacks of the second round ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def school(tmp_path: Path):
+    from nexus_assets.lib.core.layout import DataLayout
+
+    layout = DataLayout(tmp_path / "publisher")
+    publish(layout, files_of(2), SIGNER)
+    dest = tmp_path / "school"
+    [first] = pull(Source(str(layout.vkp_dir / "catalog.json")), dest, SIGNER.public_key)
+    assert first.installed_after == "1.0.0"
+    return layout, dest
+
+
+@pytest.mark.reliability("security", "a catalog whose signature is null, a number, a list or bad base64")
+@pytest.mark.parametrize("signature", [None, 7, ["x"], {"algorithm": "ed25519", "key_id": "ab" * 8, "signature": 5}])
+def test_a_malformed_catalog_signature_is_our_error(school, signature, reliability) -> None:
+    layout, dest = school
+    path = layout.vkp_dir / "catalog.json"
+    doc = json.loads(path.read_text())
+    doc["signature"] = signature
+    path.write_text(json.dumps(doc))
+    with pytest.raises(PullError, match="signature") as refused:
+        pull(Source(str(path)), dest, SIGNER.public_key)
+    assert "catalog.json" in str(refused.value)
+    reliability(f'refused: "{str(refused.value).split(": ", 1)[1][:110]}"')
+
+
+@pytest.mark.reliability("security", "a package whose manifest.sig holds a number, null or a text")
+@pytest.mark.parametrize("record", [b"12", b"null", b'"abc"', b'{"algorithm": "ed25519", "signature": 3}'])
+def test_a_malformed_manifest_signature_is_a_failed_report(package: Path, tmp_path: Path, record, reliability) -> None:
+    path = tmp_path / package.name
+    with zipfile.ZipFile(package) as source, zipfile.ZipFile(path, "w") as out:
+        for info in source.infolist():
+            out.writestr(info.filename, record if info.filename == "manifest.sig" else source.read(info))
+    report = verify_vkp(path, SIGNER.public_key)
+    assert not report.ok and report.signature == "invalid"
+    assert "manifest.sig" in report.problems[0]
+    reliability(f'refused: "{report.problems[0][:110]}"')
+
+
+@pytest.mark.reliability("security", "zip members that alias one path: x and ./x, a//x, X and x, a\\x, a/./x")
+@pytest.mark.parametrize(
+    "extra", ["./manifest.json", "chroma//x", "CHUNKS.parquet", "chroma\\x", "chroma/./x", "chroma/x/", "Manifest.json"]
+)
+def test_member_names_that_alias_are_refused(package: Path, tmp_path: Path, extra: str, reliability) -> None:
+    path = tmp_path / package.name
+    with zipfile.ZipFile(package) as source, zipfile.ZipFile(path, "w") as out:
+        for info in source.infolist():
+            out.writestr(info, source.read(info))
+        out.writestr(zipfile.ZipInfo(extra), b"{}")
+        if extra == "chroma/x/":
+            out.writestr("chroma/x", b"file and directory of one name")
+    report = verify_vkp(path, SIGNER.public_key)
+    assert not report.ok, f"{extra} verified"
+    assert member_names_problem([i.filename for i in zipfile.ZipFile(path).infolist()]) or any(
+        "unsafe" in p for p in report.problems
+    )
+    reliability(f'refused: "{report.problems[0][:110]}"')
+
+
+def test_canonical_member_names_pass() -> None:
+    assert member_name_problem("chroma/0a1b-2c/data_level0.bin") is None
+    assert member_names_problem(["manifest.json", "chroma/", "chroma/a.bin"]) is None
+    for bad in ("./x", "a//x", "/x", "a\\x", "..", "a/../x", "", "x\u0301", ".hidden", "a/"):
+        assert member_name_problem(bad) or member_names_problem([bad, bad.rstrip("/")]), bad
+
+
+@pytest.mark.reliability(
+    "security", "key rotation: a catalog and packages signed by a new key, the school trusting old and new"
+)
+def test_a_rotated_key_is_accepted_while_both_are_trusted(tmp_path: Path, reliability) -> None:
+    from nexus_assets.lib.core.layout import DataLayout
+    from nexus_assets.lib.publish.signing import load_public_keys, public_pem
+
+    layout = DataLayout(tmp_path / "publisher")
+    publish(layout, files_of(2), NEW_SIGNER)
+    keys_file = tmp_path / "trusted.pub"
+    keys_file.write_bytes(public_pem(SIGNER.public_key) + public_pem(NEW_SIGNER.public_key))
+    trusted = load_public_keys(str(keys_file))
+    assert len(trusted) == 2
+    with pytest.raises(PullError, match="trusted public key is"):
+        pull(Source(str(layout.vkp_dir / "catalog.json")), tmp_path / "old-only", SIGNER.public_key)
+    [outcome] = pull(Source(str(layout.vkp_dir / "catalog.json")), tmp_path / "school", trusted)
+    assert outcome.installed_after == "1.0.0"
+    reliability("refused when only the old key is trusted; installed when old and new are (one .pub file, two keys)")
+
+
+@pytest.mark.reliability(
+    "security", "catalog validity: NEXUS_CATALOG_EXPIRY_DAYS of millions or 1e308, and a catalog valid for 8000 years"
+)
+def test_validity_window_is_bounded_at_both_ends(school, reliability) -> None:
+    layout, dest = school
+    for huge in ("3650000", "1e308", "inf", "nan"):
+        with pytest.raises(ValueError, match="NEXUS_CATALOG_EXPIRY_DAYS") as refused:
+            expiry_days({"NEXUS_CATALOG_EXPIRY_DAYS": huge})
+    with pytest.raises(ValueError):
+        document({}, SIGNER, days=10**9)
+    path = layout.vkp_dir / "catalog.json"
+    doc = json.loads(path.read_text())
+    unsigned = {k: v for k, v in doc.items() if k != "signature"}
+    unsigned["expires"] = "9966-01-01T00:00:00+00:00"
+    from nexus_assets.lib.distribution.vkp_catalog import signed_bytes
+
+    unsigned["signature"] = SIGNER.sign(signed_bytes(unsigned))
+    path.write_text(json.dumps(unsigned))
+    with pytest.raises(PullError, match="not within the 365 days") as window:
+        pull(Source(str(path)), dest, SIGNER.public_key)
+    reliability(f'signer: "{str(refused.value)[:80]}"; school: "{str(window.value).split(": ", 1)[1][:90]}"')
+
+
+@pytest.mark.reliability(
+    "security", "freshness: an older, still valid, genuinely signed catalog replayed after a newer one"
+)
+def test_an_older_catalog_is_refused_after_a_newer_one(school, reliability) -> None:
+    layout, dest = school
+    path = layout.vkp_dir / "catalog.json"
+    doc = json.loads(path.read_text())
+    partitions = doc["partitions"]
+    now = datetime.now(UTC)
+    older = document(partitions, SIGNER, now=now + timedelta(minutes=1))  # both after the fixture's catalog
+    newer = document(partitions, SIGNER, now=now + timedelta(minutes=2))
+    path.write_text(json.dumps(newer))
+    assert [o.via for o in pull(Source(str(path)), dest, SIGNER.public_key)] == ["up to date"]
+    state = json.loads((dest / CATALOG_STATE).read_text())
+    assert state["updated_at"] == newer["updated_at"]
+    serving = installed_release(dest, PART)
+    path.write_text(json.dumps(older))
+    with pytest.raises(PullError, match="before the newest catalog") as refused:
+        pull(Source(str(path)), dest, SIGNER.public_key)
+    assert installed_release(dest, PART) == serving
+    assert json.loads((dest / CATALOG_STATE).read_text())["updated_at"] == newer["updated_at"]
+    reliability(f'refused: "{str(refused.value).split(": ", 1)[1][:120]}"; the record still names the newer one')
+
+
+def test_bounded_json_refuses_before_building() -> None:
+    with pytest.raises(UntrustedError, match="nests more than"):
+        load_json(b"[" * 100 + b"]" * 100, "x", max_bytes=1000)
+    with pytest.raises(UntrustedError, match="repeats a key"):
+        load_json(b'{"a": 1, "a": 2}', "x", max_bytes=1000)
+    with pytest.raises(UntrustedError, match="not a number JSON allows"):
+        load_json(b"[NaN]", "x", max_bytes=1000)
+    with pytest.raises(UntrustedError, match="out of range"):
+        load_json(b"[1e999]", "x", max_bytes=1000)
+    with pytest.raises(UntrustedError, match="not valid JSON"):
+        load_json(b"[" + b"9" * 5000 + b"]", "x", max_bytes=10000)
+    assert load_json(b'{"a": "[[[[[[[[[[[[[[[["}', "x", max_bytes=1000) == {"a": "[" * 16}
+
+
+@pytest.mark.reliability(
+    "bad input", "`nexus vkp catalog` with NEXUS_CATALOG_EXPIRY_DAYS=1e308 (an OverflowError before)"
+)
+@pytest.mark.parametrize("days", ["1e308", "99999999"])
+def test_vkp_catalog_refuses_a_huge_expiry_in_words(tmp_path: Path, days: str, reliability) -> None:
+    from click.testing import CliRunner
+
+    from nexus_assets.cli import cli
+
+    result = CliRunner().invoke(
+        cli,
+        ["--data-dir", str(tmp_path / "data"), "vkp", "catalog"],
+        env={"NEXUS_CATALOG_EXPIRY_DAYS": days},
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 2, result.output
+    assert "NEXUS_CATALOG_EXPIRY_DAYS" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "data" / "vkp" / "catalog.json").exists()
+    reliability(f'exit 2: "{result.output.strip()[:120]}"')
