@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:  # imported where parsed: `nexus --help` and an up-to-date build stay light
     from nexus_assets.lib.aws.aws_config import AwsSettings
     from nexus_assets.lib.aws.aws_retry import RetrySettings
+    from nexus_assets.lib.index.chunking import ChunkBudget
     from nexus_assets.lib.ingest.pdf_extraction import ExtractionLimits
 
 # Not ours, but read by the settings: TESSDATA_PREFIX changes what OCR reads (part of a build's fingerprint),
@@ -67,6 +68,11 @@ VARIABLES: dict[str, str] = {
     "NEXUS_MAX_PDF_MB": "largest PDF read, MiB (500)",
     "NEXUS_MAX_PDF_PAGES": "most pages per PDF (2000)",
     "NEXUS_MAX_EXTRACTION_SECONDS": "seconds of extraction per file, OCR included (1800)",
+    "NEXUS_MAX_PAGE_CHARS": "characters of text one page may yield, else its file is refused (50000)",
+    "NEXUS_MAX_FILE_CHARS": "characters of text one file may yield, else it is refused (10000000)",
+    "NEXUS_MAX_EXTRACTION_MEMORY_MB": "address space of an extraction worker, MiB, RLIMIT_AS; 0: none (4096)",
+    "NEXUS_MAX_FILE_CHUNKS": "chunks one file may have, else it is left out of the index (20000)",
+    "NEXUS_MAX_PARTITION_CHUNKS": "chunks one partition may have; files past it are left out (150000)",
     "NEXUS_OCR": "auto (default: where Tesseract is installed) or off",
     "NEXUS_OCR_LANGUAGES": "Tesseract languages (ind+eng)",
     "NEXUS_SIGNING_KEY_FILE": "PEM file of the Ed25519 package signing key",
@@ -97,6 +103,12 @@ def _default_limits() -> ExtractionLimits:
     from nexus_assets.lib.ingest.pdf_extraction import ExtractionLimits
 
     return ExtractionLimits()
+
+
+def _default_chunk_budget() -> ChunkBudget:
+    from nexus_assets.lib.index.chunking import ChunkBudget
+
+    return ChunkBudget()
 
 
 def _default_model_cache() -> Path:
@@ -163,6 +175,7 @@ class Settings:
     keep_versions: int = 0  # 0: the catalog's default
     catalog_expiry_days: float = 30.0
     limits: ExtractionLimits = field(default_factory=_default_limits)
+    chunk_budget: ChunkBudget = field(default_factory=_default_chunk_budget)
     ocr: bool = True  # False: never OCR, even where Tesseract is installed
     ocr_languages: str = "ind+eng"
     signing_key_file: str = ""
@@ -178,6 +191,7 @@ class Settings:
         from nexus_assets.lib.aws.aws_config import AwsSettings
         from nexus_assets.lib.aws.aws_retry import RetrySettings
         from nexus_assets.lib.distribution.vkp_catalog import expiry_days
+        from nexus_assets.lib.index.chunking import ChunkBudget
         from nexus_assets.lib.index.embedding_engines import model_cache_dir
         from nexus_assets.lib.ingest.pdf_extraction import ExtractionLimits
 
@@ -214,6 +228,7 @@ class Settings:
             keep_versions=int(_number(env, "NEXUS_VKP_KEEP_VERSIONS", 0, int)),
             catalog_expiry_days=expiry_days(env),
             limits=ExtractionLimits.from_settings(environ=env),
+            chunk_budget=ChunkBudget.from_env(env),
             ocr=_flag("" if get("NEXUS_OCR").lower() == "auto" else get("NEXUS_OCR"), "NEXUS_OCR", True),
             ocr_languages=get("NEXUS_OCR_LANGUAGES") or cls.ocr_languages,
             signing_key_file=get("NEXUS_SIGNING_KEY_FILE"),
