@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nexus_assets.lib.core.escaping import shown
-from nexus_assets.lib.core.input_files import GOLDEN_MAX_BYTES, read_checked
+from nexus_assets.lib.core.input_files import GOLDEN_MAX_BYTES, InputFileError, read_checked
 from nexus_assets.lib.core.layout import DataLayout, Partition
 from nexus_assets.lib.index.embedding import Embedder
 from nexus_assets.lib.index.search import SearchMode, search
@@ -76,7 +76,10 @@ def parse_golden_line(line: str) -> GoldenQuestion:
 def load_golden(path: Path) -> list[GoldenQuestion]:
     """The questions of a JSONL golden file: a regular file of at most GOLDEN_MAX_BYTES (never `/dev/zero` or a
     FIFO), UTF-8, one object per line; GoldenFileError (a ValueError) naming the file and line otherwise."""
-    data = read_checked(path, "golden questions file", GOLDEN_MAX_BYTES)
+    try:
+        data = read_checked(path, "golden questions file", GOLDEN_MAX_BYTES)
+    except InputFileError as exc:
+        raise GoldenFileError(str(exc)) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
