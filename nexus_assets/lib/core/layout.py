@@ -19,6 +19,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from nexus_assets.lib.core.escaping import shown
+
 RAW_PREFIX = "raw-curriculum"
 PROCESSED_PREFIX = "processed"
 VKP_PREFIX = "vkp"
@@ -75,7 +77,7 @@ def normalized_slug(name: str) -> str:
 
 def validate_slug(value: str, what: str, where: str | None = None) -> str:
     """Return `value` if it is a lowercase slug, else raise naming the bad folder and why."""
-    place = f" ({where})" if where else ""
+    place = f" ({shown(where)})" if where else ""  # a path holding the folder's name: shown escaped
     if not is_slug(value):
         suggestion = normalized_slug(value) if isinstance(value, str) else ""
         rename = f" (e.g. to {suggestion!r})" if suggestion else ""
@@ -140,7 +142,7 @@ def refusal(exc: LayoutError, valid: Collection[str]) -> str:
     slug = normalized_slug(folder) if folder else ""
     if not folder or not slug or slug == folder or slug not in valid:
         return str(exc)
-    place = f" ({exc.where})" if exc.where else ""
+    place = f" ({shown(exc.where)})" if exc.where else ""
     return (
         f"{exc.what} folder {folder!r}{place} collides with {slug!r} after normalization: skipped, not merged "
         f"(folder names are never normalized), so its PDFs are not built; move them into {slug}/"
