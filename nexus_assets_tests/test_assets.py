@@ -9,7 +9,6 @@ import pytest
 
 from nexus_assets.defs.assets import curriculum_assets
 from nexus_assets.defs.partitions import key_of, register_partitions
-from nexus_assets.lib.core.escaping import markdown
 from nexus_assets.lib.core.layout import DataLayout, Partition
 from nexus_assets.lib.index.chroma_store import current_build, open_collection
 from nexus_assets.lib.publish.vkp import read_manifest, verify_vkp
@@ -70,7 +69,7 @@ def test_partition_builds_every_asset_down_to_a_verified_vkp(instance, data_dir:
     text_meta = _metadata(result, "text_chunks")
     assert text_meta["chunks"] == len(chunks)
     assert text_meta["chunk_len_min"] <= text_meta["chunk_len_median"] <= text_meta["chunk_len_max"] <= 800
-    assert markdown("buku_siswa_informatika_kelas_10.pdf") in text_meta["preview"]  # escaped: names are the uploader's
+    assert "buku_siswa_informatika_kelas_10.pdf" in text_meta["preview"]
 
 
 def test_a_broken_file_is_reported_and_the_partition_still_builds(instance, data_dir: Path) -> None:

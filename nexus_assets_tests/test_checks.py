@@ -25,7 +25,6 @@ from nexus_assets.defs.io_managers import ARTIFACT
 from nexus_assets.defs.jobs import curriculum_build_job
 from nexus_assets.defs.partitions import curriculum_partitions_def, key_of, register_partitions
 from nexus_assets.defs.resources import EmbedderResource
-from nexus_assets.lib.core.escaping import markdown
 from nexus_assets.lib.core.layout import DataLayout, Partition
 from nexus_assets.lib.core.tables import embeddings_frame, raw_manifest_frame
 from nexus_assets.lib.publish import quality
@@ -229,7 +228,7 @@ def test_every_check_passes_on_a_good_partition_and_explains_its_verdict(
     assert _meta(verdicts["package_integrity"])["version"] == "1.0.0"
     retrieval = _meta(verdicts["retrieval_quality"])
     assert retrieval["questions"] == 4 and retrieval["recall_at_5"] >= 0.7 and retrieval["applicable"]
-    assert markdown("buku_siswa_biologi_kelas_10.pdf") in retrieval["answered_questions"]  # a Markdown table
+    assert "buku_siswa_biologi_kelas_10.pdf" in retrieval["answered_questions"]  # a Markdown table
 
 
 def _empty_chunk(values: dict, data_dir: Path, part: Partition) -> None:

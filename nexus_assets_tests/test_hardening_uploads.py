@@ -14,12 +14,14 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
 import time
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import get_args
 
 import dagster as dg
 import pandas as pd
@@ -40,6 +42,7 @@ from nexus_assets.lib.ingest.pdf_extraction import (
     MAX_PAGE_CHARS_ENV,
     ExtractionLimits,
     FileExtraction,
+    FileStatus,
     apply_limits,
     extract_pdf,
     extract_pdfs,
@@ -51,21 +54,7 @@ from nexus_assets_tests.support.raw_pdf import deep_tree, image_bomb, looping_tr
 
 PROJECT = Path(__file__).resolve().parents[1]
 # Every way extraction may end: a result of the project's own, never an exception.
-STATUSES = {
-    "ok",
-    "encrypted",
-    "malformed",
-    "no_text_layer",
-    "empty",
-    "not_pdf",
-    "truncated",
-    "too_large",
-    "too_many_pages",
-    "timeout",
-    "crashed",
-    "too_much_text",
-    "out_of_memory",
-}
+STATUSES = set(get_args(FileStatus))
 HOSTILE = (
     "<img src=x onerror=alert(1)> ![beacon](https://evil.example/b.png) [login](https://evil.example/phish) "
     "<script>alert(2)</script> https://evil.example/raw www.evil.example <a href='https://evil.example'>x</a>"
@@ -300,7 +289,8 @@ def assert_inert(source: str, allowed_links: tuple[str, ...] = ()) -> None:
         if tag == "a":
             assert attrs.get("href", "").startswith(allowed_links), attrs
     # GFM's autolink-literal (react-markdown with remark-gfm) links bare URLs: none is left unescaped.
-    assert "://" not in source.replace("file://", "").replace("s3://", "") and "www." not in source
+    bare = source.replace("file://", "").replace("s3://", "")
+    assert not re.search(r"(?<!\\)(://|@)", bare) and not re.search(r"(?i)www\.", bare), source
 
 
 @pytest.mark.reliability("bad input", "markup in page text or names (any text, rendered as Markdown with HTML on)")

@@ -3,9 +3,9 @@
 One path for every place such text is shown: `shown` for logs and the terminal (control, bidirectional
 and invisible characters become visible `\\xNN`/`\\uNNNN` escapes, so a name cannot rewrite a log line,
 move the cursor or hide an extension), `markdown` for the Dagster UI's Markdown metadata (on top of
-`shown`, every ASCII punctuation character is backslash-escaped: CommonMark allows that escape for all of
-them, so no tag, image, link, autolink, emphasis or table cell break written by an uploader survives as
-markup; it renders as the literal text).
+`shown`, every character that could start markup is backslash-escaped (see `_MARKDOWN`), so no tag, image,
+link, autolink, emphasis or table cell break written by an uploader survives as markup: it renders as the
+literal text, and ordinary names and sentences stay as they are in the Markdown source).
 
 Dagster's UI renders Markdown metadata with react-markdown with raw HTML allowed, so escaping `|` and newlines
 (what table cells needed) is not enough: `<img src=x onerror=...>` in a file name would be live markup.
@@ -14,12 +14,22 @@ Dagster's UI renders Markdown metadata with react-markdown with raw HTML allowed
 from __future__ import annotations
 
 import re
-import string
 
 # C0 and C1 controls, DEL, bidirectional overrides and isolates, zero-width and line/paragraph separators,
 # the byte-order mark: characters that change how the text around them is displayed, or are invisible.
 _HIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
-_MARKDOWN = str.maketrans({c: "\\" + c for c in string.punctuation})
+# What can start markup in CommonMark or GFM, backslash-escaped (CommonMark allows that escape for any ASCII
+# punctuation): always the characters of tags, entities, links, images, code, emphasis, strikethrough, tables,
+# headings and autolinks (`:` of `https:`, `@` of e-mail); `_` unless between two letters or digits (never
+# emphasis there, so `buku_siswa_10.pdf` stays as it is); `.` after `www` or leading digits (`www.` autolinks,
+# `1.` lists); `-` and `+` leading (lists). The rest of ASCII punctuation is inert and stays readable.
+_MARKDOWN = re.compile(
+    r"[\\`*\[\]()!<>&|#~:@]"
+    r"|(?<![^\W_])_|_(?![^\W_])"
+    r"|www\.|^[0-9]+\."
+    r"|^[-+]",
+    re.IGNORECASE,
+)
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -41,8 +51,13 @@ def shown(text: object, limit: int | None = None) -> str:
 
 
 def markdown(text: object, limit: int | None = None) -> str:
-    """`text` as literal Markdown: `shown`, then every ASCII punctuation character backslash-escaped."""
-    return shown(text, limit).translate(_MARKDOWN)
+    """`text` as literal Markdown: `shown`, then every character that could start markup backslash-escaped."""
+    return _MARKDOWN.sub(_escape, shown(text, limit))
+
+
+def _escape(match: re.Match[str]) -> str:
+    found = match.group()  # one character, or `www.` / `12.` whose dot is escaped
+    return found[:-1] + "\\" + found[-1]
 
 
 def one_line(text: object) -> str:

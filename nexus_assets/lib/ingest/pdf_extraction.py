@@ -23,6 +23,11 @@ before every page in any process (cooperative); in the worker pool a file still 
 (stuck inside one page) has its worker killed (hard), and a worker that dies on a file gives that
 file the status `crashed`, never the build. A refused or timed-out file yields no pages at all:
 half a book is never indexed as if it were the whole.
+
+What a file yields is bounded too (docs/pipeline.md, Budgets): text per page and per file
+(NEXUS_MAX_PAGE_CHARS, NEXUS_MAX_FILE_CHARS; checked after each page, status `too_much_text`, reading stops),
+and each worker's address space (NEXUS_MAX_EXTRACTION_MEMORY_MB, RLIMIT_AS set in the worker; status
+`out_of_memory`). With a memory limit set every file read goes to a worker process, however small the work.
 """
 
 from __future__ import annotations
