@@ -78,7 +78,7 @@ BOOK = [
 # --- budgets ----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.reliability("budget", "a page yielding more text than the page budget (e.g. 69 MB from 227 KB)")
+@pytest.mark.reliability("bad input", "a page yielding more text than the page budget (e.g. 69 MB from 227 KB)")
 def test_a_page_over_the_text_budget_refuses_its_file_by_name(tmp_path: Path, reliability) -> None:
     path = tmp_path / "kecil.pdf"
     path.write_bytes(overlaid_text(2000))  # ~6 KB on disk, 202,000 characters on one page
@@ -90,7 +90,7 @@ def test_a_page_over_the_text_budget_refuses_its_file_by_name(tmp_path: Path, re
     reliability(f"{path.stat().st_size:,} B file: status {result.status}: {result.reason}")
 
 
-@pytest.mark.reliability("budget", "a file whose pages add up to more text than the file budget")
+@pytest.mark.reliability("bad input", "a file whose pages add up to more text than the file budget")
 def test_reading_stops_at_the_file_budget(tmp_path: Path, reliability) -> None:
     path = text_pdf(tmp_path / "tebal.pdf", [BOOK[0]] * 40)
     page_chars = len(extract_pdf(text_pdf(tmp_path / "one.pdf", [BOOK[0]])).pages[0].text)
@@ -109,7 +109,7 @@ def _chunks_of(part: Partition, extraction: FileExtraction, params: ChunkingPara
     return chunk_file(part.label, extraction.file, pages, params)
 
 
-@pytest.mark.reliability("budget", "one huge upload in a partition queued beside another")
+@pytest.mark.reliability("bad input", "one huge upload in a partition queued beside another")
 def test_one_file_cannot_push_its_or_another_partitions_build_past_its_budget(tmp_path: Path, reliability) -> None:
     """Partition A holds a huge file and a normal one, partition B a normal one. With budgets set, A's huge
     file is refused by name, A's normal file is indexed, A stays within its chunk budget, and B's chunks are
@@ -198,7 +198,7 @@ def hostile_pdfs(draw: st.DrawFn) -> tuple[str, bytes]:
     return kind, data[:cut] + draw(st.binary(max_size=200)) + b"%%EOF"
 
 
-@pytest.mark.reliability("budget", "generated PDFs: many pages, huge text, deep and looping page trees, big images")
+@pytest.mark.reliability("bad input", "generated PDFs: many pages, huge text, deep and looping page trees, big images")
 def test_every_generated_pdf_ends_within_its_budgets_or_as_a_status(tmp_path: Path, reliability) -> None:
     limits = ExtractionLimits(max_pages=50, max_seconds=20, max_page_chars=20_000, max_file_chars=60_000)
     seen: dict[str, set[str]] = {}
@@ -225,7 +225,7 @@ def test_every_generated_pdf_ends_within_its_budgets_or_as_a_status(tmp_path: Pa
 
 
 @pytest.mark.slow
-@pytest.mark.reliability("budget", "a compressed page that decodes to GBs of text (worker memory budget)")
+@pytest.mark.reliability("bad input", "a compressed page that decodes to GBs of text (worker memory budget)")
 def test_peak_memory_of_extraction_stays_under_the_worker_budget(tmp_path: Path, reliability) -> None:
     """In a subprocess: a 5 MB PDF whose one page needs ~2 GB to read, through extract_pdfs with a 1,024 MiB
     worker budget: the file gets out_of_memory and the good file beside it is read. Then the same file read
