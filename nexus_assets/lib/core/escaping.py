@@ -14,10 +14,14 @@ Dagster's UI renders Markdown metadata with react-markdown with raw HTML allowed
 from __future__ import annotations
 
 import re
+import unicodedata
 
-# C0 and C1 controls, DEL, bidirectional overrides and isolates, zero-width and line/paragraph separators,
-# the byte-order mark: characters that change how the text around them is displayed, or are invisible.
-_HIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+# Candidates: anything outside printable ASCII. Shown escaped among them: controls (C0, C1, DEL), format
+# characters (bidirectional overrides and isolates, zero-width characters, the byte-order mark, tags), line and
+# paragraph separators, private-use and unassigned code points, and lone surrogates (a file name of invalid
+# UTF-8 decoded with surrogateescape, which would also make writing the log line fail).
+_CANDIDATES = re.compile(r"[^\x20-\x7e]")
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cn", "Cs"})
 # What can start markup in CommonMark or GFM, backslash-escaped (CommonMark allows that escape for any ASCII
 # punctuation): always the characters of tags, entities, links, images, code, emphasis, strikethrough, tables,
 # headings and autolinks (`:` of `https:`, `@` of e-mail); `_` unless between two letters or digits (never
@@ -37,14 +41,16 @@ def _visible(match: re.Match[str]) -> str:
     char = match.group()
     if char in _NAMED:
         return _NAMED[char]
+    if unicodedata.category(char) not in _HIDDEN_CATEGORIES:
+        return char
     code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def shown(text: object, limit: int | None = None) -> str:
     """`text` with every control or invisible character shown as an escape; at most `limit` characters
     (an ellipsis marks the cut)."""
-    value = _HIDDEN.sub(_visible, str(text))
+    value = _CANDIDATES.sub(_visible, str(text))
     if limit is not None and len(value) > limit:
         return value[: max(0, limit - 1)] + "…"
     return value
