@@ -508,6 +508,16 @@ def search(query: str, subject: str, grade: str, k: int) -> int:
     return 0
 
 
+def _input_file(path: str, option: str, max_bytes: int) -> Path:
+    """A path argument that is read: a regular file of at most `max_bytes` (lib/core/input_files.py), else exit 2."""
+    from nexus_assets.lib.core.input_files import InputFileError, checked_file
+
+    try:
+        return checked_file(path, option, max_bytes)
+    except InputFileError as exc:
+        raise CommandError(str(exc), code=2) from None
+
+
 def _partition_filter(subject: str | None, grade: str | None) -> Callable[[Partition], bool]:
     subject = _option_slug(subject, "--subject", "subject")
     grade = _option_slug(grade, "--grade", "grade")
@@ -539,6 +549,14 @@ def report(
         verdict_label,
     )
 
+    if golden:  # checked once, before any partition: /dev/zero, a FIFO or a `[1]` line is the operator's to fix
+        from nexus_assets.lib.core.input_files import GOLDEN_MAX_BYTES
+        from nexus_assets.lib.index.retrieval_eval import load_golden
+
+        try:
+            load_golden(_input_file(golden, "--golden", GOLDEN_MAX_BYTES))
+        except ValueError as exc:
+            raise CommandError(str(exc), code=2) from None
     layout = settings().layout
     wanted = _partition_filter(subject, grade)
     parts = [p for p in layout.discover_partitions()[0] if wanted(p)]
@@ -702,8 +720,11 @@ def _query_embedder(built_with: dict[str, Any]) -> Any:
 
 def _trusted_key(public_key: str | None) -> tuple[Any, str | None]:
     """The public key packages are checked against, and where it came from; (None, None) when there is none."""
+    from nexus_assets.lib.core.input_files import KEY_MAX_BYTES
     from nexus_assets.lib.publish.signing import SigningError, trusted_public_key
 
+    if public_key:
+        _input_file(public_key, "--public-key", KEY_MAX_BYTES)
     try:
         key, origin = trusted_public_key(public_key or env().vkp_public_key, settings().layout.root)
     except SigningError as exc:
@@ -739,6 +760,11 @@ def vkp_verify(files: tuple[str, ...], public_key: str | None, allow_unsigned: b
             "--allow-unsigned to check checksums only)",
             code=2,
         )
+    from nexus_assets.lib.core.input_files import PACKAGE_MAX_BYTES
+
+    for file in files:  # a missing file is reported by verify with the others; a device or FIFO never read
+        if Path(file).exists():
+            _input_file(file, "package", PACKAGE_MAX_BYTES)
     status = 0
     packages = []
     for file in files:
@@ -794,6 +820,10 @@ def vkp_pull(catalog: str, dest: str, public_key: str | None, partitions: tuple[
     from nexus_assets.cli_progress import PullProgress
     from nexus_assets.lib.distribution.vkp_pull import PullError, Source, pull
 
+    if "://" not in catalog:
+        from nexus_assets.lib.core.input_files import CATALOG_MAX_BYTES
+
+        _input_file(catalog, "--catalog", CATALOG_MAX_BYTES)
     key, origin = _trusted_key(public_key)
     if key is None:
         raise CommandError(

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # imported where parsed: `nexus --help` and an up-to-date bui
     from nexus_assets.lib.aws.aws_config import AwsSettings
     from nexus_assets.lib.aws.aws_retry import RetrySettings
     from nexus_assets.lib.distribution.http_fetch import FetchSettings
+    from nexus_assets.lib.index.chunking import ChunkBudget
     from nexus_assets.lib.ingest.pdf_extraction import ExtractionLimits
 
 # Not ours, but read by the settings: TESSDATA_PREFIX changes what OCR reads (part of a build's fingerprint),
@@ -78,6 +79,11 @@ VARIABLES: dict[str, str] = {
     "NEXUS_MAX_PDF_MB": "largest PDF read, MiB (500)",
     "NEXUS_MAX_PDF_PAGES": "most pages per PDF (2000)",
     "NEXUS_MAX_EXTRACTION_SECONDS": "seconds of extraction per file, OCR included (1800)",
+    "NEXUS_MAX_PAGE_CHARS": "characters of text one page may yield, else its file is refused (50000)",
+    "NEXUS_MAX_FILE_CHARS": "characters of text one file may yield, else it is refused (10000000)",
+    "NEXUS_MAX_EXTRACTION_MEMORY_MB": "address space of an extraction worker, MiB, RLIMIT_AS; 0: none (4096)",
+    "NEXUS_MAX_FILE_CHUNKS": "chunks one file may have, else it is left out of the index (20000)",
+    "NEXUS_MAX_PARTITION_CHUNKS": "chunks one partition may have; files past it are left out (150000)",
     "NEXUS_OCR": "auto (default: where Tesseract is installed) or off",
     "NEXUS_OCR_LANGUAGES": "Tesseract languages (ind+eng)",
     "NEXUS_SIGNING_KEY_FILE": "PEM file of the Ed25519 package signing key",
@@ -146,6 +152,12 @@ def _fetch_from_env(environ: Mapping[str, str]) -> FetchSettings:
     return FetchSettings(attempts=attempts, schemes=schemes, **values)
 
 
+def _default_chunk_budget() -> ChunkBudget:
+    from nexus_assets.lib.index.chunking import ChunkBudget
+
+    return ChunkBudget()
+
+
 def _default_model_cache() -> Path:
     from nexus_assets.lib.index.embedding_engines import model_cache_dir
 
@@ -212,6 +224,7 @@ class Settings:
     catalog_max_validity_days: float = 365.0
     fetch: FetchSettings = field(default_factory=_default_fetch)  # `nexus vkp pull`'s network bounds
     limits: ExtractionLimits = field(default_factory=_default_limits)
+    chunk_budget: ChunkBudget = field(default_factory=_default_chunk_budget)
     ocr: bool = True  # False: never OCR, even where Tesseract is installed
     ocr_languages: str = "ind+eng"
     signing_key_file: str = ""
@@ -227,6 +240,7 @@ class Settings:
         from nexus_assets.lib.aws.aws_config import AwsSettings
         from nexus_assets.lib.aws.aws_retry import RetrySettings
         from nexus_assets.lib.distribution.vkp_catalog import expiry_days, max_validity_days
+        from nexus_assets.lib.index.chunking import ChunkBudget
         from nexus_assets.lib.index.embedding_engines import model_cache_dir
         from nexus_assets.lib.ingest.pdf_extraction import ExtractionLimits
 
@@ -265,6 +279,7 @@ class Settings:
             catalog_max_validity_days=max_validity_days(env),
             fetch=_fetch_from_env(env),
             limits=ExtractionLimits.from_settings(environ=env),
+            chunk_budget=ChunkBudget.from_env(env),
             ocr=_flag("" if get("NEXUS_OCR").lower() == "auto" else get("NEXUS_OCR"), "NEXUS_OCR", True),
             ocr_languages=get("NEXUS_OCR_LANGUAGES") or cls.ocr_languages,
             signing_key_file=get("NEXUS_SIGNING_KEY_FILE"),

@@ -7,6 +7,7 @@ Each asset is partitioned by subject × grade and stays thin: it calls the plain
 import time
 from contextlib import nullcontext
 from pathlib import Path
+from urllib.parse import quote
 
 import dagster as dg
 import numpy as np
@@ -25,6 +26,7 @@ from nexus_assets.defs.resources import (
 )
 from nexus_assets.defs.table_metadata import frame_table, histogram_table, schema_metadata, table_output_metadata
 from nexus_assets.lib.core.build_fingerprint import code_version
+from nexus_assets.lib.core.escaping import markdown, one_line, shown
 from nexus_assets.lib.core.tables import (
     chunks_frame,
     collection_metadatas,
@@ -44,7 +46,7 @@ from nexus_assets.lib.index.chroma_store import (
     promote_build,
     publish_to_server,
 )
-from nexus_assets.lib.index.chunking import ChunkingParams, SpanCache, chunk_streams
+from nexus_assets.lib.index.chunking import ChunkingParams, SpanCache, chunk_streams, within_budget
 from nexus_assets.lib.index.embedding import embed_partition
 from nexus_assets.lib.index.search import chroma_root
 from nexus_assets.lib.ingest.ocr import find_ocr
@@ -82,8 +84,8 @@ def transient_retry_policy() -> dg.RetryPolicy:
 TRANSIENT_RETRY = transient_retry_policy()
 
 
-def _md_table(frame: pd.DataFrame, limit: int = 50) -> dg.MetadataValue:
-    return dg.MetadataValue.md(markdown_table(frame, limit=limit))
+def _md_table(frame: pd.DataFrame, limit: int = 50, markup: tuple[str, ...] = ()) -> dg.MetadataValue:
+    return dg.MetadataValue.md(markdown_table(frame, limit=limit, markup=markup))
 
 
 @dg.asset(
@@ -102,13 +104,17 @@ def raw_pdfs(context: dg.AssetExecutionContext, data_dir: DataDirResource) -> dg
     skipped: list[str] = []  # files in the folder outside the layout (hidden, nested, not .pdf, traversal)
     manifest = data_dir.raw_source().manifest(part, skipped)
     for message in skipped:
-        context.log.warning(f"{part.label}: {message}")
+        context.log.warning(f"{part.label}: {shown(message)}")
     if manifest.empty:
         context.log.info(f"{part.label}: no PDFs under {raw_dir}: the partition builds empty")
     else:
         context.log.info(f"{part.label}: {len(manifest)} PDFs under {raw_dir}")
     source = data_dir.raw_source()
-    linked = manifest.assign(file=[f"[{r.file}]({source.uri(r.path)})" for r in manifest.itertuples()])
+    # The link text is the escaped name, the target our own URI of the file, percent-encoded: an uploader's
+    # name can neither add markup nor end the link early.
+    linked = manifest.assign(
+        file=[f"[{markdown(r.file)}](<{quote(source.uri(r.path), safe=':/%')}>)" for r in manifest.itertuples()]
+    )
     return dg.Output(
         manifest,
         metadata={
@@ -116,7 +122,7 @@ def raw_pdfs(context: dg.AssetExecutionContext, data_dir: DataDirResource) -> dg
             "files": len(manifest),
             "total_bytes": int(manifest["size"].sum()) if len(manifest) else 0,
             "source_dir": dg.MetadataValue.path(str(raw_dir)),
-            "files_table": _md_table(linked[["file", "size", "sha256", "mtime"]]),
+            "files_table": _md_table(linked[["file", "size", "sha256", "mtime"]], markup=("file",)),
             "files_skipped": len(skipped),
             "skipped_files": _md_table(pd.DataFrame({"skipped": skipped})),
         },
@@ -132,7 +138,8 @@ def raw_pdfs(context: dg.AssetExecutionContext, data_dir: DataDirResource) -> dg
     metadata=schema_metadata("pdf_text"),
     description="Cleaned text of every page (NFKC, hyphenation joined, running headers/footers dropped), "
     "with a status per file (ok, encrypted, malformed, no_text_layer, empty, not_pdf, truncated, too_large, "
-    "too_many_pages, timeout, crashed) and per page (ok, ocr: a scan read by Tesseract, no_text, error).",
+    "too_many_pages, timeout, crashed, too_much_text, out_of_memory) and per page (ok, ocr: a scan read by "
+    "Tesseract, no_text, error).",
 )
 def pdf_text(
     context: dg.AssetExecutionContext,
@@ -148,11 +155,11 @@ def pdf_text(
 
     def report(result: FileExtraction, cached: bool) -> None:
         if result.status != "ok":
-            context.log.warning(f"{part.label}: {result.file}: {result.status}: {result.reason}")
+            context.log.warning(f"{part.label}: {shown(result.file)}: {result.status}: {shown(result.reason)}")
         elif not cached:  # unchanged files get one summary line: each log line is an event in the instance
             pages = f"{result.text_pages}/{result.page_count} pages with text"
             by_ocr = f" ({result.ocr_pages} by OCR)" if result.ocr_pages else ""
-            context.log.info(f"{part.label}: {result.file}: ok, {pages}{by_ocr}")
+            context.log.info(f"{part.label}: {shown(result.file)}: ok, {pages}{by_ocr}")
 
     # A PDF is fetched (aws mode) and read only when its sha256 is not in the extraction cache (whose
     # namespace names the OCR setting: results read without OCR do not serve an OCR-capable run).
@@ -223,7 +230,7 @@ def text_chunks(
     params = ChunkingParams(config.chunk_size, config.chunk_overlap, model.max_tokens if model else None)
     # Unchanged files' spans come from the cache: token counting is most of chunking's time.
     spans = SpanCache.under(data_dir.layout.cache_dir, model.cache_namespace) if model else None
-    chunks = []
+    per_file = []
     for file in sorted(pdf_text.loc[has_text(pdf_text), "file"].unique()):
         # OCR text is chunked apart from the text layer (see chunk_streams): a scanned cover read by
         # OCR leaves the file's other chunks, their ids and cached vectors as they were.
@@ -231,12 +238,17 @@ def text_chunks(
         file_chunks = chunk_streams(
             part.label, file, streams, params, model.count_tokens if model else None, span_cache=spans
         )
-        context.log.info(f"{part.label}: {file}: {len(file_chunks)} chunks")
-        chunks.extend(file_chunks)
+        context.log.info(f"{part.label}: {shown(file)}: {len(file_chunks)} chunks")
+        per_file.append((file, file_chunks))
+    budget = code_location.SETTINGS.chunk_budget
+    chunks, refused = within_budget(per_file, budget)
+    for over in refused:
+        context.log.warning(f"{part.label}: {shown(over.file)}: {over.status}: {over.reason}")
     frame = chunks_frame(chunks, ocr_pages_of(pdf_text))
     lengths = frame["char_len"]
     preview = "\n\n".join(
-        f"**{r.file}** p.{r.page_start}–{r.page_end} `{r.chunk_id[:10]}`\n\n> {r.text[:300]}…"
+        f"**{markdown(r.file)}** p.{r.page_start}–{r.page_end} `{r.chunk_id[:10]}`\n\n"
+        f"> {markdown(one_line(r.text[:300]))}…"
         for r in frame.head(PREVIEW_CHUNKS).itertuples()
     )
     return dg.Output(
@@ -253,6 +265,11 @@ def text_chunks(
             "chunks_ocr": int(frame["ocr"].sum()),
             "chunk_length_histogram": histogram_table(length_bins(lengths.tolist())),
             "preview": dg.MetadataValue.md(preview or "_no chunks_"),
+            "chunk_budget": budget.describe(),
+            "files_over_budget": len(refused),
+            "over_budget": frame_table(
+                pd.DataFrame([vars(o) for o in refused], columns=["file", "chunks", "status", "reason"])
+            ),
         },
     )
 
@@ -490,7 +507,7 @@ def vkp_package(
         metadata["catalog"] = dg.MetadataValue.path(result.catalog_location)
         metadata["catalog_updated"] = result.catalog_updated
     if result.removed:
-        metadata["retention_removed"] = dg.MetadataValue.md("\n".join(f"- `{n}`" for n in result.removed))
+        metadata["retention_removed"] = dg.MetadataValue.md("\n".join(f"- {markdown(n)}" for n in result.removed))
     if result.published:
         invalidation = data_dir.invalidate_cdn(["/vkp/*", f"/{part.processed_prefix()}/*"])
         if invalidation:

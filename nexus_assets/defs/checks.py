@@ -32,6 +32,7 @@ from nexus_assets.defs.aws import AwsDataDirResource
 from nexus_assets.defs.io_managers import ARTIFACT
 from nexus_assets.defs.partitions import curriculum_partitions_def, partition_of
 from nexus_assets.defs.resources import DataDirResource, EmbedderResource, PublishingResource
+from nexus_assets.lib.core.escaping import shown
 from nexus_assets.lib.index.retrieval_eval import load_golden
 from nexus_assets.lib.publish import quality
 
@@ -56,14 +57,15 @@ def partitioned_check(**kwargs) -> Callable[[Callable[..., dg.AssetCheckResult]]
 
 def check_result(verdict: quality.Verdict) -> dg.AssetCheckResult:
     """A verdict as Dagster shows it: the summary first, then figures, then the offending rows."""
-    metadata: dict[str, dg.RawMetadataValue] = {"verdict": verdict.summary, "applicable": verdict.applicable}
+    summary = shown(verdict.summary)  # may quote a golden file's path or an upload's name
+    metadata: dict[str, dg.RawMetadataValue] = {"verdict": summary, "applicable": verdict.applicable}
     for name, value in verdict.figures.items():
         if value is not None:
             metadata[name] = value
     for name, frame in verdict.tables.items():
         metadata[name] = dg.MetadataValue.md(quality.markdown_table(frame))
     return dg.AssetCheckResult(
-        passed=verdict.passed, severity=SEVERITY[verdict.severity], metadata=metadata, description=verdict.summary
+        passed=verdict.passed, severity=SEVERITY[verdict.severity], metadata=metadata, description=summary
     )
 
 

@@ -5,7 +5,8 @@ definition, so the Columns tab explains it before the first run, and again with 
 materialization together with the rows written (`dagster/row_count`; for partitioned assets also
 `dagster/partition_row_count`: each partition is its own parquet file, so both are that file's rows).
 Small result tables (file statuses, the chunk-length histogram) are `MetadataValue.table`s with a
-schema instead of Markdown. The keys are spelled out: `TableMetadataSet` is not public in dagster 1.13.
+schema instead of Markdown (the UI shows their cells as text; control characters in them are shown escaped,
+see lib/core/escaping.py). The keys are spelled out: `TableMetadataSet` is not public in dagster 1.13.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from nexus_assets.lib.core.escaping import shown
 from nexus_assets.lib.core.table_schemas import SCHEMAS, Column, frame_schema
 from nexus_assets.lib.publish.quality import LengthBin
 
@@ -46,7 +48,9 @@ def _cell(value: Any) -> str | int | float | bool | None:
         return None
     if hasattr(value, "item"):  # numpy scalar
         value = value.item()
-    return value if isinstance(value, str | int | float | bool) else str(value)
+    if isinstance(value, bool | int | float):
+        return value
+    return shown(value)  # text from uploads (names, reasons): control characters shown escaped
 
 
 def frame_table(frame: pd.DataFrame, limit: int = TABLE_ROWS_SHOWN) -> dg.TableMetadataValue:

@@ -19,6 +19,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from nexus_assets.lib.core.escaping import shown
+
 RAW_PREFIX = "raw-curriculum"
 PROCESSED_PREFIX = "processed"
 VKP_PREFIX = "vkp"
@@ -28,13 +30,25 @@ ARTIFACT = "artifact"
 
 # Lowercase words joined by single underscores: no leading, trailing or doubled `_` (Chroma names, the
 # `<subject>__<grade>` collection name and the platform's own `_x` names stay unambiguous).
-SLUG_RE = re.compile(r"^[a-z0-9]+(_[a-z0-9]+)*$")
+# Anchored with \A and \Z (`$` also matches before a final newline, so `kelas_10\n` passed), ASCII classes
+# only (`\d` matches any script's digits: `١.٠.٠`). Use `is_slug`/`is_semver` (fullmatch) to test a name.
+SLUG_RE = re.compile(r"\A[a-z0-9]+(?:_[a-z0-9]+)*\Z", re.ASCII)
 SLUG_RULE = "[a-z0-9]+(_[a-z0-9]+)*"
 # What the platform itself keeps directly under processed/ (beside the <subject>/ folders): caches, the
 # job history, oversized records, the curriculum catalog table. No subject may be named like them.
 PLATFORM_NAMES = ("_cache", "_jobs.sqlite", "_records", "catalog.parquet")
 RESERVED_SLUGS = frozenset(name.split(".")[0] for name in PLATFORM_NAMES)
-SEMVER_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+SEMVER_RE = re.compile(r"\A([0-9]+)\.([0-9]+)\.([0-9]+)\Z", re.ASCII)
+
+
+def is_slug(value: object) -> bool:
+    """A lowercase ASCII slug, the whole string (see SLUG_RULE)."""
+    return isinstance(value, str) and SLUG_RE.fullmatch(value) is not None
+
+
+def is_semver(value: object) -> bool:
+    """MAJOR.MINOR.PATCH in ASCII digits, the whole string."""
+    return isinstance(value, str) and SEMVER_RE.fullmatch(value) is not None
 
 
 class LayoutError(ValueError):
@@ -63,8 +77,8 @@ def normalized_slug(name: str) -> str:
 
 def validate_slug(value: str, what: str, where: str | None = None) -> str:
     """Return `value` if it is a lowercase slug, else raise naming the bad folder and why."""
-    place = f" ({where})" if where else ""
-    if not isinstance(value, str) or not SLUG_RE.match(value):
+    place = f" ({shown(where)})" if where else ""  # a path holding the folder's name: shown escaped
+    if not is_slug(value):
         suggestion = normalized_slug(value) if isinstance(value, str) else ""
         rename = f" (e.g. to {suggestion!r})" if suggestion else ""
         raise LayoutError(
@@ -128,7 +142,7 @@ def refusal(exc: LayoutError, valid: Collection[str]) -> str:
     slug = normalized_slug(folder) if folder else ""
     if not folder or not slug or slug == folder or slug not in valid:
         return str(exc)
-    place = f" ({exc.where})" if exc.where else ""
+    place = f" ({shown(exc.where)})" if exc.where else ""
     return (
         f"{exc.what} folder {folder!r}{place} collides with {slug!r} after normalization: skipped, not merged "
         f"(folder names are never normalized), so its PDFs are not built; move them into {slug}/"
@@ -158,7 +172,7 @@ class Partition:
         return f"{PROCESSED_PREFIX}/{self.subject}/{self.grade}"
 
     def vkp_name(self, version: str) -> str:
-        if not SEMVER_RE.match(version):
+        if not is_semver(version):
             raise LayoutError(f"invalid VKP version {version!r}: expected MAJOR.MINOR.PATCH")
         return f"{self.subject}_{self.grade}_v{version}.vkp"
 
@@ -178,7 +192,7 @@ class Partition:
         version = rest.removesuffix(".vkp") if rest.endswith(".vkp") else rest.split("_from_v")[0]
         if not (name.endswith(".vkp") or (name.endswith(".vkpd") and "_from_v" in rest)):
             return None
-        return version if SEMVER_RE.match(version) else None
+        return version if is_semver(version) else None
 
     @property
     def collection_name(self) -> str:
@@ -187,7 +201,7 @@ class Partition:
 
 
 def parse_semver(version: str) -> tuple[int, int, int]:
-    match = SEMVER_RE.match(version)
+    match = SEMVER_RE.fullmatch(version) if isinstance(version, str) else None
     if not match:
         raise LayoutError(f"invalid version {version!r}: expected MAJOR.MINOR.PATCH")
     major, minor, patch = (int(g) for g in match.groups())
@@ -240,7 +254,7 @@ class DataLayout:
         versions = []
         for path in self.vkp_dir.glob(f"{prefix}*.vkp"):
             version = path.name[len(prefix) : -len(".vkp")]
-            if SEMVER_RE.match(version):
+            if is_semver(version):
                 versions.append(version)
         return sorted(versions, key=parse_semver)
 
@@ -255,7 +269,7 @@ class DataLayout:
         if not self.raw_root.is_dir():
             return found, refused
         subjects = self._folders(self.raw_root, refused)
-        valid_subjects = {p.name for p in subjects if SLUG_RE.match(p.name)}
+        valid_subjects = {p.name for p in subjects if is_slug(p.name)}
         for subject_dir in subjects:
             try:
                 validate_slug(subject_dir.name, "subject", str(subject_dir))
@@ -263,7 +277,7 @@ class DataLayout:
                 refused.append(refusal(exc, valid_subjects))
                 continue
             grades = self._folders(subject_dir, refused)
-            valid_grades = {p.name for p in grades if SLUG_RE.match(p.name)}
+            valid_grades = {p.name for p in grades if is_slug(p.name)}
             for grade_dir in grades:
                 try:
                     validate_slug(grade_dir.name, "grade", str(grade_dir))

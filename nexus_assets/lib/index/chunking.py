@@ -19,7 +19,7 @@ from __future__ import annotations
 import bisect
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -49,6 +49,91 @@ class ChunkingParams:
                 f"chunk_overlap must be between 0 and half the chunk size ({self.chunk_size // 2}), "
                 f"got {self.chunk_overlap}"
             )
+
+
+MAX_FILE_CHUNKS_ENV = "NEXUS_MAX_FILE_CHUNKS"
+MAX_PARTITION_CHUNKS_ENV = "NEXUS_MAX_PARTITION_CHUNKS"
+# Embedding runs at ~50-150 chunks/s on a 2-core build machine. The longest school book gives ~3,000 chunks of
+# 800 characters: 20,000 per file is six such books' worth (minutes of embedding), and 150,000 per partition
+# (40 long books) bounds one partition's embedding to well under an hour, so partitions queued behind it run.
+DEFAULT_MAX_FILE_CHUNKS = 20_000
+DEFAULT_MAX_PARTITION_CHUNKS = 150_000
+
+
+@dataclass(frozen=True)
+class ChunkBudget:
+    """Chunks one file, and one partition, may have: what an upload can claim of the embedding step."""
+
+    max_file_chunks: int = DEFAULT_MAX_FILE_CHUNKS
+    max_partition_chunks: int = DEFAULT_MAX_PARTITION_CHUNKS
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> ChunkBudget:
+        def pick(variable: str, default: int) -> int:
+            raw = environ.get(variable, "").strip()
+            if not raw:
+                return default
+            if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+                raise ValueError(f"{variable}={raw!r}: a budget is a whole number of chunks, at least 1")
+            return int(raw)
+
+        return cls(
+            pick(MAX_FILE_CHUNKS_ENV, DEFAULT_MAX_FILE_CHUNKS),
+            pick(MAX_PARTITION_CHUNKS_ENV, DEFAULT_MAX_PARTITION_CHUNKS),
+        )
+
+    def describe(self) -> str:
+        return f"at most {self.max_file_chunks:,} chunks per file and {self.max_partition_chunks:,} per partition"
+
+
+@dataclass(frozen=True)
+class OverBudget:
+    """A file whose chunks were left out of the partition, and why (names the file and the budget)."""
+
+    file: str
+    chunks: int
+    status: str  # "too_many_chunks" (the file's budget) or "partition_full" (the partition's)
+    reason: str
+
+
+def within_budget(
+    files: Sequence[tuple[str, Sequence[Chunk]]], budget: ChunkBudget
+) -> tuple[list[Chunk], list[OverBudget]]:
+    """The chunks of `files` (in the order given: sorted by name, so the choice is the same every build) that
+    fit the budget, and the files refused whole.
+
+    A file over the per-file budget is refused; a file that would take the partition past its budget is
+    refused and the next files are still tried, so one huge upload costs only itself. Never cut: part of a
+    book indexed as the book would answer questions as if the rest did not exist.
+    """
+    kept: list[Chunk] = []
+    refused: list[OverBudget] = []
+    for file, chunks in files:
+        if len(chunks) > budget.max_file_chunks:
+            refused.append(
+                OverBudget(
+                    file,
+                    len(chunks),
+                    "too_many_chunks",
+                    f"{len(chunks):,} chunks, over the budget of {budget.max_file_chunks:,} per file "
+                    f"({MAX_FILE_CHUNKS_ENV}): not indexed; split the PDF or raise the budget",
+                )
+            )
+        elif len(kept) + len(chunks) > budget.max_partition_chunks:
+            refused.append(
+                OverBudget(
+                    file,
+                    len(chunks),
+                    "partition_full",
+                    f"{len(chunks):,} chunks would take the partition past its budget of "
+                    f"{budget.max_partition_chunks:,} chunks ({MAX_PARTITION_CHUNKS_ENV}; {len(kept):,} already "
+                    "taken by the files before it by name): not indexed; move files to another partition or raise "
+                    "the budget",
+                )
+            )
+        else:
+            kept.extend(chunks)
+    return kept, refused
 
 
 @dataclass(frozen=True)

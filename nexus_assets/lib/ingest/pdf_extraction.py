@@ -23,6 +23,11 @@ before every page in any process (cooperative); in the worker pool a file still 
 (stuck inside one page) has its worker killed (hard), and a worker that dies on a file gives that
 file the status `crashed`, never the build. A refused or timed-out file yields no pages at all:
 half a book is never indexed as if it were the whole.
+
+What a file yields is bounded too (docs/pipeline.md, Budgets): text per page and per file
+(NEXUS_MAX_PAGE_CHARS, NEXUS_MAX_FILE_CHARS; checked after each page, status `too_much_text`, reading stops),
+and each worker's address space (NEXUS_MAX_EXTRACTION_MEMORY_MB, RLIMIT_AS set in the worker; status
+`out_of_memory`). With a memory limit set every file read goes to a worker process, however small the work.
 """
 
 from __future__ import annotations
@@ -73,18 +78,23 @@ FileStatus = Literal[
     "too_many_pages",
     "timeout",
     "crashed",
+    "too_much_text",
+    "out_of_memory",
 ]
 PageStatus = Literal["ok", "ocr", "no_text", "error"]
 # Pages whose text is indexed: from the text layer (`ok`) or read by OCR (`ocr`).
 TEXT_STATUSES = ("ok", "ocr")
 # Outcomes that depend on the limits or on the machine, not only on the file's bytes: never cached, so a
 # raised limit (or a run on a quieter machine) reads the file again.
-UNCACHED_STATUSES = ("too_large", "too_many_pages", "timeout", "crashed")
+UNCACHED_STATUSES = ("too_large", "too_many_pages", "timeout", "crashed", "too_much_text", "out_of_memory")
 
 MIB = 1 << 20
 MAX_PDF_MB_ENV = "NEXUS_MAX_PDF_MB"
 MAX_PDF_PAGES_ENV = "NEXUS_MAX_PDF_PAGES"
 MAX_EXTRACTION_SECONDS_ENV = "NEXUS_MAX_EXTRACTION_SECONDS"
+MAX_PAGE_CHARS_ENV = "NEXUS_MAX_PAGE_CHARS"
+MAX_FILE_CHARS_ENV = "NEXUS_MAX_FILE_CHARS"
+MAX_EXTRACTION_MEMORY_MB_ENV = "NEXUS_MAX_EXTRACTION_MEMORY_MB"
 # A textbook PDF is 5-100 MB (image-heavy scans up to ~300 MB): 500 MiB leaves room for those while a
 # multi-GB upload (a video renamed .pdf, a disk image) is refused before it is opened.
 DEFAULT_MAX_PDF_MB = 500
@@ -94,6 +104,17 @@ DEFAULT_MAX_PDF_PAGES = 2000
 # Text layers are read at 300-600 pages/s, OCR at 5-6 s per page: 30 minutes per file admits a fully
 # scanned 300-page book and still ends a runaway file well within a production run's 2 h limit.
 DEFAULT_MAX_EXTRACTION_SECONDS = 1800.0
+# A dense textbook page holds 3,000-6,000 characters (a dictionary or index page up to ~15,000): 50,000 is ten
+# times a dense page, and refuses the page of invisible or repeated text that made a 100-page, 227 KB PDF yield
+# 69 MB. Text per file bounds what one upload costs downstream: 10 M characters are ~14,000 chunks of 800
+# (minutes of embedding on a 2-core machine, not hours), about three times the longest school book.
+DEFAULT_MAX_PAGE_CHARS = 50_000
+DEFAULT_MAX_FILE_CHARS = 10_000_000
+# Address space of one extraction worker (RLIMIT_AS): a worker with PyMuPDF loaded maps ~550 MiB (measured),
+# a large scanned page rendered for OCR ~0.5 GiB more; 4 GiB admits that with room, and stops the 85 KB PDF
+# whose one page of overlaid text (a compressed content stream) took 2 GB and 17 s to read, or a page that
+# decodes to gigabytes, before it takes the build machine down. 0: no limit (and no forced worker).
+DEFAULT_MAX_EXTRACTION_MEMORY_MB = 4096
 # The pool kills a worker this long after the cooperative limit: time for the page in progress to end.
 HARD_LIMIT_GRACE_S = 10.0
 WORKER_START_TIMEOUT_S = 120.0
@@ -106,6 +127,9 @@ class ExtractionLimits:
     max_bytes: int = DEFAULT_MAX_PDF_MB * MIB
     max_pages: int = DEFAULT_MAX_PDF_PAGES
     max_seconds: float = DEFAULT_MAX_EXTRACTION_SECONDS
+    max_page_chars: int = DEFAULT_MAX_PAGE_CHARS
+    max_file_chars: int = DEFAULT_MAX_FILE_CHARS
+    max_memory_mb: int = DEFAULT_MAX_EXTRACTION_MEMORY_MB  # 0: unlimited
 
     @classmethod
     def from_settings(
@@ -128,13 +152,38 @@ class ExtractionLimits:
             max_bytes=int(pick(max_pdf_mb, MAX_PDF_MB_ENV, DEFAULT_MAX_PDF_MB) * MIB),
             max_pages=int(pick(max_pages, MAX_PDF_PAGES_ENV, DEFAULT_MAX_PDF_PAGES)),
             max_seconds=pick(max_seconds, MAX_EXTRACTION_SECONDS_ENV, DEFAULT_MAX_EXTRACTION_SECONDS),
+            max_page_chars=int(pick(0, MAX_PAGE_CHARS_ENV, DEFAULT_MAX_PAGE_CHARS)),
+            max_file_chars=int(pick(0, MAX_FILE_CHARS_ENV, DEFAULT_MAX_FILE_CHARS)),
+            max_memory_mb=_memory_mb(environ),
         )
 
     def describe(self) -> str:
+        memory = f"{self.max_memory_mb:,} MiB of memory per worker" if self.max_memory_mb else "no memory limit"
         return (
-            f"at most {self.max_bytes / MIB:g} MiB, {self.max_pages} pages and {self.max_seconds:g} s of "
-            "extraction per file"
+            f"at most {self.max_bytes / MIB:g} MiB, {self.max_pages} pages, {self.max_seconds:g} s of "
+            f"extraction, {self.max_page_chars:,} characters per page and {self.max_file_chars:,} per file; "
+            f"{memory}"
         )
+
+
+def _memory_mb(environ: Mapping[str, str]) -> int:
+    """NEXUS_MAX_EXTRACTION_MEMORY_MB: MiB, 0 for no limit; small values are refused (a worker maps ~550)."""
+    raw = environ.get(MAX_EXTRACTION_MEMORY_MB_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_EXTRACTION_MEMORY_MB
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{MAX_EXTRACTION_MEMORY_MB_ENV}={raw!r} is not a whole number of MiB") from None
+    if value != 0 and value < MIN_EXTRACTION_MEMORY_MB:
+        raise ValueError(
+            f"{MAX_EXTRACTION_MEMORY_MB_ENV}={raw!r}: at least {MIN_EXTRACTION_MEMORY_MB} MiB (a worker with PyMuPDF "
+            "loaded maps ~550), or 0 for no limit"
+        )
+    return value
+
+
+MIN_EXTRACTION_MEMORY_MB = 1024
 
 
 @dataclass
@@ -293,6 +342,13 @@ def apply_limits(result: FileExtraction, limits: ExtractionLimits) -> FileExtrac
         )
     if result.page_count > limits.max_pages:
         return _too_many_pages(result.file, result.sha256, result.page_count, limits, result.size)
+    read = PdfRead(result.file, result.sha256, result.size, result.page_count, 0, [])
+    for page in result.pages:
+        if len(page.text) > limits.max_page_chars:
+            return _too_much_text(read, f"page {page.page} alone yields {len(page.text):,} characters", "page", limits)
+    total = sum(len(page.text) for page in result.pages)
+    if total > limits.max_file_chars:
+        return _too_much_text(read, f"its pages yield {total:,} characters", "file", limits)
     return result
 
 
@@ -351,8 +407,15 @@ class PdfRead:
             list(dict.fromkeys(note for part in ordered for note in part.notes)),
         )
 
-    def finish(self, ocr: OcrEngine | None) -> FileExtraction:
-        """Clean the pages across the file and give each its status: the file's extraction."""
+    def finish(self, ocr: OcrEngine | None, limits: ExtractionLimits | None = None) -> FileExtraction:
+        """Clean the pages across the file and give each its status: the file's extraction.
+
+        The parts of a file read in parallel each kept within the file's text budget; merged, they are
+        judged against it again."""
+        limits = limits or ExtractionLimits()
+        total = sum(len(text) for blocks in self.blocks for text, _ in blocks)
+        if total > limits.max_file_chars:
+            return _too_much_text(self, f"its pages yield {total:,} characters", "file", limits)
         cleaned = clean_document(self.blocks)
         pages = []
         for index, text in enumerate(cleaned, self.first):
@@ -395,7 +458,7 @@ def extract_pdf(
     is checked before each page, and a file over it yields status `timeout` and no pages.
     """
     read = read_pdf(path, sha256, ocr, limits)
-    return read if isinstance(read, FileExtraction) else read.finish(ocr)
+    return read if isinstance(read, FileExtraction) else read.finish(ocr, limits)
 
 
 def read_pdf(
@@ -454,6 +517,7 @@ def read_pdf(
             return _too_many_pages(name, digest, doc.page_count, limits, size)
         start, stop = (max(0, pages[0]), min(doc.page_count, pages[1])) if pages else (0, doc.page_count)
         read = PdfRead(name, digest, size, doc.page_count, start, [], notes=notes)
+        total = 0  # characters read so far: reading stops at the first page over a budget, not at the end
         for index in range(start, stop):
             elapsed = time.monotonic() - started
             if elapsed > limits.max_seconds:
@@ -461,8 +525,16 @@ def read_pdf(
             try:
                 blocks, note = _read_page(doc[index], ocr)
             except Exception as exc:  # noqa: BLE001 -- a broken page must not lose the others
+                if _out_of_memory(exc):
+                    return _over_memory(read, index, limits)
                 blocks, note = [], None
                 read.errors[index] = f"page could not be read: {exc}"
+            chars = sum(len(text) for text, _ in blocks)
+            total += chars
+            if chars > limits.max_page_chars:
+                return _too_much_text(read, f"page {index + 1} alone yields {chars:,} characters", "page", limits)
+            if total > limits.max_file_chars:
+                return _too_much_text(read, f"pages up to {index + 1} yield {total:,} characters", "file", limits)
             read.blocks.append(blocks)
             if note:
                 read.untexted[index] = note
@@ -470,6 +542,48 @@ def read_pdf(
         if warnings:
             notes.append(f"repaired by MuPDF: {warnings[:300]}")
     return read
+
+
+def _too_much_text(read: PdfRead, what: str, per: Literal["page", "file"], limits: ExtractionLimits) -> FileExtraction:
+    """Refused, not cut: a cut book would be published as if whole (the same rule as `timeout`)."""
+    budget, variable = (
+        (limits.max_page_chars, MAX_PAGE_CHARS_ENV) if per == "page" else (limits.max_file_chars, MAX_FILE_CHARS_ENV)
+    )
+    return FileExtraction(
+        read.file,
+        read.sha256,
+        "too_much_text",
+        (
+            f"{what}, over the budget of {budget:,} characters per {per} ({variable}): reading stopped, "
+            "not indexed (a textbook page holds ~5,000; this is repeated or hidden text, or not a book); "
+            "fix the PDF or raise the budget"
+        ),
+        page_count=read.page_count,
+        size=read.size,
+    )
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """MemoryError, or MuPDF's own out-of-memory error (a failed malloc under the worker's RLIMIT_AS)."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = f"{type(exc).__name__} {exc}".lower()  # MuPDF: "code=2: calloc (4104 x 1 bytes) failed"
+    return "fzerrormemory" in text or "out of memory" in text or ("alloc" in text and "failed" in text)
+
+
+def _over_memory(read: PdfRead, index: int, limits: ExtractionLimits) -> FileExtraction:
+    return FileExtraction(
+        read.file,
+        read.sha256,
+        "out_of_memory",
+        (
+            f"page {index + 1} needed more memory than the extraction budget of {limits.max_memory_mb:,} MiB per "
+            f"worker ({MAX_EXTRACTION_MEMORY_MB_ENV}): not indexed (a compressed stream or image that decodes to "
+            "gigabytes); fix the PDF or raise the budget"
+        ),
+        page_count=read.page_count,
+        size=read.size,
+    )
 
 
 def _timed_out(read: PdfRead, index: int, stop: int, elapsed: float, limits: ExtractionLimits) -> FileExtraction:
@@ -615,6 +729,22 @@ class ExtractionStats:
 Task = tuple[Path, str, "OcrEngine | None", ExtractionLimits, "tuple[int, int] | None"]
 
 
+def limit_memory(megabytes: int) -> None:
+    """Cap this process's address space (RLIMIT_AS, soft limit) at `megabytes` MiB; 0 lifts the soft cap.
+
+    Only ever called in an extraction worker: an allocation past the cap fails (MemoryError in Python, an
+    out-of-memory error in MuPDF), so one file can cost its worker, never the machine. RLIMIT_AS needs no
+    cgroup and works unprivileged on Linux; the hard limit is left as it is, so each task may set its own.
+    """
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    soft = megabytes * MIB if megabytes > 0 else hard
+    if hard != resource.RLIM_INFINITY and soft > hard:
+        soft = hard
+    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
 def _worker_main(conn: Connection) -> None:
     conn.send("ready")
     while True:
@@ -625,10 +755,13 @@ def _worker_main(conn: Connection) -> None:
         if task is None:
             return
         path, sha256, ocr, limits, pages = task
+        limit_memory(limits.max_memory_mb)
         try:
             result: FileExtraction | PdfRead | Exception = (
                 extract_pdf(path, sha256, ocr, limits) if pages is None else read_pdf(path, sha256, ocr, limits, pages)
             )
+        except MemoryError:  # outside a page (opening the file, cleaning): the file's status, not a bug
+            result = _over_memory(PdfRead(path.name, sha256, 0, 0, 0, []), 0, limits)
         except Exception as exc:  # noqa: BLE001 -- a bug, not a bad file: raised again in the parent
             result = exc
         conn.send(result)
@@ -835,12 +968,15 @@ def extract_pdfs(
     plans = {index: plan_file(path, limits, ocr) for index, path in misses} if len(misses) > 1 or ocr else {}
     possible = sum(len(plan.parts(cpu_threads())) for plan in plans.values())
     workers = worker_count(possible, sum(plan.seconds() for plan in plans.values()))
-    if workers > 1:
+    # The memory budget can only be set in a process of its own: with one, every file read goes to a worker
+    # (3.6-4.4 s to start one and import PyMuPDF on a busy 2-core EPYC), however little work there is: a deflate
+    # bomb is a small file.
+    if workers > 1 or (misses and limits.max_memory_mb):
         tasks: list[tuple[int, Task]] = []
         owner: list[int] = []  # task number -> index of its file in `items`
         cost: list[float] = []
         for index, path in misses:
-            plan = plans[index]
+            plan = plans.get(index, FilePlan(0))
             for part in plan.parts(workers):
                 owner.append(index)
                 cost.append(plan.seconds(*part) if part else plan.seconds())
@@ -859,7 +995,7 @@ def extract_pdfs(
                 return
             parts_read[index].append(result)
             if len(parts_read[index]) == expected[index]:
-                store(index, PdfRead.merge(parts_read.pop(index)).finish(ocr))
+                store(index, PdfRead.merge(parts_read.pop(index)).finish(ocr, limits))
 
         try:
             run_pool(tasks, workers, collect)

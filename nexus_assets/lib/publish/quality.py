@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from nexus_assets.lib.core import hashing
+from nexus_assets.lib.core import escaping, hashing
 from nexus_assets.lib.core.layout import DataLayout, Partition
 from nexus_assets.lib.core.tables import has_text
 from nexus_assets.lib.index.chroma_store import CURRENT_LINK, CollectionError, open_collection, read_build_info
@@ -67,12 +67,19 @@ class Verdict:
     always_show: tuple[str, ...] = ()
 
 
-def markdown_table(frame: pd.DataFrame, limit: int = TABLE_LIMIT) -> str:
-    """A Markdown table of the first `limit` rows (cells escaped), with a note of what was left out."""
+def markdown_table(frame: pd.DataFrame, limit: int = TABLE_LIMIT, markup: Collection[str] = ()) -> str:
+    """A Markdown table of the first `limit` rows, with a note of what was left out.
+
+    Every cell is literal text (`escaping.markdown`: file names and reasons come from uploads), except the
+    columns named in `markup`, which the caller built as Markdown from escaped parts (a link to the file).
+    """
     if frame.empty:
         return "_none_"
-    shown = frame.head(limit).astype(str).map(lambda s: s.replace("|", "\\|").replace("\n", " "))
-    lines = ["| " + " | ".join(map(str, shown.columns)) + " |", "|" + "---|" * len(shown.columns)]
+    shown = frame.head(limit).astype(str)
+    for column in shown.columns:
+        if column not in markup:
+            shown[column] = shown[column].map(escaping.markdown)
+    lines = ["| " + " | ".join(escaping.markdown(c) for c in shown.columns) + " |", "|" + "---|" * len(shown.columns)]
     lines += ["| " + " | ".join(row) + " |" for row in shown.itertuples(index=False)]
     if len(frame) > limit:
         lines.append(f"\n_{len(frame) - limit} more rows not shown_")
@@ -652,6 +659,6 @@ def unreadable_golden(path: Path, exc: Exception) -> Verdict:
     return Verdict(
         False,
         "error",
-        f"golden question file {path} is configured but cannot be read: {exc}",
+        f"golden question file {escaping.shown(str(path))} is configured but cannot be read: {escaping.shown(exc)}",
         {"questions": 0, "golden_file": str(path)},
     )

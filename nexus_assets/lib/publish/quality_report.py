@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from nexus_assets.lib.core.escaping import shown
 from nexus_assets.lib.core.layout import ARTIFACT, DataLayout, Partition
 from nexus_assets.lib.core.parquet_io import read_frame
 from nexus_assets.lib.index.embedding import Embedder
@@ -139,7 +140,7 @@ def verdict_label(verdict: quality.Verdict) -> str:
 def format_verdict(name: str, asset: str, verdict: quality.Verdict, details: bool = True) -> list[str]:
     """Lines for the terminal: the verdict, its figures, and the first offending rows of each table (of a
     passed verdict, only the tables it marks `always_show`)."""
-    lines = [f"  {verdict_label(verdict):4} {name} ({asset}): {verdict.summary}"]
+    lines = [f"  {verdict_label(verdict):4} {name} ({asset}): {shown(verdict.summary)}"]
     figures = ", ".join(f"{k}={v}" for k, v in verdict.figures.items() if v is not None)
     if figures:
         lines.append(f"         {figures}")
@@ -148,7 +149,8 @@ def format_verdict(name: str, asset: str, verdict: quality.Verdict, details: boo
             if frame.empty or (verdict.passed and table not in verdict.always_show):
                 continue
             lines.append(f"         {table}:")
-            lines += [f"           {line}" for line in frame.head(10).to_string(index=False).splitlines()]
+            cells = frame.head(10).astype(str).map(shown)  # file names and text from uploads: escaped
+            lines += [f"           {line}" for line in cells.to_string(index=False).splitlines()]
             if len(frame) > 10:
                 lines.append(f"           ... {len(frame) - 10} more")
     return lines

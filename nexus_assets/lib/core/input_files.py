@@ -1,0 +1,68 @@
+"""Files an operator names on the command line (golden questions, key files, catalogs), checked before reading.
+
+A path argument may name anything: `/dev/zero` (read without end), a FIFO (a read that never returns), a
+directory, a 10 GB log passed by mistake. Every such file is stat'ed first and must be a regular file of at
+most a stated size, else `InputFileError` says which argument, which path and why, before a byte is read.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from nexus_assets.lib.core.escaping import shown
+
+# Golden files hold hundreds of questions (~100 KB), a key is < 1 KB, a catalog a few hundred KB.
+GOLDEN_MAX_BYTES = 16 << 20
+KEY_MAX_BYTES = 64 << 10
+CATALOG_MAX_BYTES = 64 << 20
+# A package is a few MB to a few GB: the bound only refuses devices and absurd sizes.
+PACKAGE_MAX_BYTES = 64 << 30
+
+
+class InputFileError(ValueError):
+    """A path argument that is not a readable regular file of bounded size."""
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def checked_file(path: str | Path, what: str, max_bytes: int) -> Path:
+    """`path` when it is a regular file (links followed) of at most `max_bytes`; else InputFileError."""
+    place = Path(path)
+    label = f"{what} {shown(str(place))!r}"
+    try:
+        info = os.stat(place)
+    except FileNotFoundError:
+        raise InputFileError(f"{label}: no such file") from None
+    except OSError as exc:
+        raise InputFileError(f"{label}: cannot be read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise InputFileError(f"{label} is {_kind(info.st_mode)}, not a regular file: pass the path of a file")
+    if info.st_size > max_bytes:
+        raise InputFileError(
+            f"{label} is {info.st_size:,} bytes, over the {max_bytes:,} bytes such a file may have: "
+            "is it the right file?"
+        )
+    return place
+
+
+def read_checked(path: str | Path, what: str, max_bytes: int) -> bytes:
+    """The bytes of `checked_file(path, ...)`, never more than `max_bytes` (a file growing meanwhile is refused)."""
+    place = checked_file(path, what, max_bytes)
+    with place.open("rb") as handle:
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise InputFileError(f"{what} {shown(str(place))!r} grew past {max_bytes:,} bytes while being read")
+    return data
