@@ -1,7 +1,9 @@
 """A partition's build: one path for every way a run of `curriculum_build_job` starts.
 
 `nexus build`, the upload sensors, the weekly schedule and the UI's launchpad all run the same job for
-one subject × grade partition. What surrounds a run lives here, once, over Dagster's public API:
+one partition (a `<subject>/<grade>` folder; the UI's asset graph runs the same assets as Dagster's
+implicit `__ASSET_JOB`, recorded under the same job name). What surrounds a run lives here, once, over
+Dagster's public API:
 
 - **storage**: where PDFs are read and job records written, local files or S3 and DynamoDB, picked
   by the settings' deployment (the definitions pick their resources by the same value);
@@ -31,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from nexus_assets.lib.aws.storage import Storage, open_storage
 from nexus_assets.lib.core.job_tracking import JobRecord, JobStatus, JobStore, now_iso
-from nexus_assets.lib.core.layout import DataLayout, Partition
+from nexus_assets.lib.core.layout import DataLayout, Partition, partition_label
 
 if TYPE_CHECKING:  # imported where used: `nexus --help` and an up-to-date build stay light
     import dagster as dg
@@ -251,6 +253,18 @@ def error_chain(error: object, limit: int = 600) -> str:
     return " <- ".join(messages)[:limit] or retried or "failed"
 
 
+PARTITION_TAG = "dagster/partition"
+
+
+def build_job_name(run: dg.DagsterRun | None) -> str:
+    """The one job name of a partition build, however it was launched: the UI's asset graph starts
+    Dagster's implicit `__ASSET_JOB` (by design, dagster#14820), the launchpad, sensors, schedules and the
+    CLI `curriculum_build_job`; every nexus surface names them all `curriculum_build_job`."""
+    if run is None or run.tags.get(PARTITION_TAG):
+        return BUILD_JOB
+    return run.job_name
+
+
 def run_summary(instance: dg.DagsterInstance, run_id: str, finished: bool = True) -> RunSummary:
     """Everything the CLI, the job table and the sensors report of a run, read from the instance once.
 
@@ -263,8 +277,8 @@ def run_summary(instance: dg.DagsterInstance, run_id: str, finished: bool = True
     record = JobRecord(
         job_id=run_id,
         timestamp=_iso(run_record.create_timestamp.timestamp() if run_record else None) or now_iso(),
-        job_type=run.job_name if run else BUILD_JOB,
-        partition=run.tags.get("dagster/partition", "") if run else "",
+        job_type=build_job_name(run),
+        partition=partition_label(run.tags.get(PARTITION_TAG, "")) if run else "",
         config=dict(run.run_config) if run else {},
     )
     summary = RunSummary(record)
@@ -417,7 +431,7 @@ def run_partitions(
         observer.partition_started(part.label)
         started_at = time.monotonic()
         run_id, started = str(uuid.uuid4()), now_iso()
-        recorded = _put(jobs, JobRecord(run_id, started, BUILD_JOB, str(key_of(part)), config=run_config), observer)
+        recorded = _put(jobs, JobRecord(run_id, started, BUILD_JOB, key_of(part), config=run_config), observer)
         if part in build.fingerprints:
             forget_build(layout, part)
         with data_dir_env(layout), code_location.using(settings):
@@ -458,8 +472,8 @@ def record_sensed_run(instance: dg.DagsterInstance, run_id: str, jobs: JobStore,
     run ended (the sensors tick apart) records the end: the job table never shows a finished run running.
     """
     run = instance.get_run_by_id(run_id)
-    if run is not None and run.tags.get(CLI_TAG) == "cli":
-        return None
+    if run is not None and (run.tags.get(CLI_TAG) == "cli" or not run.tags.get(PARTITION_TAG)):
+        return None  # the CLI's own runs, or not a partition build (the catalog's refresh)
     finished = finished or run is None or run.is_finished
     record = run_summary(instance, run_id, finished=finished).job_record()
     jobs.put(record)

@@ -47,7 +47,7 @@ def test_runs_are_recorded_in_the_instance(built: tuple[Path, Path], monkeypatch
     with dg.DagsterInstance.get() as instance:
         runs = instance.get_runs(filters=dg.RunsFilter(job_name="curriculum_build_job"))
         assert len(runs) >= len(SAMPLE_PARTITIONS)
-        assert {r.tags["dagster/partition/subject"] for r in runs} == {s for s, _ in SAMPLE_PARTITIONS}
+        assert {r.tags["dagster/partition"] for r in runs} == {f"{s}/{g}" for s, g in SAMPLE_PARTITIONS}
         assert (home / "dagster.yaml").exists()
 
 

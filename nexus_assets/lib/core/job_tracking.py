@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from nexus_assets.lib.aws.aws_retry import with_outage_errors
+from nexus_assets.lib.core.layout import partition_label
 from nexus_assets.lib.core.sqlite_wal import connect_wal
 
 JobStatus = Literal["running", "completed", "failed", "partial"]
@@ -88,6 +89,7 @@ def _record(data: dict[str, Any]) -> JobRecord:
     record = JobRecord(**{k: v for k, v in data.items() if k in known})
     record.processing_time = float(record.processing_time)
     record.estimated_cost = float(record.estimated_cost)
+    record.partition = partition_label(record.partition)  # records made before `<subject>/<grade>` keys
     return record
 
 
