@@ -46,6 +46,34 @@ CLI_TAG = "nexus/launched_by"  # runs of `run_partitions`: recorded here, so the
 CATALOG_RACE_TAG = "nexus/catalog_race"  # set by vkp_package when a newer run's catalog entry refused ours
 
 
+class BuildInterrupted(Exception):
+    """Ctrl-C stopped a partition's run: it is recorded as failed, the partitions after it were not started
+    and the catalog not refreshed. `done` are the partitions whose runs ended before it."""
+
+    def __init__(self, partition: Partition, run_id: str, done: list[Partition]) -> None:
+        super().__init__(f"{partition.label} interrupted")
+        self.partition, self.run_id, self.done = partition, run_id, done
+
+
+INTERRUPTS = ("KeyboardInterrupt", "DagsterExecutionInterruptedError")
+
+
+def was_interrupted(instance: dg.DagsterInstance, run_id: str) -> bool:
+    """The run ended on an interrupt (Ctrl-C): Dagster records it as a step or run failure whose error
+    is the interrupt (execute_in_process does not re-raise it without raise_on_error)."""
+    import dagster as dg
+
+    kinds = {dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE, dg.DagsterEventType.RUN_CANCELED}
+    for entry in instance.all_logs(run_id, of_type=kinds):
+        data = entry.dagster_event.event_specific_data if entry.dagster_event else None
+        error = getattr(data, "error", None)
+        while error is not None:
+            if getattr(error, "cls_name", "") in INTERRUPTS:
+                return True
+            error = getattr(error, "cause", None)
+    return False
+
+
 class BuildRefused(Exception):
     """Nothing may be built as asked (no such partition, no PDFs): nothing was registered or written.
 
@@ -444,6 +472,10 @@ def run_partitions(
                 run_id=run_id,
             )
         summary = run_summary(instance, run_id)
+        if was_interrupted(instance, run_id):
+            summary.record.errors = [f"interrupted (Ctrl-C) during {'; '.join(summary.record.errors) or 'the run'}"]
+            _put(jobs, summary.job_record(started), observer)
+            raise BuildInterrupted(part, run_id, [o.partition for o in outcomes])
         recorded = _put(jobs, summary.job_record(started), observer) and recorded
         observer.partition_finished(summary.status, time.monotonic() - started_at)
         if summary.status == "failed":

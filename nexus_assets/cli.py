@@ -397,17 +397,25 @@ def _run_builds(layout: DataLayout, plan: Any, docs: dict[Partition, dict[str, A
     home = ensure_dagster_home()
     import dagster as dg
 
-    from nexus_assets.build import run_partitions
-    from nexus_assets.cli_progress import BuildProgress, progress_logger
+    from nexus_assets.build import BuildInterrupted, run_partitions
+    from nexus_assets.cli_progress import BuildProgress, HeldStderr, choose_mode, progress_logger
 
-    mode = _progress_mode()
     with dg.DagsterInstance.get() as instance:
         say(f"building {len(plan.targets)} partition(s) from {layout.root} (Dagster instance: {home})")
-        with BuildProgress(
-            mode, partitions=len(plan.targets), steps=_build_steps(), verbose=settings().verbose
-        ) as shown:
-            observer = shown if mode == "bars" else _Announced(shown)
-            outcome = run_partitions(instance, layout, env(), plan, observer, progress_logger(shown), options)
+        shown: BuildProgress | None = None
+        try:
+            with HeldStderr() as held:
+                mode = choose_mode(held.console, settings().quiet)
+                with BuildProgress(
+                    mode, partitions=len(plan.targets), steps=_build_steps(), verbose=settings().verbose, held=held
+                ) as shown:
+                    observer = shown if mode == "bars" else _Announced(shown)
+                    logger = progress_logger(shown)
+                    outcome = run_partitions(instance, layout, env(), plan, observer, logger, options)
+        except BuildInterrupted as stop:
+            raise CommandError(_interrupted(stop.partition.label, shown, stop.done, stop.run_id), code=130) from None
+        except KeyboardInterrupt:  # outside a run: planning, between partitions, the catalog's refresh
+            raise CommandError(_interrupted(shown.label if shown else "", shown, [], None), code=130) from None
     if not outcome.catalog_refreshed:
         warn("warning: the curriculum catalog could not be refreshed; see its run in the UI")
     docs.update({o.partition: o.as_dict() for o in outcome.partitions})
@@ -435,6 +443,18 @@ def _run_builds(layout: DataLayout, plan: Any, docs: dict[Partition, dict[str, A
         warn(f"error: the job table could not record the runs of {', '.join(unrecorded)} (see above)")
         return 1
     return 0
+
+
+def _interrupted(label: str, shown: Any, done: list[Partition], run_id: str | None) -> str:
+    """The one line of a build stopped by Ctrl-C: what was interrupted, and what is kept."""
+    step = f", step {shown.step}" if shown is not None and getattr(shown, "step", "") else ""
+    where = f" during {label}{step}" if label else ""
+    run = f" (run {run_id[:8]} recorded as failed)" if run_id else ""
+    built = f"{len(done)} partition(s) built before it ({', '.join(p.label for p in done)}) and " if done else ""
+    return (
+        f"interrupted{where}{run}; kept: {built}every package and collection published before, unchanged "
+        "(nothing is half-written); `nexus build` builds the rest"
+    )
 
 
 def _build_steps() -> int:
