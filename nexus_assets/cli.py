@@ -89,6 +89,13 @@ def warn(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def note(text: str) -> None:
+    """A note about the work, not its result (what is built from where, what is up to date): stderr, and
+    nothing under -q."""
+    if not settings().quiet:
+        warn(text)
+
+
 def _jsonable(value: Any) -> Any:
     """numpy scalars, paths and the like in a JSON document."""
     item = getattr(value, "item", None)
@@ -163,6 +170,8 @@ def reporting(name: str) -> Callable[[F], F]:
             ctx = click.get_current_context()
             current = ctx.ensure_object(Options)
             current.command = name
+            if current.quiet and current.verbose:
+                raise click.UsageError("-q/--quiet and -v/--verbose exclude each other", ctx)
             try:
                 code = int(body(*args, **kwargs) or 0)
             except CommandError as exc:
@@ -349,7 +358,7 @@ def build(
     _warn_skipped(plan.skipped)
     docs: dict[Partition, dict[str, Any]] = {}
     for part in plan.current:
-        say(
+        note(
             f"== {part.label}: up to date (same PDFs, code and settings as its last successful build; --force rebuilds)"
         )
         docs[part] = {
@@ -366,7 +375,7 @@ def build(
     if not plan.targets:
         synced = builds.sync_local_catalog(layout, env())
         if synced:
-            (warn if synced.startswith("warning") else say)(synced)
+            (warn if synced.startswith("warning") else note)(synced)
         emit(
             {
                 "ok": True,
@@ -401,7 +410,7 @@ def _run_builds(layout: DataLayout, plan: Any, docs: dict[Partition, dict[str, A
     from nexus_assets.cli_progress import BuildProgress, HeldStderr, choose_mode, progress_logger
 
     with dg.DagsterInstance.get() as instance:
-        say(f"building {len(plan.targets)} partition(s) from {layout.root} (Dagster instance: {home})")
+        note(f"building {len(plan.targets)} partition(s) from {layout.root} (Dagster instance: {home})")
         shown: BuildProgress | None = None
         try:
             with HeldStderr() as held:
@@ -465,7 +474,7 @@ def _build_steps() -> int:
 
 
 class _Announced:
-    """Plain-line modes also name each partition in the text result as its run starts (bars show it)."""
+    """Plain-line modes also name each partition as its run starts (the bars show it)."""
 
     def __init__(self, shown: Any) -> None:
         self.shown = shown
@@ -474,7 +483,7 @@ class _Announced:
         return getattr(self.shown, name)
 
     def partition_started(self, label: str) -> None:
-        say(f"== {label}")
+        note(f"== {label}")
         self.shown.partition_started(label)
 
 
@@ -605,13 +614,15 @@ def report(
                 }
             )
         docs.append({"partition": part.label, "built": True, "error": None, "checks": checks})
+    if missing and len(missing) == len(parts):  # nothing could be judged: a refusal, not a failed gate
+        raise CommandError(f"nothing to report: {', '.join(missing)} not built yet (nexus build builds them)", code=2)
     say(
         f"\n{len(parts)} partition(s): {len(failed)} blocking failure(s)"
         + (f" ({', '.join(failed)})" if failed else "")
         + (f"; not built: {', '.join(missing)}" if missing else "")
     )
-    emit({"ok": not failed and not missing, "partitions": docs, "blocking_failures": failed, "not_built": missing})
-    return 1 if failed or missing else 0
+    emit({"ok": not failed, "partitions": docs, "blocking_failures": failed, "not_built": missing})
+    return 1 if failed else 0
 
 
 def _embedding_label(record: Any) -> str:
@@ -647,7 +658,10 @@ def jobs(days: int) -> int:
     """Recent pipeline runs from the job table, with a cost summary."""
     from nexus_assets.lib.core.job_tracking import summarize
 
-    records = job_store(settings().layout, env()).recent(days)
+    layout = settings().layout
+    if env().deployment == "local" and not layout.root.is_dir():
+        raise CommandError(f"no data directory at {layout.root}: check --data-dir or $NEXUS_DATA_DIR", code=2)
+    records = job_store(layout, env()).recent(days)
     summary = summarize(records)
     emit(
         {
@@ -718,6 +732,16 @@ def _query_embedder(built_with: dict[str, Any]) -> Any:
         endpoint_url=s.bedrock_endpoint_url or "",
         cache_dir=s.model_cache,
     )
+
+
+def _partition_labels(values: tuple[str, ...]) -> tuple[str, ...]:
+    """`--partition` values as `<subject>/<grade>`; a malformed one is a usage error (exit 2)."""
+    for value in values:
+        try:
+            Partition.from_label(value)
+        except LayoutError as exc:
+            raise click.BadParameter(str(exc), param_hint="--partition") from None
+    return values
 
 
 def _trusted_key(public_key: str | None) -> tuple[Any, str | None]:
@@ -799,15 +823,25 @@ def vkp_verify(files: tuple[str, ...], public_key: str | None, allow_unsigned: b
 @click.option(
     "--public-key",
     type=click.Path(dir_okay=False),
-    help="The publisher's public key (PEM file); default $NEXUS_VKP_PUBLIC_KEY.",
+    help="The publisher's public key (PEM file); default $NEXUS_VKP_PUBLIC_KEY, else the data directory's "
+    "DEVELOPMENT key (keys/ under --data-dir: a demo's, never a school's).",
 )
 @click.option(
-    "--partition", "partitions", multiple=True, metavar="SUBJECT/GRADE", help="Only this partition (repeatable)."
+    "--partition",
+    "partitions",
+    multiple=True,
+    metavar="SUBJECT/GRADE",
+    callback=lambda _ctx, _param, values: _partition_labels(values),
+    help="Only this partition, e.g. informatika/kelas_10 (repeatable).",
 )
 @progress_options
 @reporting("vkp.pull")
 def vkp_pull(catalog: str, dest: str, public_key: str | None, partitions: tuple[str, ...]) -> int:
-    """School server: install the catalog's latest versions (deltas when possible), verified, atomically."""
+    """School server: install the catalog's latest versions (deltas when possible), verified, atomically.
+
+    Packages are checked against --public-key, else $NEXUS_VKP_PUBLIC_KEY, else the DEVELOPMENT key of the
+    data directory (--data-dir, keys/): a note says so, and a school server must be given the publisher's key.
+    """
     from nexus_assets.cli_progress import PullProgress
     from nexus_assets.lib.distribution.vkp_pull import PullError, Source, pull
 

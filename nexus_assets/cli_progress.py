@@ -41,6 +41,8 @@ from rich.progress import (
 from nexus_assets.lib.distribution.vkp_pull import PullEvent
 
 Mode = Literal["bars", "lines", "quiet"]
+# Packages smaller than this get no byte bar in `vkp pull` (they arrive in one read: 0 %, then 100 %).
+BYTES_BAR_FROM = 1_000_000
 
 # The assets' log messages that carry counts (nexus_assets/defs/assets.py), label prefix removed.
 PDFS_FOUND = re.compile(r"^(?P<n>\d+) PDFs under ")
@@ -422,7 +424,7 @@ class PullProgress(_Display):
             elif self.mode == "lines":
                 self.line(f"{where}: checking")
         elif event.kind == "download":
-            if progress:
+            if progress and event.size >= BYTES_BAR_FROM:  # a smaller package arrives in one read: no bar
                 task = self._tasks.get(event.name)
                 if task is None:
                     task = self._tasks[event.name] = progress.add_task(f"  {event.name}", total=event.size, detail="")
@@ -439,6 +441,8 @@ class PullProgress(_Display):
         elif event.kind == "done" and event.outcome is not None:
             if progress:
                 progress.update(self._tasks["partitions"], advance=1, detail=f"{event.index}/{event.total}")
+                for name in [n for n in self._tasks if n != "partitions"]:  # the partition's packages are done
+                    progress.remove_task(self._tasks.pop(name))
             outcome = event.outcome
             failed = outcome.via == "failed"
             after = f" v{outcome.installed_after}" if outcome.installed_after else ""

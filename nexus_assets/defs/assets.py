@@ -152,7 +152,8 @@ def pdf_text(
 
     def report(result: FileExtraction, cached: bool) -> None:
         if result.status != "ok":
-            said = result.reason if result.reason.startswith(f"{result.status}:") else f"{result.status}: {result.reason}"
+            reason = result.reason
+            said = reason if reason.startswith(f"{result.status}:") else f"{result.status}: {reason}"
             context.log.warning(f"{part.label}: {result.file}: {said}")  # never "truncated: truncated: ..."
         elif not cached:  # unchanged files get one summary line: each log line is an event in the instance
             pages = f"{result.text_pages}/{result.page_count} pages with text"
