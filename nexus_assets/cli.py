@@ -1021,11 +1021,11 @@ def deploy() -> None:
 @reporting("deploy.render-instance")
 def deploy_render(launcher: str, max_concurrent_runs: int | None) -> int:
     """Print deploy/dagster.yaml with the chosen run launcher (YAML; --json: the same as JSON)."""
-    from nexus_assets.instance import project_root
+    from nexus_assets.instance import profile
     from nexus_assets.lib.aws.deploy_profiles import DeployConfigError, instance_yaml, render_instance
 
     try:
-        config = render_instance(project_root() / "deploy", launcher, max_concurrent_runs)
+        config = render_instance(profile("deploy"), launcher, max_concurrent_runs)
     except DeployConfigError as exc:
         raise CommandError(str(exc), code=2) from None
     if not settings().json:
@@ -1040,11 +1040,11 @@ def deploy_apply_pools() -> int:
     """Write deploy/pools.yaml's limits into the instance at DAGSTER_HOME (idempotent)."""
     import dagster as dg
 
-    from nexus_assets.instance import project_root
+    from nexus_assets.instance import profile
     from nexus_assets.lib.aws.deploy_profiles import DeployConfigError, pool_limits
 
     try:
-        limits = pool_limits(project_root() / "deploy")
+        limits = pool_limits(profile("deploy"))
     except DeployConfigError as exc:
         raise CommandError(str(exc), code=2) from None
     with dg.DagsterInstance.get() as instance:
