@@ -38,6 +38,7 @@ from nexus_assets.lib.core.layout import DataLayout, Partition, partition_label
 if TYPE_CHECKING:  # imported where used: `nexus --help` and an up-to-date build stay light
     import dagster as dg
 
+    from nexus_assets.cli_schemas import BuiltPartition
     from nexus_assets.settings import Settings
 
 BUILD_JOB = "curriculum_build_job"
@@ -374,11 +375,11 @@ class PartitionOutcome:
     summary: RunSummary
     recorded: bool
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> BuiltPartition:
         s, r = self.summary, self.summary.record
         return {
             "partition": self.partition.label,
-            "status": r.status,
+            "status": "failed" if r.status == "running" else r.status,  # a run's summary is read once it ended
             "files": r.total_files,
             "failed_files": r.failed_files,
             "pages": s.pages,
@@ -454,7 +455,7 @@ def run_partitions(
     chunk_cfg = {k: v for k, v in (options or {}).items() if v is not None}
     if chunk_cfg:
         run_config["ops"] = {"text_chunks": {"config": chunk_cfg}}
-    outcomes = []
+    outcomes: list[PartitionOutcome] = []
     for part in build.targets:
         observer.partition_started(part.label)
         started_at = time.monotonic()

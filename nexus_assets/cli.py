@@ -15,14 +15,15 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import click
 
+from nexus_assets import cli_schemas as schemas
 from nexus_assets.build import job_store
 from nexus_assets.lib.core.layout import SLUG_RULE, DataLayout, LayoutError, Partition, normalized_slug, validate_slug
 from nexus_assets.settings import Settings
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from nexus_assets.cli_progress import Mode
 
 F = TypeVar("F", bound=Callable[..., Any])
-SCHEMA_VERSION = 1
 
 
 # --- settings, output and errors ---------------------------------------------------------------------------
@@ -102,10 +102,13 @@ def _jsonable(value: Any) -> Any:
     return item() if callable(item) else str(value)
 
 
-def emit(doc: dict[str, Any]) -> None:
-    """The command's JSON document on stdout (only under --json), tagged with its schema."""
+def emit(doc: Mapping[str, Any]) -> None:
+    """The command's JSON document on stdout (only under --json), tagged with its schema.
+
+    `doc` is the command's typed model (`nexus_assets.cli_schemas`, e.g. `schemas.Jobs(...)`), whose JSON
+    Schema docs/cli-schemas.json publishes."""
     if settings().json:
-        document = {"schema": f"nexus.{settings().command}/{SCHEMA_VERSION}", **doc}
+        document = {"schema": schemas.schema_name(settings().command), **doc}
         print(json.dumps(document, ensure_ascii=False, indent=2, default=_jsonable), flush=True)
 
 
@@ -176,11 +179,11 @@ def reporting(name: str) -> Callable[[F], F]:
                 code = int(body(*args, **kwargs) or 0)
             except CommandError as exc:
                 warn(f"error: {exc}")
-                emit({"ok": False, "error": str(exc), "exit_code": exc.code})
+                emit(schemas.ErrorDocument(ok=False, error=str(exc), exit_code=exc.code))
                 code = exc.code
             except AwsUnavailableError as exc:  # S3 or DynamoDB down beyond the retries: one clear line
                 warn(f"error: {exc}")
-                emit({"ok": False, "error": str(exc), "exit_code": 1})
+                emit(schemas.ErrorDocument(ok=False, error=str(exc), exit_code=1))
                 code = 1
             if code:
                 ctx.exit(code)
@@ -274,24 +277,24 @@ def sample_data() -> int:
     layout = settings().layout
     storage = open_storage(layout, env())
     paths = generate_sample_corpus(layout.raw_root)
-    files = []
+    files: list[schemas.SampleFile] = []
     for path in paths:
         key = path.relative_to(layout.root).as_posix()
         location = storage.add_raw(key, path)
         say(f"wrote {key}" if location == str(path) else f"uploaded {location}")
-        files.append({"key": key, "uri": location})
+        files.append(schemas.SampleFile(key=key, uri=location))
     say(
         f"{len(paths)} sample PDFs under {layout.raw_root} "
         f"({'/'.join(BROKEN_SAMPLE)} is broken on purpose: it must be reported, not crash the build)"
     )
-    emit({"ok": True, "raw_root": str(layout.raw_root), "files": files, "broken": "/".join(BROKEN_SAMPLE)})
+    emit(schemas.SampleData(ok=True, raw_root=str(layout.raw_root), files=files, broken="/".join(BROKEN_SAMPLE)))
     return 0
 
 
 # --- build --------------------------------------------------------------------------------------------------
 
 
-def _table_row(doc: dict[str, Any]) -> dict[str, Any]:
+def _table_row(doc: Mapping[str, Any]) -> dict[str, Any]:
     """A partition of the build's JSON document as a row of its text table (the historic columns)."""
     version = doc["vkp_version"]
     vkp = (f"v{version}" + ("" if doc["published"] else " (unchanged)")) if version else "-"
@@ -356,7 +359,7 @@ def build(
         _warn_skipped(exc.skipped)
         raise CommandError(str(exc), code=2) from None
     _warn_skipped(plan.skipped)
-    docs: dict[Partition, dict[str, Any]] = {}
+    docs: dict[Partition, schemas.BuiltPartition] = {}
     for part in plan.current:
         note(
             f"== {part.label}: up to date (same PDFs, code and settings as its last successful build; --force rebuilds)"
@@ -377,14 +380,14 @@ def build(
         if synced:
             (warn if synced.startswith("warning") else note)(synced)
         emit(
-            {
-                "ok": True,
-                "data_dir": str(layout.root),
-                "dagster_home": None,
-                "partitions": [docs[p] for p in sorted(docs)],
-                "skipped": plan.skipped,
-                "catalog_refreshed": False,
-            }
+            schemas.Build(
+                ok=True,
+                data_dir=str(layout.root),
+                dagster_home=None,
+                partitions=[docs[p] for p in sorted(docs)],
+                skipped=cast(list[schemas.Skipped], plan.skipped),
+                catalog_refreshed=False,
+            )
         )
         return 0
     if plan.embeds_locally:
@@ -399,7 +402,9 @@ def _warn_skipped(skipped: list[dict[str, Any]]) -> None:
         warn(f"skipped: {entry['partition'] + ': ' if entry['partition'] else ''}{entry['reason']}")
 
 
-def _run_builds(layout: DataLayout, plan: Any, docs: dict[Partition, dict[str, Any]], options: dict[str, Any]) -> int:
+def _run_builds(
+    layout: DataLayout, plan: Any, docs: dict[Partition, schemas.BuiltPartition], options: dict[str, Any]
+) -> int:
     """Run the plan's partitions through `nexus_assets.build`, with progress from each run's event stream."""
     from nexus_assets.instance import ensure_dagster_home
 
@@ -433,14 +438,14 @@ def _run_builds(layout: DataLayout, plan: Any, docs: dict[Partition, dict[str, A
     failed = [d["partition"] for d in rows if d["status"] == "failed"]
     unrecorded = [o.partition.label for o in outcome.partitions if not o.recorded]
     emit(
-        {
-            "ok": not failed and not unrecorded,
-            "data_dir": str(layout.root),
-            "dagster_home": str(home),
-            "partitions": rows,
-            "skipped": plan.skipped,
-            "catalog_refreshed": outcome.catalog_refreshed,
-        }
+        schemas.Build(
+            ok=not failed and not unrecorded,
+            data_dir=str(layout.root),
+            dagster_home=str(home),
+            partitions=rows,
+            skipped=cast(list[schemas.Skipped], plan.skipped),
+            catalog_refreshed=outcome.catalog_refreshed,
+        )
     )
     if failed:
         warn(
@@ -456,7 +461,8 @@ def _run_builds(layout: DataLayout, plan: Any, docs: dict[Partition, dict[str, A
 
 def _interrupted(label: str, shown: Any, done: list[Partition], run_id: str | None) -> str:
     """The one line of a build stopped by Ctrl-C: what was interrupted, and what is kept."""
-    step = f", step {shown.step}" if shown is not None and getattr(shown, "step", "") else ""
+    running: str = shown.step if shown is not None else ""
+    step = f", step {running}" if running else ""
     where = f" during {label}{step}" if label else ""
     run = f" (run {run_id[:8]} recorded as failed)" if run_id else ""
     built = f"{len(done)} partition(s) built before it ({', '.join(p.label for p in done)}) and " if done else ""
@@ -574,7 +580,9 @@ def report(
     if not parts:
         raise CommandError(f"no partition matches under {layout.raw_root}", code=2)
     embedder = default_embedder(cache_dir=env().model_cache)
-    failed, missing, docs = [], [], []
+    failed: list[str] = []
+    missing: list[str] = []
+    docs: list[schemas.ReportedPartition] = []
     text = not settings().json
     for part in parts:
         if text:
@@ -585,9 +593,9 @@ def report(
             if text:
                 say(f"  not built: {exc}")
             missing.append(part.label)
-            docs.append({"partition": part.label, "built": False, "error": str(exc), "checks": []})
+            docs.append(schemas.ReportedPartition(partition=part.label, built=False, error=str(exc), checks=[]))
             continue
-        checks = []
+        checks: list[schemas.Check] = []
         for name, asset, verdict in partition_verdicts(
             stored,
             part,
@@ -605,7 +613,7 @@ def report(
                 {
                     "name": name,
                     "asset": asset,
-                    "verdict": verdict_label(verdict),
+                    "verdict": cast(Any, verdict_label(verdict)),
                     "passed": verdict.passed,
                     "severity": verdict.severity,
                     "applicable": verdict.applicable,
@@ -613,7 +621,7 @@ def report(
                     "figures": {k: v for k, v in verdict.figures.items() if v is not None},
                 }
             )
-        docs.append({"partition": part.label, "built": True, "error": None, "checks": checks})
+        docs.append(schemas.ReportedPartition(partition=part.label, built=True, error=None, checks=checks))
     if missing and len(missing) == len(parts):  # nothing could be judged: a refusal, not a failed gate
         raise CommandError(f"nothing to report: {', '.join(missing)} not built yet (nexus build builds them)", code=2)
     say(
@@ -621,7 +629,7 @@ def report(
         + (f" ({', '.join(failed)})" if failed else "")
         + (f"; not built: {', '.join(missing)}" if missing else "")
     )
-    emit({"ok": not failed, "partitions": docs, "blocking_failures": failed, "not_built": missing})
+    emit(schemas.Report(ok=not failed, partitions=docs, blocking_failures=failed, not_built=missing))
     return 1 if failed else 0
 
 
@@ -664,12 +672,12 @@ def jobs(days: int) -> int:
     records = job_store(layout, env()).recent(days)
     summary = summarize(records)
     emit(
-        {
-            "ok": True,
-            "days": days,
-            "jobs": [{f: getattr(r, f) for f in JOB_FIELDS} for r in records],
-            "summary": summary,
-        }
+        schemas.Jobs(
+            ok=True,
+            days=days,
+            jobs=[{f: getattr(r, f) for f in JOB_FIELDS} for r in records],  # type: ignore[misc]
+            summary=summary,  # type: ignore[typeddict-item]
+        )
     )
     if settings().json:
         return 0
@@ -947,7 +955,7 @@ def keys_generate(out: str, name: str) -> int:
         f"or store it in Secrets Manager)\npublic key  {public_path} (give it to schools: nexus vkp pull "
         f"--public-key)\nkey id      {key_id}"
     )
-    emit({"ok": True, "private_key": str(private_path), "public_key": str(public_path), "key_id": key_id})
+    emit(schemas.KeysGenerate(ok=True, private_key=str(private_path), public_key=str(public_path), key_id=key_id))
     return 0
 
 
@@ -1003,7 +1011,7 @@ def aws_bootstrap() -> int:
     done = bootstrap(aws_settings)
     for target, state in done.items():
         say(f"{state:8} {target}")
-    emit({"ok": True, "resources": [{"target": t, "state": s} for t, s in done.items()]})
+    emit(schemas.AwsBootstrap(ok=True, resources=[{"target": t, "state": s} for t, s in done.items()]))
     return 0
 
 
@@ -1030,7 +1038,7 @@ def deploy_render(launcher: str, max_concurrent_runs: int | None) -> int:
         raise CommandError(str(exc), code=2) from None
     if not settings().json:
         print(instance_yaml(config), end="")
-    emit({"ok": True, "instance": config})
+    emit(schemas.DeployRenderInstance(ok=True, instance=config))
     return 0
 
 
@@ -1051,7 +1059,7 @@ def deploy_apply_pools() -> int:
         for pool, limit in sorted(limits.items()):
             instance.event_log_storage.set_concurrency_slots(pool, limit)
             say(f"pool {pool}: {limit}")
-    emit({"ok": True, "pools": dict(sorted(limits.items()))})
+    emit(schemas.DeployApplyPools(ok=True, pools=dict(sorted(limits.items()))))
     return 0
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import click
+import jsonschema
 import pytest
 from click.testing import CliRunner
 
@@ -20,7 +21,7 @@ from nexus_assets.cli_progress import BuildProgress, PullProgress, choose_mode
 from nexus_assets.lib.core.layout import Partition
 from nexus_assets.lib.distribution.vkp_pull import PullEvent, PullOutcome
 from nexus_assets.lib.ingest.build_preflight import check_partitions, pdf_counts
-from nexus_assets_tests.support.cli_json import ERROR_KEYS, SCHEMAS, check_document
+from nexus_assets_tests.support.cli_json import ERROR_KEYS, PUBLISHED, SCHEMAS, check_document, validate
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 
@@ -257,6 +258,41 @@ def test_json_documents_of_commands_without_a_build(env: Path) -> None:
     no_key = run("vkp", "verify", "x.vkp", "--data-dir", str(data), "--json")
     assert no_key.exit_code == 2
     assert set(json.loads(no_key.stdout)) == ERROR_KEYS
+    validate(json.loads(no_key.stdout), "error")
+
+
+def test_the_published_json_schema_is_the_typed_models() -> None:
+    """docs/cli-schemas.json is what nexus_assets/cli_schemas.py generates (regenerate:
+    `.venv/bin/python -m nexus_assets.cli_schemas > docs/cli-schemas.json`), and it rejects what it must."""
+    from nexus_assets.cli_schemas import json_schemas
+
+    assert json.loads(PUBLISHED.read_text()) == json.loads(json.dumps(json_schemas())), (
+        "regenerate docs/cli-schemas.json"
+    )
+    good = {
+        "schema": "nexus.jobs/1",
+        "ok": True,
+        "days": 1,
+        "jobs": [],
+        "summary": {
+            "runs": 0,
+            "by_status": {},
+            "total_chunks": 0,
+            "total_embeddings": 0,
+            "input_tokens": 0,
+            "fallbacks": 0,
+            "processing_time_s": 0.0,
+            "estimated_cost_usd": 0.0,
+        },
+    }
+    validate(good, "nexus.jobs/1")
+    for bad in (
+        {**good, "days": "1"},
+        {**good, "schema": "nexus.build/1"},
+        {k: v for k, v in good.items() if k != "jobs"},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            validate(bad, "nexus.jobs/1")
 
 
 def test_every_documented_schema_is_in_docs() -> None:
