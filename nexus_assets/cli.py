@@ -379,6 +379,7 @@ def build(
         synced = builds.sync_local_catalog(layout, env())
         if synced:
             (warn if synced.startswith("warning") else note)(synced)
+        _print_table([_table_row(docs[p]) for p in sorted(docs)])  # the result: what is up to date
         emit(
             schemas.Build(
                 ok=True,
