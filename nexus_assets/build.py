@@ -1,7 +1,9 @@
 """A partition's build: one path for every way a run of `curriculum_build_job` starts.
 
 `nexus build`, the upload sensors, the weekly schedule and the UI's launchpad all run the same job for
-one subject × grade partition. What surrounds a run lives here, once, over Dagster's public API:
+one partition (a `<subject>/<grade>` folder; the UI's asset graph runs the same assets as Dagster's
+implicit `__ASSET_JOB`, recorded under the same job name). What surrounds a run lives here, once, over
+Dagster's public API:
 
 - **storage**: where PDFs are read and job records written, local files or S3 and DynamoDB, picked
   by the settings' deployment (the definitions pick their resources by the same value);
@@ -31,17 +33,46 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from nexus_assets.lib.aws.storage import Storage, open_storage
 from nexus_assets.lib.core.job_tracking import JobRecord, JobStatus, JobStore, now_iso
-from nexus_assets.lib.core.layout import DataLayout, Partition
+from nexus_assets.lib.core.layout import DataLayout, Partition, partition_label
 
 if TYPE_CHECKING:  # imported where used: `nexus --help` and an up-to-date build stay light
     import dagster as dg
 
+    from nexus_assets.cli_schemas import BuiltPartition
     from nexus_assets.settings import Settings
 
 BUILD_JOB = "curriculum_build_job"
 CATALOG_JOB = "curriculum_catalog_job"
 CLI_TAG = "nexus/launched_by"  # runs of `run_partitions`: recorded here, so the run status sensors skip them
 CATALOG_RACE_TAG = "nexus/catalog_race"  # set by vkp_package when a newer run's catalog entry refused ours
+
+
+class BuildInterrupted(Exception):
+    """Ctrl-C stopped a partition's run: it is recorded as failed, the partitions after it were not started
+    and the catalog not refreshed. `done` are the partitions whose runs ended before it."""
+
+    def __init__(self, partition: Partition, run_id: str, done: list[Partition]) -> None:
+        super().__init__(f"{partition.label} interrupted")
+        self.partition, self.run_id, self.done = partition, run_id, done
+
+
+INTERRUPTS = ("KeyboardInterrupt", "DagsterExecutionInterruptedError")
+
+
+def was_interrupted(instance: dg.DagsterInstance, run_id: str) -> bool:
+    """The run ended on an interrupt (Ctrl-C): Dagster records it as a step or run failure whose error
+    is the interrupt (execute_in_process does not re-raise it without raise_on_error)."""
+    import dagster as dg
+
+    kinds = {dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE, dg.DagsterEventType.RUN_CANCELED}
+    for entry in instance.all_logs(run_id, of_type=kinds):
+        data = entry.dagster_event.event_specific_data if entry.dagster_event else None
+        error = getattr(data, "error", None)
+        while error is not None:
+            if getattr(error, "cls_name", "") in INTERRUPTS:
+                return True
+            error = getattr(error, "cause", None)
+    return False
 
 
 class BuildRefused(Exception):
@@ -251,6 +282,18 @@ def error_chain(error: object, limit: int = 600) -> str:
     return " <- ".join(messages)[:limit] or retried or "failed"
 
 
+PARTITION_TAG = "dagster/partition"
+
+
+def build_job_name(run: dg.DagsterRun | None) -> str:
+    """The one job name of a partition build, however it was launched: the UI's asset graph starts
+    Dagster's implicit `__ASSET_JOB` (by design, dagster#14820), the launchpad, sensors, schedules and the
+    CLI `curriculum_build_job`; every nexus surface names them all `curriculum_build_job`."""
+    if run is None or run.tags.get(PARTITION_TAG):
+        return BUILD_JOB
+    return run.job_name
+
+
 def run_summary(instance: dg.DagsterInstance, run_id: str, finished: bool = True) -> RunSummary:
     """Everything the CLI, the job table and the sensors report of a run, read from the instance once.
 
@@ -263,8 +306,8 @@ def run_summary(instance: dg.DagsterInstance, run_id: str, finished: bool = True
     record = JobRecord(
         job_id=run_id,
         timestamp=_iso(run_record.create_timestamp.timestamp() if run_record else None) or now_iso(),
-        job_type=run.job_name if run else BUILD_JOB,
-        partition=run.tags.get("dagster/partition", "") if run else "",
+        job_type=build_job_name(run),
+        partition=partition_label(run.tags.get(PARTITION_TAG, "")) if run else "",
         config=dict(run.run_config) if run else {},
     )
     summary = RunSummary(record)
@@ -332,11 +375,11 @@ class PartitionOutcome:
     summary: RunSummary
     recorded: bool
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> BuiltPartition:
         s, r = self.summary, self.summary.record
         return {
             "partition": self.partition.label,
-            "status": r.status,
+            "status": "failed" if r.status == "running" else r.status,  # a run's summary is read once it ended
             "files": r.total_files,
             "failed_files": r.failed_files,
             "pages": s.pages,
@@ -412,12 +455,12 @@ def run_partitions(
     chunk_cfg = {k: v for k, v in (options or {}).items() if v is not None}
     if chunk_cfg:
         run_config["ops"] = {"text_chunks": {"config": chunk_cfg}}
-    outcomes = []
+    outcomes: list[PartitionOutcome] = []
     for part in build.targets:
         observer.partition_started(part.label)
         started_at = time.monotonic()
         run_id, started = str(uuid.uuid4()), now_iso()
-        recorded = _put(jobs, JobRecord(run_id, started, BUILD_JOB, str(key_of(part)), config=run_config), observer)
+        recorded = _put(jobs, JobRecord(run_id, started, BUILD_JOB, key_of(part), config=run_config), observer)
         if part in build.fingerprints:
             forget_build(layout, part)
         with data_dir_env(layout), code_location.using(settings):
@@ -430,6 +473,10 @@ def run_partitions(
                 run_id=run_id,
             )
         summary = run_summary(instance, run_id)
+        if was_interrupted(instance, run_id):
+            summary.record.errors = [f"interrupted (Ctrl-C) during {'; '.join(summary.record.errors) or 'the run'}"]
+            _put(jobs, summary.job_record(started), observer)
+            raise BuildInterrupted(part, run_id, [o.partition for o in outcomes])
         recorded = _put(jobs, summary.job_record(started), observer) and recorded
         observer.partition_finished(summary.status, time.monotonic() - started_at)
         if summary.status == "failed":
@@ -458,8 +505,8 @@ def record_sensed_run(instance: dg.DagsterInstance, run_id: str, jobs: JobStore,
     run ended (the sensors tick apart) records the end: the job table never shows a finished run running.
     """
     run = instance.get_run_by_id(run_id)
-    if run is not None and run.tags.get(CLI_TAG) == "cli":
-        return None
+    if run is not None and (run.tags.get(CLI_TAG) == "cli" or not run.tags.get(PARTITION_TAG)):
+        return None  # the CLI's own runs, or not a partition build (the catalog's refresh)
     finished = finished or run is None or run.is_finished
     record = run_summary(instance, run_id, finished=finished).job_record()
     jobs.put(record)

@@ -15,14 +15,15 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import click
 
+from nexus_assets import cli_schemas as schemas
 from nexus_assets.build import job_store
 from nexus_assets.lib.core.layout import SLUG_RULE, DataLayout, LayoutError, Partition, normalized_slug, validate_slug
 from nexus_assets.settings import Settings
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from nexus_assets.cli_progress import Mode
 
 F = TypeVar("F", bound=Callable[..., Any])
-SCHEMA_VERSION = 1
 
 
 # --- settings, output and errors ---------------------------------------------------------------------------
@@ -89,16 +89,26 @@ def warn(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def note(text: str) -> None:
+    """A note about the work, not its result (what is built from where, what is up to date): stderr, and
+    nothing under -q."""
+    if not settings().quiet:
+        warn(text)
+
+
 def _jsonable(value: Any) -> Any:
     """numpy scalars, paths and the like in a JSON document."""
     item = getattr(value, "item", None)
     return item() if callable(item) else str(value)
 
 
-def emit(doc: dict[str, Any]) -> None:
-    """The command's JSON document on stdout (only under --json), tagged with its schema."""
+def emit(doc: Mapping[str, Any]) -> None:
+    """The command's JSON document on stdout (only under --json), tagged with its schema.
+
+    `doc` is the command's typed model (`nexus_assets.cli_schemas`, e.g. `schemas.Jobs(...)`), whose JSON
+    Schema docs/cli-schemas.json publishes."""
     if settings().json:
-        document = {"schema": f"nexus.{settings().command}/{SCHEMA_VERSION}", **doc}
+        document = {"schema": schemas.schema_name(settings().command), **doc}
         print(json.dumps(document, ensure_ascii=False, indent=2, default=_jsonable), flush=True)
 
 
@@ -163,15 +173,17 @@ def reporting(name: str) -> Callable[[F], F]:
             ctx = click.get_current_context()
             current = ctx.ensure_object(Options)
             current.command = name
+            if current.quiet and current.verbose:
+                raise click.UsageError("-q/--quiet and -v/--verbose exclude each other", ctx)
             try:
                 code = int(body(*args, **kwargs) or 0)
             except CommandError as exc:
                 warn(f"error: {exc}")
-                emit({"ok": False, "error": str(exc), "exit_code": exc.code})
+                emit(schemas.ErrorDocument(ok=False, error=str(exc), exit_code=exc.code))
                 code = exc.code
             except AwsUnavailableError as exc:  # S3 or DynamoDB down beyond the retries: one clear line
                 warn(f"error: {exc}")
-                emit({"ok": False, "error": str(exc), "exit_code": 1})
+                emit(schemas.ErrorDocument(ok=False, error=str(exc), exit_code=1))
                 code = 1
             if code:
                 ctx.exit(code)
@@ -265,24 +277,24 @@ def sample_data() -> int:
     layout = settings().layout
     storage = open_storage(layout, env())
     paths = generate_sample_corpus(layout.raw_root)
-    files = []
+    files: list[schemas.SampleFile] = []
     for path in paths:
         key = path.relative_to(layout.root).as_posix()
         location = storage.add_raw(key, path)
         say(f"wrote {key}" if location == str(path) else f"uploaded {location}")
-        files.append({"key": key, "uri": location})
+        files.append(schemas.SampleFile(key=key, uri=location))
     say(
         f"{len(paths)} sample PDFs under {layout.raw_root} "
         f"({'/'.join(BROKEN_SAMPLE)} is broken on purpose: it must be reported, not crash the build)"
     )
-    emit({"ok": True, "raw_root": str(layout.raw_root), "files": files, "broken": "/".join(BROKEN_SAMPLE)})
+    emit(schemas.SampleData(ok=True, raw_root=str(layout.raw_root), files=files, broken="/".join(BROKEN_SAMPLE)))
     return 0
 
 
 # --- build --------------------------------------------------------------------------------------------------
 
 
-def _table_row(doc: dict[str, Any]) -> dict[str, Any]:
+def _table_row(doc: Mapping[str, Any]) -> dict[str, Any]:
     """A partition of the build's JSON document as a row of its text table (the historic columns)."""
     version = doc["vkp_version"]
     vkp = (f"v{version}" + ("" if doc["published"] else " (unchanged)")) if version else "-"
@@ -347,9 +359,9 @@ def build(
         _warn_skipped(exc.skipped)
         raise CommandError(str(exc), code=2) from None
     _warn_skipped(plan.skipped)
-    docs: dict[Partition, dict[str, Any]] = {}
+    docs: dict[Partition, schemas.BuiltPartition] = {}
     for part in plan.current:
-        say(
+        note(
             f"== {part.label}: up to date (same PDFs, code and settings as its last successful build; --force rebuilds)"
         )
         docs[part] = {
@@ -366,16 +378,17 @@ def build(
     if not plan.targets:
         synced = builds.sync_local_catalog(layout, env())
         if synced:
-            (warn if synced.startswith("warning") else say)(synced)
+            (warn if synced.startswith("warning") else note)(synced)
+        _print_table([_table_row(docs[p]) for p in sorted(docs)])  # the result: what is up to date
         emit(
-            {
-                "ok": True,
-                "data_dir": str(layout.root),
-                "dagster_home": None,
-                "partitions": [docs[p] for p in sorted(docs)],
-                "skipped": plan.skipped,
-                "catalog_refreshed": False,
-            }
+            schemas.Build(
+                ok=True,
+                data_dir=str(layout.root),
+                dagster_home=None,
+                partitions=[docs[p] for p in sorted(docs)],
+                skipped=cast(list[schemas.Skipped], plan.skipped),
+                catalog_refreshed=False,
+            )
         )
         return 0
     if plan.embeds_locally:
@@ -390,24 +403,34 @@ def _warn_skipped(skipped: list[dict[str, Any]]) -> None:
         warn(f"skipped: {entry['partition'] + ': ' if entry['partition'] else ''}{entry['reason']}")
 
 
-def _run_builds(layout: DataLayout, plan: Any, docs: dict[Partition, dict[str, Any]], options: dict[str, Any]) -> int:
+def _run_builds(
+    layout: DataLayout, plan: Any, docs: dict[Partition, schemas.BuiltPartition], options: dict[str, Any]
+) -> int:
     """Run the plan's partitions through `nexus_assets.build`, with progress from each run's event stream."""
     from nexus_assets.instance import ensure_dagster_home
 
     home = ensure_dagster_home()
     import dagster as dg
 
-    from nexus_assets.build import run_partitions
-    from nexus_assets.cli_progress import BuildProgress, progress_logger
+    from nexus_assets.build import BuildInterrupted, run_partitions
+    from nexus_assets.cli_progress import BuildProgress, HeldStderr, choose_mode, progress_logger
 
-    mode = _progress_mode()
     with dg.DagsterInstance.get() as instance:
-        say(f"building {len(plan.targets)} partition(s) from {layout.root} (Dagster instance: {home})")
-        with BuildProgress(
-            mode, partitions=len(plan.targets), steps=_build_steps(), verbose=settings().verbose
-        ) as shown:
-            observer = shown if mode == "bars" else _Announced(shown)
-            outcome = run_partitions(instance, layout, env(), plan, observer, progress_logger(shown), options)
+        note(f"building {len(plan.targets)} partition(s) from {layout.root} (Dagster instance: {home})")
+        shown: BuildProgress | None = None
+        try:
+            with HeldStderr() as held:
+                mode = choose_mode(held.console, settings().quiet)
+                with BuildProgress(
+                    mode, partitions=len(plan.targets), steps=_build_steps(), verbose=settings().verbose, held=held
+                ) as shown:
+                    observer = shown if mode == "bars" else _Announced(shown)
+                    logger = progress_logger(shown)
+                    outcome = run_partitions(instance, layout, env(), plan, observer, logger, options)
+        except BuildInterrupted as stop:
+            raise CommandError(_interrupted(stop.partition.label, shown, stop.done, stop.run_id), code=130) from None
+        except KeyboardInterrupt:  # outside a run: planning, between partitions, the catalog's refresh
+            raise CommandError(_interrupted(shown.label if shown else "", shown, [], None), code=130) from None
     if not outcome.catalog_refreshed:
         warn("warning: the curriculum catalog could not be refreshed; see its run in the UI")
     docs.update({o.partition: o.as_dict() for o in outcome.partitions})
@@ -416,14 +439,14 @@ def _run_builds(layout: DataLayout, plan: Any, docs: dict[Partition, dict[str, A
     failed = [d["partition"] for d in rows if d["status"] == "failed"]
     unrecorded = [o.partition.label for o in outcome.partitions if not o.recorded]
     emit(
-        {
-            "ok": not failed and not unrecorded,
-            "data_dir": str(layout.root),
-            "dagster_home": str(home),
-            "partitions": rows,
-            "skipped": plan.skipped,
-            "catalog_refreshed": outcome.catalog_refreshed,
-        }
+        schemas.Build(
+            ok=not failed and not unrecorded,
+            data_dir=str(layout.root),
+            dagster_home=str(home),
+            partitions=rows,
+            skipped=cast(list[schemas.Skipped], plan.skipped),
+            catalog_refreshed=outcome.catalog_refreshed,
+        )
     )
     if failed:
         warn(
@@ -437,6 +460,19 @@ def _run_builds(layout: DataLayout, plan: Any, docs: dict[Partition, dict[str, A
     return 0
 
 
+def _interrupted(label: str, shown: Any, done: list[Partition], run_id: str | None) -> str:
+    """The one line of a build stopped by Ctrl-C: what was interrupted, and what is kept."""
+    running: str = shown.step if shown is not None else ""
+    step = f", step {running}" if running else ""
+    where = f" during {label}{step}" if label else ""
+    run = f" (run {run_id[:8]} recorded as failed)" if run_id else ""
+    built = f"{len(done)} partition(s) built before it ({', '.join(p.label for p in done)}) and " if done else ""
+    return (
+        f"interrupted{where}{run}; kept: {built}every package and collection published before, unchanged "
+        "(nothing is half-written); `nexus build` builds the rest"
+    )
+
+
 def _build_steps() -> int:
     from nexus_assets.build import BUILD_JOB
     from nexus_assets.definitions import defs
@@ -445,7 +481,7 @@ def _build_steps() -> int:
 
 
 class _Announced:
-    """Plain-line modes also name each partition in the text result as its run starts (bars show it)."""
+    """Plain-line modes also name each partition as its run starts (the bars show it)."""
 
     def __init__(self, shown: Any) -> None:
         self.shown = shown
@@ -454,7 +490,7 @@ class _Announced:
         return getattr(self.shown, name)
 
     def partition_started(self, label: str) -> None:
-        say(f"== {label}")
+        note(f"== {label}")
         self.shown.partition_started(label)
 
 
@@ -563,7 +599,9 @@ def report(
     if not parts:
         raise CommandError(f"no partition matches under {layout.raw_root}", code=2)
     embedder = default_embedder(cache_dir=env().model_cache)
-    failed, missing, docs = [], [], []
+    failed: list[str] = []
+    missing: list[str] = []
+    docs: list[schemas.ReportedPartition] = []
     text = not settings().json
     for part in parts:
         if text:
@@ -574,9 +612,9 @@ def report(
             if text:
                 say(f"  not built: {exc}")
             missing.append(part.label)
-            docs.append({"partition": part.label, "built": False, "error": str(exc), "checks": []})
+            docs.append(schemas.ReportedPartition(partition=part.label, built=False, error=str(exc), checks=[]))
             continue
-        checks = []
+        checks: list[schemas.Check] = []
         for name, asset, verdict in partition_verdicts(
             stored,
             part,
@@ -594,7 +632,7 @@ def report(
                 {
                     "name": name,
                     "asset": asset,
-                    "verdict": verdict_label(verdict),
+                    "verdict": cast(Any, verdict_label(verdict)),
                     "passed": verdict.passed,
                     "severity": verdict.severity,
                     "applicable": verdict.applicable,
@@ -602,14 +640,16 @@ def report(
                     "figures": {k: v for k, v in verdict.figures.items() if v is not None},
                 }
             )
-        docs.append({"partition": part.label, "built": True, "error": None, "checks": checks})
+        docs.append(schemas.ReportedPartition(partition=part.label, built=True, error=None, checks=checks))
+    if missing and len(missing) == len(parts):  # nothing could be judged: a refusal, not a failed gate
+        raise CommandError(f"nothing to report: {', '.join(missing)} not built yet (nexus build builds them)", code=2)
     say(
         f"\n{len(parts)} partition(s): {len(failed)} blocking failure(s)"
         + (f" ({', '.join(failed)})" if failed else "")
         + (f"; not built: {', '.join(missing)}" if missing else "")
     )
-    emit({"ok": not failed and not missing, "partitions": docs, "blocking_failures": failed, "not_built": missing})
-    return 1 if failed or missing else 0
+    emit(schemas.Report(ok=not failed, partitions=docs, blocking_failures=failed, not_built=missing))
+    return 1 if failed else 0
 
 
 def _embedding_label(record: Any) -> str:
@@ -645,15 +685,18 @@ def jobs(days: int) -> int:
     """Recent pipeline runs from the job table, with a cost summary."""
     from nexus_assets.lib.core.job_tracking import summarize
 
-    records = job_store(settings().layout, env()).recent(days)
+    layout = settings().layout
+    if env().deployment == "local" and not layout.root.is_dir():
+        raise CommandError(f"no data directory at {layout.root}: check --data-dir or $NEXUS_DATA_DIR", code=2)
+    records = job_store(layout, env()).recent(days)
     summary = summarize(records)
     emit(
-        {
-            "ok": True,
-            "days": days,
-            "jobs": [{f: getattr(r, f) for f in JOB_FIELDS} for r in records],
-            "summary": summary,
-        }
+        schemas.Jobs(
+            ok=True,
+            days=days,
+            jobs=[{f: getattr(r, f) for f in JOB_FIELDS} for r in records],  # type: ignore[misc]
+            summary=summary,  # type: ignore[typeddict-item]
+        )
     )
     if settings().json:
         return 0
@@ -716,6 +759,16 @@ def _query_embedder(built_with: dict[str, Any]) -> Any:
         endpoint_url=s.bedrock_endpoint_url or "",
         cache_dir=s.model_cache,
     )
+
+
+def _partition_labels(values: tuple[str, ...]) -> tuple[str, ...]:
+    """`--partition` values as `<subject>/<grade>`; a malformed one is a usage error (exit 2)."""
+    for value in values:
+        try:
+            Partition.from_label(value)
+        except LayoutError as exc:
+            raise click.BadParameter(str(exc), param_hint="--partition") from None
+    return values
 
 
 def _trusted_key(public_key: str | None) -> tuple[Any, str | None]:
@@ -807,16 +860,25 @@ def vkp_verify(files: tuple[str, ...], public_key: str | None, allow_unsigned: b
 @click.option(
     "--public-key",
     type=click.Path(dir_okay=False),
-    help="The publisher's public key (PEM file; several, comma separated, during a key rotation); "
-    "default $NEXUS_VKP_PUBLIC_KEY.",
+    help=PUBLIC_KEY_HELP + ", else the data directory's DEVELOPMENT key (keys/ under --data-dir: a demo's, never "
+    "a school's).",
 )
 @click.option(
-    "--partition", "partitions", multiple=True, metavar="SUBJECT/GRADE", help="Only this partition (repeatable)."
+    "--partition",
+    "partitions",
+    multiple=True,
+    metavar="SUBJECT/GRADE",
+    callback=lambda _ctx, _param, values: _partition_labels(values),
+    help="Only this partition, e.g. informatika/kelas_10 (repeatable).",
 )
 @progress_options
 @reporting("vkp.pull")
 def vkp_pull(catalog: str, dest: str, public_key: str | None, partitions: tuple[str, ...]) -> int:
-    """School server: install the catalog's latest versions (deltas when possible), verified, atomically."""
+    """School server: install the catalog's latest versions (deltas when possible), verified, atomically.
+
+    Packages are checked against --public-key, else $NEXUS_VKP_PUBLIC_KEY, else the DEVELOPMENT key of the
+    data directory (--data-dir, keys/): a note says so, and a school server must be given the publisher's key.
+    """
     from nexus_assets.cli_progress import PullProgress
     from nexus_assets.lib.distribution.vkp_pull import PullError, Source, pull
 
@@ -934,7 +996,7 @@ def keys_generate(out: str, name: str) -> int:
         f"or store it in Secrets Manager)\npublic key  {public_path} (give it to schools: nexus vkp pull "
         f"--public-key)\nkey id      {key_id}"
     )
-    emit({"ok": True, "private_key": str(private_path), "public_key": str(public_path), "key_id": key_id})
+    emit(schemas.KeysGenerate(ok=True, private_key=str(private_path), public_key=str(public_path), key_id=key_id))
     return 0
 
 
@@ -990,7 +1052,7 @@ def aws_bootstrap() -> int:
     done = bootstrap(aws_settings)
     for target, state in done.items():
         say(f"{state:8} {target}")
-    emit({"ok": True, "resources": [{"target": t, "state": s} for t, s in done.items()]})
+    emit(schemas.AwsBootstrap(ok=True, resources=[{"target": t, "state": s} for t, s in done.items()]))
     return 0
 
 
@@ -1008,16 +1070,16 @@ def deploy() -> None:
 @reporting("deploy.render-instance")
 def deploy_render(launcher: str, max_concurrent_runs: int | None) -> int:
     """Print deploy/dagster.yaml with the chosen run launcher (YAML; --json: the same as JSON)."""
-    from nexus_assets.instance import project_root
+    from nexus_assets.instance import profile
     from nexus_assets.lib.aws.deploy_profiles import DeployConfigError, instance_yaml, render_instance
 
     try:
-        config = render_instance(project_root() / "deploy", launcher, max_concurrent_runs)
+        config = render_instance(profile("deploy"), launcher, max_concurrent_runs)
     except DeployConfigError as exc:
         raise CommandError(str(exc), code=2) from None
     if not settings().json:
         print(instance_yaml(config), end="")
-    emit({"ok": True, "instance": config})
+    emit(schemas.DeployRenderInstance(ok=True, instance=config))
     return 0
 
 
@@ -1027,18 +1089,18 @@ def deploy_apply_pools() -> int:
     """Write deploy/pools.yaml's limits into the instance at DAGSTER_HOME (idempotent)."""
     import dagster as dg
 
-    from nexus_assets.instance import project_root
+    from nexus_assets.instance import profile
     from nexus_assets.lib.aws.deploy_profiles import DeployConfigError, pool_limits
 
     try:
-        limits = pool_limits(project_root() / "deploy")
+        limits = pool_limits(profile("deploy"))
     except DeployConfigError as exc:
         raise CommandError(str(exc), code=2) from None
     with dg.DagsterInstance.get() as instance:
         for pool, limit in sorted(limits.items()):
             instance.event_log_storage.set_concurrency_slots(pool, limit)
             say(f"pool {pool}: {limit}")
-    emit({"ok": True, "pools": dict(sorted(limits.items()))})
+    emit(schemas.DeployApplyPools(ok=True, pools=dict(sorted(limits.items()))))
     return 0
 
 

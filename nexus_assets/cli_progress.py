@@ -1,7 +1,14 @@
 """Progress of `nexus build` and `nexus vkp pull`: rich bars on a terminal, plain lines otherwise.
 
 Everything here writes to stderr, so stdout carries only a command's result (its table, or its `--json`
-document) and a cron job can keep one and drop the other. The build's progress comes from Dagster's own
+document) and a cron job can keep one and drop the other.
+
+During a run, Dagster's compute-log capture points fd 2 at a file while each step runs and mirrors
+the file back through `tail -F`: rich then drew to a file (frozen bars, stale frames, the bars in the
+run's compute logs) while `tail` wrote the step's output into the middle of a bar line. `HeldStderr`
+takes the display's own duplicate of stderr before the run starts, and turns fd 2 into a pipe whose
+lines are shown above the bars, whole (with `-v`, or always for warnings); the steps' output stays in
+their compute logs. The build's progress comes from Dagster's own
 event stream: `progress_logger` is a logger definition with the console logger's config schema, put in
 the console logger's place for the CLI's runs only (the stored run config still names `console`, so a
 re-execution from the UI uses Dagster's own). Step events move the bars; the assets' log messages
@@ -11,9 +18,14 @@ re-execution from the UI uses Dagster's own). Step events move the bars; the ass
 from __future__ import annotations
 
 import logging
+import os
 import re
+import select
+import signal
 import sys
-from typing import Any, Literal
+import threading
+from collections.abc import Callable
+from typing import IO, Any, Literal
 
 import dagster as dg
 from rich.console import Console
@@ -29,6 +41,8 @@ from rich.progress import (
 from nexus_assets.lib.distribution.vkp_pull import PullEvent
 
 Mode = Literal["bars", "lines", "quiet"]
+# Packages smaller than this get no byte bar in `vkp pull` (they arrive in one read: 0 %, then 100 %).
+BYTES_BAR_FROM = 1_000_000
 
 # The assets' log messages that carry counts (nexus_assets/defs/assets.py), label prefix removed.
 PDFS_FOUND = re.compile(r"^(?P<n>\d+) PDFs under ")
@@ -50,19 +64,116 @@ def stderr_console() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-class _Display:
-    """Shared by both reporters: a rich Progress in bars mode, `print` to stderr otherwise."""
+class HeldStderr:
+    """stderr held for the display by a descriptor of its own, taken before a run starts; fd 2 itself
+    becomes a pipe read by a thread that hands each whole line to `sink` (set by `forward_to`).
 
-    def __init__(self, mode: Mode, console: Console | None = None, verbose: bool = False) -> None:
+    Where stderr has no descriptor (a test capturing `sys.stderr`) nothing is held: the console writes
+    to `sys.stderr` as before. A SIGINT is noticed at once (`interrupted`) even while Dagster's own
+    handler defers it: what arrives on the pipe after it (the tracebacks of Dagster's `tail` and orphan
+    watcher children, which get the terminal's Ctrl-C too) is dropped.
+    """
+
+    def __init__(self) -> None:
+        self.console = stderr_console()
+        self.interrupted = False
+        self._sink: Callable[[str], None] | None = None
+        self._fd: int | None = None
+        self._saved: int | None = None
+        self._file: IO[str] | None = None
+        self._wakeup: tuple[int, int] | None = None
+        self._old_wakeup = -1
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> HeldStderr:
+        try:
+            fd = sys.stderr.fileno()
+        except (AttributeError, OSError, ValueError):
+            return self
+        sys.stderr.flush()
+        self._fd, self._saved = fd, os.dup(fd)
+        self._file = os.fdopen(os.dup(fd), "w", encoding="utf-8", errors="replace", buffering=1)
+        self.console = Console(file=self._file, highlight=False, soft_wrap=True)
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, fd)
+        os.close(write_end)
+        if threading.current_thread() is threading.main_thread():
+            self._wakeup = os.pipe()
+            os.set_blocking(self._wakeup[1], False)
+            self._old_wakeup = signal.set_wakeup_fd(self._wakeup[1], warn_on_full_buffer=False)
+        self._thread = threading.Thread(target=self._pump, args=(read_end,), name="nexus-stderr", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is None or self._saved is None:
+            return
+        sys.stderr.flush()
+        os.dup2(self._saved, self._fd)  # closes our end of the pipe; the reader sees its end once children exit
+        os.close(self._saved)
+        if self._wakeup:
+            signal.set_wakeup_fd(self._old_wakeup)
+        if self._thread:
+            self._thread.join(timeout=1.0)  # a `tail` child may still hold the pipe: do not wait for it
+        self._sink = None
+        if self._file:
+            self._file.flush()
+
+    def forward_to(self, sink: Callable[[str], None]) -> None:
+        self._sink = sink
+
+    def _pump(self, pipe: int) -> None:
+        pending = b""
+        watched = [pipe, self._wakeup[0]] if self._wakeup else [pipe]
+        while True:
+            ready, _, _ = select.select(watched, [], [])
+            if self._wakeup and self._wakeup[0] in ready:
+                if signal.SIGINT in os.read(self._wakeup[0], 64):
+                    self.interrupted = True
+                continue
+            chunk = os.read(pipe, 65536)
+            if not chunk:
+                break
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                self._emit(line)
+        if pending:
+            self._emit(pending)
+        os.close(pipe)
+
+    def _emit(self, raw: bytes) -> None:
+        text = raw.decode("utf-8", "replace").rstrip("\r").rsplit("\r", 1)[-1]  # a `\r` redraw: its last frame
+        sink = self._sink
+        if self.interrupted or not text.strip():
+            return
+        if sink is not None:
+            sink(text)
+        elif self._file is not None:
+            self._file.write(text + "\n")
+
+
+class _Display:
+    """Shared by both reporters: a rich Progress in bars mode, plain lines otherwise, on `console`."""
+
+    def __init__(
+        self,
+        mode: Mode,
+        console: Console | None = None,
+        verbose: bool = False,
+        held: HeldStderr | None = None,
+    ) -> None:
         self.mode = mode
         self.verbose = verbose
-        self.console = console or stderr_console()
+        self.held = held
+        self.console = console or (held.console if held else stderr_console())
         self.progress: Progress | None = None
 
     def __enter__(self) -> _Display:
         if self.mode == "bars":
             self.progress = self._make_progress()
             self.progress.start()
+        if self.held:
+            self.held.forward_to(self.output)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -79,28 +190,50 @@ class _Display:
             console=self.console,
         )
 
+    @property
+    def interrupted(self) -> bool:
+        return bool(self.held and self.held.interrupted)
+
     def line(self, text: str, level: int = logging.INFO) -> None:
         """One message: above the bars, or a plain line; info is shown in bars mode only with --verbose
-        and never in quiet mode."""
+        and never in quiet mode; nothing once Ctrl-C was pressed (the command says what happened)."""
+        if self.interrupted:
+            return
         if level < logging.WARNING and (self.mode == "quiet" or (self.mode == "bars" and not self.verbose)):
             return
         if self.progress:
             style = "red" if level >= logging.ERROR else "yellow" if level >= logging.WARNING else "dim"
             self.progress.console.print(text, style=style, markup=False, highlight=False)
         else:
-            print(text, file=sys.stderr, flush=True)
+            stream = self.console.file
+            stream.write(text + "\n")
+            stream.flush()
+
+    def output(self, text: str) -> None:
+        """A line written to stderr while the display holds it (a step's own output, mirrored from its
+        compute log by Dagster): a warning when it says so, else shown like an info message."""
+        warning = re.search(r"\b(warning|error)\b", text, re.IGNORECASE)
+        self.line(text, logging.WARNING if warning else logging.INFO)
 
 
 class BuildProgress(_Display):
     """Progress of a multi-partition build: partitions, steps of the current one, its files and chunks."""
 
     def __init__(
-        self, mode: Mode, partitions: int, steps: int, console: Console | None = None, verbose: bool = False
+        self,
+        mode: Mode,
+        partitions: int,
+        steps: int,
+        console: Console | None = None,
+        verbose: bool = False,
+        held: HeldStderr | None = None,
     ) -> None:
-        super().__init__(mode, console, verbose)
+        super().__init__(mode, console, verbose, held)
         self.partitions, self.steps = partitions, steps
         self.index, self.label, self.in_phase = 0, "", False
         self.steps_started = 0
+        self.step = ""  # the step running now (named when a build is interrupted)
+        self._stopping = False
         self.files_total = self.files_done = 0
         self.chunks_total = self.chunks_done = 0
         self._tasks: dict[str, TaskID] = {}
@@ -133,8 +266,9 @@ class BuildProgress(_Display):
         self.index += 1
         self.label = label
         self.files_total = self.files_done = self.chunks_total = self.chunks_done = self.steps_started = 0
+        self.step = ""
         self._update("partitions", description=f"partitions ({label})")
-        self._update("steps", description=f"  {label}: steps", completed=0, total=self.steps, visible=True)
+        self._update("steps", description="  steps", completed=0, total=self.steps, visible=True)
         self._update("files", completed=0, total=None, visible=False)
         self._update("chunks", completed=0, total=None, visible=False)
         if self.mode == "lines":
@@ -149,7 +283,15 @@ class BuildProgress(_Display):
     # --- Dagster's records ------------------------------------------------------------------------------
 
     def handle(self, record: logging.LogRecord) -> None:
-        """A record of the run's log manager: a Dagster event (step started, succeeded...) or a message."""
+        """A record of the run's log manager: a Dagster event (step started, succeeded...) or a message.
+
+        After Ctrl-C, the first record raises KeyboardInterrupt in the run's own thread: Dagster turns an
+        interrupted step with a retry policy into a retry (`op_execution_error_boundary`), so a build
+        would otherwise carry on; raised here, outside the step's boundary, it ends the run.
+        """
+        if self.interrupted and not self._stopping:
+            self._stopping = True
+            raise KeyboardInterrupt
         meta = getattr(record, "dagster_meta", None) or {}
         event = meta.get("dagster_event")
         step = meta.get("step_key") or ""
@@ -167,8 +309,9 @@ class BuildProgress(_Display):
     def _event(self, event: Any, step: str, message: str) -> None:
         kind = event.event_type_value
         if kind == "STEP_START":
+            self.step = step
             self.steps_started += 1
-            self._update("steps", description=f"  {self.label}: {step}")
+            self._update("steps", description=f"  step {step}")  # the partitions bar names the partition
             if self.mode == "lines":
                 self.line(f"{self.prefix}: step {self.steps_started}/{self.steps} {step}")
         elif kind == "STEP_SUCCESS":
@@ -281,7 +424,7 @@ class PullProgress(_Display):
             elif self.mode == "lines":
                 self.line(f"{where}: checking")
         elif event.kind == "download":
-            if progress:
+            if progress and event.size >= BYTES_BAR_FROM:  # a smaller package arrives in one read: no bar
                 task = self._tasks.get(event.name)
                 if task is None:
                     task = self._tasks[event.name] = progress.add_task(f"  {event.name}", total=event.size, detail="")
@@ -298,6 +441,8 @@ class PullProgress(_Display):
         elif event.kind == "done" and event.outcome is not None:
             if progress:
                 progress.update(self._tasks["partitions"], advance=1, detail=f"{event.index}/{event.total}")
+                for name in [n for n in self._tasks if n != "partitions"]:  # the partition's packages are done
+                    progress.remove_task(self._tasks.pop(name))
             outcome = event.outcome
             failed = outcome.via == "failed"
             after = f" v{outcome.installed_after}" if outcome.installed_after else ""

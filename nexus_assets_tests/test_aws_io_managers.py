@@ -16,7 +16,7 @@ from nexus_assets.lib.aws.aws_bootstrap import bootstrap
 from nexus_assets.lib.aws.aws_config import AwsSettings
 from nexus_assets.lib.aws.dynamo_records import StaleWriteError
 
-PARTITION = "kelas_10|informatika"
+PARTITION = "informatika/kelas_10"
 
 
 @pytest.fixture
@@ -109,7 +109,7 @@ CHILD = textwrap.dedent("""
     def status_kb(field):
         return int(next(l for l in open("/proc/self/status") if l.startswith(field)).split()[1])
     before = status_kb("VmRSS:")
-    ctx = dg.build_input_context(asset_key=dg.AssetKey("chroma_collection"), partition_key="kelas_10|informatika")
+    ctx = dg.build_input_context(asset_key=dg.AssetKey("chroma_collection"), partition_key="informatika/kelas_10")
     value = manager.load_input(ctx)
     # VmHWM, not ru_maxrss: ru_maxrss carries over the forking parent's peak (the test process holds moto).
     peak = status_kb("VmHWM:")

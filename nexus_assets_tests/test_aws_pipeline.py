@@ -78,7 +78,7 @@ def test_the_pipeline_lands_in_s3_and_dynamodb(aws_build) -> None:
         assert vkp in keys
         assert s3.head_object(Bucket=settings.bucket, Key=vkp)["ServerSideEncryption"] == "AES256"
         for asset in ("raw_pdfs", "chroma_collection", "vkp_package"):
-            assert _item(settings, asset, f"{grade}|informatika"), (asset, grade)
+            assert _item(settings, asset, f"informatika/{grade}"), (asset, grade)
     assert not any(k.startswith("processed/matematika") for k in keys), "only the chosen subject was built"
     assert any(k.startswith("processed/_cache/blobs/extraction-") for k in keys), "extractions shared in the bucket"
     assert any(k.startswith("processed/_cache/vectors/") for k in keys), "vectors shared in the bucket"
@@ -87,7 +87,7 @@ def test_the_pipeline_lands_in_s3_and_dynamodb(aws_build) -> None:
         io.BytesIO(settings.object_store().get_bytes("processed/informatika/kelas_10/text_chunks.parquet"))
     )
     assert list(chunks.columns)[:2] == ["chunk_id", "file"] and len(chunks) > 10
-    entry = _item(settings, "vkp_package", "kelas_10|informatika")
+    entry = _item(settings, "vkp_package", "informatika/kelas_10")
     assert "informatika_kelas_10_v1.0.0.vkp" in entry["value"]["S"]
     # The package downloaded from S3 verifies.
     target = Path(env["DAGSTER_HOME"]).parent / "downloaded" / "informatika_kelas_10_v1.0.0.vkp"
@@ -100,8 +100,8 @@ def test_the_pipeline_lands_in_s3_and_dynamodb(aws_build) -> None:
     assert set(catalog["partitions"]) == {"informatika/kelas_10", "informatika/kelas_11"}
     # One completed job record per run, with the run's counts.
     jobs = {r.partition: r for r in first["jobs"]}
-    assert set(jobs) == {"kelas_10|informatika", "kelas_11|informatika"}, "one record per run"
-    record = jobs["kelas_10|informatika"]
+    assert set(jobs) == {"informatika/kelas_10", "informatika/kelas_11"}, "one record per run"
+    record = jobs["informatika/kelas_10"]
     assert record.status == "completed" and record.total_files == 2 and record.successful_files == 2
     assert record.total_chunks == len(chunks) == record.total_embeddings
     assert record.completed_at and record.processing_time > 0
@@ -119,7 +119,7 @@ def test_another_machine_rebuilds_with_no_new_version(aws_build) -> None:
     env, settings, data, _ = aws_build
     s3 = settings.client("s3")
     key = "vkp/informatika_kelas_10_v1.0.0.vkp"
-    before = _item(settings, "vkp_package", "kelas_10|informatika")["version"]["N"]
+    before = _item(settings, "vkp_package", "informatika/kelas_10")["version"]["N"]
     # A fresh working directory: everything comes from the bucket and the table.
     proc = nexus(
         "--data-dir", str(data / "node-b"), "build", "--subject", "informatika", "--grade", "kelas_10", env=env
@@ -132,7 +132,7 @@ def test_another_machine_rebuilds_with_no_new_version(aws_build) -> None:
     versions = s3.list_object_versions(Bucket=settings.bucket, Prefix="vkp/")["Versions"]
     assert [v["Key"] for v in versions].count(key) == 1, "no new VKP object"
     assert not any(v["Key"].endswith("v1.0.1.vkp") for v in versions)
-    assert _item(settings, "vkp_package", "kelas_10|informatika")["version"]["N"] == before, "no new catalog version"
+    assert _item(settings, "vkp_package", "informatika/kelas_10")["version"]["N"] == before, "no new catalog version"
 
 
 def test_credentials_never_reach_logs_or_records(aws_build) -> None:
@@ -166,6 +166,6 @@ def test_a_failed_run_leaves_a_failed_record(aws_build) -> None:
     assert proc.returncode == 1
     failed = [r for r in settings.job_store().recent(days=1) if r.status == "failed"]
     assert "failed" in proc.stdout + proc.stderr
-    assert len(failed) == 1 and failed[0].partition == "kelas_11|informatika"
+    assert len(failed) == 1 and failed[0].partition == "informatika/kelas_11"
     assert any("raw_pdfs" in e and "ResourceNotFound" in e for e in failed[0].errors), failed[0].errors
     assert failed[0].completed_at

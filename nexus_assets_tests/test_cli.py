@@ -47,7 +47,7 @@ def test_runs_are_recorded_in_the_instance(built: tuple[Path, Path], monkeypatch
     with dg.DagsterInstance.get() as instance:
         runs = instance.get_runs(filters=dg.RunsFilter(job_name="curriculum_build_job"))
         assert len(runs) >= len(SAMPLE_PARTITIONS)
-        assert {r.tags["dagster/partition/subject"] for r in runs} == {s for s, _ in SAMPLE_PARTITIONS}
+        assert {r.tags["dagster/partition"] for r in runs} == {f"{s}/{g}" for s, g in SAMPLE_PARTITIONS}
         assert (home / "dagster.yaml").exists()
 
 
@@ -59,7 +59,11 @@ def test_second_build_creates_no_new_version(built: tuple[Path, Path], monkeypat
         runs_before = len(instance.get_runs(filters=dg.RunsFilter(job_name="curriculum_build_job")))
     # Nothing changed since the fixture's build: nothing runs, not even Dagster.
     assert main(["--data-dir", str(data), "build", "--subject", "informatika"]) == 0
-    assert capsys.readouterr().out.count(": up to date") == 2
+    assert capsys.readouterr().err.count(": up to date") == 2
+    # -q: the same result table on stdout, and no notes at all.
+    assert main(["--data-dir", str(data), "build", "--subject", "informatika", "-q"]) == 0
+    quiet = capsys.readouterr()
+    assert quiet.err == "" and quiet.out.count("up to date") == 2 and "==" not in quiet.out
     with dg.DagsterInstance.get() as instance:
         assert len(instance.get_runs(filters=dg.RunsFilter(job_name="curriculum_build_job"))) == runs_before
     # --force runs Dagster; every step finds its inputs unchanged and no package version is made.

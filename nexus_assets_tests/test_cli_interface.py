@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import click
+import jsonschema
 import pytest
 from click.testing import CliRunner
 
@@ -20,7 +21,7 @@ from nexus_assets.cli_progress import BuildProgress, PullProgress, choose_mode
 from nexus_assets.lib.core.layout import Partition
 from nexus_assets.lib.distribution.vkp_pull import PullEvent, PullOutcome
 from nexus_assets.lib.ingest.build_preflight import check_partitions, pdf_counts
-from nexus_assets_tests.support.cli_json import ERROR_KEYS, SCHEMAS, check_document
+from nexus_assets_tests.support.cli_json import ERROR_KEYS, PUBLISHED, SCHEMAS, check_document, validate
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 
@@ -55,16 +56,35 @@ def test_version_names_the_package_and_its_libraries() -> None:
 
 
 def test_global_options_work_before_and_after_the_command(env: Path) -> None:
+    from nexus_assets.lib.core.job_tracking import JobRecord, SqliteJobStore, now_iso
+    from nexus_assets.lib.core.layout import DataLayout
+
     data = env / "data"
+    SqliteJobStore(DataLayout(data).jobs_db).put(JobRecord("run-1", now_iso(), "curriculum_build_job", "a/b"))
     before = run("--data-dir", str(data), "--json", "jobs", "--days", "1")
     after = run("jobs", "--days", "1", "--data-dir", str(data), "--json")
-    mixed = run("--json", "jobs", "--data-dir", str(data))
+    mixed = run("--json", "jobs", "--data-dir", str(env / "elsewhere"), "--data-dir", str(data))
     for result in (before, after, mixed):
         assert result.exit_code == 0, result.output
-        assert check_document(result.stdout, "nexus.jobs/1")["jobs"] == []
-    assert (data / "processed" / "_jobs.sqlite").exists(), "the data dir typed after the command was used"
+        assert [j["job_id"] for j in check_document(result.stdout, "nexus.jobs/1")["jobs"]] == ["run-1"]
     nested = run("vkp", "verify", "x.vkp", "--data-dir", str(data), "--allow-unsigned", "--json")
     assert check_document(nested.stdout, "nexus.vkp.verify/1")["packages"][0]["ok"] is False
+
+
+def test_jobs_never_creates_a_mistyped_data_directory(env: Path) -> None:
+    """`NEXUS_DATA_DIR=/typo nexus jobs` is refused (exit 2) and writes nothing; an existing data directory
+    without a job table lists no jobs and creates no table."""
+    typo = env / "typo"
+    result = run("--data-dir", str(typo), "jobs")
+    assert result.exit_code == 2 and f"no data directory at {typo}" in result.stderr
+    assert not typo.exists()
+    (env / "data").mkdir()
+    listed = run("--data-dir", str(env / "data"), "jobs", "--json")
+    assert (
+        listed.exit_code == 0 and check_document(listed.stdout, "nexus.jobs/1")["summary"]["processing_time_s"] == 0.0
+    )
+    assert isinstance(json.loads(listed.stdout)["summary"]["estimated_cost_usd"], float)
+    assert not (env / "data" / "processed").exists()
 
 
 def _options(command: click.Command, path: str = "nexus") -> list[tuple[str, click.Option]]:
@@ -238,6 +258,41 @@ def test_json_documents_of_commands_without_a_build(env: Path) -> None:
     no_key = run("vkp", "verify", "x.vkp", "--data-dir", str(data), "--json")
     assert no_key.exit_code == 2
     assert set(json.loads(no_key.stdout)) == ERROR_KEYS
+    validate(json.loads(no_key.stdout), "error")
+
+
+def test_the_published_json_schema_is_the_typed_models() -> None:
+    """docs/cli-schemas.json is what nexus_assets/cli_schemas.py generates (regenerate:
+    `.venv/bin/python -m nexus_assets.cli_schemas > docs/cli-schemas.json`), and it rejects what it must."""
+    from nexus_assets.cli_schemas import json_schemas
+
+    assert json.loads(PUBLISHED.read_text()) == json.loads(json.dumps(json_schemas())), (
+        "regenerate docs/cli-schemas.json"
+    )
+    good = {
+        "schema": "nexus.jobs/1",
+        "ok": True,
+        "days": 1,
+        "jobs": [],
+        "summary": {
+            "runs": 0,
+            "by_status": {},
+            "total_chunks": 0,
+            "total_embeddings": 0,
+            "input_tokens": 0,
+            "fallbacks": 0,
+            "processing_time_s": 0.0,
+            "estimated_cost_usd": 0.0,
+        },
+    }
+    validate(good, "nexus.jobs/1")
+    for bad in (
+        {**good, "days": "1"},
+        {**good, "schema": "nexus.build/1"},
+        {k: v for k, v in good.items() if k != "jobs"},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            validate(bad, "nexus.jobs/1")
 
 
 def test_every_documented_schema_is_in_docs() -> None:
@@ -322,3 +377,50 @@ def test_pull_progress_lines() -> None:
         "a/b: verifying a_b_v1.0.0.vkp",
         "[1/1] a/b: full v1.0.0",
     ]
+
+
+def test_pull_bars_keep_one_row_per_package_in_flight() -> None:
+    """Bars mode: a package's byte bar lives while it downloads and installs, and goes when its partition
+    is done (rows labelled "(installing)" used to pile up); a small package gets no bar at all."""
+    from rich.console import Console
+
+    from nexus_assets.cli_progress import BYTES_BAR_FROM
+
+    console = Console(file=io.StringIO(), force_terminal=True, width=100)
+    big = BYTES_BAR_FROM * 2
+    with PullProgress("bars", console=console) as shown:
+        for index, part in enumerate(("a/b", "c/d"), start=1):
+            shown(PullEvent("partition", part, index, 2))
+            name = part.replace("/", "_") + "_v1.0.0.vkp"
+            for done in (big // 2, big):
+                shown(PullEvent("download", part, name=name, done=done, size=big))
+            shown(PullEvent("install", part, name=name))
+            assert shown.progress is not None
+            assert [t.description for t in shown.progress.tasks] == [
+                "partitions (" + part + ")",
+                f"  {name} (installing)",
+            ]
+            shown(PullEvent("done", part, index, 2, outcome=PullOutcome(part, None, "1.0.0", "full", big)))
+            assert [t.description for t in shown.progress.tasks] == ["partitions (" + part + ")"]
+        shown(PullEvent("download", "e/f", name="e_f_v1.0.0.vkp", done=10, size=10))
+        assert len(shown.progress.tasks) == 1, "no byte bar for a package that arrives in one read"
+
+
+def test_usage_errors_exit_2(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """-q with -v, and a --partition that is not <subject>/<grade>, are refused by the option parser."""
+    assert main(["build", "-q", "-v"]) == 2
+    assert "-q/--quiet and -v/--verbose exclude each other" in capsys.readouterr().err
+    catalog = env / "catalog.json"
+    assert main(["vkp", "pull", "--catalog", str(catalog), "--dest", str(env / "d"), "--partition", "biologi"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid partition 'biologi': expected <subject>/<grade>" in err and "Usage:" in err
+    assert not (env / "d").exists()
+
+
+def test_report_of_folders_not_built_is_a_refusal_not_a_failed_gate(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nothing built: exit 2 (nothing could be judged), not exit 1 beside "0 blocking failure(s)"."""
+    assert main(["--data-dir", str(data_dir), "report", "--subject", "informatika", "--json"]) == 2
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["exit_code"] == 2 and "nothing to report" in doc["error"] and "not built yet" in doc["error"]

@@ -72,7 +72,7 @@ def test_a_dropped_pdf_becomes_a_vkp(aws_env: dict[str, str], tmp_path: Path) ->
             records = [
                 r
                 for r in settings.job_store().recent(days=1)
-                if r.status == "completed" and r.partition == "kelas_11|matematika"
+                if r.status == "completed" and r.partition == "matematika/kelas_11"
             ]
             if records:
                 break

@@ -30,9 +30,9 @@ def test_six_partitioned_assets_form_the_chain() -> None:
     assert groups == {"ingest", "index", "publish"}
     partitions = {graph.get(dg.AssetKey(k)).partitions_def for k in CHAIN}
     assert len(partitions) == 1
-    [multi] = partitions
-    assert isinstance(multi, dg.MultiPartitionsDefinition)
-    assert sorted(d.name for d in multi.partitions_defs) == ["grade", "subject"]
+    [folders] = partitions
+    # One dynamic dimension: a partition per folder, keyed `<subject>/<grade>` (not a subject × grade product).
+    assert isinstance(folders, dg.DynamicPartitionsDefinition) and folders.name == "curriculum"
 
 
 def test_build_job_covers_the_chain() -> None:
@@ -81,7 +81,7 @@ def test_the_catalog_refreshes_itself_once_partition_runs_have_updated_it() -> N
         first = evaluate()
         assert first.total_requested == 0  # nothing has changed since the condition started watching
         for asset in ("pdf_text", "text_chunks", "vkp_package"):
-            instance.report_runless_asset_event(dg.AssetMaterialization(asset, partition=str(key_of(built))))
+            instance.report_runless_asset_event(dg.AssetMaterialization(asset, partition=key_of(built)))
         second = evaluate(first.cursor)
         assert second.total_requested == 1
         assert second.get_requested_partitions(dg.AssetKey("curriculum_catalog")) == {None}

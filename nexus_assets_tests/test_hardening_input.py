@@ -47,7 +47,7 @@ from nexus_assets.lib.ingest.upload_tracking import Listed, diff_listing, parse_
 
 PROJECT = Path(__file__).resolve().parents[1]
 INFO10 = Partition("informatika", "kelas_10")
-INFO10_KEY = "kelas_10|informatika"  # Dagster's key string of the partition ("<grade>|<subject>")
+INFO10_KEY = "informatika/kelas_10"  # Dagster's key string of the partition ("<subject>/<grade>")
 GOOD_KEY = "raw-curriculum/fisika/kelas_12/gerak.pdf"
 
 

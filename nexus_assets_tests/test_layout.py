@@ -48,3 +48,26 @@ def test_published_versions_sort_semantically(tmp_path: Path) -> None:
 def test_data_dir_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NEXUS_DATA_DIR", str(tmp_path / "elsewhere"))
     assert DataLayout.from_env().root == tmp_path / "elsewhere"
+
+
+def test_partition_keys_read_the_way_people_say_them_and_old_keys_still_read() -> None:
+    from nexus_assets.lib.core.layout import partition_label
+
+    assert Partition.from_label("informatika/kelas_10") == Partition("informatika", "kelas_10")
+    # runs and job records of the former subject × grade definition: "<grade>|<subject>"
+    assert Partition.from_label("kelas_10|informatika") == Partition("informatika", "kelas_10")
+    assert partition_label("kelas_10|informatika") == "informatika/kelas_10"
+    assert partition_label("not a key") == "not a key" and partition_label("") == ""
+    for bad in ("biologi", "a/b/c", "Biologi/kelas_10", "/kelas_10"):
+        with pytest.raises(LayoutError, match="invalid"):
+            Partition.from_label(bad)
+
+
+def test_every_build_has_one_job_name_however_it_was_launched() -> None:
+    import dagster as dg
+
+    from nexus_assets.build import BUILD_JOB, build_job_name
+
+    from_the_asset_graph = dg.DagsterRun(job_name="__ASSET_JOB", tags={"dagster/partition": "informatika/kelas_10"})
+    assert build_job_name(from_the_asset_graph) == BUILD_JOB
+    assert build_job_name(dg.DagsterRun(job_name="curriculum_catalog_job")) == "curriculum_catalog_job"

@@ -15,10 +15,17 @@ from nexus_assets.defs.aws import AwsDataDirResource, AwsResource
 from nexus_assets.defs.partitions import register_partitions
 from nexus_assets.defs.resources import DataDirResource
 from nexus_assets.defs.schedules import weekly_full_rebuild_schedule
-from nexus_assets.defs.sensors import SqsQueueResource, raw_upload_sensor, sqs_upload_sensor
+from nexus_assets.defs.sensors import (
+    SqsQueueResource,
+    curriculum_folders_sensor,
+    raw_upload_sensor,
+    sqs_upload_sensor,
+)
 from nexus_assets.lib.aws.aws_bootstrap import bootstrap
 from nexus_assets.lib.aws.aws_config import AwsSettings
-from nexus_assets.lib.core.layout import Partition
+from nexus_assets.lib.core.layout import DataLayout, Partition
+from nexus_assets.lib.ingest.raw_sources import LocalRawSource
+from nexus_assets.lib.ingest.upload_tracking import UPLOAD_FINGERPRINT, partition_fingerprint
 
 
 class Tick:
@@ -40,9 +47,7 @@ class Tick:
         self.cursor = result.cursor
         fresh = [r for r in result.run_requests if r.run_key not in self.seen_run_keys]
         self.seen_run_keys.update(r.run_key for r in fresh)
-        return sorted(
-            (r.partition_key.keys_by_dimension["subject"], r.partition_key.keys_by_dimension["grade"]) for r in fresh
-        )
+        return sorted(tuple(str(r.partition_key).split("/")) for r in fresh)  # type: ignore[misc]
 
 
 @pytest.fixture
@@ -75,11 +80,11 @@ def test_uploads_changes_deletions_and_new_subjects(s3_setup) -> None:
     put("raw-curriculum/informatika/kelas_10/bab1.pdf")
     assert tick() == [("informatika", "kelas_10")]
     assert tick() == [], "a second tick with no change requests nothing"
-    # A new subject is registered as a dynamic partition in the same tick.
+    # A new folder is registered as a partition, keyed `<subject>/<grade>`, in the same tick; only folders
+    # that exist are partitions (no subject × grade cross product).
     put("raw-curriculum/biologi/kelas_11/sel.pdf")
     assert tick() == [("biologi", "kelas_11")]
-    assert "biologi" in instance.get_dynamic_partitions("subjects")
-    assert "kelas_11" in instance.get_dynamic_partitions("grades")
+    assert sorted(instance.get_dynamic_partitions("curriculum")) == ["biologi/kelas_11", "informatika/kelas_10"]
     # Re-upload with a new ETag, of the key that sorts last (a since_key cursor's own key).
     put("raw-curriculum/informatika/kelas_10/bab1.pdf", b"%PDF-1.7 revised")
     assert tick() == [("informatika", "kelas_10")]
@@ -99,6 +104,65 @@ def test_uploads_changes_deletions_and_new_subjects(s3_setup) -> None:
     # Going back to content already built before is a change too (new run key from the content).
     put("raw-curriculum/informatika/kelas_10/bab2.pdf")
     assert tick() == [("informatika", "kelas_10")]
+
+
+def _local_folders(root: Path, *labels: str) -> None:
+    for label in labels:
+        folder = root / "raw-curriculum" / label
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "bab1.pdf").write_bytes(f"%PDF-1.7 {label}".encode())
+
+
+def _report_built(instance: dg.DagsterInstance, root: Path, label: str) -> None:
+    """What a build leaves for the sensor: raw_pdfs' materialization with the fingerprint of the PDFs it read."""
+    part = Partition.from_label(label)
+    source = LocalRawSource(DataLayout(root))
+    fp = partition_fingerprint(source.listing(part.raw_prefix() + "/"), part)
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization("raw_pdfs", partition=label, metadata={UPLOAD_FINGERPRINT: fp})
+    )
+
+
+def test_switching_the_upload_sensor_on_rebuilds_only_what_changed_since_its_build(tmp_path: Path) -> None:
+    """The first tick (no cursor) requests the folders never built and those changed since their build,
+    not those built from the PDFs they hold now; later ticks go by the cursor as before."""
+    _local_folders(tmp_path, "informatika/kelas_10", "biologi/kelas_11", "fisika/kelas_12")
+    resources = {"data_dir": DataDirResource(data_dir=str(tmp_path)), "sqs_queue": SqsQueueResource()}
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("curriculum", ["informatika/kelas_10", "biologi/kelas_11"])
+        _report_built(instance, tmp_path, "informatika/kelas_10")
+        _report_built(instance, tmp_path, "biologi/kelas_11")
+        (tmp_path / "raw-curriculum/biologi/kelas_11/bab2.pdf").write_bytes(b"%PDF-1.7 uploaded after the build")
+        tick = Tick(raw_upload_sensor, resources, instance)
+        assert tick() == [("biologi", "kelas_11"), ("fisika", "kelas_12")]
+        assert sorted(instance.get_dynamic_partitions("curriculum")) == [
+            "biologi/kelas_11",
+            "fisika/kelas_12",
+            "informatika/kelas_10",
+        ]
+        assert tick() == []
+        (tmp_path / "raw-curriculum/informatika/kelas_10/bab1.pdf").write_bytes(b"%PDF-1.7 revised")
+        assert tick() == [("informatika", "kelas_10")]
+
+
+def test_the_folders_sensor_registers_every_folder_and_starts_nothing(tmp_path: Path) -> None:
+    _local_folders(tmp_path, "informatika/kelas_10", "matematika/kelas_11")
+    (tmp_path / "raw-curriculum/Sejarah/kelas_10").mkdir(parents=True)  # not a slug: never a partition
+    (tmp_path / "raw-curriculum/Sejarah/kelas_10/a.pdf").write_bytes(b"%PDF-1.7")
+    with dg.instance_for_test() as instance:
+        with dg.build_sensor_context(
+            instance=instance, resources={"data_dir": DataDirResource(data_dir=str(tmp_path))}, definitions=defs
+        ) as context:
+            result = curriculum_folders_sensor(context)
+        assert isinstance(result, dg.SensorResult) and not result.run_requests
+        [request] = result.dynamic_partitions_requests or []
+        assert sorted(request.partition_keys) == ["informatika/kelas_10", "matematika/kelas_11"]
+        instance.add_dynamic_partitions("curriculum", list(request.partition_keys))
+        with dg.build_sensor_context(
+            instance=instance, resources={"data_dir": DataDirResource(data_dir=str(tmp_path))}, definitions=defs
+        ) as context:
+            again = curriculum_folders_sensor(context)
+        assert not again.dynamic_partitions_requests and again.skip_reason is not None
 
 
 def test_bad_keys_are_skipped_by_name_and_never_stall(s3_setup, capfd) -> None:
@@ -204,8 +268,8 @@ def test_weekly_schedule_requests_every_registered_partition() -> None:
         )
         requests = weekly_full_rebuild_schedule(context)
         keys = sorted(str(r.partition_key) for r in requests)
-        # The cross product of registered subjects and grades.
-        assert keys == ["kelas_10|biologi", "kelas_10|informatika", "kelas_11|biologi", "kelas_11|informatika"]
-        assert len({r.run_key for r in requests}) == 4
+        # The registered folders, not the cross product of their subjects and grades.
+        assert keys == ["biologi/kelas_11", "informatika/kelas_10"]
+        assert len({r.run_key for r in requests}) == 2
     assert weekly_full_rebuild_schedule.cron_schedule == "0 2 * * 0"
     assert weekly_full_rebuild_schedule.execution_timezone == "Asia/Jakarta"

@@ -1,7 +1,7 @@
 """The UI path: `dagster-webserver` on the repo's workspace.yaml, checked and driven through its GraphQL API.
 
-One module-scoped setup builds two partitions with the CLI (which registers the dynamic subjects and
-grades), starts the webserver on a free loopback port against the same instance and data directory,
+One module-scoped setup builds two partitions with the CLI (which registers their folders as
+partitions), starts the webserver on a free loopback port against the same instance and data directory,
 and the tests then read the assets, partitions and materializations the UI shows and launch one more
 partition the way the launchpad does.
 """
@@ -36,10 +36,9 @@ from nexus_assets_tests.support.webserver import (
 
 pytestmark = pytest.mark.slow
 
-# (subject, grade) built with the CLI before the webserver is queried; together they register the
-# subjects {informatika, matematika} and grades {kelas_10, kelas_11}.
+# (subject, grade) built with the CLI before the webserver is queried: each registers its folder.
 BUILT = (("informatika", "kelas_10"), ("matematika", "kelas_11"))
-# Registered by the builds above but never built: the partition launched through GraphQL.
+# A folder never built: registered like the UI's "Add partition" dialog, then launched like the launchpad.
 LAUNCHED = ("informatika", "kelas_11")
 # Instance settings the test adds to the repo's dagster.yaml: runs launch at once, without dagster-daemon.
 IMMEDIATE_RUN_COORDINATOR = """
@@ -109,7 +108,8 @@ def webserver(tmp_path_factory: pytest.TempPathFactory, sample_raw_root: Path) -
 
 
 def test_six_partitioned_assets_with_built_partitions(webserver: Webserver) -> None:
-    """The asset graph shows the six assets, all partitioned by subject × grade with the registered keys."""
+    """The asset graph shows the six assets, each with one partition per built folder, keyed `<subject>/<grade>`
+    (no subject × grade cross product: `informatika/kelas_11` has no folder built, so no partition)."""
     data = webserver.gql(
         "{ assetNodes { assetKey { path } groupName isPartitioned partitionKeysByDimension { name partitionKeys } } }"
     )
@@ -119,8 +119,8 @@ def test_six_partitioned_assets_with_built_partitions(webserver: Webserver) -> N
     assert not nodes.pop("curriculum_catalog")["isPartitioned"], "the catalog has one row per partition"
     for name, node in nodes.items():
         assert node["isPartitioned"], name
-        dims = {d["name"]: set(d["partitionKeys"]) for d in node["partitionKeysByDimension"]}
-        assert dims == {"subject": {"informatika", "matematika"}, "grade": {"kelas_10", "kelas_11"}}, name
+        [dimension] = node["partitionKeysByDimension"]
+        assert set(dimension["partitionKeys"]) == {partition_key(s, g) for s, g in BUILT}, name
 
 
 @pytest.mark.parametrize(("subject", "grade"), BUILT)
@@ -152,6 +152,14 @@ def test_launchpad_launches_one_partition(webserver: Webserver) -> None:
     """Launch an unbuilt partition like the UI's launchpad: its partition tags, then launchRun; it publishes."""
     subject, grade = LAUNCHED
     key = partition_key(subject, grade)
+    repo = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}
+    added = webserver.gql(
+        "mutation($repo: RepositorySelector!, $key: String!) {"
+        ' addDynamicPartition(repositorySelector: $repo, partitionsDefName: "curriculum", partitionKey: $key)'
+        " { __typename ... on PythonError { message } ... on UnauthorizedError { message } } }",
+        {"repo": repo, "key": key},
+    )["addDynamicPartition"]
+    assert added["__typename"] == "AddDynamicPartitionSuccess", added
     asset_keys = [{"path": [a]} for a in ASSETS]
     data = webserver.gql(
         "query($job: String!, $repo: String!, $location: String!, $key: String!, $assets: [AssetKeyInput!]) {"
@@ -168,8 +176,6 @@ def test_launchpad_launches_one_partition(webserver: Webserver) -> None:
     assert tags_or_error["__typename"] == "PartitionTags", tags_or_error
     tags = {t["key"]: t["value"] for t in tags_or_error["results"]}
     assert tags["dagster/partition"] == key
-    assert tags["dagster/partition/subject"] == subject
-    assert tags["dagster/partition/grade"] == grade
 
     launched = webserver.gql(
         "mutation($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename"

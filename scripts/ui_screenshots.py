@@ -76,12 +76,36 @@ def shot_chunk_histogram(page, url: str) -> None:
     page.get_by_text("chunk_len_min", exact=True).first.evaluate("e => e.scrollIntoView({block: 'start'})")
 
 
+def shot_first_run(page, url: str) -> None:
+    """A fresh instance after the daemon's first tick: raw_pdfs' partitions are the folders, keyed
+    `<subject>/<grade>`, none built yet (curriculum_folders_sensor registered them)."""
+    page.goto(f"{url}/assets/raw_pdfs?view=partitions")
+    dismiss_dialogs(page)
+    page.get_by_text("informatika/kelas_10").first.wait_for()
+
+
+def shot_launchpad(page, url: str) -> None:
+    """The asset's Materialize dialog: one partition picked by its key, as people say it."""
+    page.goto(f"{url}/assets/raw_pdfs")
+    dismiss_dialogs(page)
+    page.get_by_role("button", name="Materialize").first.click()
+    page.get_by_text("Partition selection").first.wait_for()
+    page.get_by_text("Select a partition or create one").first.click()
+    page.keyboard.type("informatika/kelas_10")
+    page.get_by_text("Select all (1)").click()  # all of the one the filter leaves
+    page.keyboard.press("Escape")
+    page.get_by_text("1 partition", exact=True).first.wait_for()
+
+
 SHOTS = {
     "ui_asset_graph.png": shot_asset_graph,
     "ui_partition_checks.png": shot_partition_checks,
     "ui_column_schema.png": shot_column_schema,
     "ui_chunk_histogram.png": shot_chunk_histogram,
 }
+# `--first-run`: a fresh instance and the sample folders, webserver and daemon (no build).
+FIRST_RUN_SHOTS = {"ui_first_run.png": shot_first_run, "ui_launchpad_partition.png": shot_launchpad}
+SHOTS.update(FIRST_RUN_SHOTS)
 
 
 def shoot(url: str, out: Path, names: list[str]) -> list[Path]:
@@ -113,10 +137,18 @@ def main(argv: list[str] | None = None) -> int:
         default=list(SHOTS),
         help="take only these screenshots (default: all)",
     )
+    parser.add_argument(
+        "--first-run",
+        metavar="DIR",
+        type=Path,
+        help="shoot a fresh instance under DIR (sample folders only, daemon running): " + ", ".join(FIRST_RUN_SHOTS),
+    )
     args = parser.parse_args(argv)
     if not Path(CHROMIUM).exists():
         print(f"error: no Chromium at {CHROMIUM}: apt-get install chromium (or set CHROMIUM)", file=sys.stderr)
         return 2
+    if args.first_run:
+        return first_run(args.first_run, args.out)
     home = os.environ.get("DAGSTER_HOME")
     if not home or not Path(home).is_dir():
         print("error: DAGSTER_HOME must name the instance of a build (run `make demo` first)", file=sys.stderr)
@@ -133,6 +165,44 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path}")
     finally:
         stop_process_group(process)
+    return 0
+
+
+def first_run(root: Path, out: Path) -> int:
+    """A new DAGSTER_HOME and data directory with the sample PDFs, the webserver and the daemon; the shots
+    once the daemon's folders sensor has registered the partitions."""
+    import shutil
+    import subprocess
+    import time
+
+    from nexus_assets_tests.support.webserver import daemon_command
+
+    home, data = root / "dagster_home", root / "data"
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "NEXUS_DATA_DIR": str(data), "HF_HUB_OFFLINE": "1"}
+    nexus = Path(sys.executable).with_name("nexus")
+    subprocess.run([str(nexus), "--data-dir", str(data), "sample-data"], env=env, check=True, capture_output=True)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    webserver = start_process(webserver_command(port), env, root / "webserver.log")
+    daemon = None
+    try:
+        wait_for_location(url, webserver, STARTUP_TIMEOUT_S)
+        # after the webserver made the instance's SQLite schema: two processes creating it at once collide
+        daemon = start_process(daemon_command(), env, root / "daemon.log")
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        log = root / "daemon.log"
+        while "registered" not in (log.read_text(errors="replace") if log.exists() else ""):
+            if time.monotonic() > deadline:
+                raise SystemExit("the daemon's curriculum_folders_sensor registered nothing: see daemon.log")
+            time.sleep(2)
+        for path in shoot(url, out, list(FIRST_RUN_SHOTS)):
+            print(f"wrote {path}")
+    finally:
+        if daemon is not None:
+            stop_process_group(daemon)
+        stop_process_group(webserver)
     return 0
 
 

@@ -1,7 +1,8 @@
 """The curriculum assets: raw PDFs → text → chunks → embeddings → Chroma collection → VKP package.
 
-Each asset is partitioned by subject × grade and stays thin: it calls the plain modules in
-`nexus_assets.lib` and turns their results into metadata a data engineer reads in the UI.
+Each asset is partitioned by folder (`<subject>/<grade>`, defs/partitions.py) and stays thin: it calls
+the plain modules in `nexus_assets.lib` and turns their results into metadata a data engineer reads in
+the UI.
 """
 
 import time
@@ -51,6 +52,7 @@ from nexus_assets.lib.index.embedding import embed_partition
 from nexus_assets.lib.index.search import chroma_root
 from nexus_assets.lib.ingest.ocr import find_ocr
 from nexus_assets.lib.ingest.pdf_extraction import FileExtraction, extract_pdfs
+from nexus_assets.lib.ingest.upload_tracking import UPLOAD_FINGERPRINT, partition_fingerprint
 from nexus_assets.lib.publish.publishing import publish_vkp
 from nexus_assets.lib.publish.quality import length_bins, markdown_table
 
@@ -125,6 +127,8 @@ def raw_pdfs(context: dg.AssetExecutionContext, data_dir: DataDirResource) -> dg
             "files_table": _md_table(linked[["file", "size", "sha256", "mtime"]], markup=("file",)),
             "files_skipped": len(skipped),
             "skipped_files": _md_table(pd.DataFrame({"skipped": skipped})),
+            # what the upload sensors compare against: a sensor switched on later skips this build's PDFs
+            UPLOAD_FINGERPRINT: partition_fingerprint(source.listing(part.raw_prefix() + "/"), part),
         },
     )
 
@@ -155,7 +159,11 @@ def pdf_text(
 
     def report(result: FileExtraction, cached: bool) -> None:
         if result.status != "ok":
-            context.log.warning(f"{part.label}: {shown(result.file)}: {result.status}: {shown(result.reason)}")
+            reason = result.reason
+            said = reason if reason.startswith(f"{result.status}:") else f"{result.status}: {reason}"
+            context.log.warning(
+                f"{part.label}: {shown(result.file)}: {shown(said)}"
+            )  # never "truncated: truncated: ..."
         elif not cached:  # unchanged files get one summary line: each log line is an event in the instance
             pages = f"{result.text_pages}/{result.page_count} pages with text"
             by_ocr = f" ({result.ocr_pages} by OCR)" if result.ocr_pages else ""

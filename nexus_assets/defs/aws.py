@@ -91,7 +91,7 @@ def _asset_prefix(context: dg.OutputContext | dg.InputContext) -> tuple[str, str
     if not context.has_asset_partitions:
         return name, "__all__", PROCESSED_PREFIX
     part = partition_of(context.asset_partition_key)
-    # The sort key is Dagster's own partition key string ("<grade>|<subject>"), as the UI shows it.
+    # The sort key is Dagster's own partition key string ("<subject>/<grade>"), as the UI shows it.
     return name, str(context.asset_partition_key), part.processed_prefix()
 
 

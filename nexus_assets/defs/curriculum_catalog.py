@@ -4,8 +4,9 @@ Unpartitioned, and it loads no partition's data: the figures are the metadata th
 already recorded, and the verdicts are the checks' latest evaluations, both read from the Dagster
 instance, and the verdicts those of each partition's latest build (its run's check evaluations). So it
 costs a few queries however large the curriculum, and shows the same numbers the UI shows on each
-asset. `nexus build` refreshes it after its partitions; runs the daemon launches refresh it through
-its eager automation condition (the `curriculum_catalog_automation_sensor`, on by default in aws mode).
+asset. `nexus build` refreshes it after its partitions; every other build (launchpad, asset graph, backfill,
+sensor, schedule) refreshes it through its eager automation condition, evaluated by the
+`curriculum_catalog_automation_sensor`, running by default wherever the daemon runs (`make ui` too).
 """
 
 from datetime import UTC, datetime
@@ -13,7 +14,6 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
-from nexus_assets.defs import settings as code_location
 from nexus_assets.defs.assets import PUBLISH, PUBLISH_CODE, TABLES, pdf_text, text_chunks, vkp_package
 from nexus_assets.defs.checks import curriculum_checks
 from nexus_assets.defs.io_managers import STORED_AS
@@ -69,8 +69,9 @@ def _when(timestamp: float | None) -> str | None:
     automation_condition=CATALOG_AUTOMATION,
     code_version=PUBLISH_CODE,
     metadata={STORED_AS: CATALOG_FILE, **schema_metadata("curriculum_catalog")},
-    description="One row per subject × grade: files, pages (and pages read by OCR), chunks, the VKP version "
-    "schools get, last build time and the quality gates' status; stored as processed/catalog.parquet.",
+    description="One row per partition (<subject>/<grade> folder): files, pages (and pages read by OCR), "
+    "chunks, the VKP version schools get, last build time and the quality gates' status; stored as "
+    "processed/catalog.parquet.",
 )
 def curriculum_catalog(context: dg.AssetExecutionContext) -> dg.Output[pd.DataFrame]:
     instance = context.instance
@@ -114,9 +115,8 @@ curriculum_catalog_job = dg.define_asset_job(
 curriculum_catalog_automation_sensor = dg.AutomationConditionSensorDefinition(
     "curriculum_catalog_automation_sensor",
     target=dg.AssetSelection.assets(curriculum_catalog),
-    default_status=dg.DefaultSensorStatus.RUNNING
-    if code_location.SETTINGS.deployment == "aws"
-    else dg.DefaultSensorStatus.STOPPED,
-    description="Evaluates the catalog's automation condition: refreshes it after partition builds (the daemon's "
-    "runs; `nexus build` refreshes it itself). Running by default in aws mode.",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Evaluates the catalog's automation condition: refreshes it after every partition build the "
+    "daemon sees (launchpad, asset graph, backfills, sensors, schedules; `nexus build` refreshes it itself). "
+    "Running by default in every deployment.",
 )

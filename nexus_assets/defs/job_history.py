@@ -1,4 +1,8 @@
-"""Every pipeline run the daemon launches (UI, sensors, schedules) recorded in the job table (ETLPipelineJobs).
+"""Every partition build the daemon launches (UI launchpad or asset graph, backfills, sensors, schedules)
+recorded in the job table (ETLPipelineJobs), under one job name (`build.build_job_name`).
+
+The sensors monitor every job of the code location (no `monitored_jobs`): runs started from the UI's
+asset graph are Dagster's implicit `__ASSET_JOB`; `record_sensed_run` keeps the partition builds.
 
 Thin run status sensors over `nexus_assets.build.record_sensed_run`, which builds the record from
 `run_summary` like `nexus build` does for its own runs (those carry a tag and are skipped here). They
@@ -10,7 +14,6 @@ from __future__ import annotations
 import dagster as dg
 
 from nexus_assets.build import record_sensed_run
-from nexus_assets.defs.jobs import curriculum_build_job
 from nexus_assets.defs.resources import DataDirResource
 
 
@@ -24,7 +27,6 @@ def _record(context: dg.RunStatusSensorContext, data_dir: DataDirResource, finis
 
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.STARTED,
-    monitored_jobs=[curriculum_build_job],
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Records each started build run in the job table.",
 )
@@ -34,7 +36,6 @@ def job_started_sensor(context: dg.RunStatusSensorContext, data_dir: DataDirReso
 
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.SUCCESS,
-    monitored_jobs=[curriculum_build_job],
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Records each successful build run (completed or partial) in the job table.",
 )
@@ -43,7 +44,6 @@ def job_succeeded_sensor(context: dg.RunStatusSensorContext, data_dir: DataDirRe
 
 
 @dg.run_failure_sensor(
-    monitored_jobs=[curriculum_build_job],
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Records each failed build run, with the failing step and error, in the job table.",
 )

@@ -1,47 +1,41 @@
-"""Subject × grade partitions.
+"""One partition per `raw-curriculum/<subject>/<grade>/` folder, keyed `<subject>/<grade>`.
 
-Both dimensions are dynamic: a subject or grade becomes a partition when PDFs for it first appear
-(`nexus build`, and later the upload sensors, register it), so the partition set mirrors the data
-and new grade schemes (e.g. `smk_1`) need no code change. Keys are validated slugs.
+A single dynamic dimension, not subject × grade: a MultiPartitionsDefinition of two dynamic dimensions
+is their full cross product, so one upload of 7 folders showed 12 partitions, "58% filled" forever, and
+backfills of pairs no folder holds. Here a partition exists exactly when its folder does (registered
+by `nexus build`, `nexus partitions`, and the `curriculum_folders_sensor` from the first daemon tick),
+and its key is what people type and read everywhere: `informatika/kelas_10` in the UI, the CLI, the
+`--json` documents, the logs and the job table. `/` is not among the characters Dagster reserves in
+partition keys (`|`, `,`, `[`, `]`, `...`) and the slugs never contain it, so the key splits back
+unambiguously. See docs/design.md, "One dynamic partition per folder".
+
+`key_of` and `partition_of` are the one place keys are mapped (`Partition.from_label` parses them).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import dagster as dg
 
 from nexus_assets.lib.core.layout import Partition
 
-subject_partitions_def = dg.DynamicPartitionsDefinition(name="subjects")
-grade_partitions_def = dg.DynamicPartitionsDefinition(name="grades")
-
-curriculum_partitions_def = dg.MultiPartitionsDefinition(
-    {"subject": subject_partitions_def, "grade": grade_partitions_def}
-)
+curriculum_partitions_def = dg.DynamicPartitionsDefinition(name="curriculum")
 
 
-def partition_of(key: str | dg.MultiPartitionKey) -> Partition:
-    """The subject × grade of a Dagster partition key (validates both slugs)."""
-    dims = key.keys_by_dimension if isinstance(key, dg.MultiPartitionKey) else _split(key)
-    return Partition(dims["subject"], dims["grade"])
+def partition_of(key: str) -> Partition:
+    """The subject and grade of a partition key `<subject>/<grade>` (validates both slugs)."""
+    return Partition.from_label(str(key))
 
 
-def _split(key: str) -> dict[str, str]:
-    # MultiPartitionKey strings join dimensions sorted by name: "<grade>|<subject>".
-    grade, _, subject = key.partition("|")
-    return {"grade": grade, "subject": subject}
+def key_of(partition: Partition) -> str:
+    return partition.label
 
 
-def key_of(partition: Partition) -> dg.MultiPartitionKey:
-    return dg.MultiPartitionKey({"subject": partition.subject, "grade": partition.grade})
-
-
-def register_partitions(instance: dg.DagsterInstance, partitions: list[Partition]) -> None:
-    """Add the subjects and grades of `partitions` to the instance's dynamic partitions."""
-    subjects = sorted({p.subject for p in partitions})
-    grades = sorted({p.grade for p in partitions})
-    known_subjects = set(instance.get_dynamic_partitions(subject_partitions_def.name))
-    known_grades = set(instance.get_dynamic_partitions(grade_partitions_def.name))
-    if new := [s for s in subjects if s not in known_subjects]:
-        instance.add_dynamic_partitions(subject_partitions_def.name, new)
-    if new := [g for g in grades if g not in known_grades]:
-        instance.add_dynamic_partitions(grade_partitions_def.name, new)
+def register_partitions(instance: dg.DagsterInstance, partitions: Iterable[Partition]) -> list[Partition]:
+    """Add the partitions the instance does not know yet; returns those added."""
+    known = set(instance.get_dynamic_partitions(curriculum_partitions_def.name))  # type: ignore[arg-type]
+    new = sorted({p for p in partitions if key_of(p) not in known})
+    if new:
+        instance.add_dynamic_partitions(curriculum_partitions_def.name, [key_of(p) for p in new])  # type: ignore[arg-type]
+    return new

@@ -1,10 +1,11 @@
 """The weekly full rebuild: every registered partition, one run each, in one schedule tick.
 
 Dagster schedules cannot emit backfills, and `build_schedule_from_partitioned_job` refuses a
-subject × grade definition without a time dimension. A schedule that yields one run request per
-partition keeps the trigger explicit and visible as one tick in the UI; the run queue
-(`max_concurrent_runs`) and the pools on the embedding and Chroma-writing steps keep a full rebuild
-from overloading the machine or putting two writers on one Chroma directory.
+partitions definition without a time dimension (ours is one dynamic dimension, a partition per
+folder). A schedule that yields one run request per partition keeps the trigger explicit and
+visible as one tick in the UI; the run queue (`max_concurrent_runs`) and the pools on the embedding
+and Chroma-writing steps keep a full rebuild from overloading the machine or putting two writers on
+one Chroma directory.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from nexus_assets.defs.partitions import curriculum_partitions_def
         if code_location.SETTINGS.deployment == "aws"
         else dg.DefaultScheduleStatus.STOPPED
     ),
-    description="Rebuilds every subject × grade partition once a week (NEXUS_REBUILD_CRON, NEXUS_REBUILD_TIMEZONE).",
+    description="Rebuilds every registered partition (<subject>/<grade> folder) once a week "
+    "(NEXUS_REBUILD_CRON, NEXUS_REBUILD_TIMEZONE).",
 )
 def weekly_full_rebuild_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
     keys = curriculum_partitions_def.get_partition_keys(dynamic_partitions_store=context.instance)

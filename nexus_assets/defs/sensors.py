@@ -12,10 +12,11 @@ import dagster as dg
 
 from nexus_assets.defs import settings as code_location
 from nexus_assets.defs.jobs import curriculum_build_job
-from nexus_assets.defs.partitions import grade_partitions_def, key_of, subject_partitions_def
+from nexus_assets.defs.partitions import curriculum_partitions_def, key_of
 from nexus_assets.defs.resources import DataDirResource
 from nexus_assets.lib.core.layout import LayoutError, Partition
 from nexus_assets.lib.ingest.upload_tracking import (
+    UPLOAD_FINGERPRINT,
     ListingDiff,
     cursor_fingerprint,
     diff_listing,
@@ -36,34 +37,50 @@ def _default_status() -> dg.DefaultSensorStatus:
     return dg.DefaultSensorStatus.RUNNING if code_location.automation_on() else dg.DefaultSensorStatus.STOPPED
 
 
+def _built_fingerprint(instance: dg.DagsterInstance, part: Partition) -> str | None:
+    """The upload fingerprint of the PDFs the partition's latest build read (None: never built here)."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_pdfs"), asset_partitions=[key_of(part)]), limit=1
+    ).records
+    materialization = records[0].asset_materialization if records else None
+    value = materialization.metadata.get(UPLOAD_FINGERPRINT) if materialization else None
+    return str(getattr(value, "value", value)) if value is not None else None
+
+
 def _result(
     context: dg.SensorEvaluationContext, diff: ListingDiff, previous: dict, extra_cursor: dict | None = None
 ) -> dg.SensorResult:
-    """Run requests for the changed partitions, registering new subjects and grades in the same tick."""
+    """Run requests for the changed partitions, registering new partitions in the same tick.
+
+    A partition the cursor has never seen (the sensor was just switched on, or the cursor reset) is
+    requested only if its latest build read other PDFs than the folder holds now: switching the sensor
+    on does not rebuild what `nexus build` or the UI already built.
+    """
     for message in diff.skipped:
         context.log.warning(message)
-    known_subjects = set(context.instance.get_dynamic_partitions(subject_partitions_def.name))
-    known_grades = set(context.instance.get_dynamic_partitions(grade_partitions_def.name))
-    new_subjects = sorted({p.subject for p in diff.changed} - known_subjects)
-    new_grades = sorted({p.grade for p in diff.changed} - known_grades)
+    changed = [
+        part
+        for part in diff.changed
+        if part.label in previous or _built_fingerprint(context.instance, part) != diff.fingerprints[part]
+    ]
+    if seeded := [p.label for p in diff.changed if p not in changed]:
+        context.log.info("already built from the same PDFs, not rebuilt: " + ", ".join(seeded))
     requests = [
         dg.RunRequest(
             partition_key=key_of(part),
             run_key=run_key(part, diff.fingerprints[part], previous),
             tags={"nexus/trigger": "upload"},
         )
-        for part in diff.changed
+        for part in changed
     ]
     if requests:
-        context.log.info("rebuilding " + ", ".join(p.label for p in diff.changed))
-    dynamic = []
-    if new_subjects:
-        dynamic.append(subject_partitions_def.build_add_request(new_subjects))
-    if new_grades:
-        dynamic.append(grade_partitions_def.build_add_request(new_grades))
+        context.log.info("rebuilding " + ", ".join(p.label for p in changed))
+    known = set(context.instance.get_dynamic_partitions(curriculum_partitions_def.name))  # type: ignore[arg-type]
+    empty = fingerprint([])
+    new = sorted(key_of(p) for p, fp in diff.fingerprints.items() if fp != empty and key_of(p) not in known)
     return dg.SensorResult(
         run_requests=requests,
-        dynamic_partitions_requests=dynamic,
+        dynamic_partitions_requests=[curriculum_partitions_def.build_add_request(new)] if new else [],
         cursor=dump_cursor(diff.fingerprints, previous, extra_cursor),
     )
 
@@ -161,4 +178,22 @@ def sqs_upload_sensor(
     return _result(context, diff, previous, {"pending_delete": handled})
 
 
-upload_sensors = [raw_upload_sensor, sqs_upload_sensor]
+@dg.sensor(
+    minimum_interval_seconds=SENSOR_INTERVAL_S,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Registers a partition for every raw-curriculum/<subject>/<grade>/ folder holding PDFs, so the "
+    "UI lists the folders from the first tick; it never starts a run (raw_upload_sensor does).",
+)
+def curriculum_folders_sensor(context: dg.SensorEvaluationContext, data_dir: DataDirResource) -> dg.SensorResult:
+    found, _refused = data_dir.raw_source().discover()  # refusals are reported by builds and the upload sensor
+    known = set(context.instance.get_dynamic_partitions(curriculum_partitions_def.name))  # type: ignore[arg-type]
+    new = [key_of(p) for p in found if key_of(p) not in known]
+    if new:
+        context.log.info("registered " + ", ".join(new))
+    return dg.SensorResult(
+        dynamic_partitions_requests=[curriculum_partitions_def.build_add_request(new)] if new else [],
+        skip_reason=None if new else f"all {len(found)} folder(s) registered",
+    )
+
+
+upload_sensors = [raw_upload_sensor, sqs_upload_sensor, curriculum_folders_sensor]

@@ -1,4 +1,5 @@
-"""The `--json` documents of `nexus`: the keys docs/cli.md documents for each, and a checker.
+"""The `--json` documents of `nexus`: their keys and JSON Schema (from nexus_assets/cli_schemas.py, published
+as docs/cli-schemas.json), and a checker that validates a document against the published schema.
 
 Shared by test_cli_interface.py and test_cli.py.
 """
@@ -6,29 +7,35 @@ Shared by test_cli_interface.py and test_cli.py.
 from __future__ import annotations
 
 import json
+from functools import cache
+from typing import Any
 
-# The keys docs/cli.md documents for each document (every document also has `schema` and `ok`).
+import jsonschema
+
+from nexus_assets.cli_schemas import MODELS, ErrorDocument, schema_name
+from nexus_assets_tests.support import PROJECT_ROOT
+
+PUBLISHED = PROJECT_ROOT / "docs" / "cli-schemas.json"
+# The keys of each document besides `schema` and `ok` (the typed models' required keys).
 SCHEMAS: dict[str, set[str]] = {
-    "nexus.sample-data/1": {"raw_root", "files", "broken"},
-    "nexus.build/1": {"data_dir", "dagster_home", "partitions", "skipped", "catalog_refreshed"},
-    "nexus.search/1": {"query", "partition", "k", "model_id", "hits"},
-    "nexus.report/1": {"partitions", "blocking_failures", "not_built"},
-    "nexus.jobs/1": {"days", "jobs", "summary"},
-    "nexus.vkp.verify/1": {"trusted_key", "packages"},
-    "nexus.vkp.pull/1": {"catalog", "dest", "trusted_key", "partitions"},
-    "nexus.vkp.catalog/1": {"location", "partitions", "signed_by", "key_id", "expires"},
-    "nexus.keys.generate/1": {"private_key", "public_key", "key_id"},
-    "nexus.cache.prune/1": {"local", "bucket"},
-    "nexus.aws.bootstrap/1": {"resources"},
-    "nexus.deploy.render-instance/1": {"instance"},
-    "nexus.deploy.apply-pools/1": {"pools"},
+    schema_name(command): set(model.__annotations__) - {"schema", "ok"} for command, model in MODELS.items()
 }
-ERROR_KEYS = {"schema", "ok", "error", "exit_code"}
+ERROR_KEYS = set(ErrorDocument.__annotations__)
+
+
+@cache
+def published() -> dict[str, Any]:
+    return json.loads(PUBLISHED.read_text())["documents"]
+
+
+def validate(doc: dict[str, Any], schema: str) -> None:
+    """Fail unless `doc` is valid under the published JSON Schema `schema` (`error` for error documents)."""
+    jsonschema.validate(doc, published()[schema])
 
 
 def check_document(text: str, schema: str) -> dict:
-    """Parse a --json stdout and check it carries its schema's documented keys."""
+    """Parse a --json stdout and validate it against its schema as published in docs/cli-schemas.json."""
     doc = json.loads(text)
     assert doc["schema"] == schema
-    assert {"schema", "ok"} | SCHEMAS[schema] <= set(doc), set(doc) ^ SCHEMAS[schema]
+    validate(doc, schema)
     return doc

@@ -30,7 +30,7 @@ from nexus_assets_tests.support.fake_bedrock import FakeBedrock
 from nexus_assets_tests.support.fault_proxy import FaultProxy
 
 SUBJECT, GRADE = "uji", "kelas_1"  # the tiny partition: uji/kelas_1
-PARTITION_KEY = f"{GRADE}|{SUBJECT}"
+PARTITION_KEY = f"{SUBJECT}/{GRADE}"
 MAX_ATTEMPTS, STEP_RETRIES = 3, 1
 FAST_RETRIES = {
     "NEXUS_AWS_MAX_ATTEMPTS": str(MAX_ATTEMPTS),

@@ -28,8 +28,8 @@ STARTUP_TIMEOUT_S = 90
 
 
 def partition_key(subject: str, grade: str) -> str:
-    """The MultiPartitionKey string: dimensions sorted by name, so "<grade>|<subject>"."""
-    return f"{grade}|{subject}"
+    """The partition key, as people say it: `<subject>/<grade>`."""
+    return f"{subject}/{grade}"
 
 
 def free_port() -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from nexus_assets.lib.aws.aws_retry import with_outage_errors
+from nexus_assets.lib.core.layout import partition_label
 from nexus_assets.lib.core.sqlite_wal import connect_wal
 
 JobStatus = Literal["running", "completed", "failed", "partial"]
@@ -88,6 +89,7 @@ def _record(data: dict[str, Any]) -> JobRecord:
     record = JobRecord(**{k: v for k, v in data.items() if k in known})
     record.processing_time = float(record.processing_time)
     record.estimated_cost = float(record.estimated_cost)
+    record.partition = partition_label(record.partition)  # records made before `<subject>/<grade>` keys
     return record
 
 
@@ -149,6 +151,8 @@ class SqliteJobStore:
             )
 
     def recent(self, days: int) -> list[JobRecord]:
+        if not self.path.exists():  # reading never creates the file (nor its directory)
+            return []
         with self._connect() as conn:
             rows = conn.execute("SELECT body FROM jobs WHERE timestamp >= ? ORDER BY timestamp", (_since(days),))
             return [_record(json.loads(body)) for (body,) in rows]
@@ -163,6 +167,6 @@ def summarize(records: list[JobRecord]) -> dict[str, Any]:
         "total_embeddings": sum(r.total_embeddings for r in records),
         "input_tokens": sum(r.input_tokens for r in records),
         "fallbacks": sum(1 for r in records if r.embedding_fallback),
-        "processing_time_s": round(sum(r.processing_time for r in records), 1),
-        "estimated_cost_usd": round(sum(r.estimated_cost for r in records), 6),
+        "processing_time_s": float(round(sum(r.processing_time for r in records), 1)),  # 0.0, never int 0
+        "estimated_cost_usd": float(round(sum(r.estimated_cost for r in records), 6)),
     }

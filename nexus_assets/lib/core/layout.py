@@ -162,7 +162,25 @@ class Partition:
 
     @property
     def label(self) -> str:
+        """`<subject>/<grade>`: how people name a partition, and its key in Dagster and every surface."""
         return f"{self.subject}/{self.grade}"
+
+    @classmethod
+    def from_label(cls, label: str) -> Partition:
+        """The partition of `<subject>/<grade>` (LayoutError naming the label when it is not one).
+
+        Also reads the `<grade>|<subject>` keys of the subject × grade MultiPartitionsDefinition used
+        before, so older runs and job records still name their partition.
+        """
+        if "|" in label and "/" not in label:
+            grade, _, subject = label.partition("|")
+        else:
+            subject, sep, grade = label.partition("/")
+            if not sep or "/" in grade:
+                raise LayoutError(
+                    f"invalid partition {label!r}: expected <subject>/<grade>, e.g. 'informatika/kelas_10'"
+                )
+        return cls(subject, grade)
 
     # Keys relative to the data root (also S3 keys).
     def raw_prefix(self) -> str:
@@ -198,6 +216,15 @@ class Partition:
     def collection_name(self) -> str:
         """Chroma collection name: 3+ characters, unique per partition."""
         return f"{self.subject}__{self.grade}"
+
+
+def partition_label(key: str) -> str:
+    """`<subject>/<grade>` of a recorded partition key, also of the `<grade>|<subject>` keys of runs and
+    job records made before the single partition dimension; the key itself when it is neither."""
+    try:
+        return Partition.from_label(key).label if key else ""
+    except LayoutError:
+        return key
 
 
 def parse_semver(version: str) -> tuple[int, int, int]:

@@ -23,6 +23,8 @@ from nexus_assets.lib.core import hashing
 from nexus_assets.lib.core.layout import RAW_PREFIX, LayoutError, Partition, refusal, validate_slug
 
 CURSOR_VERSION = 1
+# raw_pdfs' metadata entry holding `partition_fingerprint` of the PDFs it read.
+UPLOAD_FINGERPRINT = "upload_fingerprint"
 
 
 @dataclass(frozen=True)
@@ -118,11 +120,19 @@ def diff_listing(listing: Iterable[Listed], previous: dict[str, Any]) -> Listing
     return ListingDiff(fingerprints, changed, skipped)
 
 
+def partition_fingerprint(listing: Iterable[Listed], part: Partition) -> str:
+    """The fingerprint the sensors compute for `part` from a listing of its folder.
+
+    `raw_pdfs` records it with every build (metadata `UPLOAD_FINGERPRINT`), so a sensor switched on
+    later, with no cursor yet, tells a folder built since its last change from one never built.
+    """
+    return diff_listing(listing, {}).fingerprints.get(part, fingerprint([]))
+
+
 def partition_of_label(label: str) -> Partition | None:
     """The partition of a cursor entry `<subject>/<grade>`, None for an entry no longer valid."""
-    subject, _, grade = label.partition("/")
     try:
-        return Partition(subject, grade)
+        return Partition.from_label(label)
     except LayoutError:
         return None
 
