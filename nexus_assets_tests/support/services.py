@@ -1,0 +1,233 @@
+"""The shared services of a multi-worker deployment, each private to one test or benchmark run.
+
+A fresh Postgres database, a RabbitMQ vhost, a Chroma server on a free port, and celery run workers
+(`python -m celery -A dagster_celery.app worker`, each in its own working directory, DAGSTER_HOME and
+data directory, so the workers share no disk). Used by test_scale_out.py and benchmarks/bench_scale_out.py;
+plain stdlib plus psycopg2 (pytest only in `unavailable`), so the benchmark runs without pytest.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from nexus_assets_tests.support import PROJECT_ROOT
+
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+RABBITMQ = "127.0.0.1:5672"
+REDIS = "127.0.0.1:6379"
+CELERY_CONFIG_DIR = PROJECT_ROOT / "deploy" / "celery"
+IN_PROGRESS = ("STARTING", "STARTED", "CANCELING")
+
+
+class ServiceUnavailable(RuntimeError):
+    """A service this machine should run (Postgres, RabbitMQ, Redis) does not answer."""
+
+
+def pg_connect(dbname: str = "postgres"):
+    """An autocommit psycopg2 connection to the local Postgres (trust auth)."""
+    import psycopg2
+
+    try:
+        conn = psycopg2.connect(dbname=dbname, connect_timeout=5, **PG)
+    except psycopg2.OperationalError as exc:
+        raise ServiceUnavailable(f"no PostgreSQL on {PG['host']}:{PG['port']} ({exc})") from exc
+    conn.autocommit = True
+    return conn
+
+
+@contextmanager
+def fresh_database(prefix: str = "nexus_scale") -> Iterator[str]:
+    """A new database, dropped afterwards even while daemons or workers still hold connections."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = pg_connect()
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def _rabbitmqctl(*args: str) -> None:
+    try:
+        done = subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ServiceUnavailable(f"rabbitmqctl {' '.join(args)}: {exc}") from exc
+    if done.returncode != 0:
+        raise ServiceUnavailable(f"rabbitmqctl {' '.join(args)} failed: {(done.stderr or done.stdout).strip()[-500:]}")
+
+
+@contextmanager
+def rabbitmq_vhost(prefix: str = "nexus_scale") -> Iterator[str]:
+    """A RabbitMQ vhost of its own for guest (the broker URL's path), deleted afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    _rabbitmqctl("add_vhost", name)
+    try:
+        _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+        yield name
+    finally:
+        try:
+            _rabbitmqctl("delete_vhost", name)
+        except ServiceUnavailable:
+            pass
+
+
+def celery_urls(vhost: str, redis_db: int) -> dict[str, str]:
+    """The broker and backend variables deploy/launchers/celery.yaml and dagster_celery_config.py read."""
+    return {
+        "DAGSTER_CELERY_BROKER_URL": f"pyamqp://guest:guest@{RABBITMQ}/{vhost}",
+        "DAGSTER_CELERY_BACKEND_URL": f"redis://{REDIS}/{redis_db}",
+    }
+
+
+def start_process(command: list[str], env: dict[str, str], log_path: Path, cwd: Path) -> subprocess.Popen[bytes]:
+    """`command` in a session of its own (stopped with its children by `stop_group`), output to `log_path`."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_group(process: subprocess.Popen[bytes], timeout_s: float = 20) -> None:
+    """SIGTERM the process group, SIGKILL what is left after `timeout_s`."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            pass
+        except ProcessLookupError:
+            return
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=10)
+
+
+@dataclass
+class CeleryWorker:
+    """One run worker host: its own directory (working dir, DAGSTER_HOME, NEXUS_DATA_DIR) and log."""
+
+    name: str
+    root: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "worker.log"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def received_task_ids(self) -> set[str]:
+        """The celery task ids this worker took (celery logs `Task execute_job[<id>] received`)."""
+        return set(re.findall(r"Task execute_job\[([0-9a-f-]+)\] received", self.log()))
+
+    def pool_children(self) -> list[int]:
+        """The pids of the worker's pool processes (the ones that execute runs)."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        try:
+            return [int(p) for p in children.read_text().split()]
+        except OSError:
+            return []
+
+
+def start_celery_worker(name: str, root: Path, env: dict[str, str], instance_yaml: str) -> CeleryWorker:
+    """A celery worker consuming the `dagster` queue, one run at a time, in an empty directory of its own.
+
+    `python -m celery` (not the console script: in a layered venv it points at the base interpreter);
+    deploy/celery on PYTHONPATH for dagster_celery_config. The worker's instance is `instance_yaml` in its
+    own DAGSTER_HOME; its data directory starts empty, so whatever it needs comes from S3 and DynamoDB.
+    """
+    home, data = root / "dagster_home", root / "data"
+    home.mkdir(parents=True)
+    data.mkdir()
+    (home / "dagster.yaml").write_text(instance_yaml)
+    pythonpath = os.pathsep.join([str(CELERY_CONFIG_DIR), str(PROJECT_ROOT)])
+    worker_env = {**env, "DAGSTER_HOME": str(home), "NEXUS_DATA_DIR": str(data), "PYTHONPATH": pythonpath}
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "dagster_celery.app",
+        "worker",
+        "-Q",
+        "dagster",
+        "-n",
+        f"{name}@%h",
+        "--concurrency",
+        "1",
+        "--prefetch-multiplier",
+        "1",
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel",
+        "INFO",
+    ]
+    log_path = root / "worker.log"
+    return CeleryWorker(name, root, start_process(command, worker_env, log_path, cwd=root))
+
+
+def wait_for_workers(workers: list[CeleryWorker], timeout_s: float = 120) -> None:
+    """Until every worker logs `ready.` (connected to the broker); RuntimeError with its log otherwise."""
+    deadline = time.monotonic() + timeout_s
+    pending = list(workers)
+    while pending:
+        for worker in list(pending):
+            if worker.process.poll() is not None:
+                raise RuntimeError(f"celery worker {worker.name} exited:\n{worker.log()[-3000:]}")
+            if " ready." in worker.log():
+                pending.remove(worker)
+        if pending and time.monotonic() > deadline:
+            raise RuntimeError(f"celery worker {pending[0].name} not ready:\n{pending[0].log()[-3000:]}")
+        time.sleep(0.3)
+
+
+@contextmanager
+def chroma_server(root: Path, port: int) -> Iterator[str]:
+    """`chroma run` (the installed chromadb's server) on loopback; yields its host:port once it answers."""
+    import chromadb
+    from chromadb.config import Settings
+
+    chroma = Path(sys.executable).with_name("chroma")
+    log = root / "chroma.log"
+    process = start_process(
+        [str(chroma), "run", "--path", str(root / "chroma"), "--host", "127.0.0.1", "--port", str(port)],
+        {**os.environ},
+        log,
+        cwd=root,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                chromadb.HttpClient(
+                    host="127.0.0.1", port=port, settings=Settings(anonymized_telemetry=False)
+                ).heartbeat()
+                break
+            except Exception as exc:  # noqa: BLE001 - not up yet
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"chroma run did not answer:\n{log.read_text()[-3000:]}") from exc
+                time.sleep(0.3)
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop_group(process)
+
+
+def most_runs_in_progress(conn) -> int:
+    """Runs the instance counts against max_concurrent_runs right now (waiting in the broker included)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM runs WHERE status = ANY(%s)", (list(IN_PROGRESS),))
+        return int(cur.fetchone()[0])
