@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -35,13 +33,18 @@ from nexus_assets_tests.support.services import (
     ServiceUnavailable,
     celery_urls,
     chroma_server,
+    dagster_cli,
+    download_packages,
     fresh_database,
+    launch_backfill,
     most_runs_in_progress,
+    nexus_cli,
     pg_connect,
     rabbitmq_vhost,
     start_celery_worker,
-    start_process,
+    start_daemon,
     stop_group,
+    stop_upload_sensors,
     wait_for_workers,
 )
 from nexus_assets_tests.support.webserver import ASSETS, free_port
@@ -53,73 +56,17 @@ MAX_RUNS = 2
 REDIS_DB = 11
 BACKFILL_TIMEOUT_S = 900
 CELERY_TASK_TAG = "dagster-celery/task_id"
-# Sensors that run by default in aws mode: the upload sensor would build the uploaded partitions itself.
-SENSORS_OFF = ("raw_upload_sensor", "sqs_upload_sensor")
-
-
-def nexus(args: list[str], env: dict[str, str], timeout: float = 300) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "nexus_assets.cli", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    assert done.returncode == 0, f"nexus {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done.stdout
-
-
-def dagster_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """`python -m dagster ...` (not the console script: layered venvs point it at another interpreter)."""
-    return subprocess.run(
-        [sys.executable, "-m", "dagster", *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=180
-    )
 
 
 def scale_out_instance(env: dict[str, str]) -> str:
     """The celery profile as `nexus deploy render-instance` renders it, with the monitor polling every
     2 s (production: 60 s) so a lost worker is noticed within the test's time."""
-    config = yaml.safe_load(nexus(["deploy", "render-instance", "--launcher", "celery", "--max-concurrent-runs", str(MAX_RUNS)], env))
+    config = yaml.safe_load(
+        nexus_cli(["deploy", "render-instance", "--launcher", "celery", "--max-concurrent-runs", str(MAX_RUNS)], env)
+    )
     assert config["run_launcher"]["class"] == "CeleryRunLauncher"
     config["run_monitoring"].update(poll_interval_seconds=2, free_slots_after_run_end_seconds=5)
     return yaml.safe_dump(config, sort_keys=False)
-
-
-def launch_backfill(home: Path, env: dict[str, str], partitions: list) -> str:
-    """One asset backfill of every asset over `partitions`, stored in the instance as the UI's
-    launchPartitionBackfill stores it; the daemon does the rest."""
-    import dagster as dg
-    from dagster._core.execution.backfill import PartitionBackfill
-    from dagster._core.utils import make_new_backfill_id
-
-    from nexus_assets.definitions import defs
-    from nexus_assets.defs.partitions import key_of, register_partitions
-
-    saved = dict(os.environ)
-    os.environ.update({k: v for k, v in env.items() if k.startswith("DAGSTER_PG_")})
-    try:
-        with dg.DagsterInstance.from_config(str(home)) as instance:
-            register_partitions(instance, partitions)
-            backfill = PartitionBackfill.from_asset_partitions(
-                backfill_id=make_new_backfill_id(),
-                asset_graph=defs.resolve_asset_graph(),
-                partition_names=[str(key_of(p)) for p in partitions],
-                asset_selection=[dg.AssetKey(a) for a in ASSETS],
-                backfill_timestamp=time.time(),
-                tags={},
-                dynamic_partitions_store=instance,
-                all_partitions=False,
-                title="scale-out test",
-                description=None,
-                run_config=None,
-            )
-            instance.add_backfill(backfill)
-            return backfill.backfill_id
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def worker_of(task_id: str, workers: list[CeleryWorker]) -> CeleryWorker | None:
@@ -144,11 +91,10 @@ def test_a_backfill_on_celery_workers_that_share_no_disk(moto_endpoint: str, tmp
 
 def _run_scale_out(database: str, vhost: str, chroma: str, moto_endpoint: str, tmp_path: Path, partitions) -> None:
     from nexus_assets.defs.partitions import key_of
-    from nexus_assets.lib.aws.aws_config import AwsSettings
 
     keys = tmp_path / "keys"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NEXUS_", "DAGSTER_"))}
-    nexus(["keys", "generate", "--out", str(keys)], env)
+    nexus_cli(["keys", "generate", "--out", str(keys)], env)
     chroma_host, chroma_port = chroma.split(":")
     env.update(
         make_aws_env(moto_endpoint),
@@ -167,32 +113,23 @@ def _run_scale_out(database: str, vhost: str, chroma: str, moto_endpoint: str, t
         **celery_urls(vhost, REDIS_DB),
     )
     uploader = tmp_path / "uploader"
-    nexus(["aws", "bootstrap"], {**env, "DAGSTER_HOME": str(tmp_path / "uploader_home")})
-    assert "uploaded s3://" in nexus(["--data-dir", str(uploader), "sample-data"], env)
+    nexus_cli(["aws", "bootstrap"], {**env, "DAGSTER_HOME": str(tmp_path / "uploader_home")})
+    assert "uploaded s3://" in nexus_cli(["--data-dir", str(uploader), "sample-data"], env)
 
     home = tmp_path / "daemon_home"
     home.mkdir()
     instance_text = scale_out_instance(env)
     (home / "dagster.yaml").write_text(instance_text)
     daemon_env = {**env, "DAGSTER_HOME": str(home), "NEXUS_DATA_DIR": str(tmp_path / "daemon_data")}
-    nexus(["deploy", "apply-pools"], daemon_env)
+    nexus_cli(["deploy", "apply-pools"], daemon_env)
     # Each worker host has its own CPUs: the instance-wide embedding pool is raised to the worker count
     # (deploy/pools.yaml's 1 is for runs sharing one machine), as docs/production.md says.
     pool = dagster_cli(["instance", "concurrency", "set", "embedding", str(WORKERS)], daemon_env)
     assert pool.returncode == 0, pool.stderr[-2000:]
-    for sensor in SENSORS_OFF:
-        stopped = dagster_cli(["sensor", "stop", sensor, "-w", str(PROJECT_ROOT / "workspace.yaml")], daemon_env)
-        assert stopped.returncode == 0 or "not found" in stopped.stderr.lower(), stopped.stderr[-2000:]
+    stop_upload_sensors(daemon_env)
 
-    workers = [
-        start_celery_worker(f"w{i}", tmp_path / f"worker{i}", env, instance_text) for i in range(WORKERS)
-    ]
-    daemon = start_process(
-        [sys.executable, "-m", "dagster._daemon", "run", "-w", str(PROJECT_ROOT / "workspace.yaml")],
-        daemon_env,
-        tmp_path / "daemon.log",
-        cwd=PROJECT_ROOT,
-    )
+    workers = [start_celery_worker(f"w{i}", tmp_path / f"worker{i}", env, instance_text) for i in range(WORKERS)]
+    daemon = start_daemon(daemon_env, tmp_path / "daemon.log")
     runs_db = pg_connect(database)
 
     def fail(message: str) -> None:
@@ -213,7 +150,7 @@ def _run_scale_out(database: str, vhost: str, chroma: str, moto_endpoint: str, t
         except RuntimeError as exc:
             fail(str(exc))
         started = time.monotonic()
-        backfill_id = launch_backfill(home, env, partitions)
+        backfill_id = launch_backfill(home, env, partitions, ASSETS)
         most, killed, status = 0, None, "REQUESTED"
         while time.monotonic() - started < BACKFILL_TIMEOUT_S:
             if daemon.poll() is not None:
@@ -240,6 +177,19 @@ def _run_scale_out(database: str, vhost: str, chroma: str, moto_endpoint: str, t
             f"\nscale-out backfill: {len(partitions)} partitions on {WORKERS} celery workers, {wall:.0f} s wall,"
             f" at most {most} runs in progress, {len(runs)} runs"
         )
+        timeline = query(
+            "SELECT r.run_id, r.status, p.value, r.create_timestamp, r.start_time, r.end_time FROM runs r"
+            " JOIN run_tags p ON p.run_id = r.run_id AND p.key = 'dagster/partition' ORDER BY r.create_timestamp"
+        )
+        first = min(row[3] for row in timeline).timestamp()
+        tasks = {run_id: task_id for run_id, _, _, task_id, _ in runs}
+        for run_id, run_status, partition, created, start, end in timeline:
+            owner = worker_of(tasks[run_id], workers) if tasks.get(run_id) else None
+            print(
+                f"  {partition:28} {run_status:8} {owner.name if owner else '?':3}"
+                f" created +{created.timestamp() - first:5.0f} s"
+                f" started +{(start or first) - first:5.0f} s ran {(end or start or 0) - (start or 0):5.0f} s"
+            )
         succeeded = {p for _, s, p, _, _ in runs if s == "SUCCESS"}
         assert succeeded == {str(key_of(p)) for p in partitions}, runs
         # The run-queue limit held, and was reached: runs waiting in the broker count against it.
@@ -265,21 +215,9 @@ def _run_scale_out(database: str, vhost: str, chroma: str, moto_endpoint: str, t
         )
         assert monitor_events and "Celery task failed" in monitor_events[0][0], monitor_events
         # Every package is in the bucket and verifies with the deployment's public key.
-        os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
-        settings = AwsSettings.from_env(env)
-        store = settings.object_store()
-        downloads = tmp_path / "downloads"
-        vkps = []
-        for p in partitions:
-            names = sorted(
-                o["Key"] for o in store.list_keys(f"vkp/{p.subject}_{p.grade}_v") if o["Key"].endswith(".vkp")
-            )
-            assert names, f"no package of {p} in the bucket"
-            target = downloads / Path(names[-1]).name
-            store.download_file(names[-1], target)
-            vkps.append(str(target))
+        vkps = download_packages(env, partitions, tmp_path / "downloads")
         verify_env = {k: v for k, v in env.items() if k != "NEXUS_SIGNING_KEY"}
-        verified = nexus(["vkp", "verify", "--public-key", str(keys / "nexus-signing.pub"), *vkps], verify_env)
+        verified = nexus_cli(["vkp", "verify", "--public-key", str(keys / "nexus-signing.pub"), *vkps], verify_env)
         assert verified.count("OK ") == len(vkps) and "signature" in verified, verified
     finally:
         runs_db.close()

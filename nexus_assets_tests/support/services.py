@@ -217,7 +217,7 @@ def chroma_server(root: Path, port: int) -> Iterator[str]:
                     host="127.0.0.1", port=port, settings=Settings(anonymized_telemetry=False)
                 ).heartbeat()
                 break
-            except Exception as exc:  # noqa: BLE001 - not up yet
+            except Exception as exc:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"chroma run did not answer:\n{log.read_text()[-3000:]}") from exc
                 time.sleep(0.3)
@@ -231,3 +231,104 @@ def most_runs_in_progress(conn) -> int:
     with conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM runs WHERE status = ANY(%s)", (list(IN_PROGRESS),))
         return int(cur.fetchone()[0])
+
+
+def nexus_cli(args: list[str], env: dict[str, str], timeout: float = 300) -> str:
+    """`nexus ARGS` in a subprocess with `env`; its stdout, AssertionError with its output on failure."""
+    done = subprocess.run(
+        [sys.executable, "-m", "nexus_assets.cli", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"nexus {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def dagster_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m dagster ...` (not the console script: layered venvs point it at another interpreter)."""
+    return subprocess.run(
+        [sys.executable, "-m", "dagster", *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=180
+    )
+
+
+# Sensors that run by default in aws mode: the upload sensor would build the uploaded partitions itself.
+UPLOAD_SENSORS = ("raw_upload_sensor", "sqs_upload_sensor")
+
+
+def stop_upload_sensors(env: dict[str, str]) -> None:
+    """Stop the upload sensors in the instance (they default to running in aws mode), so only the
+    backfill requests builds."""
+    for sensor in UPLOAD_SENSORS:
+        stopped = dagster_cli(["sensor", "stop", sensor, "-w", str(PROJECT_ROOT / "workspace.yaml")], env)
+        if stopped.returncode != 0:
+            raise RuntimeError(f"dagster sensor stop {sensor} failed:\n{stopped.stderr[-2000:]}")
+
+
+def start_daemon(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """dagster-daemon on the project's workspace (`python -m dagster._daemon`, for layered venvs)."""
+    command = [sys.executable, "-m", "dagster._daemon", "run", "-w", str(PROJECT_ROOT / "workspace.yaml")]
+    return start_process(command, env, log_path, cwd=PROJECT_ROOT)
+
+
+def launch_backfill(home: Path, env: dict[str, str], partitions: list, assets: tuple[str, ...]) -> str:
+    """One asset backfill of every asset over `partitions`, stored in the instance as the UI's
+    launchPartitionBackfill stores it; the daemon does the rest."""
+    import dagster as dg
+    from dagster._core.execution.backfill import PartitionBackfill
+    from dagster._core.utils import make_new_backfill_id
+
+    from nexus_assets.definitions import defs
+    from nexus_assets.defs.partitions import key_of, register_partitions
+
+    saved = dict(os.environ)
+    os.environ.update({k: v for k, v in env.items() if k.startswith("DAGSTER_PG_")})
+    try:
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            register_partitions(instance, partitions)
+            backfill = PartitionBackfill.from_asset_partitions(
+                backfill_id=make_new_backfill_id(),
+                asset_graph=defs.resolve_asset_graph(),
+                partition_names=[str(key_of(p)) for p in partitions],
+                asset_selection=[dg.AssetKey(a) for a in assets],
+                backfill_timestamp=time.time(),
+                tags={},
+                dynamic_partitions_store=instance,
+                all_partitions=False,
+                title="test backfill",
+                description=None,
+                run_config=None,
+            )
+            instance.add_backfill(backfill)
+            return backfill.backfill_id
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def download_packages(env: dict[str, str], partitions: list, dest: Path) -> list[str]:
+    """The newest package of each partition in the aws-mode bucket of `env`, downloaded to `dest`
+    (boto3 takes the credentials from os.environ: set for the call only)."""
+    from nexus_assets.lib.aws.aws_config import AwsSettings
+
+    saved = dict(os.environ)
+    os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
+    try:
+        store = AwsSettings.from_env(env).object_store()
+        files = []
+        for p in partitions:
+            prefix = f"vkp/{p.subject}_{p.grade}_v"
+            names = sorted(o["Key"] for o in store.list_keys(prefix) if o["Key"].endswith(".vkp"))
+            if not names:
+                raise AssertionError(f"no package of {p} in the bucket (under {prefix})")
+            target = dest / Path(names[-1]).name
+            store.download_file(names[-1], target)
+            files.append(str(target))
+        return files
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
