@@ -23,8 +23,13 @@ import pytest
 import yaml
 
 from nexus_assets_tests.support import PROJECT_ROOT, make_aws_env
-from nexus_assets_tests.support.containers import NoContainerEngine, container_engine, offline_base_image, wheelhouse
-from nexus_assets_tests.support.http_files import serve_files
+from nexus_assets_tests.support.containers import (
+    NoContainerEngine,
+    container_engine,
+    offline_base_image,
+    serve_directory,
+    wheelhouse,
+)
 from nexus_assets_tests.support.services import (
     ServiceUnavailable,
     download_packages,
@@ -63,7 +68,7 @@ def _build_and_run(env: dict[str, str], moto_endpoint: str, tmp_path: Path) -> N
     base = offline_base_image(env)
     based = time.monotonic()
     wheels = wheelhouse()
-    with serve_files(wheels) as (url, _):
+    with serve_directory(wheels) as url:
         build = docker(
             [
                 "build",

@@ -148,3 +148,24 @@ def wheelhouse(lock: Path = PROJECT_ROOT / "requirements.lock") -> Path:
     links = "".join(f'<a href="{p.name}">{p.name}</a>\n' for p in sorted(target.glob("*.whl")))
     index.write_text(f"<html><body>\n{links}</body></html>\n")
     return target
+
+
+@contextmanager
+def serve_directory(root: Path) -> Iterator[str]:
+    """`root` over HTTP on 127.0.0.1 (stdlib file server: HTML pages as text/html, as pip requires)."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
