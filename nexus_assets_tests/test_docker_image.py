@@ -24,6 +24,7 @@ import yaml
 
 from nexus_assets_tests.support import PROJECT_ROOT, make_aws_env
 from nexus_assets_tests.support.containers import (
+    DEBIAN_PYTHON_EXTRAS,
     NoContainerEngine,
     container_engine,
     offline_base_image,
@@ -77,7 +78,7 @@ def _build_and_run(env: dict[str, str], moto_endpoint: str, tmp_path: Path) -> N
                 "--build-arg",
                 f"BASE={base}",
                 "--build-arg",
-                f"PIP_INSTALL_ARGS=--no-index --find-links {url}/index.html",
+                f"PIP_INSTALL_ARGS=--no-index --find-links {url}/index.html {' '.join(DEBIAN_PYTHON_EXTRAS)}",
                 "-t",
                 IMAGE,
                 str(PROJECT_ROOT),

@@ -31,6 +31,10 @@ from nexus_assets_tests.support import PROJECT_ROOT
 CACHE = Path(os.environ.get("NEXUS_TEST_DOCKER_CACHE", Path.home() / ".cache" / "nexus-assets"))
 BASE_SCRIPT = PROJECT_ROOT / "scripts" / "build_base_image.sh"
 TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
+# Debian bookworm's Python is 3.11.2; redis 8.2 needs async-timeout below 3.11.3, and requirements.lock,
+# resolved on a newer 3.11, does not hold it. Until the lock is resolved for 3.11.2 too, the offline
+# build installs it beside the lock (from PyPI into the wheelhouse).
+DEBIAN_PYTHON_EXTRAS = ("async-timeout==5.0.1",)
 
 
 class NoContainerEngine(RuntimeError):
@@ -145,6 +149,10 @@ def wheelhouse(lock: Path = PROJECT_ROOT / "requirements.lock") -> Path:
         done = subprocess.run(retry, capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
         raise RuntimeError(f"pip download of {lock.name} failed:\n{done.stderr[-3000:]}")
+    extras = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", *DEBIAN_PYTHON_EXTRAS, "-d", str(target)]
+    done = subprocess.run(extras, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"pip download of {' '.join(DEBIAN_PYTHON_EXTRAS)} failed:\n{done.stderr[-3000:]}")
     links = "".join(f'<a href="{p.name}">{p.name}</a>\n' for p in sorted(target.glob("*.whl")))
     index.write_text(f"<html><body>\n{links}</body></html>\n")
     return target

@@ -260,46 +260,57 @@ def dagster_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedPro
 UPLOAD_SENSORS = ("raw_upload_sensor", "sqs_upload_sensor")
 
 
-def stop_upload_sensors(env: dict[str, str]) -> None:
+def stop_upload_sensors(env: dict[str, str], workspace: Path = PROJECT_ROOT / "workspace.yaml") -> None:
     """Stop the upload sensors in the instance (they default to running in aws mode), so only the
     backfill requests builds."""
     for sensor in UPLOAD_SENSORS:
-        stopped = dagster_cli(["sensor", "stop", sensor, "-w", str(PROJECT_ROOT / "workspace.yaml")], env)
+        stopped = dagster_cli(["sensor", "stop", sensor, "-w", str(workspace), "-l", "nexus_assets"], env)
         if stopped.returncode != 0:
             raise RuntimeError(f"dagster sensor stop {sensor} failed:\n{stopped.stderr[-2000:]}")
 
 
-def start_daemon(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """dagster-daemon on the project's workspace (`python -m dagster._daemon`, for layered venvs)."""
-    command = [sys.executable, "-m", "dagster._daemon", "run", "-w", str(PROJECT_ROOT / "workspace.yaml")]
+def start_daemon(
+    env: dict[str, str], log_path: Path, workspace: Path = PROJECT_ROOT / "workspace.yaml"
+) -> subprocess.Popen[bytes]:
+    """dagster-daemon on `workspace` (`python -m dagster._daemon`, for layered venvs)."""
+    command = [sys.executable, "-m", "dagster._daemon", "run", "-w", str(workspace)]
     return start_process(command, env, log_path, cwd=PROJECT_ROOT)
 
 
-def launch_backfill(home: Path, env: dict[str, str], partitions: list, assets: tuple[str, ...]) -> str:
-    """One asset backfill of every asset over `partitions`, stored in the instance as the UI's
-    launchPartitionBackfill stores it; the daemon does the rest."""
+def launch_backfill(
+    home: Path, env: dict[str, str], partitions: list, assets: tuple[str, ...], definitions: object = None
+) -> str:
+    """One asset backfill of `assets` over `partitions`, stored in the instance as the UI's
+    launchPartitionBackfill stores it; the daemon does the rest.
+
+    `partitions` are the project's `Partition`s (registered first, keys from `key_of`), or plain
+    partition key strings of `definitions` (a `dg.Definitions`; the project's by default)."""
     import dagster as dg
     from dagster._core.execution.backfill import PartitionBackfill
     from dagster._core.utils import make_new_backfill_id
 
-    from nexus_assets.definitions import defs
     from nexus_assets.defs.partitions import key_of, register_partitions
 
+    if definitions is None:
+        from nexus_assets.definitions import defs as definitions
+    assert isinstance(definitions, dg.Definitions)
     saved = dict(os.environ)
     os.environ.update({k: v for k, v in env.items() if k.startswith("DAGSTER_PG_")})
     try:
         with dg.DagsterInstance.from_config(str(home)) as instance:
-            register_partitions(instance, partitions)
+            project = [p for p in partitions if not isinstance(p, str)]
+            if project:
+                register_partitions(instance, project)
             backfill = PartitionBackfill.from_asset_partitions(
                 backfill_id=make_new_backfill_id(),
-                asset_graph=defs.resolve_asset_graph(),
-                partition_names=[str(key_of(p)) for p in partitions],
+                asset_graph=definitions.resolve_asset_graph(),
+                partition_names=[p if isinstance(p, str) else str(key_of(p)) for p in partitions],
                 asset_selection=[dg.AssetKey(a) for a in assets],
                 backfill_timestamp=time.time(),
                 tags={},
                 dynamic_partitions_store=instance,
                 all_partitions=False,
-                title="test backfill",
+                title="scale-out backfill",
                 description=None,
                 run_config=None,
             )
@@ -308,6 +319,12 @@ def launch_backfill(home: Path, env: dict[str, str], partitions: list, assets: t
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def backfill_status(conn, backfill_id: str) -> str:
+    with conn.cursor() as cur:
+        cur.execute("SELECT status FROM bulk_actions WHERE key = %s", (backfill_id,))
+        return str(cur.fetchone()[0])
 
 
 def download_packages(env: dict[str, str], partitions: list, dest: Path) -> list[str]:
