@@ -78,7 +78,13 @@ def test_production_profile_is_postgres_queued_monitored_and_retried(tmp_path: P
     assert loaded["run_coordinator"]["class"] == "QueuedRunCoordinator"
     runs = loaded["concurrency"]["runs"]
     assert runs["max_concurrent_runs"] >= 1
-    assert {limit["key"] for limit in runs["tag_concurrency_limits"]} == {"dagster/partition", "dagster/backfill"}
+    assert {limit["key"] for limit in runs["tag_concurrency_limits"]} == {
+        "dagster/partition",
+        "dagster/backfill",
+        "nexus/trigger",
+    }
+    weekly = next(limit for limit in runs["tag_concurrency_limits"] if limit["key"] == "nexus/trigger")
+    assert weekly["value"] == "weekly" and weekly["limit"] < runs["max_concurrent_runs"], "uploads keep a slot"
     assert loaded["run_monitoring"]["enabled"] and loaded["run_retries"]["enabled"]
     assert loaded["run_retries"]["retry_on_asset_or_op_failure"] is False
     assert "run_launcher" not in loaded  # DefaultRunLauncher for docker-compose

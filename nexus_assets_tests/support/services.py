@@ -171,6 +171,8 @@ def start_celery_worker(name: str, root: Path, env: dict[str, str], instance_yam
         "1",
         "--prefetch-multiplier",
         "1",
+        "--max-tasks-per-child",
+        "25",
         "--without-gossip",
         "--without-mingle",
         "--loglevel",
