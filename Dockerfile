@@ -23,8 +23,9 @@ RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install $PIP_INSTALL_ARGS -r requirements.lock
 COPY pyproject.toml setup.py README.md ./
 COPY nexus_assets ./nexus_assets
-# The project alone (the lock is the whole dependency set); pip check: the lock satisfies pyproject.toml.
-RUN /opt/venv/bin/pip install --no-deps . \
+# The project alone (the lock is the whole dependency set), built with the lock's own setuptools (no build
+# isolation: nothing fetched beyond the lock); pip check: the lock satisfies pyproject.toml.
+RUN /opt/venv/bin/pip install --no-deps --no-build-isolation . \
     && /opt/venv/bin/pip check \
     && /opt/venv/bin/python -c "from nexus_assets.lib.index.embedding import bundled_minilm_path; print(bundled_minilm_path())"
 

@@ -6,8 +6,6 @@ run-level distribution itself, not the CPU. Loaded by the benchmark's daemon and
 worker (`benchmarks.scale_out_defs` on PYTHONPATH).
 """
 
-from __future__ import annotations
-
 import os
 import time
 
@@ -26,4 +24,5 @@ def trivial_wait(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"partition": context.partition_key, "host_pid": os.getpid()})
 
 
-defs = dg.Definitions(assets=[trivial_wait])
+# One process per run, as the project's own job (a celery pool process may not fork step processes).
+defs = dg.Definitions(assets=[trivial_wait], executor=dg.in_process_executor)
