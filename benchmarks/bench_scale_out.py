@@ -34,9 +34,9 @@ from nexus_assets.lib.core.cpu_info import cpu_kind, cpu_model
 from nexus_assets_tests.support import PROJECT_ROOT, make_aws_env
 from nexus_assets_tests.support.services import (
     backfill_status,
-    celery_urls,
     chroma_server,
     dagster_cli,
+    deployment_env,
     fresh_database,
     launch_backfill,
     nexus_cli,
@@ -121,25 +121,10 @@ def main(argv: list[str] | None = None) -> int:
             rabbitmq_vhost("nexus_bench") as vhost,
             chroma_server(work, free_port()) as chroma,
         ):
-            chroma_host, chroma_port = chroma.split(":")
-            keys = work / "keys"
-            base = {k: v for k, v in os.environ.items() if not k.startswith(("NEXUS_", "DAGSTER_"))}
-            nexus_cli(["keys", "generate", "--out", str(keys)], base)
+            base = deployment_env(database, work / "keys", chroma, vhost, REDIS_DB)
             base.update(
-                HF_HUB_OFFLINE="1",
-                PYTHONPATH=str(PROJECT_ROOT),
-                DAGSTER_PG_HOST="127.0.0.1",
-                DAGSTER_PG_PORT="5432",
-                DAGSTER_PG_USER="postgres",
-                DAGSTER_PG_PASSWORD="trust-auth-ignores-it",
-                DAGSTER_PG_DB=database,
-                NEXUS_CHROMA_MODE="server",
-                NEXUS_CHROMA_HOST=chroma_host,
-                NEXUS_CHROMA_PORT=chroma_port,
-                NEXUS_SIGNING_KEY=(keys / "nexus-signing.key").read_text(),
                 BENCH_TRIVIAL_WAIT_S=str(scale_out_defs.WAIT_S),
                 BENCH_TRIVIAL_PARTITIONS=str(len(scale_out_defs.PARTITIONS)),
-                **celery_urls(vhost, REDIS_DB),
             )
 
             def aws_env() -> dict[str, str]:

@@ -294,7 +294,9 @@ def test_the_image_installs_the_lock_with_cpu_torch_and_tesseract_ind_eng() -> N
     args = [a for w, a in instructions if w == "ARG"]
     # By default PyPI plus PyTorch's CPU index; offline builds pass a wheelhouse (test_docker_image.py).
     assert 'PIP_INSTALL_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu"' in args
-    assert any("pip install --no-deps --no-build-isolation ." in r and "pip check" in r for r in runs), "nothing unpinned"
+    assert any("pip install --no-deps --no-build-isolation ." in r and "pip check" in r for r in runs), (
+        "nothing unpinned"
+    )
     lock = (ROOT / "requirements.lock").read_text().splitlines()
     assert "torch==2.13.0+cpu" in lock, "only PyTorch's CPU index has this build: never PyPI's CUDA one"
     assert not any(line.startswith(("nvidia-", "triton")) for line in lock)

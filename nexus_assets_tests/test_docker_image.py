@@ -33,6 +33,7 @@ from nexus_assets_tests.support.containers import (
 )
 from nexus_assets_tests.support.services import (
     ServiceUnavailable,
+    deployment_env,
     download_packages,
     fresh_database,
     launch_backfill,
@@ -131,25 +132,19 @@ def _docker_backfill(docker_env: dict[str, str], database: str, moto_endpoint: s
 
     partitions = [Partition(subject, grade) for subject, grade in SAMPLE_PARTITIONS[:2]]
     keys = tmp_path / "keys"
-    base_env = {k: v for k, v in docker_env.items() if not k.startswith(("NEXUS_", "DAGSTER_"))}
-    nexus_cli(["keys", "generate", "--out", str(keys)], base_env)
     home = tmp_path / "daemon_home"
     home.mkdir()
     env = {
-        **base_env,
+        **deployment_env(database, keys),
         **make_aws_env(moto_endpoint),
-        "HF_HUB_OFFLINE": "1",
+        "DOCKER_HOST": docker_env.get("DOCKER_HOST", ""),
         "DAGSTER_HOME": str(home),
         "NEXUS_DATA_DIR": str(tmp_path / "daemon_data"),
-        "DAGSTER_PG_HOST": "127.0.0.1",
-        "DAGSTER_PG_PORT": "5432",
-        "DAGSTER_PG_USER": "postgres",
-        "DAGSTER_PG_PASSWORD": "trust-auth-ignores-it",
-        "DAGSTER_PG_DB": database,
         "NEXUS_RUN_IMAGE": IMAGE,
         "NEXUS_RUN_NETWORK": "host",  # dockerd runs with --bridge none; Postgres and moto are on loopback
-        "NEXUS_SIGNING_KEY": (keys / "nexus-signing.key").read_text(),
     }
+    if not env["DOCKER_HOST"]:
+        del env["DOCKER_HOST"]
     config = yaml.safe_load(nexus_cli(["deploy", "render-instance", "--launcher", "docker"], env))
     assert config["run_launcher"]["class"] == "DockerRunLauncher"
     config["run_monitoring"]["poll_interval_seconds"] = 5

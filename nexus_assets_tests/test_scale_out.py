@@ -27,13 +27,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nexus_assets_tests.support import PROJECT_ROOT, make_aws_env, unavailable
+from nexus_assets_tests.support import make_aws_env, unavailable
 from nexus_assets_tests.support.services import (
     CeleryWorker,
     ServiceUnavailable,
-    celery_urls,
     chroma_server,
     dagster_cli,
+    deployment_env,
     download_packages,
     fresh_database,
     launch_backfill,
@@ -73,7 +73,10 @@ def worker_of(task_id: str, workers: list[CeleryWorker]) -> CeleryWorker | None:
     return next((w for w in workers if task_id in w.received_task_ids()), None)
 
 
-def test_a_backfill_on_celery_workers_that_share_no_disk(moto_endpoint: str, tmp_path: Path) -> None:
+@pytest.mark.reliability(
+    "crash", "the process running a partition on a celery worker SIGKILLed mid-run (2 workers, no shared disk)"
+)
+def test_a_backfill_on_celery_workers_that_share_no_disk(moto_endpoint: str, tmp_path: Path, reliability) -> None:
     from nexus_assets.lib.core.layout import Partition
     from nexus_assets.lib.ingest.sample_data import SAMPLE_PARTITIONS
 
@@ -84,34 +87,17 @@ def test_a_backfill_on_celery_workers_that_share_no_disk(moto_endpoint: str, tmp
             rabbitmq_vhost("nexus_scale") as vhost,
             chroma_server(tmp_path, free_port()) as chroma,
         ):
-            _run_scale_out(database, vhost, chroma, moto_endpoint, tmp_path, partitions)
+            reliability(_run_scale_out(database, vhost, chroma, moto_endpoint, tmp_path, partitions))
     except ServiceUnavailable as exc:
         unavailable(str(exc))
 
 
-def _run_scale_out(database: str, vhost: str, chroma: str, moto_endpoint: str, tmp_path: Path, partitions) -> None:
+def _run_scale_out(database: str, vhost: str, chroma: str, moto_endpoint: str, tmp_path: Path, partitions) -> str:
+    """The backfill and its checks; what happened to the killed run, for the Reliability table."""
     from nexus_assets.defs.partitions import key_of
 
     keys = tmp_path / "keys"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEXUS_", "DAGSTER_"))}
-    nexus_cli(["keys", "generate", "--out", str(keys)], env)
-    chroma_host, chroma_port = chroma.split(":")
-    env.update(
-        make_aws_env(moto_endpoint),
-        HF_HUB_OFFLINE="1",
-        PYTHONPATH=str(PROJECT_ROOT),
-        DAGSTER_PG_HOST="127.0.0.1",
-        DAGSTER_PG_PORT="5432",
-        DAGSTER_PG_USER="postgres",
-        DAGSTER_PG_PASSWORD="trust-auth-ignores-it",
-        DAGSTER_PG_DB=database,
-        NEXUS_CHROMA_MODE="server",
-        NEXUS_CHROMA_HOST=chroma_host,
-        NEXUS_CHROMA_PORT=chroma_port,
-        # One signing key for the deployment (a secret in production), so every worker signs alike.
-        NEXUS_SIGNING_KEY=(keys / "nexus-signing.key").read_text(),
-        **celery_urls(vhost, REDIS_DB),
-    )
+    env = {**deployment_env(database, keys, chroma, vhost, REDIS_DB), **make_aws_env(moto_endpoint)}
     uploader = tmp_path / "uploader"
     nexus_cli(["aws", "bootstrap"], {**env, "DAGSTER_HOME": str(tmp_path / "uploader_home")})
     assert "uploaded s3://" in nexus_cli(["--data-dir", str(uploader), "sample-data"], env)
@@ -219,6 +205,18 @@ def _run_scale_out(database: str, vhost: str, chroma: str, moto_endpoint: str, t
         verify_env = {k: v for k, v in env.items() if k != "NEXUS_SIGNING_KEY"}
         verified = nexus_cli(["vkp", "verify", "--public-key", str(keys / "nexus-signing.pub"), *vkps], verify_env)
         assert verified.count("OK ") == len(vkps) and "signature" in verified, verified
+        [(failed_at,)] = query("SELECT end_time FROM runs WHERE run_id = %s", (killed_run,))
+        [(retry_end,)] = query(
+            "SELECT r.end_time FROM runs r JOIN run_tags t ON t.run_id = r.run_id"
+            " WHERE t.key = 'dagster/parent_run_id' AND t.value = %s",
+            (killed_run,),
+        )
+        return (
+            "the killed run marked FAILURE by the run monitor ('Celery task failed'), its retry SUCCESS"
+            f" {retry_end - failed_at:.0f} s later; "
+            f"{len(succeeded)}/{len(partitions)} partitions succeeded, {len(vkps)} packages verify, "
+            f"runs per worker {sorted(len(v) for v in ran_by.values())}, at most {most} of {MAX_RUNS} runs in progress"
+        )
     finally:
         runs_db.close()
         stop_group(daemon)

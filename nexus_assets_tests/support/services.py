@@ -251,6 +251,33 @@ def nexus_cli(args: list[str], env: dict[str, str], timeout: float = 300) -> str
     return done.stdout
 
 
+def deployment_env(
+    database: str, keys: Path, chroma: str | None = None, vhost: str | None = None, redis_db: int = 0
+) -> dict[str, str]:
+    """The environment every process of a test deployment shares: this one's without its NEXUS_* and
+    DAGSTER_* variables, plus the Postgres database, the Chroma server (host:port) and the celery broker
+    (a vhost) where given, and one signing key for the deployment (generated into `keys`, as
+    `nexus keys generate` writes it: a secret in production), so every worker signs alike."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEXUS_", "DAGSTER_"))}
+    nexus_cli(["keys", "generate", "--out", str(keys)], env)
+    env.update(
+        HF_HUB_OFFLINE="1",
+        PYTHONPATH=str(PROJECT_ROOT),
+        DAGSTER_PG_HOST=str(PG["host"]),
+        DAGSTER_PG_PORT=str(PG["port"]),
+        DAGSTER_PG_USER=str(PG["user"]),
+        DAGSTER_PG_PASSWORD="trust-auth-ignores-it",
+        DAGSTER_PG_DB=database,
+        NEXUS_SIGNING_KEY=(keys / "nexus-signing.key").read_text(),
+    )
+    if chroma:
+        host, port = chroma.split(":")
+        env.update(NEXUS_CHROMA_MODE="server", NEXUS_CHROMA_HOST=host, NEXUS_CHROMA_PORT=port)
+    if vhost:
+        env.update(celery_urls(vhost, redis_db))
+    return env
+
+
 def dagster_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """`python -m dagster ...` (not the console script: layered venvs point it at another interpreter)."""
     return subprocess.run(
