@@ -76,6 +76,8 @@ def test_production_profile_is_postgres_queued_monitored_and_retried(tmp_path: P
     assert db["password"] == {"env": "DAGSTER_PG_PASSWORD"}, "the password must come from the environment"
     assert db["scheme"] == "postgresql+psycopg2", "dagster-postgres ships psycopg2, not psycopg 3"
     assert loaded["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    _, coordinator = _validate_class_block(loaded["run_coordinator"])
+    assert coordinator["dequeue_interval_seconds"] <= 2, "a free worker slot is filled within a second or two"
     runs = loaded["concurrency"]["runs"]
     assert runs["max_concurrent_runs"] >= 1
     assert {limit["key"] for limit in runs["tag_concurrency_limits"]} == {

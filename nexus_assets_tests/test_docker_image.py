@@ -74,6 +74,7 @@ def _build_and_run(env: dict[str, str], moto_endpoint: str, tmp_path: Path) -> N
         build = docker(
             [
                 "build",
+                "--force-rm",  # no containers left behind by a failed step
                 "--network",
                 "host",
                 "--build-arg",

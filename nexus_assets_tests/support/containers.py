@@ -109,6 +109,10 @@ def container_engine() -> Iterator[dict[str, str]]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
+            # dockerd leaves its default network namespace mounted in the exec root.
+            netns = run_dir / "exec" / "netns" / "default"
+            if os.path.ismount(netns):
+                subprocess.run(["umount", str(netns)], capture_output=True, timeout=30)
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
