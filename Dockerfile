@@ -50,9 +50,10 @@ RUN python -c "from nexus_assets.lib.ingest.ocr import find_ocr; r = find_ocr();
 WORKDIR /opt/dagster/app
 COPY workspace.yaml ./
 COPY deploy ./deploy
-# Non-root: uid 10001 (the Helm values' runAsUser); it owns only the instance home and the data dir.
+# Non-root: uid 10001 (the Helm values' runAsUser); it owns only the instance home and the data dir. Its
+# home directory is the instance home, so what Dagster keeps under ~ (~/.dagster) is writable too.
 RUN groupadd --system --gid 10001 nexus \
-    && useradd --system --uid 10001 --gid nexus --home-dir /opt/dagster --shell /usr/sbin/nologin nexus \
+    && useradd --system --uid 10001 --gid nexus --home-dir /opt/dagster/home --shell /usr/sbin/nologin nexus \
     && mkdir -p /opt/dagster/home /opt/dagster/data \
     && cp deploy/dagster.yaml /opt/dagster/home/dagster.yaml \
     && chown -R nexus:nexus /opt/dagster/home /opt/dagster/data
