@@ -71,16 +71,25 @@ def _build_and_run(env: dict[str, str], moto_endpoint: str, tmp_path: Path) -> N
     based = time.monotonic()
     wheels = wheelhouse()
     with serve_directory(wheels) as url:
+        # The build stage tagged too: untagged, it would be a dangling image, pruned below with its
+        # cache (the lock's layer); tagged, only superseded images are pruned.
+        build_args = [
+            "--force-rm",  # no containers left behind by a failed step
+            "--network",
+            "host",
+            "--build-arg",
+            f"BASE={base}",
+            "--build-arg",
+            f"PIP_INSTALL_ARGS=--no-index --find-links {url}/index.html {' '.join(DEBIAN_PYTHON_EXTRAS)}",
+        ]
+        stage = docker(
+            ["build", *build_args, "--target", "build", "-t", f"{IMAGE}-build", str(PROJECT_ROOT)], env, 3600
+        )
+        assert stage.returncode == 0, stage.stdout[-4000:] + stage.stderr[-4000:]
         build = docker(
             [
                 "build",
-                "--force-rm",  # no containers left behind by a failed step
-                "--network",
-                "host",
-                "--build-arg",
-                f"BASE={base}",
-                "--build-arg",
-                f"PIP_INSTALL_ARGS=--no-index --find-links {url}/index.html {' '.join(DEBIAN_PYTHON_EXTRAS)}",
+                *build_args,
                 "-t",
                 IMAGE,
                 str(PROJECT_ROOT),
@@ -90,7 +99,7 @@ def _build_and_run(env: dict[str, str], moto_endpoint: str, tmp_path: Path) -> N
         )
     assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-4000:]
     built = time.monotonic()
-    cached = build.stdout.count("Using cache")
+    cached = stage.stdout.count("Using cache") + build.stdout.count("Using cache")
     print(f"\nimage: base {based - started:.0f} s, build {built - based:.0f} s ({cached} cached steps)")
     try:
         version = docker(["run", "--rm", IMAGE, "nexus", "--version"], env, timeout=120)

@@ -35,6 +35,7 @@ TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 # resolved on a newer 3.11, does not hold it. Until the lock is resolved for 3.11.2 too, the offline
 # build installs it beside the lock (from PyPI into the wheelhouse).
 DEBIAN_PYTHON_EXTRAS = ("async-timeout==5.0.1",)
+WHEELHOUSE_PORT = 38417
 
 
 class NoContainerEngine(RuntimeError):
@@ -163,8 +164,12 @@ def wheelhouse(lock: Path = PROJECT_ROOT / "requirements.lock") -> Path:
 
 
 @contextmanager
-def serve_directory(root: Path) -> Iterator[str]:
-    """`root` over HTTP on 127.0.0.1 (stdlib file server: HTML pages as text/html, as pip requires)."""
+def serve_directory(root: Path, port: int = WHEELHOUSE_PORT) -> Iterator[str]:
+    """`root` over HTTP on 127.0.0.1 (stdlib file server: HTML pages as text/html, as pip requires).
+
+    On a fixed port by default: the URL is part of the build argument, and a build argument that
+    changes misses docker's cache of the lock's layer (a reinstall of every package). A free port
+    where that one is taken."""
     import functools
     import threading
     from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -173,7 +178,11 @@ def serve_directory(root: Path) -> Iterator[str]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    handler = functools.partial(Quiet, directory=str(root))
+    try:
+        server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    except OSError:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
