@@ -152,6 +152,11 @@ def _docker_backfill(docker_env: dict[str, str], database: str, moto_endpoint: s
         "NEXUS_DATA_DIR": str(tmp_path / "daemon_data"),
         "NEXUS_RUN_IMAGE": IMAGE,
         "NEXUS_RUN_NETWORK": "host",  # dockerd runs with --bridge none; Postgres and moto are on loopback
+        # Local Chroma (its archive goes to the bucket); the launcher passes every listed name on.
+        "NEXUS_CHROMA_MODE": "local",
+        "NEXUS_CHROMA_HOST": "127.0.0.1",
+        "NEXUS_CHROMA_PORT": "8000",
+        "NEXUS_CHROMA_TOKEN": "",
     }
     if not env["DOCKER_HOST"]:
         del env["DOCKER_HOST"]
