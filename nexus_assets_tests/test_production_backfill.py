@@ -16,14 +16,13 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from nexus_assets.lib.ingest.sample_data import SAMPLE_PARTITIONS
-from nexus_assets_tests.support import unavailable
+from nexus_assets_tests.support import services, unavailable
 from nexus_assets_tests.support.webserver import (
     ASSETS,
     LOCATION,
@@ -60,16 +59,9 @@ def _pg(dbname: str = "postgres"):
 @pytest.fixture
 def fresh_database() -> Iterator[str]:
     """A new database for this run, dropped afterwards (even while daemons still hold connections)."""
-    name = f"nexus_test_{uuid.uuid4().hex[:10]}"
-    admin = _pg()
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
+    _pg().close()  # skips (or fails in CI) without PostgreSQL
+    with services.fresh_database("nexus_test") as name:
         yield name
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 def _nexus(args: list[str], env: dict[str, str]) -> str:

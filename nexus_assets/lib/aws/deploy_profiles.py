@@ -2,7 +2,8 @@
 
 `deploy/dagster.yaml` is the one production profile (Postgres storage, queued runs, monitoring,
 retries, pools); a run launcher block (`deploy/launchers/<name>.yaml`) is merged into it for ECS,
-and on Kubernetes Dagster's Helm chart writes the instance from `deploy/helm/values.yaml`.
+celery worker hosts or Docker containers, and on Kubernetes Dagster's Helm chart writes the
+instance from `deploy/helm/values.yaml`.
 `k8s_instance_config` reproduces what the chart (1.13) writes for the keys this project uses, so a
 test can validate it with Dagster's config schema without a cluster. Per-pool limits live in
 `deploy/pools.yaml` because Dagster keeps them in its database, not in dagster.yaml.
@@ -18,7 +19,9 @@ from typing import Any
 import yaml
 
 DEPLOY_DIRNAME = "deploy"
-LAUNCHERS = ("default", "ecs")  # default: DefaultRunLauncher (a subprocess per run, docker-compose)
+# default: DefaultRunLauncher (a subprocess per run, docker-compose); ecs: a Fargate task per run;
+# celery: a celery task per run on worker hosts (RabbitMQ broker, Redis results); docker: a container per run.
+LAUNCHERS = ("default", "ecs", "celery", "docker")
 
 
 class DeployConfigError(ValueError):
