@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Literal
 from nexus_assets.lib.core import hashing
 from nexus_assets.lib.core.caches import BlobCache
 from nexus_assets.lib.core.cpu_info import cpu_threads
+from nexus_assets.lib.ingest.boilerplate import page_blocks
 from nexus_assets.lib.ingest.ocr import (
     OcrEngine,
     cache_key,
@@ -54,7 +55,7 @@ from nexus_assets.lib.ingest.ocr import (
     ocr_resolution,
     ocr_unused_reason,
 )
-from nexus_assets.lib.ingest.text_cleaning import MARGIN_SHARE, Block, clean_document
+from nexus_assets.lib.ingest.text_cleaning import Block, clean_document_report
 
 if TYPE_CHECKING:
     import pymupdf
@@ -166,14 +167,8 @@ class FileExtraction:
 
 
 def _page_blocks(page: pymupdf.Page, raw_blocks: list | None = None) -> list[Block]:
-    """Text blocks in content-stream order, each flagged when it sits in the top or bottom margin."""
-    height = page.rect.height or 1.0
-    top, bottom = page.rect.y0 + height * MARGIN_SHARE, page.rect.y1 - height * MARGIN_SHARE
-    return [
-        (b[4], b[3] <= top or b[1] >= bottom)
-        for b in (page.get_text("blocks") if raw_blocks is None else raw_blocks)
-        if b[6] == 0 and b[4].strip()
-    ]
+    """Text blocks in content-stream order with their place on the page (`boilerplate.page_blocks`)."""
+    return page_blocks(page, raw_blocks)
 
 
 NO_TEXT_REASON = "no text layer (scanned or image-only page)"
@@ -200,7 +195,7 @@ def _read_page(page: pymupdf.Page, ocr: OcrEngine | None) -> tuple[list[Block], 
         read = _page_blocks(page, ocr_blocks(page, ocr, dpi))
     except Exception as exc:  # noqa: BLE001 -- an OCR failure must not lose the page's report
         return [], f"{NO_TEXT_REASON}; OCR failed: {exc}"
-    if not legible(" ".join(text for text, _ in read)):
+    if not legible(" ".join(block.text for block in read)):
         return [], f"{NO_TEXT_REASON}; OCR found no legible text"
     return read, "ocr"
 
@@ -353,7 +348,7 @@ class PdfRead:
 
     def finish(self, ocr: OcrEngine | None) -> FileExtraction:
         """Clean the pages across the file and give each its status: the file's extraction."""
-        cleaned = clean_document(self.blocks)
+        cleaned, removed = clean_document_report(self.blocks)
         pages = []
         for index, text in enumerate(cleaned, self.first):
             if index in self.errors:
@@ -368,7 +363,7 @@ class PdfRead:
                 if why == "ocr":
                     why = f"{NO_TEXT_REASON}; OCR read only running headers or footers"
                 pages.append(PageText(index + 1, "", "no_text", why))
-        notes = list(self.notes)
+        notes = list(self.notes) + ([removed.note()] if removed else [])
         result = FileExtraction(
             self.file, self.sha256, "ok", page_count=self.page_count, pages=pages, notes=notes, size=self.size
         )
@@ -497,8 +492,8 @@ def _timed_out(read: PdfRead, index: int, stop: int, elapsed: float, limits: Ext
 
 # Bump when extraction or cleaning changes what a file yields in a way the source digest below
 # would not show (e.g. a behaviour change in a dependency other than PyMuPDF).
-EXTRACTOR_VERSION = 1
-_CODE_FILES = ("pdf_extraction.py", "text_cleaning.py", "ocr.py")
+EXTRACTOR_VERSION = 2  # 2: layout-based boilerplate removal (boilerplate.py)
+_CODE_FILES = ("pdf_extraction.py", "text_cleaning.py", "boilerplate.py", "ocr.py")
 
 
 @cache
