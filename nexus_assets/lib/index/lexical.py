@@ -64,9 +64,39 @@ class BM25Index:
 
     def top(self, query: str, n: int) -> list[int]:
         """Indices of the `n` best documents with a non-zero score, best first."""
-        scores = self.scores(query)
+        return self.top_of(self.scores(query), n)
+
+    @staticmethod
+    def top_of(scores: np.ndarray, n: int) -> list[int]:
+        """`top` of scores already computed."""
         order = np.argsort(-scores, kind="stable")[:n]
         return [int(i) for i in order if scores[i] > 0]
+
+    def coverage(self, query: str, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Share of the query's idf weight each of `indices`' documents holds (each term once, 0..1).
+
+        BM25 saturates a term's frequency and divides by length; coverage only asks which of the
+        question's words the chunk has, weighted by how rare they are: the chunk that states the fact
+        holds the rare words of the question together, a neighbouring page only some of them.
+        """
+        terms = [t for t in set(tokenize(query)) if t in self._idf]
+        total = sum(self._idf[t] for t in terms)
+        out = np.zeros(len(indices), dtype=np.float64)
+        if not total:
+            return out
+        for j, i in enumerate(indices):
+            tf = self._tfs[int(i)]
+            out[j] = sum(self._idf[t] for t in terms if t in tf) / total
+        return out
+
+
+def min_max(values: np.ndarray) -> np.ndarray:
+    """`values` scaled to 0..1 over themselves; all zeros when they do not spread (no signal)."""
+    values = np.asarray(values, dtype=np.float64)
+    if not len(values):
+        return values
+    low, high = float(values.min()), float(values.max())
+    return (values - low) / (high - low) if high > low else np.zeros_like(values)
 
 
 def relative_score_fusion(
