@@ -113,3 +113,14 @@ def test_short_files_keep_everything(pages: int) -> None:
     blocks = [[Block(LICENCE, False, (0.1, 0.5, 0.9, 0.6), rotated=True)] for _ in range(pages)]
     keep, report = find_boilerplate(blocks)
     assert all(k == [LICENCE] for k in keep) and not report
+
+
+def test_the_removed_boilerplate_is_listed_per_file_for_the_ui(tmp_path: Path) -> None:
+    from nexus_assets.lib.core.tables import boilerplate_frame, pages_frame
+
+    pages = pages_frame(
+        [extract_pdf(_book(tmp_path / "article.pdf", 6, strip=True)), extract_pdf(_book(tmp_path / "plain.pdf", 6))]
+    )
+    frame = boilerplate_frame(pages)
+    assert frame["file"].tolist() == ["article.pdf"], "a file with nothing removed has no row"
+    assert frame["removed"].iloc[0].startswith("6 rotated or side-margin text (e.g. 'Downloaded from")

@@ -51,6 +51,7 @@ NEAR_DUPLICATE_JACCARD = 0.8  # over word 3-shingles
 ANCHOR_TOKENS = 6  # near-duplicates are looked for among blocks sharing their first or last words
 MAX_MARGIN_CHARS = 200
 EXAMPLE_CHARS = 90
+NOTE_PREFIX = "boilerplate removed:"  # the file's note (pdf_text.notes, notes are "; "-separated)
 
 _DIGITS_RE = re.compile(r"\d+")
 _WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
@@ -136,7 +137,7 @@ class BoilerplateReport:
 
     def add(self, rule: str, text: str) -> None:
         self.counts[rule] += 1
-        self.examples.setdefault(rule, _SPACE_RE.sub(" ", text).strip()[:EXAMPLE_CHARS])
+        self.examples.setdefault(rule, _SPACE_RE.sub(" ", text).replace(";", ",").strip()[:EXAMPLE_CHARS])
 
     def __bool__(self) -> bool:
         return bool(self.counts)
@@ -146,7 +147,7 @@ class BoilerplateReport:
         parts = [
             f"{self.counts[rule]} {RULES[rule]} (e.g. {self.examples[rule]!r})" for rule in RULES if self.counts[rule]
         ]
-        return "boilerplate removed: " + ", ".join(parts)
+        return f"{NOTE_PREFIX} " + ", ".join(parts)
 
 
 def signature(text: str) -> str:
