@@ -151,10 +151,10 @@ def tune(layout: DataLayout, questions: list[RetrievalQuestion], embedder) -> No
     tuning = [q for q in questions if q.split == "tune"]
     heldout = [q for q in questions if q.split == "heldout"]
     grid = []
-    for dense, coverage, candidates in itertools.product(
-        (0.2, 0.3, 0.4, 0.5, 0.6, 0.7), (0.0, 0.1, 0.2, 0.3, 0.5, 0.8), (20, 50, 100)
+    for dense, coverage, subword, candidates in itertools.product(
+        (0.1, 0.2, 0.3, 0.4, 0.5), (0.0, 0.15, 0.3), (0.0, 0.5, 0.8, 1.2, 1.6, 2.4), (50,)
     ):
-        ranking = Ranking(dense, 1 - dense, coverage, candidates)
+        ranking = Ranking(dense, 1 - dense, coverage, candidates, subword)
         grid.append((Scores.of(ranks(ranking, tuning)), ranking))
     grid.sort(key=lambda x: (-x[0].mrr_at_10, -x[0].recall_at_1, -x[0].recall_at_5))
     print("\ntuning grid, best 10 by MRR@10 on the tuning split (held-out shown for information only):")
