@@ -99,11 +99,10 @@ class RetrievalQuestion:
 def load_questions(path: Path) -> list[RetrievalQuestion]:
     """The question set; its `split` must be the one `split_of` gives (a moved question is an error)."""
     questions = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for number, row in ((n, line) for n, line in enumerate(lines, 1) if line.strip()):
         try:
-            row = json.loads(line)
+            row = json.loads(row)
             q = RetrievalQuestion(
                 row["id"],
                 row["question"],
