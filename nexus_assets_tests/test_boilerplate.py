@@ -124,3 +124,13 @@ def test_the_removed_boilerplate_is_listed_per_file_for_the_ui(tmp_path: Path) -
     frame = boilerplate_frame(pages)
     assert frame["file"].tolist() == ["article.pdf"], "a file with nothing removed has no row"
     assert frame["removed"].iloc[0].startswith("6 rotated or side-margin text (e.g. 'Downloaded from")
+
+
+def test_a_repeated_paragraph_that_is_all_of_its_page_stays() -> None:
+    text = "Paragraf yang sama tentang algoritma pengurutan dan pencarian dalam buku latihan ini."
+    pages = [[Block(text, False, (0.1, 0.2 + 0.01 * (i % 3), 0.9, 0.4))] for i in range(12)]
+    pages[0].append(Block("Isi lain halaman pertama yang hanya muncul sekali di berkas ini.", False))
+    cleaned, report = clean_document_report(pages)
+    assert cleaned[0] == "Isi lain halaman pertama yang hanya muncul sekali di berkas ini."
+    assert all(page == text for page in cleaned[1:])
+    assert report.counts["same_place"] + report.counts["repeated_block"] == 1

@@ -6,12 +6,12 @@ the answering page. Used by the tests and by `nexus eval`; later by the retrieva
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from nexus_assets.lib.core.hashing import sha256_text
 from nexus_assets.lib.core.layout import DataLayout, Partition
 from nexus_assets.lib.index.embedding import Embedder
 from nexus_assets.lib.index.search import Hit, SearchMode, search
@@ -74,7 +74,7 @@ HELDOUT_SHARE = 0.4
 
 def split_of(question_id: str) -> str:
     """`heldout` or `tune`, by a stable hash of the id: fixed before any tuning, never moved after."""
-    bucket = int(hashlib.sha256(question_id.encode()).hexdigest()[:8], 16) % 100
+    bucket = int(sha256_text(question_id, 8), 16) % 100
     return "heldout" if bucket < HELDOUT_SHARE * 100 else "tune"
 
 

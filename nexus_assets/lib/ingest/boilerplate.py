@@ -13,9 +13,10 @@ PyMuPDF gives each line's writing direction and bounding box (`page.get_text("di
 keeps them with each block, and `find_boilerplate` decides, across the whole file, what to drop.
 Every rule asks for repetition on at least `MIN_REPEAT_PAGES` pages, so text that appears once is
 never dropped (a vertical Japanese page, a rotated figure label, a page turned sideways all stay),
-and inside a near-duplicate block only the lines the repeats share are dropped: a line the block has
-of its own stays. What was dropped is counted per rule with an example (`BoilerplateReport`), which
-extraction records in the file's notes (`pdf_text.notes`) for a data engineer to audit.
+inside a near-duplicate block only the lines the repeats share are dropped (a line the block has
+of its own stays), and repeated body text that is all of its page's text stays. What was dropped is
+counted per rule with an example (`BoilerplateReport`), which extraction records in the file's
+notes (`pdf_text.notes`) for a data engineer to audit.
 """
 
 from __future__ import annotations
@@ -247,6 +248,16 @@ def find_boilerplate(pages: Sequence[Sequence[Block]]) -> tuple[list[list[str | 
                 keep[p][i] = None
                 report.add(rule, block[(p, i)].text)
 
+    def apply_beside_content(changes: dict[tuple[int, int], str | None], rule: str) -> None:
+        """Apply body-block `changes` (new text, None: drop) on every page they do not leave empty."""
+        for p in sorted({p for p, _ in changes}):
+            after = [changes.get((p, j), kept) for j, kept in enumerate(keep[p])]
+            if not any(t is not None and _exact(t) for t in after):
+                continue  # the repeated text is all the page has: it is the page's content
+            for i in sorted(i for q, i in changes if q == p):
+                keep[p][i] = changes[(p, i)]
+                report.add(rule, block[(p, i)].text)
+
     # 1. Running headers and footers: short margin blocks repeating (numbers ignored) on half the pages.
     by_sig: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for key in ids:
@@ -272,11 +283,15 @@ def find_boilerplate(pages: Sequence[Sequence[Block]]) -> tuple[list[list[str | 
         if b.bbox is not None and keep[key[0]][key[1]] is not None:
             place = tuple(round(v / POSITION_GRID) for v in b.bbox)
             by_place[(place, _exact(b.text))].append(key)
+    same_place: dict[tuple[int, int], str | None] = {}
     for members in by_place.values():
         if pages_of(members) >= threshold:
-            drop(members, "same_place")
+            same_place.update(dict.fromkeys(members))
+    apply_beside_content(same_place, "same_place")
 
-    # 4. Long body blocks repeated, exactly or nearly, on a few pages: the lines the copies share go.
+    # 4. Long body blocks repeated, exactly or nearly, on a few pages: the lines the copies share go,
+    # unless that would empty the page (boilerplate sits beside a page's content, it is not all of it).
+    changes: dict[tuple[int, int], str | None] = {}
     long_blocks = [
         (n, key)
         for n, key in enumerate(ids)
@@ -296,6 +311,6 @@ def find_boilerplate(pages: Sequence[Sequence[Block]]) -> tuple[list[list[str | 
             own = [line for line in lines if len(line_pages[_exact(line)]) < MIN_REPEAT_PAGES]
             if len(own) == len(lines):
                 continue  # nothing this copy shares with the others on enough pages
-            keep[p][i] = "\n".join(own) + "\n" if own else None
-            report.add("repeated_block", block[(p, i)].text)
+            changes[(p, i)] = "\n".join(own) + "\n" if own else None
+    apply_beside_content(changes, "repeated_block")
     return keep, report
