@@ -504,11 +504,22 @@ class _Announced:
 )
 @click.option("--grade", required=True, metavar="SLUG", help="Grade of the collection to search (e.g. kelas_10).")
 @click.option("-k", "--top", "k", type=int, default=5, show_default=True, help="Number of hits.")
+@click.option(
+    "--installed",
+    "installed",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    metavar="DEST",
+    help="School server: search the release `nexus vkp pull --dest DEST` installed, not the data directory.",
+)
 @reporting("search")
-def search(query: str, subject: str, grade: str, k: int) -> int:
-    """Hybrid (dense + BM25) search in one partition's collection: hits with file, page and snippet."""
+def search(query: str, subject: str, grade: str, k: int, installed: Path | None) -> int:
+    """Hybrid (dense + BM25) search in one partition's collection: hits with file, page and snippet.
+
+    With --installed, the same ranking over the release installed on a school server."""
     from nexus_assets.lib.index.chroma_store import current_build, read_build_info
     from nexus_assets.lib.index.embedding import EmbedderUnavailableError
+    from nexus_assets.lib.index.installed_search import InstalledSearch, NoReleaseError
     from nexus_assets.lib.index.search import InvalidQueryError, NoCollectionError, check_query, chroma_root
     from nexus_assets.lib.index.search import search as run_search
 
@@ -519,12 +530,22 @@ def search(query: str, subject: str, grade: str, k: int) -> int:
         check_query(query, k)
     except InvalidQueryError as exc:
         raise CommandError(str(exc), code=2) from None
-    layout = settings().layout
-    build_dir = current_build(chroma_root(layout, partition))
-    built_with = read_build_info(build_dir) if build_dir else {}  # queries are embedded by the collection's model
+    release = None
     try:
-        hits = run_search(layout, partition, query, _query_embedder(built_with), k=k)
-    except (NoCollectionError, EmbedderUnavailableError) as exc:
+        if installed is not None:
+            opened = InstalledSearch.open(installed, partition.subject, partition.grade, embedder=None, load=False)
+            built_with = read_build_info(opened.build_dir)
+            opened.embedder = _query_embedder(built_with)
+            release = str(opened.release)
+            hits = opened.search(query, k=k)
+        else:
+            layout = settings().layout
+            build_dir = current_build(chroma_root(layout, partition))
+            built_with = (
+                read_build_info(build_dir) if build_dir else {}
+            )  # queries are embedded by the collection's model
+            hits = run_search(layout, partition, query, _query_embedder(built_with), k=k)
+    except (NoCollectionError, NoReleaseError, EmbedderUnavailableError) as exc:
         raise CommandError(str(exc)) from None
     for rank, hit in enumerate(hits, 1):
         if not settings().json:
@@ -538,6 +559,7 @@ def search(query: str, subject: str, grade: str, k: int) -> int:
             "partition": partition.label,
             "k": k,
             "model_id": built_with.get("model_id"),
+            "release": release,
             "hits": [{"rank": r, **h.as_dict()} for r, h in enumerate(hits, 1)],
         }
     )

@@ -50,3 +50,30 @@ def test_score_fusion_refuses_candidates_scored_in_one_modality_only() -> None:
         relative_score_fusion([{"x": 1.0, "y": 0.5}, {"x": 3.0}])
     with pytest.raises(ValueError, match="2 weights for 1"):
         relative_score_fusion([{"x": 1.0}], weights=[0.5, 0.5])
+
+
+def test_function_words_of_either_language_do_not_match() -> None:
+    # An English question over a mixed partition: "how many ... the" must not pull English chunks up.
+    docs = [
+        "The summary of the act: how the many provisions apply to the service providers.",
+        "Pameran berlian dihadiri oleh 2000 orang pengunjung yang masuk satu per satu.",
+    ]
+    index = BM25Index(docs)
+    assert index.top("How many visitors came to the diamond exhibition?", 2) == []
+    assert index.top("Berapa pengunjung pameran berlian?", 2) == [1]
+
+
+def test_character_grams_match_cognates_across_languages() -> None:
+    from nexus_assets.lib.index.lexical import char_grams
+
+    assert char_grams("Algoritma") == [" alg", "algo", "lgor", "gori", "orit", "ritm", "itma", "tma "]
+    docs = ["Protokol ini dikembangkan oleh Dojo Foundation", "Konstanta ditulis dengan huruf besar semua"]
+    grams = BM25Index(docs, analyzer=char_grams)
+    assert BM25Index(docs).top("Which protocol did the Dojo people develop?", 2) == [0]
+    assert grams.top("naming convention for constants", 2)[0] == 1  # konstanta ~ constants, no shared word
+
+
+def test_coverage_is_the_share_of_the_query_idf_a_chunk_holds() -> None:
+    index = BM25Index(["graf berbobot dijkstra", "graf saja", "lain sekali"])
+    cover = index.coverage("dijkstra graf", [0, 1, 2])
+    assert cover[0] == pytest.approx(1.0) and 0 < cover[1] < 0.5 and cover[2] == 0

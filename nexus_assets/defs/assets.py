@@ -29,6 +29,7 @@ from nexus_assets.defs.table_metadata import frame_table, histogram_table, schem
 from nexus_assets.lib.core.build_fingerprint import code_version
 from nexus_assets.lib.core.escaping import markdown, one_line, shown
 from nexus_assets.lib.core.tables import (
+    boilerplate_frame,
     chunks_frame,
     collection_metadatas,
     embedding_identity,
@@ -202,6 +203,7 @@ def pdf_text(
             "limits": limits.describe(),
             "failed_files": frame_table(failed[["file", "status", "reason"]]),
             "file_status": frame_table(files),
+            "boilerplate_removed": frame_table(boilerplate_frame(pages)),
             "files_from_cache": stats.cached,
             "extraction_workers": stats.workers,
         },

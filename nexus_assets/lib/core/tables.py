@@ -17,6 +17,7 @@ import pandas as pd
 from nexus_assets.lib.core import hashing
 from nexus_assets.lib.core.layout import LayoutError, scan_files
 from nexus_assets.lib.index.chunking import Chunk
+from nexus_assets.lib.ingest.boilerplate import NOTE_PREFIX
 from nexus_assets.lib.ingest.pdf_extraction import TEXT_STATUSES, FileExtraction
 from nexus_assets.lib.ingest.upload_tracking import partition_of_key
 
@@ -120,6 +121,21 @@ def file_status_frame(pages: pd.DataFrame) -> pd.DataFrame:
             "ocr_pages": grouped["page_status"].apply(lambda s: int((s == "ocr").sum())),
         }
     ).reset_index()
+
+
+def boilerplate_frame(pages: pd.DataFrame) -> pd.DataFrame:
+    """Per file, the boilerplate extraction removed (counts per rule and an example), from its notes:
+    what a data engineer audits in the UI (`boilerplate.BoilerplateReport.note`)."""
+    if pages.empty:
+        return pd.DataFrame(columns=["file", "removed"])
+    notes = pages.groupby("file", sort=True)["notes"].first().fillna("")
+    removed = {
+        file: next((n for n in str(note).split("; ") if n.startswith(NOTE_PREFIX)), "") for file, note in notes.items()
+    }
+    return pd.DataFrame(
+        [{"file": f, "removed": r.removeprefix(NOTE_PREFIX).strip()} for f, r in removed.items() if r],
+        columns=["file", "removed"],
+    )
 
 
 def has_text(pages: pd.DataFrame) -> pd.Series:

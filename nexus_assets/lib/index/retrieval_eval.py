@@ -7,14 +7,16 @@ the answering page. Used by the tests and by `nexus eval`; later by the retrieva
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from nexus_assets.lib.core.escaping import shown
+from nexus_assets.lib.core.hashing import sha256_text
 from nexus_assets.lib.core.input_files import GOLDEN_MAX_BYTES, InputFileError, read_checked
 from nexus_assets.lib.core.layout import DataLayout, Partition
 from nexus_assets.lib.index.embedding import Embedder
-from nexus_assets.lib.index.search import SearchMode, search
+from nexus_assets.lib.index.search import Hit, SearchMode, search
 
 
 @dataclass(frozen=True)
@@ -110,3 +112,90 @@ def evaluate(
         rank = next((i for i, h in enumerate(hits, 1) if h.file == q.file and h.page <= q.page <= h.page_end), None)
         results.append(GoldenResult(q, rank))
     return results
+
+
+# --- the harder question set (benchmarks/retrieval_questions.jsonl) and its metrics ---------------------
+
+QUESTION_KINDS = ("paraphrase", "cross_en_id", "cross_id_en", "table", "code", "page_break")
+SPLITS = ("tune", "heldout")
+HELDOUT_SHARE = 0.4
+
+
+def split_of(question_id: str) -> str:
+    """`heldout` or `tune`, by a stable hash of the id: fixed before any tuning, never moved after."""
+    bucket = int(sha256_text(question_id, 8), 16) % 100
+    return "heldout" if bucket < HELDOUT_SHARE * 100 else "tune"
+
+
+@dataclass(frozen=True)
+class RetrievalQuestion:
+    """A question with every page that answers it and the quoted evidence found on those pages."""
+
+    id: str
+    question: str
+    subject: str
+    grade: str
+    file: str
+    pages: tuple[int, ...]
+    evidence: tuple[str, ...]
+    kind: str
+    split: str
+
+    def answered_by(self, file: str, page: int, page_end: int) -> bool:
+        return file == self.file and any(page <= p <= page_end for p in self.pages)
+
+
+def load_questions(path: Path) -> list[RetrievalQuestion]:
+    """The question set; its `split` must be the one `split_of` gives (a moved question is an error)."""
+    questions = []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for number, row in ((n, line) for n, line in enumerate(lines, 1) if line.strip()):
+        try:
+            row = json.loads(row)
+            q = RetrievalQuestion(
+                row["id"],
+                row["question"],
+                row["subject"],
+                row["grade"],
+                row["file"],
+                tuple(int(p) for p in row["pages"]),
+                tuple(str(e) for e in row["evidence"]),
+                row["kind"],
+                row["split"],
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{number}: not a retrieval question ({exc})") from exc
+        if q.kind not in QUESTION_KINDS or q.split != split_of(q.id) or not q.pages or not q.evidence:
+            raise ValueError(f"{path}:{number}: {q.id}: bad kind {q.kind!r}, split {q.split!r} or empty pages/evidence")
+        questions.append(q)
+    return questions
+
+
+@dataclass(frozen=True)
+class Scores:
+    """recall@1, recall@5 and MRR@10 of a list of ranks (1-based rank of the first answering hit, or None)."""
+
+    questions: int
+    recall_at_1: float
+    recall_at_5: float
+    mrr_at_10: float
+
+    @classmethod
+    def of(cls, ranks: Sequence[int | None]) -> Scores:
+        n = len(ranks) or 1
+        return cls(
+            len(ranks),
+            sum(1 for r in ranks if r is not None and r <= 1) / n,
+            sum(1 for r in ranks if r is not None and r <= 5) / n,
+            sum(1 / r for r in ranks if r is not None and r <= 10) / n,
+        )
+
+    def row(self) -> str:
+        return (
+            f"n={self.questions:3d}  R@1 {self.recall_at_1:.3f}  R@5 {self.recall_at_5:.3f}  "
+            f"MRR@10 {self.mrr_at_10:.3f}"
+        )
+
+
+def first_answering_rank(question: RetrievalQuestion, hits: Sequence[Hit]) -> int | None:
+    return next((i for i, h in enumerate(hits, 1) if question.answered_by(h.file, h.page, h.page_end)), None)

@@ -1,9 +1,18 @@
-"""Search over a partition's published Chroma collection: dense, lexical (BM25) and fused.
+"""Search over a Chroma build: dense, lexical (BM25) and the shipped hybrid ranking.
 
-Hybrid is the default: the dense MiniLM ranking and a BM25 ranking over the same chunks, merged by
-relative score fusion (`lexical.relative_score_fusion`: both scores scaled over the candidates and
-averaged). Each hit says where it came from, so a data engineer can see which signal
-found it.
+One ranking serves the build side (`search`: a partition's live collection under the data directory)
+and the school side (`installed_search`: a release `nexus vkp pull` installed): both call
+`search_build`, which loads a build once (`load_index`: ids, texts, metadata, unit vectors, BM25) and
+ranks every query against it in memory.
+
+Hybrid is the default. Candidates are the best `Ranking.candidates` chunks by cosine similarity, by
+BM25 over words and by BM25 over character 4-grams (cognates across Indonesian and English); their
+scores are min-max scaled over the candidates and added with the weights of `SHIPPED`, chosen by
+MRR@10 on the tuning split of benchmarks/retrieval_questions.jsonl and reported on its held-out split
+(docs/design.md "Retrieval quality"). `Ranking.coverage_weight` (the share of the query's idf weight a
+chunk holds, a cheap reranking feature) was measured and gave nothing on the tuning split: it ships at
+0. Each hit says where it came from (its dense and word-BM25 ranks), so a data engineer can see which
+signal found it.
 """
 
 from __future__ import annotations
@@ -13,10 +22,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from nexus_assets.lib.core.layout import DataLayout, Partition
-from nexus_assets.lib.index.chroma_store import collection_contents, cosine_of, current_build, query_collection
+from nexus_assets.lib.index.chroma_store import CollectionError, current_build, open_collection, read_build_info
 from nexus_assets.lib.index.embedding import Embedder
-from nexus_assets.lib.index.lexical import BM25Index, relative_score_fusion
+from nexus_assets.lib.index.lexical import BM25Index, char_grams, min_max
 
 CHROMA_DIRNAME = "chroma"
 CANDIDATES = 50  # per ranking, before fusion
@@ -41,12 +52,29 @@ def check_query(query: str, k: int) -> None:
 
 
 @dataclass(frozen=True)
+class Ranking:
+    """The knobs of the hybrid ranking: weights of the scaled dense and BM25 scores and of the query-term
+    coverage, and how many candidates each ranking contributes."""
+
+    dense_weight: float = 0.5
+    lexical_weight: float = 0.5
+    coverage_weight: float = 0.0
+    candidates: int = CANDIDATES
+    subword_weight: float = 0.0  # BM25 over character 4-grams (cognates across Indonesian and English)
+
+
+# The ranking both sides ship: the best MRR@10 on the tuning split of benchmarks/retrieval_questions.jsonl
+# (bench_retrieval.py --tune; the held-out split was not looked at to choose). Coverage gave nothing there.
+SHIPPED = Ranking(dense_weight=0.2, lexical_weight=0.8, coverage_weight=0.0, candidates=50, subword_weight=0.8)
+
+
+@dataclass(frozen=True)
 class Hit:
     chunk_id: str
     file: str
     page: int
     page_end: int
-    score: float  # fused 0..1 score (hybrid), cosine similarity (dense) or BM25 score (lexical)
+    score: float  # fused score (hybrid), cosine similarity (dense) or BM25 score (lexical)
     text: str
     dense_rank: int | None
     lexical_rank: int | None
@@ -70,10 +98,150 @@ def chroma_root(layout: DataLayout, partition: Partition) -> Path:
     return layout.processed_dir(partition) / CHROMA_DIRNAME
 
 
+@dataclass(frozen=True)
+class SearchIndex:
+    """One build's chunks held for searching: loaded once, then every query is a few matrix products."""
+
+    build_dir: Path
+    model_id: str
+    ids: list[str]
+    documents: list[str]
+    metadatas: list[dict[str, Any]]
+    vectors: np.ndarray  # (chunks, dims) float32, unit length
+    bm25: BM25Index
+    grams: BM25Index  # BM25 over character n-grams
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def dense_scores(self, query_vector: np.ndarray) -> np.ndarray:
+        if not len(self.ids):
+            return np.zeros(0, dtype=np.float32)
+        # einsum, not BLAS: a matrix-vector product of a few thousand rows is well under a millisecond in
+        # one thread, while OpenBLAS's threads, on a busy 2-core server, took 4-15 ms to synchronise.
+        return np.einsum("ij,j->i", self.vectors, np.asarray(query_vector, dtype=np.float32))
+
+    def rank(
+        self,
+        query: str,
+        query_vector: np.ndarray | None,
+        k: int,
+        mode: SearchMode = "hybrid",
+        ranking: Ranking = SHIPPED,
+    ) -> list[tuple[int, float, int | None, int | None]]:
+        """(chunk index, score, dense rank, lexical rank) of the best `k` chunks."""
+        if not len(self.ids):
+            return []
+        take = max(k, ranking.candidates)
+        dense_order: np.ndarray = np.zeros(0, dtype=np.int64)
+        cosine = np.zeros(0)
+        if mode != "lexical":
+            if query_vector is None:
+                raise ValueError("dense and hybrid search need the query's vector")
+            cosine = self.dense_scores(query_vector)
+            dense_order = np.argsort(-cosine, kind="stable")[:take]
+        bm25 = np.zeros(0)
+        lexical_order: list[int] = []
+        if mode != "dense":
+            bm25 = self.bm25.scores(query)
+            lexical_order = self.bm25.top_of(bm25, take)
+        grams = np.zeros(len(self.ids))
+        gram_order: list[int] = []
+        if mode == "hybrid" and ranking.subword_weight:
+            grams = self.grams.scores(query)
+            gram_order = self.grams.top_of(grams, take)
+        dense_rank = {int(i): r for r, i in enumerate(dense_order, 1)}
+        lexical_rank = {i: r for r, i in enumerate(lexical_order, 1)}
+        if mode == "dense":
+            scored = [(int(i), float(cosine[i])) for i in dense_order[:k]]
+        elif mode == "lexical":
+            scored = [(i, float(bm25[i])) for i in lexical_order[:k]]
+        else:
+            ordered = dict.fromkeys([*map(int, dense_order), *lexical_order, *gram_order])
+            candidates = np.array(list(ordered), dtype=np.int64)
+            coverage = self.bm25.coverage(query, candidates) if ranking.coverage_weight else np.zeros(len(candidates))
+            fused = fuse(cosine[candidates], bm25[candidates], coverage, grams[candidates], ranking)
+            order = np.argsort(-fused, kind="stable")[:k]
+            scored = [(int(candidates[j]), float(fused[j])) for j in order]
+        return [(i, s, dense_rank.get(i), lexical_rank.get(i)) for i, s in scored]
+
+    def hits(self, ranked: list[tuple[int, float, int | None, int | None]]) -> list[Hit]:
+        hits = []
+        for i, score, dense_rank, lexical_rank in ranked:
+            meta = self.metadatas[i]
+            hits.append(
+                Hit(
+                    self.ids[i],
+                    meta["file"],
+                    int(meta["page"]),
+                    int(meta.get("page_end", meta["page"])),
+                    score,
+                    self.documents[i],
+                    dense_rank,
+                    lexical_rank,
+                    bool(meta.get("ocr", False)),
+                )
+            )
+        return hits
+
+
+def fuse(cosine: np.ndarray, bm25: np.ndarray, coverage: np.ndarray, grams: np.ndarray, ranking: Ranking) -> np.ndarray:
+    """The hybrid score of each candidate: scaled cosine and BM25 (relative score fusion) plus coverage.
+
+    Min-max scaling over the candidates puts both modalities on 0..1, so a decisive BM25 match the
+    English model cannot see still wins (reciprocal rank fusion would bury it: see `lexical`).
+    """
+    return (
+        ranking.dense_weight * min_max(cosine)
+        + ranking.lexical_weight * min_max(bm25)
+        + ranking.coverage_weight * coverage
+        + ranking.subword_weight * min_max(grams)
+    )
+
+
 @lru_cache(maxsize=8)
-def _lexical_index(build_dir: Path) -> tuple[list[str], list[str], list[dict[str, Any]], BM25Index]:
-    ids, documents, metadatas = collection_contents(build_dir)
-    return ids, documents, metadatas, BM25Index(documents)
+def load_index(build_dir: Path) -> SearchIndex:
+    """Everything a search of `build_dir` reads, loaded once per process (builds never change once complete)."""
+    info = read_build_info(build_dir)
+    got = open_collection(build_dir).get(include=["documents", "metadatas", "embeddings"])
+    vectors = np.asarray(got["embeddings"], dtype=np.float32)
+    if vectors.ndim != 2:
+        vectors = vectors.reshape(0, int(info.get("dims") or 0))
+    documents = list(got["documents"])
+    return SearchIndex(
+        build_dir,
+        info["model_id"],
+        list(got["ids"]),
+        documents,
+        list(got["metadatas"]),
+        vectors,
+        BM25Index(documents),
+        BM25Index(documents, analyzer=char_grams),
+    )
+
+
+def search_build(
+    build_dir: Path,
+    query: str,
+    embedder: Embedder | None,
+    k: int = 5,
+    mode: SearchMode = "hybrid",
+    ranking: Ranking = SHIPPED,
+) -> list[Hit]:
+    """Search one complete Chroma build (a partition's live build or an installed release's `chroma/`)."""
+    check_query(query, k)
+    index = load_index(Path(build_dir).resolve())
+    vector = None
+    if mode != "lexical":
+        if embedder is None:
+            raise ValueError(f"{mode} search needs an embedder for {index.model_id}")
+        if embedder.model_id != index.model_id:
+            raise CollectionError(
+                f"collection in {build_dir} was built with {index.model_id}, not {embedder.model_id}: "
+                "query it with the model it was built with"
+            )
+        vector = embedder.embed([query])[0]
+    return index.hits(index.rank(query, vector, k, mode, ranking))
 
 
 def search(
@@ -83,7 +251,9 @@ def search(
     embedder: Embedder,
     k: int = 5,
     mode: SearchMode = "hybrid",
+    ranking: Ranking = SHIPPED,
 ) -> list[Hit]:
+    """Search a partition's live collection under the data directory."""
     check_query(query, k)
     build = current_build(chroma_root(layout, partition))
     if build is None:
@@ -91,47 +261,4 @@ def search(
             f"no Chroma collection for {partition.label} under {chroma_root(layout, partition)}: "
             f"build it first (nexus build --subject {partition.subject} --grade {partition.grade})"
         )
-    ids, documents, metadatas, bm25 = _lexical_index(build)
-    by_id = {cid: (doc, meta) for cid, doc, meta in zip(ids, documents, metadatas, strict=True)}
-    dense: list[str] = []
-    cosine: dict[str, float] = {}
-    vector = None
-    if mode != "lexical":
-        vector = embedder.embed([query])[0]
-        for hit in query_collection(build, vector, max(k, CANDIDATES), expected_model_id=embedder.model_id):
-            dense.append(hit["id"])
-            cosine[hit["id"]] = hit["score"]
-    lexical: list[str] = []
-    bm25_score: dict[str, float] = {}
-    if mode != "dense":
-        all_scores = bm25.scores(query)
-        lexical = [ids[i] for i in bm25.top(query, max(k, CANDIDATES))]
-        bm25_score = {cid: float(all_scores[i]) for i, cid in enumerate(ids)}
-    if mode == "dense":
-        ranked = [(cid, cosine[cid]) for cid in dense]
-    elif mode == "lexical":
-        ranked = [(cid, bm25_score[cid]) for cid in lexical]
-    else:
-        # Score the union of both candidate lists in both modalities, then fuse the scores.
-        candidates = list(dict.fromkeys([*dense, *lexical]))
-        cosine.update(cosine_of(build, [c for c in candidates if c not in cosine], vector))
-        ranked = relative_score_fusion([{c: cosine[c] for c in candidates}, {c: bm25_score[c] for c in candidates}])
-    dense_rank = {cid: i for i, cid in enumerate(dense, 1)}
-    lexical_rank = {cid: i for i, cid in enumerate(lexical, 1)}
-    hits = []
-    for cid, score in ranked[:k]:
-        doc, meta = by_id[cid]
-        hits.append(
-            Hit(
-                cid,
-                meta["file"],
-                int(meta["page"]),
-                int(meta.get("page_end", meta["page"])),
-                score,
-                doc,
-                dense_rank.get(cid),
-                lexical_rank.get(cid),
-                bool(meta.get("ocr", False)),
-            )
-        )
-    return hits
+    return search_build(build, query, embedder, k, mode, ranking)

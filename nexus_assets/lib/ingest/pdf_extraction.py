@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Literal
 from nexus_assets.lib.core import hashing
 from nexus_assets.lib.core.caches import BlobCache
 from nexus_assets.lib.core.cpu_info import cpu_threads
+from nexus_assets.lib.ingest.boilerplate import page_blocks
 from nexus_assets.lib.ingest.ocr import (
     OcrEngine,
     cache_key,
@@ -59,7 +60,7 @@ from nexus_assets.lib.ingest.ocr import (
     ocr_resolution,
     ocr_unused_reason,
 )
-from nexus_assets.lib.ingest.text_cleaning import MARGIN_SHARE, Block, clean_document
+from nexus_assets.lib.ingest.text_cleaning import Block, clean_document_report
 
 if TYPE_CHECKING:
     import pymupdf
@@ -215,14 +216,8 @@ class FileExtraction:
 
 
 def _page_blocks(page: pymupdf.Page, raw_blocks: list | None = None) -> list[Block]:
-    """Text blocks in content-stream order, each flagged when it sits in the top or bottom margin."""
-    height = page.rect.height or 1.0
-    top, bottom = page.rect.y0 + height * MARGIN_SHARE, page.rect.y1 - height * MARGIN_SHARE
-    return [
-        (b[4], b[3] <= top or b[1] >= bottom)
-        for b in (page.get_text("blocks") if raw_blocks is None else raw_blocks)
-        if b[6] == 0 and b[4].strip()
-    ]
+    """Text blocks in content-stream order with their place on the page (`boilerplate.page_blocks`)."""
+    return page_blocks(page, raw_blocks)
 
 
 NO_TEXT_REASON = "no text layer (scanned or image-only page)"
@@ -249,7 +244,7 @@ def _read_page(page: pymupdf.Page, ocr: OcrEngine | None) -> tuple[list[Block], 
         read = _page_blocks(page, ocr_blocks(page, ocr, dpi))
     except Exception as exc:  # noqa: BLE001 -- an OCR failure must not lose the page's report
         return [], f"{NO_TEXT_REASON}; OCR failed: {exc}"
-    if not legible(" ".join(text for text, _ in read)):
+    if not legible(" ".join(block.text for block in read)):
         return [], f"{NO_TEXT_REASON}; OCR found no legible text"
     return read, "ocr"
 
@@ -413,10 +408,10 @@ class PdfRead:
         The parts of a file read in parallel each kept within the file's text budget; merged, they are
         judged against it again."""
         limits = limits or ExtractionLimits()
-        total = sum(len(text) for blocks in self.blocks for text, _ in blocks)
+        total = sum(len(block.text) for blocks in self.blocks for block in blocks)
         if total > limits.max_file_chars:
             return _too_much_text(self, f"its pages yield {total:,} characters", "file", limits)
-        cleaned = clean_document(self.blocks)
+        cleaned, removed = clean_document_report(self.blocks)
         pages = []
         for index, text in enumerate(cleaned, self.first):
             if index in self.errors:
@@ -431,7 +426,7 @@ class PdfRead:
                 if why == "ocr":
                     why = f"{NO_TEXT_REASON}; OCR read only running headers or footers"
                 pages.append(PageText(index + 1, "", "no_text", why))
-        notes = list(self.notes)
+        notes = list(self.notes) + ([removed.note()] if removed else [])
         result = FileExtraction(
             self.file, self.sha256, "ok", page_count=self.page_count, pages=pages, notes=notes, size=self.size
         )
@@ -529,7 +524,7 @@ def read_pdf(
                     return _over_memory(read, index, limits)
                 blocks, note = [], None
                 read.errors[index] = f"page could not be read: {exc}"
-            chars = sum(len(text) for text, _ in blocks)
+            chars = sum(len(block.text) for block in blocks)
             total += chars
             if chars > limits.max_page_chars:
                 return _too_much_text(read, f"page {index + 1} alone yields {chars:,} characters", "page", limits)
@@ -611,8 +606,8 @@ def _timed_out(read: PdfRead, index: int, stop: int, elapsed: float, limits: Ext
 
 # Bump when extraction or cleaning changes what a file yields in a way the source digest below
 # would not show (e.g. a behaviour change in a dependency other than PyMuPDF).
-EXTRACTOR_VERSION = 1
-_CODE_FILES = ("pdf_extraction.py", "text_cleaning.py", "ocr.py")
+EXTRACTOR_VERSION = 2  # 2: layout-based boilerplate removal (boilerplate.py)
+_CODE_FILES = ("pdf_extraction.py", "text_cleaning.py", "boilerplate.py", "ocr.py")
 
 
 @cache

@@ -1,8 +1,9 @@
 """Cleaning of extracted page text before chunking.
 
 Three things hurt retrieval in textbook PDFs: compatibility characters (ligatures, full-width
-forms), words hyphenated across line ends, and running headers/footers repeated on every page
-(which would otherwise dominate many chunks). Cleaning works on the text blocks of each page so
+forms), words hyphenated across line ends, and boilerplate repeated on many pages (running headers
+and footers, licence boxes, margin strips: see `boilerplate`), which would otherwise dominate many
+chunks. Cleaning works on the text blocks of each page so
 paragraph boundaries survive as blank lines for the chunker.
 """
 
@@ -10,22 +11,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import Counter
+from collections.abc import Sequence
 
-Block = tuple[str, bool]  # (text, lies in the top or bottom page margin)
+from nexus_assets.lib.ingest.boilerplate import MARGIN_SHARE, Block, BoilerplateReport, as_block, find_boilerplate
 
 _CONTROL_RE = re.compile(r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u00ad\u200b\ufeff]")
 _HYPHEN_BREAK_RE = re.compile(r"([^\W\d_]+)[-\u2010\u2011][ \t]*\n[ \t]*([^\W\d_]+)")
 _SPACES_RE = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u3000]+")
-_DIGITS_RE = re.compile(r"\d+")
-
-# A block is a running header/footer candidate when it lies in the top or bottom margin of its
-# page and repeats (digits ignored) on at least this share of the file's pages. Position matters:
-# a templated line in the body ("Soal 1", "Soal 2") repeats too but is content.
-MARGIN_SHARE = 0.12
-REPEAT_SHARE = 0.5
-MIN_PAGES_FOR_REPEATS = 3
-MAX_HEADER_CHARS = 200
 
 
 def normalize(text: str) -> str:
@@ -56,31 +48,25 @@ def clean_block(block: str) -> str:
     return " ".join(line for line in lines if line)
 
 
-def _signature(block: str) -> str:
-    return _DIGITS_RE.sub("#", block.lower())
+def clean_document_report(raw_pages: Sequence[Sequence[Sequence]]) -> tuple[list[str], BoilerplateReport]:
+    """Clean every page of one file; returns one string per page (paragraphs split by blank lines) and
+    what boilerplate was removed (`boilerplate.find_boilerplate`: running headers and footers, repeated
+    blocks, text at the same place on many pages, rotated or side-margin strips).
 
-
-def repeated_margin_blocks(pages: list[list[Block]]) -> set[str]:
-    """Signatures of margin blocks that repeat on many pages (running headers, footers, page numbers)."""
-    if len(pages) < MIN_PAGES_FOR_REPEATS:
-        return set()
-    counts: Counter[str] = Counter()
-    for blocks in pages:
-        counts.update({_signature(text) for text, in_margin in blocks if in_margin and len(text) <= MAX_HEADER_CHARS})
-    threshold = max(MIN_PAGES_FOR_REPEATS, REPEAT_SHARE * len(pages))
-    return {sig for sig, count in counts.items() if count >= threshold}
-
-
-def clean_document(raw_pages: list[list[Block]]) -> list[str]:
-    """Clean every page of one file; returns one string per page, paragraphs split by blank lines.
-
-    Each block is `(text, in_margin)`: `in_margin` says the block lies in the page's top or bottom
-    margin (see `MARGIN_SHARE`), where running headers and footers live.
+    Each block is a `boilerplate.Block` (or the older `(text, in_margin)` pair, whose position is unknown).
     """
-    pages = [[(clean_block(text), in_margin) for text, in_margin in blocks] for blocks in raw_pages]
-    pages = [[b for b in blocks if b[0]] for blocks in pages]
-    repeated = repeated_margin_blocks(pages)
-    return [
-        "\n\n".join(text for text, in_margin in blocks if not (in_margin and _signature(text) in repeated))
-        for blocks in pages
-    ]
+    pages = [[(b := as_block(raw))._replace(text=normalize(b.text)) for raw in blocks] for blocks in raw_pages]
+    kept, report = find_boilerplate(pages)
+    cleaned = []
+    for texts in kept:
+        paragraphs = (clean_block(text) for text in texts if text is not None)
+        cleaned.append("\n\n".join(p for p in paragraphs if p))
+    return cleaned, report
+
+
+def clean_document(raw_pages: Sequence[Sequence[Sequence]]) -> list[str]:
+    """`clean_document_report` without the report."""
+    return clean_document_report(raw_pages)[0]
+
+
+__all__ = ["MARGIN_SHARE", "Block", "clean_block", "clean_document", "clean_document_report", "normalize"]
