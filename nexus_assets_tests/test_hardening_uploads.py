@@ -245,17 +245,31 @@ def test_peak_memory_of_extraction_stays_under_the_worker_budget(tmp_path: Path,
         items = [(n, n, lambda n=n: root / n) for n in ("bom.pdf", "baik.pdf")]
         limits = ExtractionLimits(max_memory_mb=1024, max_page_chars=10**9, max_file_chars=10**10)
         results, stats = extract_pdfs(items, limits=limits)
-        limit_memory(limits.max_memory_mb)
-        alone = extract_pdf(root / "bom.pdf", limits=limits)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-        print(json.dumps({{"statuses": [r.status for r in results], "reason": results[0].reason,
-                          "alone": alone.status, "peak_mb": peak}}))
+        print(json.dumps({{"statuses": [r.status for r in results], "reason": results[0].reason}}))
         """
     )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=PROJECT, check=True
     )
     report = json.loads(done.stdout.strip().splitlines()[-1])
+    # The file alone in a fresh process that sets the budget first, as a worker does: a peak measured in the
+    # process above would count what it held before the limit was set.
+    alone_script = textwrap.dedent(
+        f"""
+        import json, resource
+        from pathlib import Path
+        from nexus_assets.lib.ingest.pdf_extraction import ExtractionLimits, extract_pdf, limit_memory
+        limits = ExtractionLimits(max_memory_mb=1024, max_page_chars=10**9, max_file_chars=10**10)
+        limit_memory(limits.max_memory_mb)
+        alone = extract_pdf(Path({str(tmp_path)!r}) / "bom.pdf", limits=limits)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+        print(json.dumps({{"alone": alone.status, "peak_mb": peak}}))
+        """
+    )
+    alone = subprocess.run(
+        [sys.executable, "-c", alone_script], capture_output=True, text=True, timeout=300, cwd=PROJECT, check=True
+    )
+    report |= json.loads(alone.stdout.strip().splitlines()[-1])
     assert report["statuses"] == ["out_of_memory", "ok"], report
     assert "1,024 MiB" in report["reason"] and "NEXUS_MAX_EXTRACTION_MEMORY_MB" in report["reason"]
     assert report["alone"] == "out_of_memory" and 0 < report["peak_mb"] < 1024, report

@@ -42,7 +42,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from importlib import metadata
-from multiprocessing import get_context
+from multiprocessing import current_process, get_context
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -789,6 +789,8 @@ class _Worker:
 def _start_workers(count: int, target: Callable[[Connection], None] = _worker_main) -> list[_Worker]:
     # forkserver: never fork a parent that may hold torch's or Dagster's threads.
     ctx = get_context("forkserver")
+    if current_process().daemon:  # a celery prefork child, say: multiprocessing refuses it any child process
+        raise PoolUnavailable("this process is a daemon process (e.g. a celery worker's), which may not start workers")
     started: list[_Worker] = []
     try:
         for _ in range(count):
