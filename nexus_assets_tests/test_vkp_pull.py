@@ -42,6 +42,21 @@ def test_v1_to_v3_through_deltas_and_through_a_full_package_end_in_the_same_coll
     assert (again.via, again.bytes_downloaded) == ("up to date", 0)
 
 
+def test_a_delta_into_a_relative_dest_leaves_a_serving_release(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--dest school` from a cron job's working directory: the delta's release must exist where `current`
+    points (it pointed at a release staged relative to the wrong directory, exit 0 with nothing serving)."""
+    layout = _publish_versions(tmp_path, 1)
+    catalog = str(layout.vkp_dir / "catalog.json")
+    monkeypatch.chdir(tmp_path)
+    pull(Source(catalog), Path("school"), SIGNER.public_key)
+    publish(layout, files_of(10, changed={3: "versi 3"}), SIGNER)
+    [update] = pull(Source(catalog), Path("school"), SIGNER.public_key)
+    assert (update.via, update.installed_after) == ("delta", "1.0.1")
+    current = installed_release(tmp_path / "school", PART)
+    assert current is not None and (current / "chroma").is_dir(), "current must point at an installed release"
+    assert len(collection_snapshot(current / "chroma")) == 60
+
+
 def test_a_package_that_fails_verification_leaves_the_installed_release_serving(tmp_path: Path) -> None:
     layout = _publish_versions(tmp_path, 1)
     catalog = str(layout.vkp_dir / "catalog.json")

@@ -602,6 +602,9 @@ def pull(
     files of failed downloads are kept to resume; every other leftover is gone when the pull ends.
     `notify` receives a PullEvent at each stage (a progress display; nothing else depends on it).
     """
+    # Absolute from here on: a relative `--dest` left a delta install's `current` link pointing at a release
+    # staged relative to the wrong directory (found by the independent attack, issue 25).
+    dest = Path(dest).absolute()
     fetch = source.fetch if attempts is None else replace(source.fetch, attempts=attempts)
     outcomes = []
     with _dest_lock(dest):
