@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export NEXUS_DATA_DIR ?= $(CURDIR)/data
 PYTEST_ARGS ?=
 
-.PHONY: install install-test ocr home demo demo-aws build check test test-fast lint format-check typecheck ui validate \
+.PHONY: install install-test ocr test-tools home demo demo-aws build check test test-fast lint format-check typecheck ui validate \
 	screenshots lock clean
 
 $(BIN)/python:
@@ -76,7 +76,13 @@ ocr:
 # The instance the CLI, webserver and daemon share; its dagster.yaml is the repository's.
 home:
 	mkdir -p $(DAGSTER_HOME) && [ -e $(DAGSTER_HOME)/dagster.yaml ] || ln -s $(CURDIR)/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
-install-test: $(VENV)/.installed-test ocr
+# The terminal tests run `nexus build` under tmux (Debian package); never fatal: without it they skip, naming it.
+test-tools:
+	@command -v tmux >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { $(APT_INSTALL) tmux >/dev/null 2>&1 || { apt-get update -qq && $(APT_INSTALL) tmux; }; }; } \
+	  || echo "tmux: not installed (apt-get install tmux); the terminal tests will skip"
+
+install-test: $(VENV)/.installed-test ocr test-tools
 
 demo: install
 	$(BIN)/nexus sample-data
