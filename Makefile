@@ -76,11 +76,18 @@ ocr:
 # The instance the CLI, webserver and daemon share; its dagster.yaml is the repository's.
 home:
 	mkdir -p $(DAGSTER_HOME) && [ -e $(DAGSTER_HOME)/dagster.yaml ] || ln -s $(CURDIR)/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
-# The terminal tests run `nexus build` under tmux (Debian package); never fatal: without it they skip, naming it.
+# What some tests drive besides Python, from Debian's packages; never fatal: without one, its tests skip,
+# naming it. tmux: the terminal tests run `nexus build` under it. docker.io (the client and dockerd, which
+# the image test starts on a private socket) and debootstrap (the offline base image): the image test.
 test-tools:
-	@command -v tmux >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
-	  { $(APT_INSTALL) tmux >/dev/null 2>&1 || { apt-get update -qq && $(APT_INSTALL) tmux; }; }; } \
-	  || echo "tmux: not installed (apt-get install tmux); the terminal tests will skip"
+	@missing=""; PATH="$$PATH:/usr/sbin:/sbin"; for tool in tmux:tmux dockerd:docker.io debootstrap:debootstrap; do \
+	  command -v $${tool%%:*} >/dev/null 2>&1 || missing="$$missing $${tool#*:}"; done; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "test tools: installing$$missing"; \
+	  $(APT_INSTALL) $$missing >/dev/null 2>&1 || { apt-get update -qq && $(APT_INSTALL) $$missing; } \
+	    || echo "test tools: apt-get failed for$$missing; their tests will skip"; \
+	else echo "test tools: missing$$missing (apt-get install$$missing); their tests will skip"; fi
 
 install-test: $(VENV)/.installed-test ocr test-tools
 
