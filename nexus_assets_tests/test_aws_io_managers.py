@@ -15,6 +15,7 @@ from nexus_assets.defs.aws import AwsDataDirResource, AwsResource, DynamoRecordI
 from nexus_assets.lib.aws.aws_bootstrap import bootstrap
 from nexus_assets.lib.aws.aws_config import AwsSettings
 from nexus_assets.lib.aws.dynamo_records import StaleWriteError
+from nexus_assets_tests.support import PROJECT_ROOT
 
 PARTITION = "informatika/kelas_10"
 
@@ -106,13 +107,11 @@ CHILD = textwrap.dedent("""
     aws = AwsResource(bucket=cfg["bucket"], records_table=cfg["table"], endpoint_url=cfg["endpoint"])
     manager = DynamoRecordIOManager(aws=aws, data_dir=cfg["data_dir"])
     aws.object_store().head(cfg["key"])  # clients and imports warmed up before the baseline
-    def status_kb(field):
-        return int(next(l for l in open("/proc/self/status") if l.startswith(field)).split()[1])
-    before = status_kb("VmRSS:")
+    from nexus_assets_tests.support.memory import status_kib
+    before = status_kib("VmRSS")
     ctx = dg.build_input_context(asset_key=dg.AssetKey("chroma_collection"), partition_key="informatika/kelas_10")
     value = manager.load_input(ctx)
-    # VmHWM, not ru_maxrss: ru_maxrss carries over the forking parent's peak (the test process holds moto).
-    peak = status_kb("VmHWM:")
+    peak = status_kib("VmHWM")  # support/memory.py: why not ru_maxrss
     print(json.dumps({"before_kb": before, "peak_kb": peak, "artifact": value["artifact"]}))
 """)
 
@@ -144,6 +143,7 @@ def test_a_200_mb_artifact_streams_to_disk(aws: AwsResource, tmp_path: Path) -> 
         text=True,
         timeout=300,
         env=os.environ.copy(),
+        cwd=PROJECT_ROOT,  # the child imports nexus_assets_tests.support
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])

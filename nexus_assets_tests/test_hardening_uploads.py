@@ -256,13 +256,14 @@ def test_peak_memory_of_extraction_stays_under_the_worker_budget(tmp_path: Path,
     # process above would count what it held before the limit was set.
     alone_script = textwrap.dedent(
         f"""
-        import json, resource
+        import json
         from pathlib import Path
         from nexus_assets.lib.ingest.pdf_extraction import ExtractionLimits, extract_pdf, limit_memory
+        from nexus_assets_tests.support.memory import peak_rss_mib
         limits = ExtractionLimits(max_memory_mb=1024, max_page_chars=10**9, max_file_chars=10**10)
         limit_memory(limits.max_memory_mb)
         alone = extract_pdf(Path({str(tmp_path)!r}) / "bom.pdf", limits=limits)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+        peak = peak_rss_mib()  # this process's own peak: ru_maxrss would carry over pytest's
         print(json.dumps({{"alone": alone.status, "peak_mb": peak}}))
         """
     )

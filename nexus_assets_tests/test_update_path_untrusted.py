@@ -47,6 +47,7 @@ from nexus_assets.lib.distribution.vkp_pull import (
 )
 from nexus_assets.lib.publish.signing import Signer, verify_signature
 from nexus_assets.lib.publish.vkp import verify_vkp
+from nexus_assets_tests.support import PROJECT_ROOT
 from nexus_assets_tests.support.vkp_helpers import PART, files_of, publish
 
 SIGNER = Signer(Ed25519PrivateKey.generate(), "publisher key")
@@ -281,16 +282,22 @@ def test_a_hostile_catalog_stays_within_its_memory_bound(tmp_path: Path, shape: 
         f"resource.setrlimit(resource.RLIMIT_AS, ({(MEMORY_BOUND_MB + 900) * 1024**2}, resource.RLIM_INFINITY))\n"
         "from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey\n"
         "from nexus_assets.lib.distribution.vkp_catalog import CatalogError, verify_catalog\n"
-        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "from nexus_assets_tests.support.memory import peak_rss_mib, reset_peak_rss, status_kib\n"
+        "reset_peak_rss()\n"
+        "base = status_kib('VmRSS')\n"
         "raw = open(sys.argv[1], 'rb').read()\n"
         "try:\n"
         "    verify_catalog(raw, Ed25519PrivateKey.generate().public_key(), 'catalog.json')\n"
         "except CatalogError as exc:\n"
         "    print('REFUSED', exc)\n"
-        "print('PEAK_MB', (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) // 1024)\n"
+        "print('PEAK_MB', peak_rss_mib() - base // 1024)\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / "catalog.json")], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", script, str(tmp_path / "catalog.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=PROJECT_ROOT,  # the child imports nexus_assets_tests.support
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "REFUSED catalog.json: " in proc.stdout, proc.stdout
