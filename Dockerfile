@@ -52,11 +52,15 @@ COPY workspace.yaml ./
 COPY deploy ./deploy
 # Non-root: uid 10001 (the Helm values' runAsUser); it owns only the instance home and the data dir. Its
 # home directory is the instance home, so what Dagster keeps under ~ (~/.dagster) is writable too.
+# The model cache (the embedding engine measured on this CPU, OpenVINO's converted and compiled model) is a
+# directory of its own, so that a volume shared by every run container (deploy/launchers/docker.yaml,
+# docker-compose.yml) lets the first run on a host pay for it and later runs load the chosen engine directly.
+ENV NEXUS_MODEL_CACHE=/opt/dagster/cache
 RUN groupadd --system --gid 10001 nexus \
     && useradd --system --uid 10001 --gid nexus --home-dir /opt/dagster/home --shell /usr/sbin/nologin nexus \
-    && mkdir -p /opt/dagster/home /opt/dagster/data \
+    && mkdir -p /opt/dagster/home /opt/dagster/data /opt/dagster/cache \
     && cp deploy/dagster.yaml /opt/dagster/home/dagster.yaml \
-    && chown -R nexus:nexus /opt/dagster/home /opt/dagster/data
+    && chown -R nexus:nexus /opt/dagster/home /opt/dagster/data /opt/dagster/cache
 USER nexus
 EXPOSE 4000
 # The code server; webserver and daemon override the command (docker-compose.yml).

@@ -48,6 +48,7 @@ from nexus_assets_tests.support.webserver import ASSETS
 pytestmark = pytest.mark.slow
 
 IMAGE = "nexus-assets:test"
+MODEL_CACHE_VOLUME = "nexus-model-cache"
 BACKFILL_TIMEOUT_S = 900
 
 
@@ -113,6 +114,10 @@ def _build_and_run(env: dict[str, str], moto_endpoint: str, tmp_path: Path) -> N
                 "DAGSTER_HOME=/tmp/home",
                 "-e",
                 "NEXUS_DATA_DIR=/tmp/data",
+                # The volume the launcher gives every run (deploy/launchers/docker.yaml): the backfill's runs
+                # load the engine this build measured.
+                "-v",
+                f"{MODEL_CACHE_VOLUME}:/opt/dagster/cache",
                 IMAGE,
                 "sh",
                 "-ec",
@@ -123,6 +128,20 @@ def _build_and_run(env: dict[str, str], moto_endpoint: str, tmp_path: Path) -> N
         )
         assert partition.returncode == 0, partition.stdout[-4000:] + partition.stderr[-4000:]
         assert "OK /tmp/data/vkp/informatika_kelas_10_v1.0.0.vkp" in partition.stdout, partition.stdout[-3000:]
+        cache = docker(
+            [
+                "run",
+                "--rm",
+                "-v",
+                f"{MODEL_CACHE_VOLUME}:/opt/dagster/cache",
+                IMAGE,
+                "ls",
+                "/opt/dagster/cache/engine-choices",
+            ],
+            env,
+            timeout=120,
+        )
+        assert cache.returncode == 0 and ".json" in cache.stdout, f"no engine measurement kept in the volume: {cache}"
         one = time.monotonic()
         print(f"image: nexus --version and a one-partition build in a container {one - built:.0f} s")
         try:
@@ -162,6 +181,8 @@ def _docker_backfill(docker_env: dict[str, str], database: str, moto_endpoint: s
         del env["DOCKER_HOST"]
     config = yaml.safe_load(nexus_cli(["deploy", "render-instance", "--launcher", "docker"], env))
     assert config["run_launcher"]["class"] == "DockerRunLauncher"
+    volumes = config["run_launcher"]["config"]["container_kwargs"]["volumes"]
+    assert f"{MODEL_CACHE_VOLUME}:/opt/dagster/cache" in volumes, volumes
     config["run_monitoring"]["poll_interval_seconds"] = 5
     (home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     nexus_cli(["aws", "bootstrap"], env)
