@@ -5,7 +5,7 @@ import pytest
 
 from nexus_assets.lib.index.glossary import Glossary, en_stem, glossary, id_stem, id_stems
 from nexus_assets.lib.index.lexical import BM25Index, char_grams
-from nexus_assets.lib.index.search import Ranking, SearchIndex, dense_text
+from nexus_assets.lib.index.search import Ranking, SearchIndex
 
 SMALL = """
 # a comment line
@@ -47,14 +47,6 @@ def test_the_shipped_glossary_parses_and_translates_school_words() -> None:
     assert len(g.to_id) > 300 and len(g.to_en) > 300
     assert "siswa" in g.expand("How many students took part?").indonesian
     assert "answer" in g.expand("Apa jawabannya?").english
-
-
-def test_only_an_indonesian_query_gets_an_english_gloss_to_embed() -> None:
-    plain, glossed = Ranking(), Ranking(dense_gloss=True)
-    assert dense_text("Apa jawaban soal ini?", plain) == "Apa jawaban soal ini?"
-    assert dense_text("Apa jawaban soal ini?", glossed).startswith("Apa jawaban soal ini? ")
-    assert "answer" in dense_text("Apa jawaban soal ini?", glossed)
-    assert dense_text("xyzzy plugh", glossed) == "xyzzy plugh"  # nothing to gloss: the query as it is
 
 
 def _index(texts: list[str], pages: list[tuple[str, int]]) -> SearchIndex:

@@ -6,17 +6,20 @@ and the school side (`installed_search`: a release `nexus vkp pull` installed): 
 ranks every query against it in memory.
 
 Hybrid is the default. Candidates are the best `Ranking.candidates` chunks by cosine similarity, by
-BM25 over words and by BM25 over character 4-grams (cognates across Indonesian and English); their
-scores are min-max scaled over the candidates and added with the weights of `SHIPPED`, chosen by
-MRR@10 on the tuning split of benchmarks/retrieval_questions.jsonl and reported on its held-out split
-(docs/design.md "Retrieval quality"). `Ranking.coverage_weight` (the share of the query's idf weight a
-chunk holds, a cheap reranking feature) was measured and gave nothing on the tuning split: it ships at
-0. Each hit says where it came from (its dense and word-BM25 ranks), so a data engineer can see which
-signal found it.
+BM25 over words, by BM25 over character 4-grams (cognates across Indonesian and English) and by BM25
+(words and 4-grams) over the query's translations from a small generic school glossary (`glossary`:
+an English question over an Indonesian page, or the reverse); their scores are min-max scaled over
+the candidates and added with the weights of `SHIPPED`, chosen by MRR@10 on the tuning split of
+benchmarks/retrieval_questions.jsonl and reported on its held-out split (docs/design.md "Retrieval
+quality"). Reranking features measured and not shipped (weight 0): `coverage_weight` (the share of
+the query's idf weight a chunk holds) and `page_weight` (page-level aggregation). The glossary is
+code, so build side and school side rank alike with no change to the package. Each hit says where it
+came from (its dense and word-BM25 ranks), so a data engineer can see which signal found it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -63,14 +66,24 @@ class Ranking:
     candidates: int = CANDIDATES
     subword_weight: float = 0.0  # BM25 over character 4-grams (cognates across Indonesian and English)
     gloss_weight: float = 0.0  # BM25 over the glossary's translations of the query's words (`glossary`)
-    dense_gloss: bool = False  # embed an Indonesian query with its English gloss appended (the model is English)
     gloss_subword_weight: float = 0.0  # BM25 over the character 4-grams of those translations
     page_weight: float = 0.0  # share of the best other candidate of the same page added (the answer is a page)
 
 
 # The ranking both sides ship: the best MRR@10 on the tuning split of benchmarks/retrieval_questions.jsonl
-# (bench_retrieval.py --tune; the held-out split was not looked at to choose). Coverage gave nothing there.
-SHIPPED = Ranking(dense_weight=0.2, lexical_weight=0.8, coverage_weight=0.0, candidates=50, subword_weight=0.8)
+# (bench_retrieval.py --tune; the held-out split was not looked at to choose). Coverage, page aggregation,
+# an English gloss embedded with the query and a sentence-level max-sim rerank each lost on the tuning
+# split (docs/design.md "Retrieval quality"): they ship at 0 or not at all.
+SHIPPED = Ranking(
+    dense_weight=0.3,
+    lexical_weight=1.0,
+    coverage_weight=0.0,
+    candidates=50,
+    subword_weight=0.8,
+    gloss_weight=0.8,
+    gloss_subword_weight=0.8,
+    page_weight=0.0,
+)
 
 
 @dataclass(frozen=True)
@@ -150,20 +163,18 @@ class SearchIndex:
         if mode != "dense":
             bm25 = self.bm25.scores(query)
             lexical_order = self.bm25.top_of(bm25, take)
-        grams = np.zeros(len(self.ids))
-        gram_order: list[int] = []
-        if mode == "hybrid" and ranking.subword_weight:
-            grams = self.grams.scores(query)
-            gram_order = self.grams.top_of(grams, take)
-        gloss = np.zeros(len(self.ids))
-        gloss_order: list[int] = []
-        if mode == "hybrid" and (ranking.gloss_weight or ranking.gloss_subword_weight):
+        # The extra lexical signals of hybrid search: (weight, scores of every chunk), each adding its
+        # best `take` chunks to the candidates.
+        extra: list[tuple[float, np.ndarray]] = []
+        if mode == "hybrid":
             translated = glossary().expand(query).lexical_query()
-            if translated:
-                gloss = ranking.gloss_weight * min_max(self.bm25.scores(translated))
-                if ranking.gloss_subword_weight:
-                    gloss = gloss + ranking.gloss_subword_weight * min_max(self.grams.scores(translated))
-                gloss_order = self.bm25.top_of(gloss, take)
+            for weight, bm25_index, text in (
+                (ranking.subword_weight, self.grams, query),
+                (ranking.gloss_weight, self.bm25, translated),
+                (ranking.gloss_subword_weight, self.grams, translated),
+            ):
+                if weight and text:
+                    extra.append((weight, bm25_index.scores(text)))
         dense_rank = {int(i): r for r, i in enumerate(dense_order, 1)}
         lexical_rank = {i: r for r, i in enumerate(lexical_order, 1)}
         if mode == "dense":
@@ -171,10 +182,13 @@ class SearchIndex:
         elif mode == "lexical":
             scored = [(i, float(bm25[i])) for i in lexical_order[:k]]
         else:
-            ordered = dict.fromkeys([*map(int, dense_order), *lexical_order, *gram_order, *gloss_order])
+            extra_orders = [self.bm25.top_of(scores, take) for _, scores in extra]
+            ordered = dict.fromkeys([*map(int, dense_order), *lexical_order, *(i for o in extra_orders for i in o)])
             candidates = np.array(list(ordered), dtype=np.int64)
             coverage = self.bm25.coverage(query, candidates) if ranking.coverage_weight else np.zeros(len(candidates))
-            fused = fuse(cosine[candidates], bm25[candidates], coverage, grams[candidates], ranking, gloss[candidates])
+            fused = fuse(
+                cosine[candidates], bm25[candidates], coverage, ranking, [(w, x[candidates]) for w, x in extra]
+            )
             if ranking.page_weight:
                 fused = fused + ranking.page_weight * self.best_other_of_page(candidates, fused)
             order = np.argsort(-fused, kind="stable")[:k]
@@ -224,31 +238,23 @@ def fuse(
     cosine: np.ndarray,
     bm25: np.ndarray,
     coverage: np.ndarray,
-    grams: np.ndarray,
     ranking: Ranking,
-    gloss: np.ndarray | None = None,
+    extra: Sequence[tuple[float, np.ndarray]] = (),
 ) -> np.ndarray:
-    """The hybrid score of each candidate: scaled cosine and BM25 (relative score fusion) plus coverage.
+    """The hybrid score of each candidate: scaled cosine and BM25 (relative score fusion) plus coverage,
+    plus each `extra` signal (weight, scores: 4-grams, glossary translations) scaled the same way.
 
-    Min-max scaling over the candidates puts both modalities on 0..1, so a decisive BM25 match the
+    Min-max scaling over the candidates puts every modality on 0..1, so a decisive BM25 match the
     English model cannot see still wins (reciprocal rank fusion would bury it: see `lexical`).
     """
-    return (
+    fused = (
         ranking.dense_weight * min_max(cosine)
         + ranking.lexical_weight * min_max(bm25)
         + ranking.coverage_weight * coverage
-        + ranking.subword_weight * min_max(grams)
-        + (min_max(gloss) * (ranking.gloss_weight + ranking.gloss_subword_weight) if gloss is not None else 0.0)
     )
-
-
-def dense_text(query: str, ranking: Ranking) -> str:
-    """What the dense model embeds for `query`: the query, plus its English gloss where `dense_gloss`
-    (an Indonesian question over an English page: the English model reads the English words)."""
-    if not ranking.dense_gloss:
-        return query
-    english = glossary().expand(query).english
-    return f"{query} {' '.join(english)}" if english else query
+    for weight, scores in extra:
+        fused = fused + weight * min_max(scores)
+    return fused
 
 
 def query_vector(embedder: Embedder, text: str) -> np.ndarray:
@@ -301,7 +307,7 @@ def search_build(
                 f"collection in {build_dir} was built with {index.model_id}, not {embedder.model_id}: "
                 "query it with the model it was built with"
             )
-        vector = query_vector(embedder, dense_text(query, ranking))
+        vector = query_vector(embedder, query)
     return index.hits(index.rank(query, vector, k, mode, ranking))
 
 
