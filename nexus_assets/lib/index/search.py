@@ -57,8 +57,9 @@ def check_query(query: str, k: int) -> None:
 
 @dataclass(frozen=True)
 class Ranking:
-    """The knobs of the hybrid ranking: weights of the scaled dense and BM25 scores and of the query-term
-    coverage, and how many candidates each ranking contributes."""
+    """The knobs of the hybrid ranking: weights of the scaled dense and BM25 scores (words, 4-grams, and
+    both over the query's glossary translations), of the query-term coverage and of page aggregation,
+    and how many candidates each signal contributes."""
 
     dense_weight: float = 0.5
     lexical_weight: float = 0.5
