@@ -49,7 +49,15 @@ from nexus_assets.lib.index.retrieval_eval import (
     load_golden,
     load_questions,
 )
-from nexus_assets.lib.index.search import SHIPPED, Ranking, SearchMode, chroma_root, load_index, search
+from nexus_assets.lib.index.search import (
+    SHIPPED,
+    Ranking,
+    SearchMode,
+    chroma_root,
+    load_index,
+    query_vector,
+    search,
+)
 
 QUESTIONS = PROJECT / "benchmarks" / "retrieval_questions.jsonl"
 NEXUS = str(PROJECT / ".venv" / "bin" / "nexus")
@@ -133,7 +141,7 @@ def golden_check(layout: DataLayout, embedder, shared: Path) -> None:
 
 def tune(layout: DataLayout, questions: list[RetrievalQuestion], embedder) -> None:
     """Grid over the weights: query vectors embedded once, each setting ranked in memory."""
-    vectors = {q.id: embedder.embed([q.question])[0] for q in questions}
+    vectors = {q.id: query_vector(embedder, q.question) for q in questions}
     indexes = {
         (q.subject, q.grade): load_index(current_build(chroma_root(layout, Partition(q.subject, q.grade))).resolve())
         for q in questions
@@ -151,10 +159,10 @@ def tune(layout: DataLayout, questions: list[RetrievalQuestion], embedder) -> No
     tuning = [q for q in questions if q.split == "tune"]
     heldout = [q for q in questions if q.split == "heldout"]
     grid = []
-    for dense, coverage, subword, candidates in itertools.product(
-        (0.1, 0.2, 0.3, 0.4, 0.5), (0.0, 0.15, 0.3), (0.0, 0.5, 0.8, 1.2, 1.6, 2.4), (50,)
+    for dense, lexical, subword, gloss, gloss_subword, page in itertools.product(
+        (0.2, 0.3, 0.4), (0.6, 0.8, 1.0, 1.2), (0.4, 0.8, 1.2), (0.0, 0.4, 0.8, 1.2), (0.0, 0.4, 0.8, 1.2), (0.0, 0.1)
     ):
-        ranking = Ranking(dense, 1 - dense, coverage, candidates, subword)
+        ranking = Ranking(dense, lexical, 0.0, 50, subword, gloss, gloss_subword, page)
         grid.append((Scores.of(ranks(ranking, tuning)), ranking))
     grid.sort(key=lambda x: (-x[0].mrr_at_10, -x[0].recall_at_1, -x[0].recall_at_5))
     print("\ntuning grid, best 10 by MRR@10 on the tuning split (held-out shown for information only):")
@@ -214,7 +222,7 @@ def latency(work: Path, chunks: int, queries: list[str]) -> None:
     embed_ms, rank_ms = [], []
     for query in queries:
         t = time.perf_counter()
-        vector = searcher.embedder.embed([query])[0]
+        vector = query_vector(searcher.embedder, query)
         embed_ms.append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
         index.hits(index.rank(query, vector, 5, "hybrid", searcher.ranking))

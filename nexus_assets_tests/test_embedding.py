@@ -368,3 +368,16 @@ def test_openvino_embeds_without_its_telemetry(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split("\n")[-2] == "True ['MainThread']", done.stdout[-500:]
     assert not (home / "intel").exists(), sorted(p.name for p in home.rglob("*"))
+
+
+def test_a_query_embedded_on_its_own_pass_ranks_as_embed_would(embedder) -> None:
+    """`embed_query` (a one-row pass on OpenVINO) is a search-time shortcut: it must give the vector
+    `embed` gives, up to the last bits, so build side and school side rank alike whichever they use."""
+    from nexus_assets.lib.index.search import query_vector
+
+    queries = ["Apa itu algoritma Dijkstra?", "How many bits are in a byte?", "fotosintesis " * 40]
+    alone = np.vstack([query_vector(embedder, q) for q in queries])
+    batched = embedder.embed(queries)
+    assert alone.dtype == np.float32 and alone.shape == batched.shape
+    assert np.all(np.sum(alone * batched, axis=1) > 0.999)
+    assert np.allclose(np.linalg.norm(alone, axis=1), 1.0, atol=1e-3)

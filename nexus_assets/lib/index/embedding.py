@@ -453,6 +453,17 @@ class SentenceTransformerEmbedder:
         self._model, self.choice = loaded.engine, loaded.choice
         self.engine, self.precision = loaded.engine.name, loaded.engine.precision
 
+    def embed_query(self, text: str) -> np.ndarray:
+        """One search query's vector in a pass of its own (`search.query_vector`); for an OpenVINO engine a
+        one-row pass, a quarter of the work of `embed`'s four-row one. Not for stored vectors: its bytes
+        may differ from `embed`'s in the last bits (another kernel shape), never in what it ranks."""
+        ids = _window_ids(self._tokenizer, text, self.max_tokens)
+        with self._lock:
+            self.load()
+            assert self._model is not None
+            encode = getattr(self._model, "encode_query", self._model.encode)
+            return np.asarray(encode(ids), dtype=np.float32)
+
     def embed(self, texts: Sequence[str], progress: ProgressFn | None = None) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dims), dtype=np.float32)

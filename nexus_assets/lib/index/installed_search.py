@@ -2,8 +2,9 @@
 
 A school server holds `<dest>/<subject>_<grade>/current -> releases/<version>-<id>/` with the
 release's Chroma build in `chroma/` (layout: `distribution.vkp_pull`). The school's assistant runs
-the SAME ranking as the build side over it (`search.search_build`: dense + BM25 fused with the
-shipped weights, BM25 built from the collection's own texts), with no network:
+the SAME ranking as the build side over it (`search.search_build`: dense, BM25 and the glossary's
+translations fused with the shipped weights, BM25 built from the collection's own texts), with no
+network:
 
     from nexus_assets.lib.index.installed_search import InstalledSearch
 

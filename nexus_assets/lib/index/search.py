@@ -6,17 +6,20 @@ and the school side (`installed_search`: a release `nexus vkp pull` installed): 
 ranks every query against it in memory.
 
 Hybrid is the default. Candidates are the best `Ranking.candidates` chunks by cosine similarity, by
-BM25 over words and by BM25 over character 4-grams (cognates across Indonesian and English); their
-scores are min-max scaled over the candidates and added with the weights of `SHIPPED`, chosen by
-MRR@10 on the tuning split of benchmarks/retrieval_questions.jsonl and reported on its held-out split
-(docs/design.md "Retrieval quality"). `Ranking.coverage_weight` (the share of the query's idf weight a
-chunk holds, a cheap reranking feature) was measured and gave nothing on the tuning split: it ships at
-0. Each hit says where it came from (its dense and word-BM25 ranks), so a data engineer can see which
-signal found it.
+BM25 over words, by BM25 over character 4-grams (cognates across Indonesian and English) and by BM25
+(words and 4-grams) over the query's translations from a small generic school glossary (`glossary`:
+an English question over an Indonesian page, or the reverse); their scores are min-max scaled over
+the candidates and added with the weights of `SHIPPED`, chosen by MRR@10 on the tuning split of
+benchmarks/retrieval_questions.jsonl and reported on its held-out split (docs/design.md "Retrieval
+quality"). Reranking features measured and not shipped (weight 0): `coverage_weight` (the share of
+the query's idf weight a chunk holds) and `page_weight` (page-level aggregation). The glossary is
+code, so build side and school side rank alike with no change to the package. Each hit says where it
+came from (its dense and word-BM25 ranks), so a data engineer can see which signal found it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -27,6 +30,7 @@ import numpy as np
 from nexus_assets.lib.core.layout import DataLayout, Partition
 from nexus_assets.lib.index.chroma_store import CollectionError, current_build, open_collection, read_build_info
 from nexus_assets.lib.index.embedding import Embedder
+from nexus_assets.lib.index.glossary import glossary
 from nexus_assets.lib.index.lexical import BM25Index, char_grams, min_max
 
 CHROMA_DIRNAME = "chroma"
@@ -53,19 +57,34 @@ def check_query(query: str, k: int) -> None:
 
 @dataclass(frozen=True)
 class Ranking:
-    """The knobs of the hybrid ranking: weights of the scaled dense and BM25 scores and of the query-term
-    coverage, and how many candidates each ranking contributes."""
+    """The knobs of the hybrid ranking: weights of the scaled dense and BM25 scores (words, 4-grams, and
+    both over the query's glossary translations), of the query-term coverage and of page aggregation,
+    and how many candidates each signal contributes."""
 
     dense_weight: float = 0.5
     lexical_weight: float = 0.5
     coverage_weight: float = 0.0
     candidates: int = CANDIDATES
     subword_weight: float = 0.0  # BM25 over character 4-grams (cognates across Indonesian and English)
+    gloss_weight: float = 0.0  # BM25 over the glossary's translations of the query's words (`glossary`)
+    gloss_subword_weight: float = 0.0  # BM25 over the character 4-grams of those translations
+    page_weight: float = 0.0  # share of the best other candidate of the same page added (the answer is a page)
 
 
 # The ranking both sides ship: the best MRR@10 on the tuning split of benchmarks/retrieval_questions.jsonl
-# (bench_retrieval.py --tune; the held-out split was not looked at to choose). Coverage gave nothing there.
-SHIPPED = Ranking(dense_weight=0.2, lexical_weight=0.8, coverage_weight=0.0, candidates=50, subword_weight=0.8)
+# (bench_retrieval.py --tune; the held-out split was not looked at to choose). Coverage, page aggregation,
+# an English gloss embedded with the query and a sentence-level max-sim rerank each lost on the tuning
+# split (docs/design.md "Retrieval quality"): they ship at 0 or not at all.
+SHIPPED = Ranking(
+    dense_weight=0.3,
+    lexical_weight=1.0,
+    coverage_weight=0.0,
+    candidates=50,
+    subword_weight=0.8,
+    gloss_weight=0.8,
+    gloss_subword_weight=0.8,
+    page_weight=0.0,
+)
 
 
 @dataclass(frozen=True)
@@ -145,11 +164,18 @@ class SearchIndex:
         if mode != "dense":
             bm25 = self.bm25.scores(query)
             lexical_order = self.bm25.top_of(bm25, take)
-        grams = np.zeros(len(self.ids))
-        gram_order: list[int] = []
-        if mode == "hybrid" and ranking.subword_weight:
-            grams = self.grams.scores(query)
-            gram_order = self.grams.top_of(grams, take)
+        # The extra lexical signals of hybrid search: (weight, scores of every chunk), each adding its
+        # best `take` chunks to the candidates.
+        extra: list[tuple[float, np.ndarray]] = []
+        if mode == "hybrid":
+            translated = glossary().expand(query).lexical_query()
+            for weight, bm25_index, text in (
+                (ranking.subword_weight, self.grams, query),
+                (ranking.gloss_weight, self.bm25, translated),
+                (ranking.gloss_subword_weight, self.grams, translated),
+            ):
+                if weight and text:
+                    extra.append((weight, bm25_index.scores(text)))
         dense_rank = {int(i): r for r, i in enumerate(dense_order, 1)}
         lexical_rank = {i: r for r, i in enumerate(lexical_order, 1)}
         if mode == "dense":
@@ -157,13 +183,37 @@ class SearchIndex:
         elif mode == "lexical":
             scored = [(i, float(bm25[i])) for i in lexical_order[:k]]
         else:
-            ordered = dict.fromkeys([*map(int, dense_order), *lexical_order, *gram_order])
+            extra_orders = [self.bm25.top_of(scores, take) for _, scores in extra]
+            ordered = dict.fromkeys([*map(int, dense_order), *lexical_order, *(i for o in extra_orders for i in o)])
             candidates = np.array(list(ordered), dtype=np.int64)
             coverage = self.bm25.coverage(query, candidates) if ranking.coverage_weight else np.zeros(len(candidates))
-            fused = fuse(cosine[candidates], bm25[candidates], coverage, grams[candidates], ranking)
+            fused = fuse(
+                cosine[candidates], bm25[candidates], coverage, ranking, [(w, x[candidates]) for w, x in extra]
+            )
+            if ranking.page_weight:
+                fused = fused + ranking.page_weight * self.best_other_of_page(candidates, fused)
             order = np.argsort(-fused, kind="stable")[:k]
             scored = [(int(candidates[j]), float(fused[j])) for j in order]
         return [(i, s, dense_rank.get(i), lexical_rank.get(i)) for i, s in scored]
+
+    def best_other_of_page(self, candidates: np.ndarray, fused: np.ndarray) -> np.ndarray:
+        """Per candidate, the best fused score of ANOTHER candidate sharing one of its pages (0 if none).
+
+        The answer is a page: a page two of whose chunks match the question is likelier the answer
+        than a page with one matching chunk and nothing else, which a neighbour page often is.
+        """
+        by_page: dict[tuple[str, int], list[int]] = {}
+        for j, i in enumerate(candidates):
+            meta = self.metadatas[int(i)]
+            for page in range(int(meta["page"]), int(meta.get("page_end", meta["page"])) + 1):
+                by_page.setdefault((meta["file"], page), []).append(j)
+        best = np.zeros(len(candidates))
+        for members in by_page.values():
+            if len(members) < 2:
+                continue
+            for j in members:
+                best[j] = max(best[j], max(fused[m] for m in members if m != j))
+        return best
 
     def hits(self, ranked: list[tuple[int, float, int | None, int | None]]) -> list[Hit]:
         hits = []
@@ -185,18 +235,36 @@ class SearchIndex:
         return hits
 
 
-def fuse(cosine: np.ndarray, bm25: np.ndarray, coverage: np.ndarray, grams: np.ndarray, ranking: Ranking) -> np.ndarray:
-    """The hybrid score of each candidate: scaled cosine and BM25 (relative score fusion) plus coverage.
+def fuse(
+    cosine: np.ndarray,
+    bm25: np.ndarray,
+    coverage: np.ndarray,
+    ranking: Ranking,
+    extra: Sequence[tuple[float, np.ndarray]] = (),
+) -> np.ndarray:
+    """The hybrid score of each candidate: scaled cosine and BM25 (relative score fusion) plus coverage,
+    plus each `extra` signal (weight, scores: 4-grams, glossary translations) scaled the same way.
 
-    Min-max scaling over the candidates puts both modalities on 0..1, so a decisive BM25 match the
+    Min-max scaling over the candidates puts every modality on 0..1, so a decisive BM25 match the
     English model cannot see still wins (reciprocal rank fusion would bury it: see `lexical`).
     """
-    return (
+    fused = (
         ranking.dense_weight * min_max(cosine)
         + ranking.lexical_weight * min_max(bm25)
         + ranking.coverage_weight * coverage
-        + ranking.subword_weight * min_max(grams)
     )
+    for weight, scores in extra:
+        fused = fused + weight * min_max(scores)
+    return fused
+
+
+def query_vector(embedder: Embedder, text: str) -> np.ndarray:
+    """One query's unit vector: through the embedder's single-text path where it has one (`embed_query`:
+    a one-row pass, a quarter of the work of the build's four-row passes), else `embed`."""
+    embed_query = getattr(embedder, "embed_query", None)
+    if callable(embed_query):
+        return np.asarray(embed_query(text), dtype=np.float32)
+    return embedder.embed([text])[0]
 
 
 @lru_cache(maxsize=8)
@@ -240,7 +308,7 @@ def search_build(
                 f"collection in {build_dir} was built with {index.model_id}, not {embedder.model_id}: "
                 "query it with the model it was built with"
             )
-        vector = embedder.embed([query])[0]
+        vector = query_vector(embedder, query)
     return index.hits(index.rank(query, vector, k, mode, ranking))
 
 
