@@ -424,7 +424,7 @@ def run_partitions(
 
     The runs read `settings` (the command's) and `layout`'s data directory while they execute.
 
-    Runs of earlier builds whose process was killed are ended first (their pool slots freed). Each run is
+    Runs of earlier builds whose process was killed are ended first, and ended runs' pool slots freed. Each run is
     recorded in the job table (`running`, then its final record) and, when it succeeded in local mode,
     its fingerprint, so the next unchanged build skips it.
     """
@@ -432,7 +432,12 @@ def run_partitions(
 
     from nexus_assets.definitions import defs
     from nexus_assets.defs import settings as code_location
-    from nexus_assets.defs.orphaned_runs import JOB_TIMESTAMP_TAG, fail_orphaned_runs, process_tags
+    from nexus_assets.defs.orphaned_runs import (
+        JOB_TIMESTAMP_TAG,
+        fail_orphaned_runs,
+        free_slots_of_ended_runs,
+        process_tags,
+    )
     from nexus_assets.defs.partitions import key_of, register_partitions
     from nexus_assets.lib.core.build_fingerprint import forget_build, record_build
 
@@ -447,6 +452,11 @@ def run_partitions(
             record = run_summary(instance, orphan.run_id).job_record(orphan.job_timestamp)
             record.errors.append(orphan.reason)
             _put(jobs, record, observer)
+    for run_id in free_slots_of_ended_runs(instance):
+        observer.line(
+            f"warning: run {run_id[:8]} had ended but still held a pool slot (an interrupted build): freed",
+            logging.WARNING,
+        )
     register_partitions(instance, build.targets)
     job = defs.resolve_job_def(BUILD_JOB).with_logger_defs({"console": logger})
     # The stored run config names Dagster's console logger (a UI re-execution uses the real one); this

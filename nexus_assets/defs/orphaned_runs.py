@@ -5,7 +5,9 @@
 nobody reports the run's end: the run stays `STARTED` for ever and its slot stays taken, so the next
 build of any partition would wait for that pool indefinitely. The daemon's run monitoring does not
 watch in-process runs, so every `nexus build` first looks for its own earlier runs (tagged with the
-process that ran them) whose process is gone, and ends them the way the monitor would.
+process that ran them) whose process is gone, and ends them the way the monitor would. A run that did
+end (failed after SIGTERM or Ctrl-C) can also be left holding a slot, so the build frees the slots of
+every ended run too, as the daemon's `free_slots_after_run_end_seconds` does in production.
 """
 
 from __future__ import annotations
@@ -53,3 +55,21 @@ def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[OrphanedRun]:
             OrphanedRun(run.run_id, run.tags.get("dagster/partition", ""), run.tags.get(JOB_TIMESTAMP_TAG), reason)
         )
     return ended
+
+
+def free_slots_of_ended_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Free the pool slots still held (or waited for) by runs that have ended or no longer exist; their ids.
+
+    Without it one interrupted build leaves the `embedding` slot taken and every later build of any
+    partition waits for it without end. A run that is still going keeps its slots.
+    """
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return []
+    freed = []
+    for run_id in sorted(storage.get_concurrency_run_ids()):
+        run = instance.get_run_by_id(run_id)
+        if run is None or run.is_finished:
+            storage.free_concurrency_slots_for_run(run_id)
+            freed.append(run_id)
+    return freed
