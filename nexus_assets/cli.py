@@ -13,6 +13,7 @@ import atexit
 import functools
 import json
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -428,7 +429,9 @@ def _run_builds(
                     logger = progress_logger(shown)
                     outcome = run_partitions(instance, layout, env(), plan, observer, logger, options)
         except BuildInterrupted as stop:
-            raise CommandError(_interrupted(stop.partition.label, shown, stop.done, stop.run_id), code=130) from None
+            by = held.signal  # SIGINT (Ctrl-C) or SIGTERM: the shell's convention, 128 + the signal's number
+            message = _interrupted(stop.partition.label, shown, stop.done, stop.run_id)
+            raise CommandError(message if by == signal.SIGINT else f"{by.name}: {message}", code=128 + by) from None
         except KeyboardInterrupt:  # outside a run: planning, between partitions, the catalog's refresh
             raise CommandError(_interrupted(shown.label if shown else "", shown, [], None), code=130) from None
     if not outcome.catalog_refreshed:

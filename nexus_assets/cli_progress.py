@@ -69,14 +69,15 @@ class HeldStderr:
     becomes a pipe read by a thread that hands each whole line to `sink` (set by `forward_to`).
 
     Where stderr has no descriptor (a test capturing `sys.stderr`) nothing is held: the console writes
-    to `sys.stderr` as before. A SIGINT is noticed at once (`interrupted`) even while Dagster's own
-    handler defers it: what arrives on the pipe after it (the tracebacks of Dagster's `tail` and orphan
+    to `sys.stderr` as before. A SIGINT or SIGTERM is noticed at once (`interrupted`) even while Dagster's
+    own handler defers it: what arrives on the pipe after it (the tracebacks of Dagster's `tail` and orphan
     watcher children, which get the terminal's Ctrl-C too) is dropped.
     """
 
     def __init__(self) -> None:
         self.console = stderr_console()
         self.interrupted = False
+        self.signal = signal.SIGINT  # the signal that interrupted, once `interrupted`
         self._sink: Callable[[str], None] | None = None
         self._fd: int | None = None
         self._saved: int | None = None
@@ -128,8 +129,12 @@ class HeldStderr:
         while True:
             ready, _, _ = select.select(watched, [], [])
             if self._wakeup and self._wakeup[0] in ready:
-                if signal.SIGINT in os.read(self._wakeup[0], 64):
-                    self.interrupted = True
+                received = os.read(self._wakeup[0], 64)
+                # SIGTERM too (`timeout`, systemd, `docker stop`): Dagster maps it onto its SIGINT handler
+                # while a run executes, and without this a step's retry policy would carry the build on.
+                for number in (signal.SIGINT, signal.SIGTERM):
+                    if number in received and not self.interrupted:
+                        self.interrupted, self.signal = True, signal.Signals(number)
                 continue
             chunk = os.read(pipe, 65536)
             if not chunk:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from nexus_assets_tests.support import PROJECT_ROOT
+from nexus_assets_tests.support.textbook_pdf import long_textbook
 
 pytestmark = [
     pytest.mark.slow,
@@ -72,32 +73,13 @@ class Terminal:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=30, check=False)
 
 
-def _long_pdf(path: Path, pages: int, seed: int) -> None:
-    """A textbook long enough (about 150 chunks) for the embedding bar to be seen moving."""
-    from nexus_assets.lib.ingest.mupdf import pymupdf
-
-    words = "sel jaringan organ sistem energi gerak gaya usaha data algoritma jaringan struktur sejarah".split()
-    doc = pymupdf.open()
-    for number in range(pages):
-        page = doc.new_page()
-        sentences = [
-            f"Bab {number + 1}, bagian {k + 1}: "
-            + " ".join(words[(seed + number * 7 + k * 3 + i) % len(words)] for i in range(12))
-            + f" ({seed}-{number}-{k})."
-            for k in range(14)
-        ]
-        page.insert_textbox(pymupdf.Rect(50, 50, 550, 800), " ".join(sentences), fontsize=10)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    doc.save(path)
-
-
 @pytest.fixture
 def workspace(tmp_path: Path, sample_raw_root: Path) -> tuple[Path, dict[str, str]]:
     """The sample PDFs plus two long generated textbooks in partitions of their own."""
     data = tmp_path / "data"
     shutil.copytree(sample_raw_root, data / "raw-curriculum")
-    _long_pdf(data / "raw-curriculum/informatika/kelas_12/panjang.pdf", pages=60, seed=1)
-    _long_pdf(data / "raw-curriculum/sejarah/kelas_12/panjang.pdf", pages=60, seed=5)
+    long_textbook(data / "raw-curriculum/informatika/kelas_12/panjang.pdf", pages=60, seed=1)
+    long_textbook(data / "raw-curriculum/sejarah/kelas_12/panjang.pdf", pages=60, seed=5)
     env = {"DAGSTER_HOME": str(tmp_path / "home"), "NEXUS_DATA_DIR": str(data), "HF_HUB_OFFLINE": "1"}
     return tmp_path, env
 
