@@ -67,8 +67,22 @@ def test_global_options_work_before_and_after_the_command(env: Path) -> None:
     for result in (before, after, mixed):
         assert result.exit_code == 0, result.output
         assert [j["job_id"] for j in check_document(result.stdout, "nexus.jobs/1")["jobs"]] == ["run-1"]
-    nested = run("vkp", "verify", "x.vkp", "--data-dir", str(data), "--allow-unsigned", "--json")
+    (env / "x.vkp").write_bytes(b"not a zip archive")
+    nested = run("vkp", "verify", str(env / "x.vkp"), "--data-dir", str(data), "--allow-unsigned", "--json")
+    assert nested.exit_code == 1, nested.output
     assert check_document(nested.stdout, "nexus.vkp.verify/1")["packages"][0]["ok"] is False
+
+
+def test_verify_refuses_a_missing_file_as_it_refuses_a_directory(env: Path) -> None:
+    """Both are input errors found before any package is read: exit 2 with one error document naming the
+    path, whichever other files are listed with them (docs/cli.md, exit codes)."""
+    (env / "x.vkp").write_bytes(b"not a zip archive")
+    for bad, reason in ((env / "missing.vkp", "no such file"), (env, "is a directory")):
+        result = run("vkp", "verify", str(env / "x.vkp"), str(bad), "--allow-unsigned", "--json")
+        assert result.exit_code == 2, result.output
+        doc = json.loads(result.stdout)
+        assert set(doc) == ERROR_KEYS and doc["exit_code"] == 2 and doc["schema"] == "nexus.vkp.verify/1"
+        assert str(bad) in doc["error"] and reason in doc["error"], doc["error"]
 
 
 def test_jobs_never_creates_a_mistyped_data_directory(env: Path) -> None:
