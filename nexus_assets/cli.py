@@ -1116,6 +1116,12 @@ def deploy_apply_pools() -> int:
     from nexus_assets.instance import profile
     from nexus_assets.lib.aws.deploy_profiles import DeployConfigError, pool_limits
 
+    if not os.environ.get("DAGSTER_HOME"):  # never a default instance: the limits belong in the deployment's
+        raise CommandError(
+            "DAGSTER_HOME is not set: it must name the instance to write the pool limits into (the deployment's, "
+            "whose dagster.yaml `nexus deploy render-instance` wrote)",
+            code=2,
+        )
     try:
         limits = pool_limits(profile("deploy"))
     except DeployConfigError as exc:

@@ -73,6 +73,16 @@ def test_global_options_work_before_and_after_the_command(env: Path) -> None:
     assert check_document(nested.stdout, "nexus.vkp.verify/1")["packages"][0]["ok"] is False
 
 
+def test_apply_pools_refuses_without_a_dagster_home(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pool limits go into the deployment's instance: without DAGSTER_HOME, exit 2 and one line, no traceback."""
+    monkeypatch.delenv("DAGSTER_HOME")
+    result = run("deploy", "apply-pools", "--json")
+    assert result.exit_code == 2, result.output
+    doc = json.loads(result.stdout)
+    assert set(doc) == ERROR_KEYS and "DAGSTER_HOME is not set" in doc["error"]
+    assert "Traceback" not in result.stderr
+
+
 def test_verify_refuses_a_missing_file_as_it_refuses_a_directory(env: Path) -> None:
     """Both are input errors found before any package is read: exit 2 with one error document naming the
     path, whichever other files are listed with them (docs/cli.md, exit codes)."""
