@@ -21,7 +21,7 @@ from nexus_assets.cli_progress import BuildProgress, PullProgress, choose_mode
 from nexus_assets.lib.core.layout import Partition
 from nexus_assets.lib.distribution.vkp_pull import PullEvent, PullOutcome
 from nexus_assets.lib.ingest.build_preflight import check_partitions, pdf_counts
-from nexus_assets_tests.support.cli_json import ERROR_KEYS, PUBLISHED, SCHEMAS, check_document, validate
+from nexus_assets_tests.support.cli_json import ERROR_KEYS, PUBLISHED, SCHEMAS, check_document, published, validate
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 
@@ -314,9 +314,12 @@ def test_the_published_json_schema_is_the_typed_models() -> None:
         {**good, "days": "1"},
         {**good, "schema": "nexus.build/1"},
         {k: v for k, v in good.items() if k != "jobs"},
+        {**good, "undeclared": 1},  # the published schema stays open; what nexus writes may not
+        {**good, "summary": {**good["summary"], "processing_time_s": 0}},  # a documented float written as int
     ):
         with pytest.raises(jsonschema.ValidationError):
             validate(bad, "nexus.jobs/1")
+    jsonschema.validate({**good, "undeclared": 1}, published()["nexus.jobs/1"])  # what readers must accept
 
 
 def test_every_documented_schema_is_in_docs() -> None:

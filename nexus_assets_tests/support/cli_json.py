@@ -44,11 +44,19 @@ def closed(schema: Any) -> Any:
     return out
 
 
+# JSON Schema's "number" admits 1 and 0; a field the model types `float` must be written as one (0.0, not
+# 0), since a reader in a typed language would otherwise see the type change with the value.
+_FLOATS_ARE_FLOATS = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+    "number", lambda _checker, value: isinstance(value, float)
+)
+StrictValidator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=_FLOATS_ARE_FLOATS)
+
+
 def validate(doc: dict[str, Any], schema: str) -> None:
-    """Fail unless `doc` is valid under the published JSON Schema `schema` (`error` for error documents)
-    and holds no field the typed model does not declare."""
+    """Fail unless `doc` is valid under the published JSON Schema `schema` (`error` for error documents),
+    holds no field the typed model does not declare, and writes every `float` field as a float."""
     jsonschema.validate(doc, published()[schema])
-    jsonschema.validate(doc, closed(published()[schema]))
+    StrictValidator(closed(published()[schema])).validate(doc)
 
 
 def check_document(text: str, schema: str) -> dict:
