@@ -1113,10 +1113,10 @@ def deploy_apply_pools() -> int:
     """Write deploy/pools.yaml's limits into the instance at DAGSTER_HOME (idempotent)."""
     import dagster as dg
 
-    from nexus_assets.instance import profile
+    from nexus_assets.instance import configured_dagster_home, profile
     from nexus_assets.lib.aws.deploy_profiles import DeployConfigError, pool_limits
 
-    if not os.environ.get("DAGSTER_HOME"):  # never a default instance: the limits belong in the deployment's
+    if configured_dagster_home() is None:  # never a default instance: the limits belong in the deployment's
         raise CommandError(
             "DAGSTER_HOME is not set: it must name the instance to write the pool limits into (the deployment's, "
             "whose dagster.yaml `nexus deploy render-instance` wrote)",
