@@ -132,24 +132,30 @@ TEST_MARKER := $(if $(filter check test-fast,$(MAKECMDGOALS)),-m slow,)
 test: install-test
 	$(BIN)/python -m pytest $(TEST_MARKER) $(PYTEST_ARGS)
 
-# `dg check defs` loads the code location ([tool.dg] in pyproject.toml) as the webserver would. dagster-dg-cli
-# must be the release of the installed dagster, so it is installed here at that version, not pinned twice.
+# dagster-dg-cli (`dg`) must be the release of the installed dagster, so it is installed on demand at that
+# version rather than pinned a second time; not in the locks, which are also the production image's (dg is
+# a development tool, 16 packages with dagster-cloud-cli and GitPython). Nothing is done if it is there.
+DAGSTER_VERSION = $$($(BIN)/python -c 'import dagster; print(dagster.__version__)')
+define ensure_dg
+	@$(BIN)/dg --version 2>/dev/null | grep -qx "dg, version $(DAGSTER_VERSION)" \
+	  || $(PIP) install --quiet --disable-pip-version-check "dagster-dg-cli==$(DAGSTER_VERSION)"
+endef
+
+# `dg check defs` loads the code location ([tool.dg] in pyproject.toml) as the webserver would.
 validate: install home
-	@$(BIN)/dg --version 2>/dev/null | grep -qx "dg, version $$($(BIN)/python -c 'import dagster; print(dagster.__version__)')" \
-	  || $(PIP) install --quiet --disable-pip-version-check \
-	       "dagster-dg-cli==$$($(BIN)/python -c 'import dagster; print(dagster.__version__)')"
+	$(call ensure_dg)
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg check defs
 
-# Webserver and daemon on the repo's workspace.yaml, sharing the CLI's instance.
-# Webserver and daemon. Run from DAGSTER_HOME (`dagster dev` warns about a dagster.yaml in any other working
-# directory: the repository's, which DAGSTER_HOME links to); its logs at warning level (at info the daemon
-# logs a line per sensor every 30 s); `dg dev`, which supersedes `dagster dev`, needs dagster-dg-cli, not
-# in the lock: until then its supersession notice, and only it, is filtered by Python's warning control.
+# Webserver and daemon (`dg dev`, which supersedes `dagster dev`) on the repo's workspace.yaml, sharing the
+# CLI's instance. Run from DAGSTER_HOME: Dagster warns about a dagster.yaml in any other working directory
+# (the repository's, which DAGSTER_HOME links to). Logs at warning level: at info the daemon logs a line
+# per sensor every 30 s.
 UI_PORT ?= 3000
 ui: install home
+	$(call ensure_dg)
 	@echo "Dagster UI: http://127.0.0.1:$(UI_PORT) (webserver and daemon of $(DAGSTER_HOME); Ctrl-C stops both)"
-	cd $(DAGSTER_HOME) && PYTHONWARNINGS='ignore:Function `dev_command` is superseded' \
-	  $(abspath $(BIN))/dagster dev -w $(CURDIR)/workspace.yaml -h 127.0.0.1 -p $(UI_PORT) --log-level warning
+	cd $(DAGSTER_HOME) && $(abspath $(BIN))/dg dev -w $(CURDIR)/workspace.yaml -h 127.0.0.1 -p $(UI_PORT) \
+	  --log-level warning
 
 # PNGs of the asset graph and a partition's checks for the README (after `make demo`): headless Debian
 # Chromium driven by Playwright, against a webserver on a free port over the demo's instance.

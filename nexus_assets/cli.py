@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, cast
 
 import click
 
@@ -103,11 +103,11 @@ def _jsonable(value: Any) -> Any:
     return item() if callable(item) else str(value)
 
 
-def emit(doc: Mapping[str, Any]) -> None:
+def emit(doc: schemas.Document) -> None:
     """The command's JSON document on stdout (only under --json), tagged with its schema.
 
     `doc` is the command's typed model (`nexus_assets.cli_schemas`, e.g. `schemas.Jobs(...)`), whose JSON
-    Schema docs/cli-schemas.json publishes."""
+    Schema docs/cli-schemas.json publishes; typed as such so mypy refuses a dict literal with undeclared keys."""
     if settings().json:
         document = {"schema": schemas.schema_name(settings().command), **doc}
         print(json.dumps(document, ensure_ascii=False, indent=2, default=_jsonable), flush=True)
@@ -556,15 +556,15 @@ def search(query: str, subject: str, grade: str, k: int, installed: Path | None)
             snippet = " ".join(hit.text.split())[:200]
             say(f"{rank}. [{hit.score:.3f}] {hit.file} {pages}{' (OCR)' if hit.ocr else ''}\n   {snippet}")
     emit(
-        {
-            "ok": True,
-            "query": query,
-            "partition": partition.label,
-            "k": k,
-            "model_id": built_with.get("model_id"),
-            "release": release,
-            "hits": [{"rank": r, **h.as_dict()} for r, h in enumerate(hits, 1)],
-        }
+        schemas.Search(
+            ok=True,
+            query=query,
+            partition=partition.label,
+            k=k,
+            model_id=built_with.get("model_id"),
+            release=release,
+            hits=[cast(schemas.Hit, {"rank": r, **h.as_dict()}) for r, h in enumerate(hits, 1)],
+        )
     )
     return 0
 
@@ -818,7 +818,7 @@ PUBLIC_KEY_HELP = (
 
 
 @vkp.command("verify")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path())  # checked by _input_file: one error document
 @click.option(
     "--public-key",
     type=click.Path(dir_okay=False),
@@ -840,28 +840,27 @@ def vkp_verify(files: tuple[str, ...], public_key: str | None, allow_unsigned: b
         )
     from nexus_assets.lib.core.input_files import PACKAGE_MAX_BYTES
 
-    for file in files:  # a missing file is reported by verify with the others; a device or FIFO never read
-        if Path(file).exists():
-            _input_file(file, "package", PACKAGE_MAX_BYTES)
+    for file in files:  # before any is verified: a missing file, a directory or a FIFO is an input error (exit 2)
+        _input_file(file, "package", PACKAGE_MAX_BYTES)
     status = 0
-    packages = []
+    packages: list[schemas.VerifiedPackage] = []
     for file in files:
         verify = verify_delta if file.endswith(".vkpd") else verify_vkp
         result = verify(Path(file), key, allow_unsigned=allow_unsigned)
         manifest = result.manifest or {}
         packages.append(
-            {
-                "file": file,
-                "ok": result.ok,
-                "kind": "vkpd" if file.endswith(".vkpd") else "vkp",
-                "subject": manifest.get("subject"),
-                "grade": manifest.get("grade"),
-                "version": manifest.get("version"),
-                "chunks": (manifest.get("counts") or {}).get("chunks"),
-                "members": len(manifest.get("members") or ()),
-                "signature": result.signature,
-                "problems": list(result.problems),
-            }
+            schemas.VerifiedPackage(
+                file=file,
+                ok=result.ok,
+                kind="vkpd" if file.endswith(".vkpd") else "vkp",
+                subject=manifest.get("subject"),
+                grade=manifest.get("grade"),
+                version=manifest.get("version"),
+                chunks=(manifest.get("counts") or {}).get("chunks"),
+                members=len(manifest.get("members") or ()),
+                signature=result.signature,
+                problems=list(result.problems),
+            )
         )
         if result.ok:
             if not settings().json:
@@ -875,7 +874,7 @@ def vkp_verify(files: tuple[str, ...], public_key: str | None, allow_unsigned: b
             warn(f"FAILED {file}:")
             for problem in result.problems:
                 warn(f"  - {problem}")
-    emit({"ok": status == 0, "trusted_key": origin, "packages": packages})
+    emit(schemas.VkpVerify(ok=status == 0, trusted_key=origin, packages=packages))
     return status
 
 
@@ -916,6 +915,7 @@ def vkp_pull(catalog: str, dest: str, public_key: str | None, partitions: tuple[
         raise CommandError(
             "no trusted public key: pass --public-key FILE (the publisher's .pub) or set NEXUS_VKP_PUBLIC_KEY", code=2
         )
+    assert origin is not None  # a trusted key always says where it came from
     try:
         with PullProgress(_progress_mode(), verbose=settings().verbose) as shown:
             s = env()
@@ -933,23 +933,25 @@ def vkp_pull(catalog: str, dest: str, public_key: str | None, partitions: tuple[
     failed = [o for o in outcomes if o.via == "failed"]
     _print_table([o.as_dict() for o in outcomes])
     emit(
-        {
-            "ok": not failed,
-            "catalog": catalog,
-            "dest": str(Path(dest).resolve()),
-            "trusted_key": origin,
-            "partitions": [
-                {
-                    "partition": o.partition,
-                    "from": o.installed_before,
-                    "to": o.installed_after,
-                    "via": o.via,
-                    "downloaded_bytes": o.bytes_downloaded,
-                    "problems": list(o.problems),
-                }
+        schemas.VkpPull(
+            ok=not failed,
+            catalog=catalog,
+            dest=str(Path(dest).resolve()),
+            trusted_key=origin,
+            partitions=[
+                schemas.PulledPartition(
+                    {
+                        "partition": o.partition,
+                        "from": o.installed_before,  # a Python keyword: the model's mapping form
+                        "to": o.installed_after,
+                        "via": o.via,
+                        "downloaded_bytes": o.bytes_downloaded,
+                        "problems": list(o.problems),
+                    }
+                )
                 for o in outcomes
             ],
-        }
+        )
     )
     return 1 if failed else 0
 
@@ -977,14 +979,14 @@ def vkp_catalog() -> int:
         f"{signer.key_id}), expires {doc['expires']}"
     )
     emit(
-        {
-            "ok": True,
-            "location": str(catalog.location()),
-            "partitions": sorted(doc["partitions"]),
-            "signed_by": signer.origin,
-            "key_id": signer.key_id,
-            "expires": doc["expires"],
-        }
+        schemas.VkpCatalog(
+            ok=True,
+            location=str(catalog.location()),
+            partitions=sorted(doc["partitions"]),
+            signed_by=signer.origin,
+            key_id=signer.key_id,
+            expires=doc["expires"],
+        )
     )
     return 0
 
@@ -1046,13 +1048,13 @@ def cache_prune(older_than_days: float, everything: bool) -> int:
     bucket's mirror in aws mode)."""
     from nexus_assets.lib.aws.storage import open_storage
 
-    doc: dict[str, Any] = {"ok": True, "local": None, "bucket": None}
+    doc = schemas.CachePrune(ok=True, local=None, bucket=None)
     try:
         pruned = open_storage(settings().layout, env()).prune_caches(older_than_days, everything)
         for location, result in pruned.items():
-            where = "bucket" if location.startswith("s3://") else "local"
+            where: Literal["local", "bucket"] = "bucket" if location.startswith("s3://") else "local"
             say(f"{where} {location}: {result.summary()}")
-            doc[where] = {"location": location, **asdict(result)}
+            doc[where] = cast(schemas.PrunedCache, {"location": location, **asdict(result)})
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     emit(doc)
@@ -1114,9 +1116,15 @@ def deploy_apply_pools() -> int:
     """Write deploy/pools.yaml's limits into the instance at DAGSTER_HOME (idempotent)."""
     import dagster as dg
 
-    from nexus_assets.instance import profile
+    from nexus_assets.instance import configured_dagster_home, profile
     from nexus_assets.lib.aws.deploy_profiles import DeployConfigError, pool_limits
 
+    if configured_dagster_home() is None:  # never a default instance: the limits belong in the deployment's
+        raise CommandError(
+            "DAGSTER_HOME is not set: it must name the instance to write the pool limits into (the deployment's, "
+            "whose dagster.yaml `nexus deploy render-instance` wrote)",
+            code=2,
+        )
     try:
         limits = pool_limits(profile("deploy"))
     except DeployConfigError as exc:

@@ -92,6 +92,7 @@ class Search(Document):
     partition: str
     k: int
     model_id: str | None
+    release: str | None  # with --installed: the installed release directory searched
     hits: list[Hit]
 
 

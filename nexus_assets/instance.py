@@ -28,6 +28,13 @@ def project_root() -> Path:
     return candidate if (candidate / "workspace.yaml").is_file() else Path.cwd()
 
 
+def configured_dagster_home() -> Path | None:
+    """DAGSTER_HOME when it is set, else None: for commands that write into a deployment's instance and so
+    must never fall back to the project's default one (`nexus deploy apply-pools`)."""
+    value = os.environ.get("DAGSTER_HOME")
+    return Path(value) if value else None
+
+
 def ensure_dagster_home() -> Path:
     """Set DAGSTER_HOME (if unset) and make sure it holds the shipped instance profile (dagster.yaml)."""
     home = Path(os.environ.get("DAGSTER_HOME") or project_root() / ".dagster_home").resolve()

@@ -229,6 +229,22 @@ def test_every_check_passes_on_a_good_partition_and_explains_its_verdict(
     retrieval = _meta(verdicts["retrieval_quality"])
     assert retrieval["questions"] == 4 and retrieval["recall_at_5"] >= 0.7 and retrieval["applicable"]
     assert "buku_siswa_biologi_kelas_10.pdf" in retrieval["answered_questions"]  # a Markdown table
+    # A good partition has nothing to list in most tables (no pages without text, no empty chunks...):
+    # those read "none" as plain text, not a "[Show Markdown]" link to an empty list.
+    empty = {
+        (name, key): value
+        for name, evaluation in verdicts.items()
+        for key, value in evaluation.metadata.items()
+        if isinstance(value, dg.TextMetadataValue) and value.value == "none"
+    }
+    assert ("text_coverage", "pages_without_text") in empty, sorted(empty)
+    markdown = [
+        (name, key, value.value)
+        for name, evaluation in verdicts.items()
+        for key, value in evaluation.metadata.items()
+        if isinstance(value, dg.MarkdownMetadataValue)
+    ]
+    assert markdown and all("|" in text for *_, text in markdown), markdown
 
 
 def _empty_chunk(values: dict, data_dir: Path, part: Partition) -> None:

@@ -21,7 +21,7 @@ from nexus_assets.cli_progress import BuildProgress, PullProgress, choose_mode
 from nexus_assets.lib.core.layout import Partition
 from nexus_assets.lib.distribution.vkp_pull import PullEvent, PullOutcome
 from nexus_assets.lib.ingest.build_preflight import check_partitions, pdf_counts
-from nexus_assets_tests.support.cli_json import ERROR_KEYS, PUBLISHED, SCHEMAS, check_document, validate
+from nexus_assets_tests.support.cli_json import ERROR_KEYS, PUBLISHED, SCHEMAS, check_document, published, validate
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 
@@ -67,8 +67,32 @@ def test_global_options_work_before_and_after_the_command(env: Path) -> None:
     for result in (before, after, mixed):
         assert result.exit_code == 0, result.output
         assert [j["job_id"] for j in check_document(result.stdout, "nexus.jobs/1")["jobs"]] == ["run-1"]
-    nested = run("vkp", "verify", "x.vkp", "--data-dir", str(data), "--allow-unsigned", "--json")
+    (env / "x.vkp").write_bytes(b"not a zip archive")
+    nested = run("vkp", "verify", str(env / "x.vkp"), "--data-dir", str(data), "--allow-unsigned", "--json")
+    assert nested.exit_code == 1, nested.output
     assert check_document(nested.stdout, "nexus.vkp.verify/1")["packages"][0]["ok"] is False
+
+
+def test_apply_pools_refuses_without_a_dagster_home(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pool limits go into the deployment's instance: without DAGSTER_HOME, exit 2 and one line, no traceback."""
+    monkeypatch.delenv("DAGSTER_HOME")
+    result = run("deploy", "apply-pools", "--json")
+    assert result.exit_code == 2, result.output
+    doc = json.loads(result.stdout)
+    assert set(doc) == ERROR_KEYS and "DAGSTER_HOME is not set" in doc["error"]
+    assert "Traceback" not in result.stderr
+
+
+def test_verify_refuses_a_missing_file_as_it_refuses_a_directory(env: Path) -> None:
+    """Both are input errors found before any package is read: exit 2 with one error document naming the
+    path, whichever other files are listed with them (docs/cli.md, exit codes)."""
+    (env / "x.vkp").write_bytes(b"not a zip archive")
+    for bad, reason in ((env / "missing.vkp", "no such file"), (env, "is a directory")):
+        result = run("vkp", "verify", str(env / "x.vkp"), str(bad), "--allow-unsigned", "--json")
+        assert result.exit_code == 2, result.output
+        doc = json.loads(result.stdout)
+        assert set(doc) == ERROR_KEYS and doc["exit_code"] == 2 and doc["schema"] == "nexus.vkp.verify/1"
+        assert str(bad) in doc["error"] and reason in doc["error"], doc["error"]
 
 
 def test_jobs_never_creates_a_mistyped_data_directory(env: Path) -> None:
@@ -290,9 +314,12 @@ def test_the_published_json_schema_is_the_typed_models() -> None:
         {**good, "days": "1"},
         {**good, "schema": "nexus.build/1"},
         {k: v for k, v in good.items() if k != "jobs"},
+        {**good, "undeclared": 1},  # the published schema stays open; what nexus writes may not
+        {**good, "summary": {**good["summary"], "processing_time_s": 0}},  # a documented float written as int
     ):
         with pytest.raises(jsonschema.ValidationError):
             validate(bad, "nexus.jobs/1")
+    jsonschema.validate({**good, "undeclared": 1}, published()["nexus.jobs/1"])  # what readers must accept
 
 
 def test_every_documented_schema_is_in_docs() -> None:

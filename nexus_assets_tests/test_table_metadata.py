@@ -13,6 +13,8 @@ from nexus_assets.defs.table_metadata import (
     ROW_COUNT,
     frame_table,
     histogram_table,
+    markdown_metadata,
+    markdown_text,
     schema_metadata,
     table_output_metadata,
 )
@@ -93,3 +95,14 @@ def test_the_chunk_length_histogram_is_a_table_with_every_chunk_once() -> None:
     assert rows[-1]["chunks"] == 5 and rows[-1]["percent"] == 50.0
     assert all(a["chars_max"] + 1 == b["chars_min"] for a, b in zip(rows, rows[1:], strict=False))
     assert histogram_table(length_bins([])).records == []
+
+
+def test_an_empty_list_is_plain_text_not_a_markdown_link() -> None:
+    """The UI shows Markdown metadata behind a "[Show Markdown]" link: nothing to list is the text "none"."""
+    frame = pd.DataFrame({"file": ["a.pdf", "b|c.pdf"], "pages": [1, 2]})
+    table = markdown_metadata(frame)
+    assert isinstance(table, dg.MarkdownMetadataValue) and "b\\|c.pdf" in table.value
+    assert markdown_metadata(frame.iloc[:0]) == dg.MetadataValue.text("none")
+    assert markdown_text("") == dg.MetadataValue.text("none")
+    assert markdown_text("  \n", empty="no chunks") == dg.MetadataValue.text("no chunks")
+    assert markdown_text("- a.pdf") == dg.MetadataValue.md("- a.pdf")

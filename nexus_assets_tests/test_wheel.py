@@ -8,6 +8,7 @@ what they need besides code (the instance profile, the deploy profiles) must be 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from nexus_assets.lib.aws.deploy_profiles import LAUNCHERS, pool_limits, render_instance
 from nexus_assets_tests.support import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
@@ -39,7 +41,10 @@ def test_the_wheel_installs_and_builds_outside_the_checkout(tmp_path: Path) -> N
     )
     [wheel] = wheels.glob("nexus_assets-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for shipped in ("dagster.yaml", "deploy/dagster.yaml", "deploy/pools.yaml", "deploy/launchers/ecs.yaml"):
+    # Every profile a command reads: the instance, the production profile, the pools and each launcher
+    # `nexus deploy render-instance --launcher` accepts (a new one must be in [tool.setuptools.package-data]).
+    launchers = [f"deploy/launchers/{name}.yaml" for name in LAUNCHERS if name != "default"]
+    for shipped in ("dagster.yaml", "deploy/dagster.yaml", "deploy/pools.yaml", *launchers):
         assert f"nexus_assets/profiles/{shipped}" in names, shipped
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
@@ -61,6 +66,13 @@ def test_the_wheel_installs_and_builds_outside_the_checkout(tmp_path: Path) -> N
     nexus = str(venv / "bin" / "nexus")
     assert _run([nexus, "--version"], work, env).startswith("nexus 0.1.0 (nexus-assets; dagster 1.13.")
     assert "run_coordinator" in _run([nexus, "deploy", "render-instance"], work, env)
+    for launcher in LAUNCHERS:  # the wheel's copies render what the checkout's files do
+        rendered = json.loads(_run([nexus, "deploy", "render-instance", "--launcher", launcher, "--json"], work, env))
+        assert rendered["instance"] == render_instance(PROJECT_ROOT / "deploy", launcher), launcher
+    pools_home = tmp_path / "deployment_home"  # apply-pools writes into the instance DAGSTER_HOME names
+    pools_home.mkdir()
+    applied = _run([nexus, "deploy", "apply-pools", "--json"], work, {**env, "DAGSTER_HOME": str(pools_home)})
+    assert json.loads(applied)["pools"] == pool_limits(PROJECT_ROOT / "deploy")
     _run([nexus, "--data-dir", "data", "sample-data"], work, env)
     out = _run([nexus, "--data-dir", "data", "build", "--subject", "informatika", "--grade", "kelas_10"], work, env)
     assert "informatika/kelas_10  completed" in out

@@ -25,7 +25,14 @@ from nexus_assets.defs.resources import (
     ExtractionLimitsResource,
     PublishingResource,
 )
-from nexus_assets.defs.table_metadata import frame_table, histogram_table, schema_metadata, table_output_metadata
+from nexus_assets.defs.table_metadata import (
+    frame_table,
+    histogram_table,
+    markdown_metadata,
+    markdown_text,
+    schema_metadata,
+    table_output_metadata,
+)
 from nexus_assets.lib.core.build_fingerprint import code_version
 from nexus_assets.lib.core.escaping import markdown, one_line, shown
 from nexus_assets.lib.core.tables import (
@@ -55,7 +62,7 @@ from nexus_assets.lib.ingest.ocr import find_ocr
 from nexus_assets.lib.ingest.pdf_extraction import FileExtraction, extract_pdfs
 from nexus_assets.lib.ingest.upload_tracking import UPLOAD_FINGERPRINT, partition_fingerprint
 from nexus_assets.lib.publish.publishing import publish_vkp
-from nexus_assets.lib.publish.quality import length_bins, markdown_table
+from nexus_assets.lib.publish.quality import length_bins
 
 INGEST, INDEX, PUBLISH = "ingest", "index", "publish"
 # Kinds name where each value lives, so the lineage graph reads like the architecture in either mode.
@@ -85,10 +92,6 @@ def transient_retry_policy() -> dg.RetryPolicy:
 
 
 TRANSIENT_RETRY = transient_retry_policy()
-
-
-def _md_table(frame: pd.DataFrame, limit: int = 50, markup: tuple[str, ...] = ()) -> dg.MetadataValue:
-    return dg.MetadataValue.md(markdown_table(frame, limit=limit, markup=markup))
 
 
 @dg.asset(
@@ -125,9 +128,9 @@ def raw_pdfs(context: dg.AssetExecutionContext, data_dir: DataDirResource) -> dg
             "files": len(manifest),
             "total_bytes": int(manifest["size"].sum()) if len(manifest) else 0,
             "source_dir": dg.MetadataValue.path(str(raw_dir)),
-            "files_table": _md_table(linked[["file", "size", "sha256", "mtime"]], markup=("file",)),
+            "files_table": markdown_metadata(linked[["file", "size", "sha256", "mtime"]], markup=("file",)),
             "files_skipped": len(skipped),
-            "skipped_files": _md_table(pd.DataFrame({"skipped": skipped})),
+            "skipped_files": markdown_metadata(pd.DataFrame({"skipped": skipped})),
             # what the upload sensors compare against: a sensor switched on later skips this build's PDFs
             UPLOAD_FINGERPRINT: partition_fingerprint(source.listing(part.raw_prefix() + "/"), part),
         },
@@ -274,7 +277,7 @@ def text_chunks(
             "chunk_len_max": int(lengths.max()) if len(frame) else 0,
             "chunks_ocr": int(frame["ocr"].sum()),
             "chunk_length_histogram": histogram_table(length_bins(lengths.tolist())),
-            "preview": dg.MetadataValue.md(preview or "_no chunks_"),
+            "preview": markdown_text(preview, empty="no chunks"),
             "chunk_budget": budget.describe(),
             "files_over_budget": len(refused),
             "over_budget": frame_table(
@@ -517,7 +520,7 @@ def vkp_package(
         metadata["catalog"] = dg.MetadataValue.path(result.catalog_location)
         metadata["catalog_updated"] = result.catalog_updated
     if result.removed:
-        metadata["retention_removed"] = dg.MetadataValue.md("\n".join(f"- {markdown(n)}" for n in result.removed))
+        metadata["retention_removed"] = markdown_text("\n".join(f"- {markdown(n)}" for n in result.removed))
     if result.published:
         invalidation = data_dir.invalidate_cdn(["/vkp/*", f"/{part.processed_prefix()}/*"])
         if invalidation:

@@ -32,6 +32,7 @@ from nexus_assets.defs.aws import AwsDataDirResource
 from nexus_assets.defs.io_managers import ARTIFACT
 from nexus_assets.defs.partitions import curriculum_partitions_def, partition_of
 from nexus_assets.defs.resources import DataDirResource, EmbedderResource, PublishingResource
+from nexus_assets.defs.table_metadata import markdown_metadata
 from nexus_assets.lib.core.escaping import shown
 from nexus_assets.lib.index.retrieval_eval import load_golden
 from nexus_assets.lib.publish import quality
@@ -63,7 +64,7 @@ def check_result(verdict: quality.Verdict) -> dg.AssetCheckResult:
         if value is not None:
             metadata[name] = value
     for name, frame in verdict.tables.items():
-        metadata[name] = dg.MetadataValue.md(quality.markdown_table(frame))
+        metadata[name] = markdown_metadata(frame)
     return dg.AssetCheckResult(
         passed=verdict.passed, severity=SEVERITY[verdict.severity], metadata=metadata, description=summary
     )

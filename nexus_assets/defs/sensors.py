@@ -2,8 +2,9 @@
 
 The change detection itself (cursor of per-partition fingerprints, key validation, S3 event
 parsing) lives in `nexus_assets.lib.ingest.upload_tracking`; these sensors only list, compare and emit.
-Sensors are on by default in aws mode (production); locally they start stopped: turn
-`raw_upload_sensor` on in the UI (Automation → Sensors) with `make ui` running.
+The upload sensors are on by default in aws mode (production); locally they start stopped: turn
+`raw_upload_sensor` on in the UI (Automation → Sensors) with `make ui` running. `curriculum_folders_sensor`
+(registers folders as partitions, never starts a run) runs by default everywhere.
 """
 
 from __future__ import annotations

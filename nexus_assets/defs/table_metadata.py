@@ -19,12 +19,15 @@ import pandas as pd
 
 from nexus_assets.lib.core.escaping import shown
 from nexus_assets.lib.core.table_schemas import SCHEMAS, Column, frame_schema
-from nexus_assets.lib.publish.quality import LengthBin
+from nexus_assets.lib.publish.quality import LengthBin, markdown_table
 
 COLUMN_SCHEMA = "dagster/column_schema"
 ROW_COUNT = "dagster/row_count"
 PARTITION_ROW_COUNT = "dagster/partition_row_count"
 TABLE_ROWS_SHOWN = 50
+# What an empty list or table is shown as: plain text. Markdown (even "_none_") is a "[Show Markdown]"
+# link in the UI's metadata tables, one click to read that there was nothing.
+NOTHING = "none"
 
 
 def table_schema(columns: Sequence[Column]) -> dg.TableSchema:
@@ -81,3 +84,18 @@ def histogram_table(bins: Sequence[LengthBin]) -> dg.TableMetadataValue:
         for b in bins
     ]
     return dg.MetadataValue.table(records=records, schema=HISTOGRAM_SCHEMA)
+
+
+def markdown_metadata(
+    frame: pd.DataFrame, limit: int = TABLE_ROWS_SHOWN, markup: Sequence[str] = ()
+) -> dg.MetadataValue:
+    """Offending rows as a Markdown table (`quality.markdown_table`), or the plain text "none" when there
+    are none, so an empty list reads as such in the UI instead of behind a link."""
+    if frame.empty:
+        return dg.MetadataValue.text(NOTHING)
+    return dg.MetadataValue.md(markdown_table(frame, limit=limit, markup=markup))
+
+
+def markdown_text(text: str, empty: str = NOTHING) -> dg.MetadataValue:
+    """Markdown text (a list, a preview), or the plain text `empty` when there is nothing to show."""
+    return dg.MetadataValue.md(text) if text.strip() else dg.MetadataValue.text(empty)

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal
 
 from nexus_assets.lib.core import hashing
 from nexus_assets.lib.core.layout import Partition
@@ -193,12 +193,16 @@ def read_member(archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
     return out.getvalue()
 
 
+# valid | invalid | unsigned | unchecked (signed, but no key to check it); `nexus vkp verify --json` says it.
+Signature = Literal["valid", "invalid", "unsigned", "unchecked"]
+
+
 @dataclass
 class VerifyReport:
     path: Path
     problems: list[str] = field(default_factory=list)
     manifest: dict[str, Any] | None = None
-    signature: str = "unchecked"  # valid | invalid | unsigned | unchecked (signed, but no key to check it)
+    signature: Signature = "unchecked"
 
     @property
     def ok(self) -> bool:
