@@ -762,11 +762,11 @@ def vkp() -> None:
 
 
 def _s3_client() -> Any:
-    """An S3 client for `s3://` catalogs: the settings' endpoint, region and retry policy."""
-    import boto3
+    """An S3 client for `s3://` catalogs: the settings' endpoint and region, the pull's timeouts (NEXUS_PULL_*)."""
+    from nexus_assets.lib.distribution.vkp_pull import s3_client
 
     s = env()
-    return boto3.client("s3", endpoint_url=s.aws_endpoint_url, region_name=s.aws_region, config=s.retry.config())
+    return s3_client(s.fetch, endpoint_url=s.aws_endpoint_url, region_name=s.aws_region)
 
 
 def _query_embedder(built_with: dict[str, Any]) -> Any:
@@ -902,6 +902,7 @@ def vkp_pull(catalog: str, dest: str, public_key: str | None, partitions: tuple[
     data directory (--data-dir, keys/): a note says so, and a school server must be given the publisher's key.
     """
     from nexus_assets.cli_progress import PullProgress
+    from nexus_assets.lib.distribution.http_fetch import redact
     from nexus_assets.lib.distribution.vkp_pull import PullError, Source, pull
 
     if "://" not in catalog:
@@ -932,7 +933,7 @@ def vkp_pull(catalog: str, dest: str, public_key: str | None, partitions: tuple[
     emit(
         {
             "ok": not failed,
-            "catalog": catalog,
+            "catalog": redact(catalog),
             "dest": str(Path(dest).resolve()),
             "trusted_key": origin,
             "partitions": [

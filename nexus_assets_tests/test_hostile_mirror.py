@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -42,6 +43,7 @@ FAST_ENV = {
     "NEXUS_PULL_MAX_WAIT": "2",
 }
 MAX_STALL_STEPS = 40  # a stalling or trickling handler gives up after this many steps (bounded loops)
+SLOW_STEPS = 200  # header trickles: 10 s, past every deadline here, so a pull that waits for them is caught
 
 
 class Hostile(Files):
@@ -58,6 +60,7 @@ class Hostile(Files):
     def do_GET(self) -> None:
         name = self.path.lstrip("/").split("?")[0]
         self.seen.append(name)
+        getattr(type(self), "auth", []).append(self.headers.get("Authorization"))
         actions = self.plan.get(name) or []
         action = actions.pop(0) if actions else "serve"
         try:
@@ -85,6 +88,19 @@ class Hostile(Files):
             self.wfile.flush()
             time.sleep(0.2)
 
+    def _slow_headers(self, name: str) -> None:  # a status line, then one header byte every 0.05 s (10 s)
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        for _ in range(SLOW_STEPS):
+            self.wfile.write(b"a")
+            self.wfile.flush()
+            time.sleep(0.05)
+
+    def _continue_forever(self, name: str) -> None:  # `100 Continue` after `100 Continue` (10 s)
+        for _ in range(SLOW_STEPS):
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.wfile.flush()
+            time.sleep(0.05)
+
     def _unavailable(self, name: str) -> None:
         self.send_response(503)
         self.send_header("Retry-After", "1")
@@ -96,6 +112,9 @@ class Hostile(Files):
 
     def _redirect_other(self, name: str) -> None:
         self._redirect(f"{self.other_origin}{name}")
+
+    def _redirect_bad_port(self, name: str) -> None:
+        self._redirect(f"http://127.0.0.1:99999/{name}")
 
     def _redirect_ftp(self, name: str) -> None:
         self._redirect(f"ftp://127.0.0.1/{name}")
@@ -159,7 +178,10 @@ def mirror(tmp_path: Path) -> Iterator[tuple[str, type[Hostile], DataLayout, Pat
         handler = type(
             "Mirror",
             (Hostile,),
-            {"root": layout.vkp_dir, "plan": {}, "seen": [], "other_origin": other_url, "cut": {}, "ranges": []},
+            {
+                "root": layout.vkp_dir, "plan": {}, "seen": [], "other_origin": other_url, "cut": {}, "ranges": [],
+                "auth": [],
+            },  # fmt: skip
         )
         (layout.vkp_dir / "moved").symlink_to(".")
         with serving(handler) as url:
@@ -356,3 +378,116 @@ def _ignore_error(url: str, dest: Path) -> None:
         pull(Source(url + "catalog.json", FAST), dest, SIGNER.public_key)
     except PullError:
         pass
+
+
+@pytest.mark.reliability(
+    "security", "header lines one byte at a time; 100 Continue without end (catalog and package)"
+)
+@pytest.mark.parametrize("action", ["slow-headers", "continue-forever"])
+def test_slow_headers_are_cut_off_by_the_deadline(mirror, tmp_path: Path, action: str, reliability) -> None:
+    url, handler, layout, dest, _ = mirror
+    serving_before = installed_release(dest, PART)
+    handler.plan["catalog.json"] = [action] * 5
+    started = time.monotonic()
+    with pytest.raises(PullError, match="deadline") as catalog:
+        pull(Source(url + "catalog.json", FAST), dest, SIGNER.public_key)
+    took = time.monotonic() - started
+    assert took < 5, f"the catalog deadline is 3 s (connect, headers and body), the pull took {took:.1f} s"
+    handler.plan.clear()
+    names = _update_names(layout)
+    _fault(handler, names, action)
+    started = time.monotonic()
+    [outcome] = pull(Source(url + "catalog.json", replace(FAST, attempts=1)), dest, SIGNER.public_key)
+    package_took = time.monotonic() - started
+    assert outcome.via == "failed" and "deadline" in "; ".join(outcome.problems), outcome
+    assert package_took < 2 * 3 + 3, f"two packages of 3 s deadline each took {package_took:.1f} s"
+    assert installed_release(dest, PART) == serving_before
+    again = _cli_pull(url + "catalog.json", dest, tmp_path)
+    assert again.exit_code == 0 and _leftovers(dest) == [], again.output
+    reliability(f'{action}: catalog cut after {took:.1f} s (deadline 3 s): "{str(catalog.value)[-80:]}"')
+
+
+@pytest.mark.reliability(
+    "bad input", "bad URLs: Unicode-digit and out-of-range ports, no host, a broken IPv6 host, an s3:// bucket alone"
+)
+def test_bad_urls_are_final_errors_in_words(mirror, tmp_path: Path, reliability) -> None:
+    url, handler, layout, dest, _ = mirror
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    fullwidth = "".join(chr(ord(c) + 0xFEE0) for c in port)  # "８０": int() reads it, no URL parser should
+    cases = [
+        (f"http://127.0.0.1:{fullwidth}/catalog.json", "is not a number in 1..65535"),
+        ("http://127.0.0.1:99999/catalog.json", "is not a number in 1..65535"),
+        ("http://127.0.0.1:0/catalog.json", "is not a number in 1..65535"),
+        ("http:///catalog.json", "no host"),
+        ("http://[::1/catalog.json", "not a valid URL"),
+        ("http://127.0.0.1:80 /catalog.json", "spaces or control characters"),
+        ("s3://bucket", "no object key"),
+    ]
+    for bad, says in cases:
+        started = time.monotonic()
+        result = _cli_pull(bad, dest, tmp_path)
+        assert result.exit_code == 1 and says in result.output, (bad, result.output)
+        assert "attempt" not in result.output and time.monotonic() - started < 2, f"{bad}: a usage error was retried"
+    handler.plan["catalog.json"] = ["redirect-bad-port"]
+    redirected = _cli_pull(url + "catalog.json", dest, tmp_path)
+    assert redirected.exit_code == 1 and "is not a number in 1..65535" in redirected.output, redirected.output
+    assert handler.seen.count("catalog.json") == 2, "the fixture's request and one more: not retried"
+    reliability(f'exit 1 at once, in words, never retried: "{result.output.strip()[-70:]}"')
+
+
+@pytest.mark.reliability("security", "file://host/path (another machine's file) and credentials in the catalog URL")
+def test_file_urls_name_this_machine_and_credentials_are_never_shown(
+    mirror, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reliability
+) -> None:
+    import shutil
+
+    url, handler, layout, dest, _ = mirror
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(layout.vkp_dir, tmp_path / "fileserver", symlinks=True)
+    remote = _cli_pull("file://fileserver/catalog.json", dest, tmp_path)
+    assert remote.exit_code == 1 and "file:// URL for host 'fileserver'" in remote.output, remote.output
+    assert installed_release(dest, PART).name.startswith("1.0.0-"), "nothing was read from a relative path"
+    secret_url = url.replace("http://", "http://school:s3cret%21@") + "catalog.json"
+    handler.plan["catalog.json"] = ["stall"] * 10
+    failed = _cli_pull(secret_url, dest, tmp_path)
+    assert failed.exit_code == 1 and "timed out" in failed.output and "***@127.0.0.1" in failed.output, failed.output
+    assert "s3cret" not in failed.output
+    handler.plan.clear()
+    ok = _cli_pull(secret_url, dest, tmp_path, NEXUS_OUTPUT="json")
+    assert ok.exit_code == 0 and "s3cret" not in ok.output, ok.output
+    assert "s3cret" not in (dest / CATALOG_STATE).read_text()
+    assert handler.auth[-1] == "Basic " + __import__("base64").b64encode(b"school:s3cret!").decode()
+    local = _cli_pull(f"file://localhost{layout.vkp_dir}/catalog.json", dest, tmp_path)
+    assert local.exit_code == 0, local.output
+    reliability(f'file://host: exit 1 "{remote.output.strip()[-70:]}"; credentials sent as Basic auth, shown as ***')
+
+
+@pytest.mark.reliability("security", "an s3:// mirror: the pull's timeouts and attempts, a trickling S3 endpoint")
+def test_s3_pulls_have_the_pulls_timeouts_and_deadline(mirror, tmp_path: Path, aws_env, reliability) -> None:
+    import boto3
+
+    from nexus_assets.lib.distribution.vkp_pull import s3_client
+
+    url, handler, layout, dest, _ = mirror
+    moto = aws_env["NEXUS_AWS_ENDPOINT_URL"]
+    client = s3_client(FAST, endpoint_url=moto, region_name="us-east-1")
+    assert (client.meta.config.connect_timeout, client.meta.config.read_timeout) == (1, 0.5)
+    assert client.meta.config.retries["total_max_attempts"] == 1, "the pull's own loop makes the attempts"
+    boto3.client("s3", endpoint_url=moto, region_name="us-east-1").create_bucket(Bucket="school-mirror")
+    for path in layout.vkp_dir.iterdir():
+        if path.is_file():
+            client.put_object(Bucket="school-mirror", Key=f"vkp/{path.name}", Body=path.read_bytes())
+    [outcome] = pull(Source("s3://school-mirror/vkp/catalog.json", FAST, s3_client=client), dest, SIGNER.public_key)
+    assert outcome.via in ("delta", "full"), outcome
+    publish(layout, files_of(2, changed={0: "lagi"}), SIGNER)
+    (layout.vkp_dir / "bucket").symlink_to(".")
+    names = _update_names(layout)
+    for name in names:
+        handler.plan[f"bucket/{name}"] = ["trickle"]
+    hostile = s3_client(replace(FAST, attempts=1), endpoint_url=url.rstrip("/"), region_name="us-east-1")
+    started = time.monotonic()
+    [trickled] = pull(Source("s3://bucket/catalog.json", replace(FAST, attempts=1), s3_client=hostile), dest, SIGNER.public_key)
+    took = time.monotonic() - started
+    assert trickled.via == "failed" and "bytes/s" in "; ".join(trickled.problems), trickled
+    assert took < 6, f"two trickled packages, 1 s rate window each, took {took:.1f} s"
+    reliability(f"moto: installed with the pull's timeouts; a trickling endpoint cut in {took:.1f} s")

@@ -468,3 +468,158 @@ def test_vkp_catalog_refuses_a_huge_expiry_in_words(tmp_path: Path, days: str, r
     assert "NEXUS_CATALOG_EXPIRY_DAYS" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "data" / "vkp" / "catalog.json").exists()
     reliability(f'exit 2: "{result.output.strip()[:120]}"')
+
+
+# --- the school's own directories and local mirrors, attacked (third round) ---------------------------------
+
+
+def _pull_within(seconds: float, unblock: list[Path], *args, **kwargs):
+    """`pull(*args)` in a thread that must end within `seconds`; FIFOs in `unblock` get a writer afterwards
+    so a pull blocked on one ends instead of hanging the suite. Returns the outcomes or the exception."""
+    import os
+    import threading
+
+    result: list[object] = []
+
+    def run() -> None:
+        try:
+            result.append(pull(*args, **kwargs))
+        except Exception as exc:  # noqa: BLE001 -- returned to the test to assert on
+            result.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    hung = thread.is_alive()
+    for fifo in unblock:  # release a reader blocked in open(): a writer appears and closes at once
+        for _ in range(50):
+            if not thread.is_alive():
+                break
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass
+            thread.join(0.1)
+    assert not hung, f"the pull blocked for over {seconds} s"
+    return result[0]
+
+
+@pytest.mark.reliability(
+    "security", "a FIFO as the catalog (path and file://), as a package of a path mirror, as the catalog record"
+)
+def test_fifos_are_refused_without_blocking(school, tmp_path: Path, reliability) -> None:
+    import os
+    import shutil
+
+    layout, dest = school
+    fifo = tmp_path / "catalog.fifo"
+    os.mkfifo(fifo)
+    for where in (str(fifo), f"file://{fifo}"):
+        error = _pull_within(5, [fifo], Source(where), dest, SIGNER.public_key)
+        assert isinstance(error, PullError) and "named pipe (FIFO)" in str(error) and str(fifo) in str(error), error
+    publish(layout, files_of(2, changed={0: "baru"}), SIGNER)
+    mirror = tmp_path / "mirror"
+    shutil.copytree(layout.vkp_dir, mirror)
+    for package in [*mirror.glob("*.vkp"), *mirror.glob("*.vkpd")]:
+        package.unlink()
+        os.mkfifo(package)
+    [outcome] = _pull_within(5, list(mirror.glob("*.vkp*")), Source(str(mirror / "catalog.json")), dest, SIGNER.public_key)
+    assert outcome.via == "failed" and "named pipe (FIFO)" in "; ".join(outcome.problems), outcome
+    assert installed_release(dest, PART) is not None and release_state(installed_release(dest, PART))["version"] == "1.0.0"
+    (dest / CATALOG_STATE).unlink()
+    os.mkfifo(dest / CATALOG_STATE)
+    error = _pull_within(5, [dest / CATALOG_STATE], Source(str(layout.vkp_dir / "catalog.json")), dest, SIGNER.public_key)
+    assert isinstance(error, PullError) and "FIFO" in str(error) and CATALOG_STATE in str(error), error
+    reliability(f'refused at once, naming the path: "{str(error)[:110]}"')
+
+
+@pytest.mark.reliability("security", "a planted .pull.lock: a link to a file outside, a FIFO")
+def test_a_planted_lock_file_is_refused_and_its_target_untouched(school, tmp_path: Path, reliability) -> None:
+    import os
+
+    layout, dest = school
+    precious = tmp_path / "precious.txt"
+    precious.write_text("do not truncate")
+    lock = dest / ".pull.lock"
+    lock.unlink()
+    lock.symlink_to(precious)
+    with pytest.raises(PullError, match="the pull lock .* is a symbolic link") as linked:
+        pull(Source(str(layout.vkp_dir / "catalog.json")), dest, SIGNER.public_key)
+    assert precious.read_text() == "do not truncate"
+    lock.unlink()
+    lock.symlink_to(tmp_path / "created-by-the-pull")
+    with pytest.raises(PullError, match="symbolic link"):
+        pull(Source(str(layout.vkp_dir / "catalog.json")), dest, SIGNER.public_key)
+    assert not (tmp_path / "created-by-the-pull").exists(), "a dangling lock link must not create its target"
+    lock.unlink()
+    os.mkfifo(lock)
+    error = _pull_within(5, [lock], Source(str(layout.vkp_dir / "catalog.json")), dest, SIGNER.public_key)
+    assert isinstance(error, PullError) and "FIFO" in str(error), error
+    lock.unlink()
+    lock.write_text("left by an earlier pull")
+    [outcome] = pull(Source(str(layout.vkp_dir / "catalog.json")), dest, SIGNER.public_key)
+    assert outcome.via == "up to date" and lock.read_text() == "left by an earlier pull", "the lock is never truncated"
+    reliability(f'refused, target untouched: "{str(linked.value)[:110]}"')
+
+
+def _outside_release(tmp_path: Path, version: str) -> Path:
+    """A directory outside the school's that looks like a release."""
+    fake = tmp_path / "elsewhere" / f"{version}-0000"
+    fake.mkdir(parents=True)
+    (fake / "release.json").write_text(
+        json.dumps({"version": version, "content_hash": "c" * 64, "embedding": {"model_id": "test-model", "dims": 8}})
+    )
+    return fake
+
+
+@pytest.mark.reliability(
+    "security", "planted links in the school's directory: current, releases/ and .downloads/ pointing outside"
+)
+def test_links_pointing_outside_the_school_dir_are_refused(school, tmp_path: Path, reliability) -> None:
+    from nexus_assets.lib.distribution.vkp_pull import partition_dir
+
+    layout, dest = school
+    catalog = Source(str(layout.vkp_dir / "catalog.json"))
+    root = partition_dir(dest, PART)
+    serving = installed_release(dest, PART)
+    fake = _outside_release(tmp_path, "9.9.9")
+    current = root / "current"
+    original = current.readlink()
+    current.unlink()
+    current.symlink_to(fake)
+    with pytest.raises(PullError, match="not at a release in"):
+        installed_release(dest, PART)
+    publish(layout, files_of(2, changed={0: "baru"}), SIGNER)
+    [outcome] = pull(catalog, dest, SIGNER.public_key)
+    assert outcome.via == "failed" and "not at a release in" in "; ".join(outcome.problems), outcome
+    assert "older than the installed" not in "; ".join(outcome.problems), "the planted release was never read"
+    assert (fake / "release.json").is_file() and current.readlink() == fake
+    current.unlink()
+    current.symlink_to(original)
+    # releases/ itself a link: a pull would stage, swap and prune in the directory it points at
+    outside = tmp_path / "outside-releases"
+    (outside / "precious").mkdir(parents=True)
+    (outside / "precious" / "data.txt").write_text("keep")
+    releases = root / "releases"
+    releases.rename(tmp_path / "real-releases")
+    releases.symlink_to(outside)
+    [outcome] = pull(catalog, dest, SIGNER.public_key)
+    assert outcome.via == "failed" and "symbolic link" in "; ".join(outcome.problems), outcome
+    assert (outside / "precious" / "data.txt").read_text() == "keep"
+    assert [p.name for p in outside.iterdir()] == ["precious"], "nothing staged or pruned behind the link"
+    releases.unlink()
+    (tmp_path / "real-releases").rename(releases)
+    # .downloads/ a link: leftovers would be removed from the directory it points at
+    keep = tmp_path / "downloads-elsewhere"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("keep")
+    (dest / ".downloads").mkdir(exist_ok=True)
+    (dest / ".downloads").rmdir()
+    (dest / ".downloads").symlink_to(keep)
+    with pytest.raises(PullError, match="downloads directory .*symbolic link"):
+        pull(catalog, dest, SIGNER.public_key)
+    assert (keep / "notes.txt").read_text() == "keep"
+    (dest / ".downloads").unlink()
+    [outcome] = pull(catalog, dest, SIGNER.public_key)
+    assert outcome.via in ("delta", "full") and installed_release(dest, PART) != serving
+    reliability("current, releases/ and .downloads/ links to outside refused; nothing outside read, written or deleted")

@@ -51,16 +51,21 @@ from urllib.parse import urljoin, urlparse
 import numpy as np
 
 from nexus_assets.lib.core.fault_points import fault_point
+from nexus_assets.lib.core.input_files import InputFileError, open_regular, read_checked
 from nexus_assets.lib.core.hashing import sha256_file
 from nexus_assets.lib.core.layout import Partition, parse_semver
 from nexus_assets.lib.core.tables import collection_metadatas, vectors_of
 from nexus_assets.lib.distribution.http_fetch import (
+    TRANSIENT_STATUS,
     FetchError,
     FetchSettings,
     HttpClient,
+    Metered,
     check_scheme,
+    local_path,
     pause_before,
     readable,
+    redact,
     retrying,
 )
 from nexus_assets.lib.distribution.untrusted import Fields, UntrustedError, integer, load_json, semver, text, timestamp
@@ -123,6 +128,11 @@ class Source:
     s3_client: Any = None  # for s3://: the CLI's, from the settings; else boto3's own configuration
     _http: HttpClient | None = field(default=None, init=False, repr=False)
 
+    @property
+    def shown(self) -> str:
+        """The catalog's location fit for messages (credentials masked)."""
+        return redact(self.catalog)
+
     def _url(self, name: str) -> str:
         return urljoin(self.catalog, name)
 
@@ -145,33 +155,45 @@ class Source:
             key = parsed.path.lstrip("/")
             if name:
                 key = f"{key.rsplit('/', 1)[0]}/{name}" if "/" in key else name
-            return lambda offset: self._open_s3(parsed.netloc, key, offset)
-        path = Path(self.catalog[len("file://") :] if self.catalog.startswith("file://") else self.catalog)
+            return lambda offset: self._open_s3(parsed.netloc, key, offset, deadline)
+        try:
+            path = local_path(self.catalog)
+        except FetchError as exc:
+            raise PullError(str(exc)) from None
         target = path.parent / name if name else path
-        return lambda offset: self._open_path(target, offset)
+        what, most = ("package", DEFAULT_LIMITS.max_package_bytes) if name else ("the catalog", MAX_CATALOG_BYTES)
+        return lambda offset: self._open_path(target, offset, what, most)
 
     def _open_http(self, url: str, offset: int, deadline: float | None) -> tuple[IO[bytes], bool]:
         """A Range request from `offset`; resumed only when the server answered 206 (else it starts over)."""
         body = self._client().open(url, offset, deadline)
         return body, offset == 0 or body.status == 206  # type: ignore[return-value]
 
-    def _open_s3(self, bucket: str, key: str, offset: int) -> tuple[IO[bytes], bool]:
-        client = self.s3_client or _s3_client()
+    def _open_s3(self, bucket: str, key: str, offset: int, deadline: float | None) -> tuple[IO[bytes], bool]:
+        """A ranged GET of the object, its body read under the request's deadline and minimum rate (the client's
+        own timeouts and single attempt come from the same settings: `s3_client`)."""
+        if self.s3_client is None:
+            self.s3_client = s3_client(self.fetch)
+        deadline = deadline if deadline is not None else time.monotonic() + self.fetch.request_deadline
         kwargs = {"Range": f"bytes={offset}-"} if offset else {}
-        return client.get_object(Bucket=bucket, Key=key, **kwargs)["Body"], True
+        where = f"s3://{bucket}/{key}"
+        try:
+            body = self.s3_client.get_object(Bucket=bucket, Key=key, **kwargs)["Body"]
+        except Exception as exc:  # noqa: BLE001 -- botocore's errors, in words
+            raise s3_error(exc, where) from None
+        if time.monotonic() >= deadline:
+            body.close()
+            raise FetchError(f"{where}: the request passed its deadline", transient=True)
+        return Metered(body, where, self.fetch, deadline), True  # type: ignore[return-value]
 
     @staticmethod
-    def _open_path(path: Path, offset: int) -> tuple[IO[bytes], bool]:
-        """Open a regular file only: a device, fifo or directory (even behind a link) has no end to trust."""
+    def _open_path(path: Path, offset: int, what: str, max_bytes: int) -> tuple[IO[bytes], bool]:
+        """Open a regular file only (`open_regular`: a FIFO, device or directory, even behind a link, is
+        refused before anything could block on it); a refusal is final, not retried."""
         try:
-            handle = path.open("rb")
-        except FileNotFoundError:
-            raise FetchError(f"{path}: no such file") from None
-        except OSError as exc:
-            raise FetchError(f"{path}: cannot open it ({readable(exc)})") from None
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            handle.close()
-            raise PullError(f"{path}: not a regular file (a device, fifo or directory): refused")
+            handle = open_regular(path, what, max_bytes)
+        except InputFileError as exc:
+            raise FetchError(str(exc)) from None
         handle.seek(offset)
         return handle, True
 
@@ -192,20 +214,18 @@ class Source:
                         size += len(block)
                         if size > MAX_CATALOG_BYTES:
                             raise PullError(
-                                f"{self.catalog}: the catalog is larger than {MAX_CATALOG_BYTES} bytes: refused"
+                                f"{self.shown}: the catalog is larger than {MAX_CATALOG_BYTES} bytes: refused"
                             )
                         if time.monotonic() >= deadline:
-                            raise FetchError(f"{self.catalog}: the catalog passed its deadline", transient=True)
+                            raise FetchError(f"{self.shown}: the catalog passed its deadline", transient=True)
                     return b"".join(chunks)
             except (FetchError, PullError):
                 raise
             except OSError as exc:
-                raise FetchError(f"{self.catalog}: {readable(exc)}", transient=True) from None
-            except Exception as exc:  # noqa: BLE001 -- botocore errors for s3:// sources, named in the message
-                raise FetchError(f"{self.catalog}: {type(exc).__name__}: {str(exc)[:200]}", transient=True) from None
+                raise FetchError(f"{self.shown}: {readable(exc)}", transient=True) from None
 
         try:
-            return retrying(attempt, self.catalog, self.fetch, deadline=deadline)
+            return retrying(attempt, self.shown, self.fetch, deadline=deadline)
         except FetchError as exc:
             raise PullError(f"cannot read the catalog: {exc}") from None
 
@@ -220,19 +240,46 @@ class Source:
     ) -> VerifiedCatalog:
         raw = self.read_catalog_bytes()
         try:
-            return verify_catalog_bytes(raw, public_key, self.catalog, now, max_validity_days=max_validity_days)
+            return verify_catalog_bytes(raw, public_key, self.shown, now, max_validity_days=max_validity_days)
         except CatalogError as exc:
             raise PullError(str(exc)) from None
 
 
-def _s3_client() -> Any:
-    """Without a client from the caller (`nexus vkp pull` passes one built from the settings): boto3's own
-    configuration, with aws mode's retry policy."""
+def s3_client(fetch: FetchSettings, **client_args: Any) -> Any:
+    """An S3 client for an s3:// catalog, bounded by the pull's own settings (NEXUS_PULL_*): its connect and
+    read timeouts, and one attempt per call, since the pull's retry loop (jitter, attempts, deadline) makes
+    the attempts, as it does for http. `client_args`: endpoint_url, region_name (the CLI's settings)."""
     import boto3
+    from botocore.config import Config
 
-    from nexus_assets.lib.aws.aws_retry import RetrySettings
+    config = Config(
+        connect_timeout=fetch.connect_timeout,
+        read_timeout=fetch.read_timeout,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+    )
+    return boto3.client("s3", config=config, **{k: v for k, v in client_args.items() if v})
 
-    return boto3.client("s3", config=RetrySettings().config())
+
+_S3_TRANSIENT_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError"})
+
+
+def s3_error(exc: BaseException, where: str) -> FetchError:
+    """A botocore error in words; transient for throttling, 5xx, timeouts and connection failures."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        missing = code in ("NoSuchKey", "NoSuchBucket", "404") or status == 404
+        return FetchError(
+            f"{where}: {code or 'error'} (HTTP {status}){' (not found on the mirror)' if missing else ''}",
+            transient=status in TRANSIENT_STATUS or code in _S3_TRANSIENT_CODES,
+        )
+    if isinstance(exc, BotoCoreError):
+        name = type(exc).__name__
+        timed_out = "Timeout" in name
+        return FetchError(f"{where}: {'timed out' if timed_out else readable(exc)} ({name})", transient=True)
+    return FetchError(f"{where}: {type(exc).__name__}: {str(exc)[:200]}", transient=True)
 
 
 _TRANSIENT = (OSError, http.client.HTTPException, TimeoutError)
@@ -265,7 +312,9 @@ def download(
     if size > max_bytes:
         raise PullError(f"{what}: the catalog declares {size} bytes, more than the {max_bytes} allowed: refused")
     part = dest.with_name(dest.name + ".part")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    own_dir(dest.parent, "the downloads directory", create=True)
+    if part.is_symlink():  # planted: resuming would append to whatever it points at
+        part.unlink()
     transferred = 0
     last: BaseException | None = None
     for attempt in range(attempts):
@@ -280,7 +329,8 @@ def download(
             raise PullError(f"{what}: {size - offset} bytes to download but only {free} free under {dest.parent}")
         try:
             stream, resumed = opener(offset)
-            with stream, part.open("ab" if resumed else "wb") as out:
+            mode = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if resumed else os.O_TRUNC)
+            with stream, open_regular(part, "the partial download", flags=mode, follow_links=False) as out:
                 remaining = size - (offset if resumed else 0)
                 _refuse_longer(stream, remaining, what, part)
                 while remaining and (block := stream.read(min(_BLOCK, remaining))):
@@ -292,6 +342,8 @@ def download(
                     fault_point("pull.download")
                 if not remaining and stream.read(1):
                     raise _overflow(what, size, part)
+        except InputFileError as exc:
+            raise PullError(f"{what}: {exc}") from None
         except FetchError as exc:
             if not exc.transient:
                 raise PullError(f"{what}: {exc}") from None
@@ -368,12 +420,62 @@ def partition_dir(dest: Path, part: Partition) -> Path:
     return dest / f"{part.subject}_{part.grade}"
 
 
+def own_dir(path: Path, what: str, create: bool = False) -> Path:
+    """`path` when it is a real directory (not a link, nor reached through one from its parent): the pull
+    writes, prunes and deletes only in directories of its own, never in one a planted link points at."""
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            pass  # a file or a link where the directory should be: named below
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        raise PullError(f"{path}: {what} is missing") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise PullError(
+            f"{path}: {what} is a symbolic link (to {shown_link(path)}): refused, the pull writes and deletes "
+            "only in its own directories; remove the link and pull again"
+        )
+    if not stat.S_ISDIR(info.st_mode):
+        raise PullError(f"{path}: {what} is not a directory: refused; remove it and pull again")
+    return path
+
+
+def shown_link(path: Path) -> str:
+    try:
+        return os.readlink(path)[:200]
+    except OSError:
+        return "?"
+
+
 def installed_release(dest: Path, part: Partition) -> Path | None:
-    link = partition_dir(dest, part) / CURRENT_LINK
-    if not link.exists():
+    """The release `current` points at, or None when there is none. `current` must be a link to a finished
+    release directly under `<partition>/releases/` (what `swap_current` writes): one pointing anywhere
+    else (planted, or hand-made) is refused with PullError, never read as the serving release nor
+    written beside or pruned."""
+    return _current_release(partition_dir(dest, part))
+
+
+def _current_release(root: Path) -> Path | None:
+    """`installed_release` for the partition directory `root`."""
+    link = root / CURRENT_LINK
+    if not link.is_symlink():
+        if os.path.lexists(link):
+            raise PullError(f"{link}: not a symbolic link to a release: refused; remove it and pull again")
         return None
-    target = link.resolve()
-    return target if (target / RELEASE_FILE).is_file() else None
+    own_dir(root, "the partition directory")
+    releases = root / RELEASES_DIR
+    if os.path.lexists(releases):
+        own_dir(releases, "the releases directory")
+    target = Path(os.path.normpath(root / os.readlink(link)))
+    inside = target.parent == Path(os.path.normpath(releases)) and not target.name.startswith(STAGING_PREFIX)
+    if not inside or target.is_symlink() or (target.exists() and not _is_release(target)):
+        raise PullError(
+            f"{link} points at {shown_link(link)}, not at a release in {root / RELEASES_DIR}: refused "
+            "(a planted or hand-made link is never read, written or pruned); remove it and pull again"
+        )
+    return target if target.exists() else None  # a release that is gone (a dangling link): reinstall
 
 
 MAX_STATE_BYTES = 64 * 1024  # a school state file (release.json, the catalog record): a few hundred bytes
@@ -384,14 +486,15 @@ def release_state(release: Path) -> dict[str, Any]:
     is input too). Raises PullError naming the file and the field."""
     path = release / RELEASE_FILE
     try:
-        fields = Fields(load_json(path.read_bytes(), str(path), max_bytes=MAX_STATE_BYTES, max_depth=3), str(path), "")
+        raw = read_checked(path, "release state", MAX_STATE_BYTES, follow_links=False)
+        fields = Fields(load_json(raw, str(path), max_bytes=MAX_STATE_BYTES, max_depth=3), str(path), "")
         fields.get("version", semver)
         fields.get("content_hash", text(128))
         fields.get("embedding", _embedding_state)
         fields.get("installed_from", text(400), optional=True)
         fields.get("installed_at", timestamp, optional=True)
         return fields.done()
-    except UntrustedError as exc:
+    except (UntrustedError, InputFileError) as exc:
         raise PullError(f"{exc} (delete that release directory and pull again)") from None
     except OSError as exc:
         raise PullError(f"{path}: cannot read it ({readable(exc)})") from None
@@ -410,8 +513,10 @@ def installed_version(dest: Path, part: Partition) -> str | None:
 
 
 def _new_release_dir(root: Path, version: str) -> Path:
-    staging = root / RELEASES_DIR / f"{STAGING_PREFIX}{version}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)
+    own_dir(root, "the partition directory", create=True)
+    releases = own_dir(root / RELEASES_DIR, "the releases directory", create=True)
+    staging = releases / f"{STAGING_PREFIX}{version}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
     return staging
 
 
@@ -430,7 +535,7 @@ def _finish_release(root: Path, staging: Path, manifest: dict[str, Any], source:
         )
     )
     final = staging.with_name(staging.name.removeprefix(STAGING_PREFIX))
-    previous = (root / CURRENT_LINK).resolve() if (root / CURRENT_LINK).exists() else None
+    previous = _current_release(root)
     os.replace(staging, final)
     fault_point("pull.swap")
     swap_current(root, final)
@@ -463,12 +568,25 @@ def clean_leftovers(dest: Path, keep_parts: set[str] = frozenset()) -> list[Path
     directories under every partition's releases/, and downloads other than the `.part` files named in
     `keep_parts` (kept so a failed download resumes next time). Returns what was removed."""
     removed: list[Path] = []
-    for staging in dest.glob(f"*/{RELEASES_DIR}/{STAGING_PREFIX}*"):
-        shutil.rmtree(staging, ignore_errors=True)
-        removed.append(staging)
+    for root in dest.iterdir():
+        releases = root / RELEASES_DIR
+        if root.is_symlink() or releases.is_symlink() or not releases.is_dir():
+            continue  # never look behind a link: what it points at is not the pull's to delete
+        for staging in releases.glob(f"{STAGING_PREFIX}*"):
+            if staging.is_dir() and not staging.is_symlink():
+                shutil.rmtree(staging, ignore_errors=True)
+            else:
+                staging.unlink(missing_ok=True)
+            removed.append(staging)
     downloads = dest / DOWNLOADS_DIR
-    for leftover in downloads.iterdir() if downloads.is_dir() else ():
-        if leftover.name not in keep_parts and leftover.is_file():
+    if not os.path.lexists(downloads):
+        return removed
+    own_dir(downloads, "the downloads directory")
+    for leftover in downloads.iterdir():
+        regular = stat.S_ISREG(os.lstat(leftover).st_mode)
+        if regular and leftover.name in keep_parts:
+            continue
+        if regular or leftover.is_symlink():  # a link is removed, never what it points at
             leftover.unlink(missing_ok=True)
             removed.append(leftover)
     return removed
@@ -570,14 +688,23 @@ def _ignore(_event: PullEvent) -> None:
     pass
 
 
+LOCK_FILE = ".pull.lock"
+
+
 @contextmanager
 def _dest_lock(dest: Path) -> Iterator[None]:
+    """The pull lock: `<dest>/.pull.lock`, opened without following a link and never truncated (a link
+    planted there would otherwise make the pull create or truncate whatever file it points at)."""
     dest.mkdir(parents=True, exist_ok=True)
-    with open(dest / ".pull.lock", "w") as lock:
+    try:
+        lock = open_regular(dest / LOCK_FILE, "the pull lock", flags=os.O_RDWR | os.O_CREAT, follow_links=False)
+    except InputFileError as exc:
+        raise PullError(f"{exc}; it must be a plain file only pulls use") from None
+    with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise PullError(f"{dest}: another pull is running (lock {dest / '.pull.lock'})") from None
+            raise PullError(f"{dest}: another pull is running (lock {dest / LOCK_FILE})") from None
         yield
 
 
@@ -610,7 +737,7 @@ def pull(
     with _dest_lock(dest):
         clean_leftovers(dest, keep_parts={p.name for p in (dest / DOWNLOADS_DIR).glob("*.part")})
         verified = source.verified_catalog(public_key, max_validity_days=max_validity_days)
-        record_fresh_catalog(dest, verified, source.catalog)
+        record_fresh_catalog(dest, verified, source.shown)
         entries = verified.doc["partitions"]
         keep_parts: set[str] = set()
         chosen = [label for label in sorted(entries) if not partitions or label in partitions]
@@ -637,10 +764,12 @@ def pull(
 def catalog_state(dest: Path) -> dict[str, Any] | None:
     """The newest catalog this school verified (`<dest>/.catalog-state.json`), schema-checked; None if none."""
     path = dest / CATALOG_STATE
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         return None
+    try:
+        raw = read_checked(path, "the catalog record", MAX_STATE_BYTES, follow_links=False)
+    except InputFileError as exc:
+        raise PullError(f"{exc}; delete {path} to trust the next valid catalog") from None
     except OSError as exc:
         raise PullError(f"{path}: cannot read it ({readable(exc)})") from None
     try:

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from nexus_assets.lib.core import hashing
+from nexus_assets.lib.core.input_files import KEY_MAX_BYTES, InputFileError, read_checked
 
 ALGORITHM = "ed25519"
 KEY_FILE_ENV = "NEXUS_SIGNING_KEY_FILE"
@@ -78,9 +79,11 @@ def load_public_key(source: str | Path) -> Ed25519PublicKey:
     if "BEGIN PUBLIC KEY" not in text:
         path = Path(text).expanduser()
         try:
-            text = path.read_text()
-        except OSError as exc:
-            raise SigningError(f"{path}: cannot read the public key: {exc.strerror or exc}") from None
+            text = read_checked(path, "the public key", KEY_MAX_BYTES).decode()
+        except InputFileError as exc:
+            raise SigningError(str(exc)) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SigningError(f"{path}: cannot read the public key: {getattr(exc, 'strerror', None) or exc}") from None
         where = str(path)
     try:
         key = serialization.load_pem_public_key(text.encode())
@@ -207,8 +210,10 @@ def resolve_signer(
     development key."""
     if key_file:
         path = Path(key_file).expanduser()
-        try:
-            data = path.read_bytes()
+        try:  # a regular file of key size: a FIFO or device named by mistake is refused, never read
+            data = read_checked(path, f"the signing key (${KEY_FILE_ENV})", KEY_MAX_BYTES)
+        except InputFileError as exc:
+            raise SigningError(str(exc)) from None
         except OSError as exc:
             raise SigningError(f"{path}: cannot read the signing key: {exc.strerror or exc}") from None
         return Signer(load_private_key(data, str(path)), f"key file {path}")
@@ -250,7 +255,9 @@ def load_public_keys(source: str) -> list[Ed25519PublicKey]:
             continue
         path = Path(item).expanduser()
         try:
-            text = path.read_text()
+            text = read_checked(path, "the public key", KEY_MAX_BYTES).decode()
+        except InputFileError as exc:
+            raise SigningError(str(exc)) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise SigningError(f"{path}: cannot read the public key: {getattr(exc, 'strerror', None) or exc}") from None
         blocks = _PEM_BLOCK.findall(text) or [text]
