@@ -92,3 +92,70 @@ def test_the_key_can_come_from_secrets_manager(aws_env: dict, tmp_path: Path) ->
         secret_reader=secrets_manager_reader(client),
     )
     assert signer.key_id == key_id(key.public_key()) and "Secrets Manager" in signer.origin
+
+
+def _within(seconds: float, fifo: Path, action):
+    """`action()` in a thread that must end within `seconds` (a writer then releases a reader blocked on `fifo`)."""
+    import threading
+
+    result: list[object] = []
+
+    def run() -> None:
+        try:
+            result.append(action())
+        except Exception as exc:  # noqa: BLE001 -- returned to the test
+            result.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    hung = thread.is_alive()
+    while thread.is_alive():
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+        thread.join(0.1)
+    assert not hung, f"blocked for over {seconds} s"
+    return result[0]
+
+
+@pytest.mark.reliability(
+    "bad input", "a FIFO or an oversized file as NEXUS_SIGNING_KEY_FILE, --public-key or NEXUS_VKP_PUBLIC_KEY"
+)
+def test_key_files_must_be_small_regular_files(tmp_path: Path, reliability) -> None:
+    from nexus_assets.lib.publish.signing import load_public_keys
+
+    fifo = tmp_path / "key.fifo"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.pem"
+    big.write_bytes(b"-" * (1 << 20))
+    for read in (
+        lambda path: resolve_signer(tmp_path, key_file=str(path)),
+        lambda path: load_public_keys(str(path)),
+        lambda path: load_public_key(path),
+        lambda path: trusted_public_key(str(path), None),
+    ):
+        error = _within(5, fifo, lambda: read(fifo))
+        assert isinstance(error, SigningError) and "FIFO" in str(error) and str(fifo) in str(error), error
+        with pytest.raises(SigningError, match="1,048,576 bytes, over the"):
+            read(big)
+    reliability(f'refused before reading, naming the file: "{str(error)[:100]}"')
+
+
+def test_untrusted_hex_and_lengths_are_whole_ascii_strings() -> None:
+    """Reviewer's check: a trailing newline or Unicode digits never pass a field check."""
+    from nexus_assets.lib.distribution.untrusted import UntrustedError, sha256_hex
+    from nexus_assets.lib.distribution.vkp_pull import PullError, _refuse_longer
+
+    with pytest.raises(UntrustedError):
+        sha256_hex("a" * 64 + "\n", "catalog", "sha256")
+    assert sha256_hex("a" * 64, "catalog", "sha256") == "a" * 64
+
+    class Announcing:
+        def __init__(self, length: str) -> None:
+            self.headers = {"Content-Length": length}
+
+    _refuse_longer(Announcing("\uff19\uff19\uff19"), 10, "p.vkp", None)  # full-width 999: not a length, ignored
+    with pytest.raises(PullError, match="announces 999 bytes"):
+        _refuse_longer(Announcing("999"), 10, "p.vkp", None)
