@@ -798,8 +798,9 @@ def _trusted_key(public_key: str | None) -> tuple[Any, str | None]:
     from nexus_assets.lib.core.input_files import KEY_MAX_BYTES
     from nexus_assets.lib.publish.signing import SigningError, trusted_public_key
 
-    if public_key:
-        _input_file(public_key, "--public-key", KEY_MAX_BYTES)
+    for item in (public_key or "").split(","):  # several files, comma separated, during a key rotation
+        if item.strip():
+            _input_file(item.strip(), "--public-key", KEY_MAX_BYTES)
     try:
         key, origin = trusted_public_key(public_key or env().vkp_public_key, settings().layout.root)
     except SigningError as exc:

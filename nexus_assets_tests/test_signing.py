@@ -159,3 +159,35 @@ def test_untrusted_hex_and_lengths_are_whole_ascii_strings() -> None:
     _refuse_longer(Announcing("\uff19\uff19\uff19"), 10, "p.vkp", None)  # full-width 999: not a length, ignored
     with pytest.raises(PullError, match="announces 999 bytes"):
         _refuse_longer(Announcing("999"), 10, "p.vkp", None)
+
+
+@pytest.mark.reliability(
+    "security", "the private signing key given as the trusted public key (file, env, inline): never printed"
+)
+def test_a_private_key_given_as_public_is_refused_without_quoting_it(tmp_path: Path, reliability) -> None:
+    from click.testing import CliRunner
+
+    from nexus_assets.cli import cli
+
+    private, public, _ = generate_keypair(tmp_path / "keys")
+    secret = [line for line in private.read_text().splitlines() if "-----" not in line]
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text("{}")
+    env = {"NEXUS_DATA_DIR": str(tmp_path / "data")}
+    runs = [
+        (["vkp", "pull", "--catalog", str(catalog), "--dest", str(tmp_path / "d"), "--public-key", str(private)], {}),
+        (["vkp", "pull", "--catalog", str(catalog), "--dest", str(tmp_path / "d")], {"NEXUS_VKP_PUBLIC_KEY": str(private)}),
+        (["vkp", "pull", "--catalog", str(catalog), "--dest", str(tmp_path / "d")],
+         {"NEXUS_VKP_PUBLIC_KEY": private.read_text()}),
+        (["vkp", "verify", "--public-key", str(private), str(catalog)], {}),
+        (["--json", "vkp", "verify", "--public-key", f"{public},{private}", str(catalog)], {}),
+    ]  # fmt: skip
+    for args, extra in runs:
+        result = CliRunner().invoke(cli, args, env={**env, **extra})
+        output = result.output + (result.stderr if result.stderr_bytes is not None else "")
+        assert result.exit_code == 2 and "PRIVATE key" in output, (args, output)
+        assert not any(line in output for line in secret), f"{args}: the private key was printed"
+    with pytest.raises(SigningError, match="not a PEM public key") as other:
+        load_public_key(tmp_path / "catalog.json")
+    assert "{}" not in str(other.value)
+    reliability(f'exit 2, content never quoted: "{output.strip().splitlines()[-1][:100]}"')
