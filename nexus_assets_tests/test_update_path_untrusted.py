@@ -623,3 +623,26 @@ def test_links_pointing_outside_the_school_dir_are_refused(school, tmp_path: Pat
     [outcome] = pull(catalog, dest, SIGNER.public_key)
     assert outcome.via in ("delta", "full") and installed_release(dest, PART) != serving
     reliability("current, releases/ and .downloads/ links to outside refused; nothing outside read, written or deleted")
+
+
+@pytest.mark.reliability(
+    "security", "a signed catalog listing informatika/kelas_10 and informatika_kelas/10 (one install directory)"
+)
+def test_partitions_sharing_an_install_directory_are_refused(school, tmp_path: Path, reliability) -> None:
+    import shutil
+
+    layout, dest = school
+    mirror = tmp_path / "mirror"
+    shutil.copytree(layout.vkp_dir, mirror)
+    doc = json.loads((mirror / "catalog.json").read_text())
+    twin = {**doc["partitions"][PART.label], "subject": "informatika_kelas", "grade": "10"}
+    entries = {**doc["partitions"], "informatika_kelas/10": twin}
+    (mirror / "catalog.json").write_text(json.dumps(document(entries, SIGNER), indent=2))
+    for target in (tmp_path / "fresh", dest):
+        outcomes = pull(Source(str(mirror / "catalog.json")), target, SIGNER.public_key)
+        assert [o.via for o in outcomes] == ["failed", "failed"], outcomes
+        assert all("would install into the same directory informatika_kelas_10/" in o.problems[0] for o in outcomes)
+    assert not (tmp_path / "fresh" / "informatika_kelas_10").exists()
+    assert [o.installed_after for o in outcomes] == ["1.0.0", "1.0.0"], "the row shows what still serves"
+    assert release_state(installed_release(dest, PART))["version"] == "1.0.0"
+    reliability(f'both refused, nothing installed: "{outcomes[0].problems[0][:110]}"')

@@ -741,16 +741,19 @@ def pull(
         entries = verified.doc["partitions"]
         keep_parts: set[str] = set()
         chosen = [label for label in sorted(entries) if not partitions or label in partitions]
+        sharing = _sharing_install_dirs(entries)
         for index, label in enumerate(chosen, 1):
             notify(PullEvent("partition", label, index, len(chosen)))
             try:
+                if label in sharing:
+                    raise PullError(sharing[label])
                 outcome = _pull_partition(
                     source, dest, label, entries[label], public_key, limits, fetch, notify, keep_parts
                 )
             except Exception as exc:  # noqa: BLE001 -- isolation: a fault in one partition must not stop the rest
-                outcome = PullOutcome(
-                    label, None, None, "failed", problems=[f"{label}: {type(exc).__name__}: {str(exc)[:300]}"]
-                )
+                serving = _installed_or_none(dest, label)
+                reason = str(exc)[:300] if isinstance(exc, PullError) else f"{type(exc).__name__}: {str(exc)[:300]}"
+                outcome = PullOutcome(label, serving, serving, "failed", problems=[f"{label}: {reason}"])
             outcomes.append(outcome)
             notify(PullEvent("done", label, index, len(chosen), outcome=outcome))
         for label in sorted(set(partitions or ()) - set(entries)):
@@ -759,6 +762,33 @@ def pull(
             keep_parts |= {p.name for p in (dest / DOWNLOADS_DIR).glob("*.part")}
         clean_leftovers(dest, keep_parts)
     return outcomes
+
+
+def _sharing_install_dirs(entries: dict[str, Any]) -> dict[str, str]:
+    """Why each partition whose install directory (and package names) `<subject>_<grade>` another partition
+    of the catalog shares is refused: `ilmu/komputer_kelas_10` and `ilmu_komputer/kelas_10` would install
+    over each other. The publisher never builds such a pair (`layout.without_ambiguous_packages`); a catalog
+    listing one is refused for both, never resolved by order."""
+    by_dir: dict[str, list[str]] = {}
+    for label in entries:
+        by_dir.setdefault(label.replace("/", "_", 1), []).append(label)
+    return {
+        label: (
+            f"partitions {' and '.join(sorted(labels))} would install into the same directory {name}/ and share "
+            "package names: both refused (the publisher must rename one)"
+        )
+        for name, labels in by_dir.items()
+        if len(labels) > 1
+        for label in labels
+    }
+
+
+def _installed_or_none(dest: Path, label: str) -> str | None:
+    """The installed version of `label` for a failed partition's row (None when it cannot be told)."""
+    try:
+        return installed_version(dest, Partition.from_label(label))
+    except Exception:  # noqa: BLE001 -- a report's detail: the failure itself is already recorded
+        return None
 
 
 def catalog_state(dest: Path) -> dict[str, Any] | None:
