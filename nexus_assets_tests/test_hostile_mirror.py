@@ -107,6 +107,12 @@ class Hostile(Files):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
+    def _unavailable_for_ages(self, name: str) -> None:  # come back in 31,000 years
+        self.send_response(503)
+        self.send_header("Retry-After", "1000000000000")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def _redirect_same(self, name: str) -> None:
         self._redirect(f"/moved/{name}")
 
@@ -491,3 +497,33 @@ def test_s3_pulls_have_the_pulls_timeouts_and_deadline(mirror, tmp_path: Path, a
     assert trickled.via == "failed" and "bytes/s" in "; ".join(trickled.problems), trickled
     assert took < 6, f"two trickled packages, 1 s rate window each, took {took:.1f} s"
     reliability(f"moto: installed with the pull's timeouts; a trickling endpoint cut in {took:.1f} s")
+
+
+@pytest.mark.reliability(
+    "bad input", "NEXUS_PULL_MAX_WAIT=1e20 with Retry-After: 10^12; non-ASCII digits and inf in NEXUS_PULL_*"
+)
+def test_pauses_are_bounded_and_settings_are_ascii_finite(mirror, tmp_path: Path, reliability) -> None:
+    from nexus_assets.lib.distribution.http_fetch import MAX_WAIT_CEILING, FetchError, pause_before
+    from nexus_assets.settings import Settings
+
+    url, handler, layout, dest, _ = mirror
+    for variable, value in [
+        ("NEXUS_PULL_MAX_WAIT", "1e20"),
+        ("NEXUS_PULL_MAX_WAIT", "1e9"),
+        ("NEXUS_PULL_MIN_RATE", "1e400"),
+        ("NEXUS_PULL_ATTEMPTS", "\u0663"),  # Arabic-Indic 3
+        ("NEXUS_PULL_READ_TIMEOUT", "\uff11\uff10"),  # full-width 10
+        ("NEXUS_PULL_CATALOG_DEADLINE", "nan"),
+    ]:
+        with pytest.raises(ValueError, match=variable):
+            Settings.from_env({variable: value})
+        result = _cli_pull(url + "catalog.json", dest, tmp_path, **{variable: value})
+        assert result.exit_code == 2 and f"bad setting: {variable}" in result.output, result.output
+    ages = FetchError("HTTP 503", transient=True, retry_after=1e12)
+    assert pause_before(0, ages, FetchSettings(max_wait=1e20)) <= MAX_WAIT_CEILING + 1
+    handler.plan["catalog.json"] = ["unavailable-for-ages"] * 5
+    started = time.monotonic()
+    result = _cli_pull(url + "catalog.json", dest, tmp_path)
+    took = time.monotonic() - started
+    assert result.exit_code == 1 and "HTTP 503" in result.output and took < 10, (took, result.output)
+    reliability(f"refused by name (exit 2); Retry-After 10^12 capped to NEXUS_PULL_MAX_WAIT: exit 1 in {took:.1f} s")

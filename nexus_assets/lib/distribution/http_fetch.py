@@ -45,6 +45,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import LocationValueError
 
 MAX_REDIRECTS = 5
+MAX_WAIT_CEILING = 3600.0  # no pause between attempts is longer, whatever the settings or a Retry-After say
 TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 T = TypeVar("T")
 
@@ -220,9 +221,10 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
 def pause_before(attempt: int, error: FetchError | None, settings: FetchSettings) -> float:
     """Seconds to wait before attempt `attempt + 1`: the server's Retry-After, else exponential backoff with
     full jitter (so a thousand schools told to retry do not come back in step); both capped at max_wait."""
+    cap = min(settings.max_wait, MAX_WAIT_CEILING)
     if error is not None and error.retry_after is not None:
-        return min(settings.max_wait, error.retry_after) + random.uniform(0, settings.backoff)
-    return random.uniform(0, min(settings.max_wait, settings.backoff * 2**attempt))
+        return min(cap, error.retry_after) + random.uniform(0, min(cap, settings.backoff))
+    return random.uniform(0, min(cap, settings.backoff * 2 ** min(attempt, 60)))
 
 
 def retrying(
