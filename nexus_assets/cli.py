@@ -547,6 +547,13 @@ def search(query: str, subject: str, grade: str, k: int, installed: Path | None)
             hits = run_search(layout, partition, query, _query_embedder(built_with), k=k)
     except (NoCollectionError, NoReleaseError, EmbedderUnavailableError) as exc:
         raise CommandError(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 -- a school server's installed release: say what is wrong, in words
+        if installed is None:
+            raise
+        raise CommandError(
+            f"{installed}: the installed release of {partition.label} cannot be searched ({type(exc).__name__}: "
+            f"{str(exc)[:240]}); pull again to reinstall it (nexus vkp pull --dest {installed} ...)"
+        ) from None
     for rank, hit in enumerate(hits, 1):
         if not settings().json:
             pages = f"p.{hit.page}" + (f"-{hit.page_end}" if hit.page_end != hit.page else "")

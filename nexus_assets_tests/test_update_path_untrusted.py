@@ -646,3 +646,63 @@ def test_partitions_sharing_an_install_directory_are_refused(school, tmp_path: P
     assert [o.installed_after for o in outcomes] == ["1.0.0", "1.0.0"], "the row shows what still serves"
     assert release_state(installed_release(dest, PART))["version"] == "1.0.0"
     reliability(f'both refused, nothing installed: "{outcomes[0].problems[0][:110]}"')
+
+
+def _replace_members(package: Path, replaced: dict[str, bytes], signer: Signer) -> None:
+    """Re-sign `package` with some members' bytes replaced (a buggy or compromised builder's package)."""
+    from nexus_assets.lib.publish.vkp import write_signed_archive
+
+    with zipfile.ZipFile(package) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+        members = {i.filename: archive.read(i) for i in archive.infolist()}
+    members = {k: v for k, v in {**members, **replaced}.items() if k not in ("manifest.json", "manifest.sig")}
+    manifest.pop("members")
+    package.unlink()
+    write_signed_archive(package, manifest, members, signer)
+
+
+def _serve_full_only(layout, signer: Signer) -> None:
+    """Point the catalog's latest version at its (re-written) full package alone, re-signed."""
+    from nexus_assets.lib.core.hashing import sha256_file
+
+    doc = json.loads((layout.vkp_dir / "catalog.json").read_text())
+    version = doc["partitions"][PART.label]["versions"][0]
+    full = layout.vkp_dir / version["full"]["name"]
+    version["full"].update(size=full.stat().st_size, sha256=sha256_file(full))
+    version["delta"] = None
+    (layout.vkp_dir / "catalog.json").write_text(json.dumps(document(doc["partitions"], signer), indent=2))
+
+
+@pytest.mark.reliability(
+    "security", "a signed package whose Chroma database is garbage (true checksums): refused before the swap"
+)
+def test_a_package_whose_collection_does_not_open_is_not_installed(school, tmp_path: Path, reliability) -> None:
+    import os
+
+    layout, dest = school
+    serving = installed_release(dest, PART)
+    publish(layout, files_of(2, changed={0: "baru"}), SIGNER)
+    newest = json.loads((layout.vkp_dir / "catalog.json").read_text())["partitions"][PART.label]["latest"]
+    _replace_members(layout.vkp_dir / PART.vkp_name(newest), {"chroma/chroma.sqlite3": os.urandom(4096)}, SIGNER)
+    _serve_full_only(layout, SIGNER)
+    [outcome] = pull(Source(str(layout.vkp_dir / "catalog.json")), dest, SIGNER.public_key)
+    assert outcome.via == "failed" and "Chroma collection does not open" in "; ".join(outcome.problems), outcome
+    assert installed_release(dest, PART) == serving and outcome.installed_after == "1.0.0"
+    assert not list((dest / PART.subject).parent.glob("*/releases/.staging-*")), "no staging directory left"
+    reliability(f'refused, previous release serving: "{outcome.problems[-1][:110]}"')
+
+
+def test_search_of_a_refused_install_is_an_error_in_words(school, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from nexus_assets.cli import cli
+    from nexus_assets.lib.distribution.vkp_pull import partition_dir
+
+    layout, dest = school
+    current = partition_dir(dest, PART) / "current"
+    current.unlink()
+    current.symlink_to(_outside_release(tmp_path, "9.9.9"))
+    args = ["search", "algoritma", "--subject", PART.subject, "--grade", PART.grade, "--installed", str(dest)]
+    result = CliRunner().invoke(cli, args, env={"NEXUS_DATA_DIR": str(tmp_path / "data")})
+    assert result.exit_code == 1 and "cannot be searched" in result.output and "not at a release in" in result.output
+    assert "Traceback" not in result.output, result.output

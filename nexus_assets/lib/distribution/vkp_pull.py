@@ -82,6 +82,7 @@ from nexus_assets.lib.index.chroma_store import (
     CURRENT_LINK,
     CollectionItems,
     model_collection_name,
+    open_collection,
     swap_current,
     write_build,
 )
@@ -520,7 +521,28 @@ def _new_release_dir(root: Path, version: str) -> Path:
     return staging
 
 
+def check_collection(release: Path, manifest: dict[str, Any]) -> None:
+    """Open the release's Chroma collection as the school's search will, before it is swapped in: it must open
+    with the manifest's model and hold the manifest's chunk count. Checksums prove the bytes are the ones the
+    publisher signed, not that they work: a buggy or compromised build whose database does not open would
+    otherwise replace a working release and report success. Raises PullError."""
+    expected = (manifest.get("counts") or {}).get("chunks")
+    try:
+        count = open_collection(release / CHROMA_DIR, manifest["embedding"]["model_id"]).count()
+    except Exception as exc:  # noqa: BLE001 -- chromadb's and sqlite's errors alike: the release does not work
+        raise PullError(
+            f"v{manifest.get('version')}: its Chroma collection does not open ({type(exc).__name__}: "
+            f"{str(exc)[:160]}): not installed, the previous release keeps serving"
+        ) from None
+    if isinstance(expected, int) and not isinstance(expected, bool) and count != expected:
+        raise PullError(
+            f"v{manifest.get('version')}: its Chroma collection holds {count} items, the manifest says {expected} "
+            "chunks: not installed, the previous release keeps serving"
+        )
+
+
 def _finish_release(root: Path, staging: Path, manifest: dict[str, Any], source: str, keep_previous: int) -> Path:
+    check_collection(staging, manifest)
     (staging / RELEASE_FILE).write_text(
         json.dumps(
             {
