@@ -147,6 +147,20 @@ class Hostile(Files):
         self.wfile.flush()
         self.connection.shutdown(2)
 
+    def _whole_as_206(self, name: str) -> None:  # a resume answered with the whole file, as a 206 from byte 0
+        self._partial_from(name, 0)
+
+    def _wrong_start_206(self, name: str) -> None:  # a resume answered from byte 1, not the byte asked for
+        self._partial_from(name, 1)
+
+    def _partial_from(self, name: str, start: int) -> None:
+        data = self._data(name)
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        self.wfile.write(data[start:])
+
     def _html(self, name: str) -> None:
         body = b"<html><body>Captive portal: please log in</body></html>"
         self.send_response(200)
@@ -527,3 +541,24 @@ def test_pauses_are_bounded_and_settings_are_ascii_finite(mirror, tmp_path: Path
     took = time.monotonic() - started
     assert result.exit_code == 1 and "HTTP 503" in result.output and took < 10, (took, result.output)
     reliability(f"refused by name (exit 2); Retry-After 10^12 capped to NEXUS_PULL_MAX_WAIT: exit 1 in {took:.1f} s")
+
+
+@pytest.mark.reliability(
+    "security", "a resume answered with the whole file as 206 from byte 0, or from another byte than asked"
+)
+def test_a_resume_answered_from_the_wrong_byte(mirror, tmp_path: Path, reliability) -> None:
+    url, handler, layout, dest, _ = mirror
+    names = _update_names(layout)
+    serving_before = installed_release(dest, PART)
+    _fault(handler, names, "cut")
+    cut = _cli_pull(url + "catalog.json", dest, tmp_path, NEXUS_PULL_ATTEMPTS="1")
+    assert cut.exit_code == 1 and _leftovers(dest) == sorted(f"{n}.part" for n in names), cut.output
+    _fault(handler, names, "wrong-start-206", 3)
+    wrong = _cli_pull(url + "catalog.json", dest, tmp_path)
+    assert wrong.exit_code == 1 and "the mirror answered bytes 1-: refused" in wrong.output, wrong.output
+    assert installed_release(dest, PART) == serving_before
+    _fault(handler, names, "whole-as-206")
+    whole = _cli_pull(url + "catalog.json", dest, tmp_path)
+    assert whole.exit_code == 0, whole.output  # the whole file: started over, not appended to the .part
+    assert installed_release(dest, PART) != serving_before and _leftovers(dest) == []
+    reliability(f'wrong start: exit 1 "{wrong.output.strip()[-90:]}"; whole file as 206: started over, exit 0')

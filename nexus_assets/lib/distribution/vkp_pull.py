@@ -166,9 +166,23 @@ class Source:
         return lambda offset: self._open_path(target, offset, what, most)
 
     def _open_http(self, url: str, offset: int, deadline: float | None) -> tuple[IO[bytes], bool]:
-        """A Range request from `offset`; resumed only when the server answered 206 (else it starts over)."""
+        """A Range request from `offset`; resumed only when the server answered 206 from that very byte (a 200,
+        or a 206 from byte 0, is the whole file: it starts over; a 206 from any other byte is refused)."""
         body = self._client().open(url, offset, deadline)
-        return body, offset == 0 or body.status == 206  # type: ignore[return-value]
+        if offset == 0 or body.status != 206:
+            return body, offset == 0  # type: ignore[return-value]
+        start = _range_start(body.headers.get("Content-Range"))
+        if start == offset:
+            return body, True  # type: ignore[return-value]
+        if start == 0:
+            return body, False  # type: ignore[return-value]
+        body.close()
+        raise FetchError(
+            f"{redact(url)}: asked for bytes {offset}- and the mirror answered "
+            f"{'Content-Range ' + repr(body.headers.get('Content-Range'))[:80] if start is None else f'bytes {start}-'}"
+            ": refused",
+            transient=True,
+        )
 
     def _open_s3(self, bucket: str, key: str, offset: int, deadline: float | None) -> tuple[IO[bytes], bool]:
         """A ranged GET of the object, its body read under the request's deadline and minimum rate (the client's
@@ -370,20 +384,26 @@ def download(
     return transferred
 
 
+def _range_start(value: str | None) -> int | None:
+    """The first byte of a `Content-Range: bytes START-END/TOTAL` header, None when it is not one."""
+    unit, _, rest = (value or "").strip().partition(" ")
+    start = rest.partition("-")[0]
+    return int(start[:20]) if unit == "bytes" and start.isascii() and start.isdigit() else None
+
+
 def _refuse_longer(stream: Any, remaining: int, what: str, part: Path | None) -> None:
     """Refuse up front a response whose Content-Length says it is longer than what is left to fetch."""
     headers = getattr(stream, "headers", None)  # an HTTP response (S3 bodies and files have none)
     length = headers.get("Content-Length") if headers is not None else None
     if isinstance(length, str) and length.isascii() and length.isdigit() and int(length[:20]) > remaining:
-        raise _overflow(what, remaining, part, f"announces {length[:20]} bytes")
+        raise _overflow(what, remaining, part, f"announces {length[:20]} bytes, more than the {remaining} left to fetch")
 
 
-def _overflow(what: str, size: int, part: Path | None, how: str = "sent more") -> PullError:
+def _overflow(what: str, size: int, part: Path | None, how: str = "") -> PullError:
     if part is not None:
         part.unlink(missing_ok=True)
-    return PullError(
-        f"{what}: the source {how} than the catalog's {size} bytes: refused and discarded (a wrong or hostile mirror)"
-    )
+    how = how or f"sent more than the catalog's {size} bytes"
+    return PullError(f"{what}: the source {how}: refused and discarded (a wrong or hostile mirror)")
 
 
 # --- planning -------------------------------------------------------------------------------------
