@@ -706,3 +706,44 @@ def test_search_of_a_refused_install_is_an_error_in_words(school, tmp_path: Path
     result = CliRunner().invoke(cli, args, env={"NEXUS_DATA_DIR": str(tmp_path / "data")})
     assert result.exit_code == 1 and "cannot be searched" in result.output and "not at a release in" in result.output
     assert "Traceback" not in result.output, result.output
+
+
+def _set_encrypted_flag(path: Path, name: str) -> None:
+    """Set general-purpose bit 0 (encrypted) of `name` in its local and central headers (zipfile clears it)."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        local = archive.getinfo(name).header_offset
+    data[local + 6 : local + 8] = struct.pack("<H", struct.unpack("<H", data[local + 6 : local + 8])[0] | 1)
+    at = data.find(b"PK\x01\x02")
+    while at != -1:
+        length = struct.unpack("<H", data[at + 28 : at + 30])[0]
+        if bytes(data[at + 46 : at + 46 + length]) == name.encode():
+            data[at + 8 : at + 10] = struct.pack("<H", struct.unpack("<H", data[at + 8 : at + 10])[0] | 1)
+        at = data.find(b"PK\x01\x02", at + 4)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.reliability(
+    "security", "signed packages with an encrypted-flagged member, a 300-character name component"
+)
+def test_encrypted_members_and_overlong_components_are_refused(package: Path, tmp_path: Path, reliability) -> None:
+    import shutil
+
+    encrypted = tmp_path / "encrypted" / package.name
+    encrypted.parent.mkdir()
+    shutil.copy(package, encrypted)
+    _set_encrypted_flag(encrypted, "chunks.parquet")
+    report = verify_vkp(encrypted, SIGNER.public_key)
+    assert not report.ok and "encrypted members ['chunks.parquet']" in report.problems[0], report.problems
+    long_name = tmp_path / "long" / package.name
+    long_name.parent.mkdir()
+    shutil.copy(package, long_name)
+    _replace_members(long_name, {"chroma/" + "a" * 300: b"x"}, SIGNER)
+    report = verify_vkp(long_name, SIGNER.public_key)
+    assert not report.ok and "component longer than 255" in report.problems[0], report.problems
+    assert "which copy" not in report.problems[0]
+    too_long = member_names_problem(["a/" * 300])
+    assert too_long is not None and "longer than 512" in too_long and "which copy" not in too_long
+    reliability(f'failed reports before anything is inflated: "{report.problems[0][:100]}"')
