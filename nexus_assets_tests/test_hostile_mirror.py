@@ -113,6 +113,14 @@ class Hostile(Files):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
+    def _escapes(self, name: str) -> None:  # a reason phrase that clears the screen and fakes success
+        self.send_response(503, "\x1b]0;PWNED\x07\x1b[2J\x1b[1;32mALL GOOD\x1b[0m")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _redirect_odd(self, name: str) -> None:
+        self._redirect("http://[\x1b[2J/x")
+
     def _redirect_same(self, name: str) -> None:
         self._redirect(f"/moved/{name}")
 
@@ -562,3 +570,22 @@ def test_a_resume_answered_from_the_wrong_byte(mirror, tmp_path: Path, reliabili
     assert whole.exit_code == 0, whole.output  # the whole file: started over, not appended to the .part
     assert installed_release(dest, PART) != serving_before and _leftovers(dest) == []
     reliability(f'wrong start: exit 1 "{wrong.output.strip()[-90:]}"; whole file as 206: started over, exit 0')
+
+
+@pytest.mark.reliability(
+    "security", "terminal escapes in a mirror's reason phrase (catalog and package) and in a redirect's Location"
+)
+def test_a_mirrors_terminal_escapes_are_shown_escaped(mirror, tmp_path: Path, reliability) -> None:
+    url, handler, layout, dest, _ = mirror
+    handler.plan["catalog.json"] = ["escapes"] * 5
+    catalog = _cli_pull(url + "catalog.json", dest, tmp_path, NEXUS_PULL_ATTEMPTS="1")
+    _fault(handler, _update_names(layout), "escapes", 5)
+    package = _cli_pull(url + "catalog.json", dest, tmp_path, NEXUS_PULL_ATTEMPTS="1", NEXUS_OUTPUT="json")
+    handler.plan["catalog.json"] = ["redirect-odd"]
+    odd = _cli_pull(url + "catalog.json", dest, tmp_path, NEXUS_PULL_ATTEMPTS="1")
+    for result in (catalog, package, odd):
+        assert result.exit_code == 1, result.output
+        assert "\x1b" not in result.output and "\x07" not in result.output, repr(result.output)
+    assert "HTTP 503 \\x1b]0;PWNED\\x07" in catalog.output and "\\x1b[2J" in package.output, package.output
+    assert "ValueError" not in odd.output and "Traceback" not in odd.output, odd.output
+    reliability(f'escaped: "{catalog.output.strip()[-90:]}"')

@@ -747,3 +747,53 @@ def test_encrypted_members_and_overlong_components_are_refused(package: Path, tm
     too_long = member_names_problem(["a/" * 300])
     assert too_long is not None and "longer than 512" in too_long and "which copy" not in too_long
     reliability(f'failed reports before anything is inflated: "{report.problems[0][:100]}"')
+
+
+@pytest.mark.reliability(
+    "security", "a planted .part link in .downloads/; current a real directory; releases/ or .downloads/ a file"
+)
+def test_damaged_or_planted_school_layouts_fail_in_words_and_leave_nothing(
+    school, tmp_path: Path, reliability
+) -> None:
+    import shutil
+
+    from nexus_assets.lib.distribution.vkp_pull import partition_dir
+
+    layout, dest = school
+    catalog = Source(str(layout.vkp_dir / "catalog.json"))
+    root = partition_dir(dest, PART)
+    publish(layout, files_of(2, changed={0: "baru"}), SIGNER)
+    version = json.loads((layout.vkp_dir / "catalog.json").read_text())["partitions"][PART.label]["versions"][0]
+    victim = tmp_path / "victim"
+    victim.write_text("SECRET-ORIGINAL")
+    (dest / ".downloads").mkdir(exist_ok=True)
+    for ref in (version["delta"], version["full"]):
+        (dest / ".downloads" / f"{ref['name']}.part").symlink_to(victim)
+    # current a real directory (a copy made without -l, a restored backup): refused, nothing left per run
+    serving = installed_release(dest, PART)
+    (root / "current").unlink()
+    shutil.copytree(serving, root / "current")
+    before = sorted(p.name for p in (root / "releases").iterdir())
+    for _ in range(2):
+        [outcome] = pull(catalog, dest, SIGNER.public_key)
+        assert outcome.via == "failed" and "not a symbolic link to a release" in outcome.problems[0], outcome
+        assert sorted(p.name for p in (root / "releases").iterdir()) == before, "no release left per failed run"
+        assert not list(root.glob(".current.*")) and (root / "current").is_dir()
+    assert victim.read_text() == "SECRET-ORIGINAL" and not list((dest / ".downloads").iterdir())
+    shutil.rmtree(root / "current")
+    (root / "current").symlink_to(serving.relative_to(root))
+    shutil.move(root / "releases", tmp_path / "kept-releases")
+    (root / "releases").write_text("not a directory")
+    [outcome] = pull(catalog, dest, SIGNER.public_key)
+    assert outcome.via == "failed" and "releases directory is not a directory" in outcome.problems[0], outcome
+    assert "Errno" not in outcome.problems[0]
+    (root / "releases").unlink()
+    shutil.move(tmp_path / "kept-releases", root / "releases")
+    shutil.rmtree(dest / ".downloads")
+    (dest / ".downloads").write_text("not a directory")
+    with pytest.raises(PullError, match="downloads directory is not a directory"):
+        pull(catalog, dest, SIGNER.public_key)
+    (dest / ".downloads").unlink()
+    [outcome] = pull(catalog, dest, SIGNER.public_key)
+    assert outcome.via in ("delta", "full") and victim.read_text() == "SECRET-ORIGINAL"
+    reliability("each refused in words (no errno), no release or .current link left per run, the link's target untouched")

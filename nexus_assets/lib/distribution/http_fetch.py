@@ -44,6 +44,8 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import LocationValueError
 
+from nexus_assets.lib.core.escaping import shown
+
 MAX_REDIRECTS = 5
 MAX_WAIT_CEILING = 3600.0  # no pause between attempts is longer, whatever the settings or a Retry-After say
 TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -70,7 +72,7 @@ class FetchError(RuntimeError):
     """A request that failed, in words; `transient` when trying again may help, after `retry_after` s."""
 
     def __init__(self, message: str, *, transient: bool = False, retry_after: float | None = None) -> None:
-        super().__init__(message)
+        super().__init__(shown(message))  # a mirror's reason phrase or headers may hold terminal escapes
         self.transient, self.retry_after = transient, retry_after
 
 
@@ -472,7 +474,7 @@ class HttpClient:
                 _discard(response)
                 transient = response.status in TRANSIENT_STATUS
                 raise FetchError(
-                    f"{redact(current)}: HTTP {response.status} {response.reason or ''}".rstrip()
+                    f"{redact(current)}: HTTP {response.status} {shown(response.reason or '', 80)}".rstrip()
                     + (" (not found on the mirror)" if response.status == 404 else ""),
                     transient=transient,
                     retry_after=wait,

@@ -50,6 +50,7 @@ from urllib.parse import urljoin, urlparse
 
 import numpy as np
 
+from nexus_assets.lib.core.escaping import shown
 from nexus_assets.lib.core.fault_points import fault_point
 from nexus_assets.lib.core.input_files import InputFileError, open_regular, read_checked
 from nexus_assets.lib.core.hashing import sha256_file
@@ -109,7 +110,11 @@ DEFAULT_LIMITS = ExtractLimits()
 
 
 class PullError(RuntimeError):
-    """A catalog or package that cannot be fetched, verified or installed."""
+    """A catalog or package that cannot be fetched, verified or installed (its message shown safely: it may
+    quote what a mirror sent)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(shown(message))
 
 
 # --- fetching -------------------------------------------------------------------------------------
@@ -580,7 +585,11 @@ def _finish_release(root: Path, staging: Path, manifest: dict[str, Any], source:
     previous = _current_release(root)
     os.replace(staging, final)
     fault_point("pull.swap")
-    swap_current(root, final)
+    try:
+        swap_current(root, final)
+    except OSError as exc:  # never served: removed, so failing runs do not pile up copies of a release
+        shutil.rmtree(final, ignore_errors=True)
+        raise PullError(f"{root / CURRENT_LINK}: cannot point it at the new release ({readable(exc)})") from None
     fault_point("pull.prune")
     _prune_releases(root, final, keep_previous, previous)
     return final
@@ -796,6 +805,7 @@ def pull(
                 serving = _installed_or_none(dest, label)
                 reason = str(exc)[:300] if isinstance(exc, PullError) else f"{type(exc).__name__}: {str(exc)[:300]}"
                 outcome = PullOutcome(label, serving, serving, "failed", problems=[f"{label}: {reason}"])
+            outcome.problems = [shown(p) for p in outcome.problems]  # they may quote a mirror's bytes
             outcomes.append(outcome)
             notify(PullEvent("done", label, index, len(chosen), outcome=outcome))
         for label in sorted(set(partitions or ()) - set(entries)):
