@@ -75,7 +75,7 @@ VARIABLES: dict[str, str] = {
     "NEXUS_PULL_MIN_RATE": "`nexus vkp pull`: bytes/s a download must average over the rate window (1024)",
     "NEXUS_PULL_RATE_WINDOW": "`nexus vkp pull`: seconds of that window (30)",
     "NEXUS_PULL_ATTEMPTS": "`nexus vkp pull`: requests per file, the first included (5)",
-    "NEXUS_PULL_MAX_WAIT": "`nexus vkp pull`: longest pause between attempts, Retry-After capped to it (60, at most 3600)",
+    "NEXUS_PULL_MAX_WAIT": "`nexus vkp pull`: longest pause between tries, Retry-After capped to it (60, max 3600)",
     "NEXUS_PULL_SCHEMES": "`nexus vkp pull`: schemes the catalog may use (https,http,file,s3)",
     "NEXUS_MAX_PDF_MB": "largest PDF read, MiB (500)",
     "NEXUS_MAX_PDF_PAGES": "most pages per PDF (2000)",

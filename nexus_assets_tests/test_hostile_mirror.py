@@ -207,7 +207,12 @@ def mirror(tmp_path: Path) -> Iterator[tuple[str, type[Hostile], DataLayout, Pat
             "Mirror",
             (Hostile,),
             {
-                "root": layout.vkp_dir, "plan": {}, "seen": [], "other_origin": other_url, "cut": {}, "ranges": [],
+                "root": layout.vkp_dir,
+                "plan": {},
+                "seen": [],
+                "other_origin": other_url,
+                "cut": {},
+                "ranges": [],
                 "auth": [],
             },  # fmt: skip
         )
@@ -408,9 +413,7 @@ def _ignore_error(url: str, dest: Path) -> None:
         pass
 
 
-@pytest.mark.reliability(
-    "security", "header lines one byte at a time; 100 Continue without end (catalog and package)"
-)
+@pytest.mark.reliability("security", "header lines one byte at a time; 100 Continue without end (catalog and package)")
 @pytest.mark.parametrize("action", ["slow-headers", "continue-forever"])
 def test_slow_headers_are_cut_off_by_the_deadline(mirror, tmp_path: Path, action: str, reliability) -> None:
     url, handler, layout, dest, _ = mirror
@@ -514,7 +517,9 @@ def test_s3_pulls_have_the_pulls_timeouts_and_deadline(mirror, tmp_path: Path, a
         handler.plan[f"bucket/{name}"] = ["trickle"]
     hostile = s3_client(replace(FAST, attempts=1), endpoint_url=url.rstrip("/"), region_name="us-east-1")
     started = time.monotonic()
-    [trickled] = pull(Source("s3://bucket/catalog.json", replace(FAST, attempts=1), s3_client=hostile), dest, SIGNER.public_key)
+    [trickled] = pull(
+        Source("s3://bucket/catalog.json", replace(FAST, attempts=1), s3_client=hostile), dest, SIGNER.public_key
+    )
     took = time.monotonic() - started
     assert trickled.via == "failed" and "bytes/s" in "; ".join(trickled.problems), trickled
     assert took < 6, f"two trickled packages, 1 s rate window each, took {took:.1f} s"

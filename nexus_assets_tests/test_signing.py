@@ -136,7 +136,7 @@ def test_key_files_must_be_small_regular_files(tmp_path: Path, reliability) -> N
         lambda path: load_public_key(path),
         lambda path: trusted_public_key(str(path), None),
     ):
-        error = _within(5, fifo, lambda: read(fifo))
+        error = _within(5, fifo, lambda read=read: read(fifo))
         assert isinstance(error, SigningError) and "FIFO" in str(error) and str(fifo) in str(error), error
         with pytest.raises(SigningError, match="1,048,576 bytes, over the"):
             read(big)
@@ -174,11 +174,11 @@ def test_a_private_key_given_as_public_is_refused_without_quoting_it(tmp_path: P
     catalog = tmp_path / "catalog.json"
     catalog.write_text("{}")
     env = {"NEXUS_DATA_DIR": str(tmp_path / "data")}
+    pull = ["vkp", "pull", "--catalog", str(catalog), "--dest", str(tmp_path / "d")]
     runs = [
-        (["vkp", "pull", "--catalog", str(catalog), "--dest", str(tmp_path / "d"), "--public-key", str(private)], {}),
-        (["vkp", "pull", "--catalog", str(catalog), "--dest", str(tmp_path / "d")], {"NEXUS_VKP_PUBLIC_KEY": str(private)}),
-        (["vkp", "pull", "--catalog", str(catalog), "--dest", str(tmp_path / "d")],
-         {"NEXUS_VKP_PUBLIC_KEY": private.read_text()}),
+        ([*pull, "--public-key", str(private)], {}),
+        (pull, {"NEXUS_VKP_PUBLIC_KEY": str(private)}),
+        (pull, {"NEXUS_VKP_PUBLIC_KEY": private.read_text()}),
         (["vkp", "verify", "--public-key", str(private), str(catalog)], {}),
         (["--json", "vkp", "verify", "--public-key", f"{public},{private}", str(catalog)], {}),
     ]  # fmt: skip

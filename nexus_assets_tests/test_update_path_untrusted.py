@@ -523,12 +523,18 @@ def test_fifos_are_refused_without_blocking(school, tmp_path: Path, reliability)
     for package in [*mirror.glob("*.vkp"), *mirror.glob("*.vkpd")]:
         package.unlink()
         os.mkfifo(package)
-    [outcome] = _pull_within(5, list(mirror.glob("*.vkp*")), Source(str(mirror / "catalog.json")), dest, SIGNER.public_key)
+    [outcome] = _pull_within(
+        5, list(mirror.glob("*.vkp*")), Source(str(mirror / "catalog.json")), dest, SIGNER.public_key
+    )
     assert outcome.via == "failed" and "named pipe (FIFO)" in "; ".join(outcome.problems), outcome
-    assert installed_release(dest, PART) is not None and release_state(installed_release(dest, PART))["version"] == "1.0.0"
+    assert (
+        installed_release(dest, PART) is not None and release_state(installed_release(dest, PART))["version"] == "1.0.0"
+    )
     (dest / CATALOG_STATE).unlink()
     os.mkfifo(dest / CATALOG_STATE)
-    error = _pull_within(5, [dest / CATALOG_STATE], Source(str(layout.vkp_dir / "catalog.json")), dest, SIGNER.public_key)
+    error = _pull_within(
+        5, [dest / CATALOG_STATE], Source(str(layout.vkp_dir / "catalog.json")), dest, SIGNER.public_key
+    )
     assert isinstance(error, PullError) and "FIFO" in str(error) and CATALOG_STATE in str(error), error
     reliability(f'refused at once, naming the path: "{str(error)[:110]}"')
 
@@ -725,9 +731,7 @@ def _set_encrypted_flag(path: Path, name: str) -> None:
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.reliability(
-    "security", "signed packages with an encrypted-flagged member, a 300-character name component"
-)
+@pytest.mark.reliability("security", "signed packages with an encrypted-flagged member, a 300-character name component")
 def test_encrypted_members_and_overlong_components_are_refused(package: Path, tmp_path: Path, reliability) -> None:
     import shutil
 
@@ -752,9 +756,7 @@ def test_encrypted_members_and_overlong_components_are_refused(package: Path, tm
 @pytest.mark.reliability(
     "security", "a planted .part link in .downloads/; current a real directory; releases/ or .downloads/ a file"
 )
-def test_damaged_or_planted_school_layouts_fail_in_words_and_leave_nothing(
-    school, tmp_path: Path, reliability
-) -> None:
+def test_damaged_or_planted_school_layouts_fail_in_words_and_leave_nothing(school, tmp_path: Path, reliability) -> None:
     import shutil
 
     from nexus_assets.lib.distribution.vkp_pull import partition_dir
@@ -796,4 +798,6 @@ def test_damaged_or_planted_school_layouts_fail_in_words_and_leave_nothing(
     (dest / ".downloads").unlink()
     [outcome] = pull(catalog, dest, SIGNER.public_key)
     assert outcome.via in ("delta", "full") and victim.read_text() == "SECRET-ORIGINAL"
-    reliability("each refused in words (no errno), no release or .current link left per run, the link's target untouched")
+    reliability(
+        "each refused in words (no errno), no release or .current link left per run, the link's target untouched"
+    )

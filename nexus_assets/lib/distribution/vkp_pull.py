@@ -52,8 +52,8 @@ import numpy as np
 
 from nexus_assets.lib.core.escaping import shown
 from nexus_assets.lib.core.fault_points import fault_point
-from nexus_assets.lib.core.input_files import InputFileError, open_regular, read_checked
 from nexus_assets.lib.core.hashing import sha256_file
+from nexus_assets.lib.core.input_files import InputFileError, open_regular, read_checked
 from nexus_assets.lib.core.layout import Partition, parse_semver
 from nexus_assets.lib.core.tables import collection_metadatas, vectors_of
 from nexus_assets.lib.distribution.http_fetch import (
@@ -401,7 +401,9 @@ def _refuse_longer(stream: Any, remaining: int, what: str, part: Path | None) ->
     headers = getattr(stream, "headers", None)  # an HTTP response (S3 bodies and files have none)
     length = headers.get("Content-Length") if headers is not None else None
     if isinstance(length, str) and length.isascii() and length.isdigit() and int(length[:20]) > remaining:
-        raise _overflow(what, remaining, part, f"announces {length[:20]} bytes, more than the {remaining} left to fetch")
+        raise _overflow(
+            what, remaining, part, f"announces {length[:20]} bytes, more than the {remaining} left to fetch"
+        )
 
 
 def _overflow(what: str, size: int, part: Path | None, how: str = "") -> PullError:
