@@ -78,16 +78,16 @@ class FetchError(RuntimeError):
 
 def redact(location: str) -> str:
     """`location` fit to show: credentials (`user:password@`) masked, control characters escaped."""
-    shown = location
+    text = location
     try:
         parts = urlsplit(location)
         if "@" in parts.netloc:
-            shown = parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
+            text = parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
     except ValueError:
         if "@" in location:
             head, _, tail = location.partition("://")
-            shown = f"{head}://***@{tail.rpartition('@')[2]}" if tail else "***@" + location.rpartition("@")[2]
-    return shown.encode("unicode_escape").decode("ascii")[:2000] if not shown.isprintable() else shown[:2000]
+            text = f"{head}://***@{tail.rpartition('@')[2]}" if tail else "***@" + location.rpartition("@")[2]
+    return shown(text, 2000)
 
 
 def _split(location: str) -> SplitResult:

@@ -462,7 +462,7 @@ def own_dir(path: Path, what: str, create: bool = False) -> Path:
         raise PullError(f"{path}: {what} is missing") from None
     if stat.S_ISLNK(info.st_mode):
         raise PullError(
-            f"{path}: {what} is a symbolic link (to {shown_link(path)}): refused, the pull writes and deletes "
+            f"{path}: {what} is a symbolic link (to {_link_target(path)}): refused, the pull writes and deletes "
             "only in its own directories; remove the link and pull again"
         )
     if not stat.S_ISDIR(info.st_mode):
@@ -470,7 +470,7 @@ def own_dir(path: Path, what: str, create: bool = False) -> Path:
     return path
 
 
-def shown_link(path: Path) -> str:
+def _link_target(path: Path) -> str:
     try:
         return os.readlink(path)[:200]
     except OSError:
@@ -500,7 +500,7 @@ def _current_release(root: Path) -> Path | None:
     inside = target.parent == Path(os.path.normpath(releases)) and not target.name.startswith(STAGING_PREFIX)
     if not inside or target.is_symlink() or (target.exists() and not _is_release(target)):
         raise PullError(
-            f"{link} points at {shown_link(link)}, not at a release in {root / RELEASES_DIR}: refused "
+            f"{link} points at {_link_target(link)}, not at a release in {root / RELEASES_DIR}: refused "
             "(a planted or hand-made link is never read, written or pruned); remove it and pull again"
         )
     return target if target.exists() else None  # a release that is gone (a dangling link): reinstall
