@@ -801,3 +801,28 @@ def test_damaged_or_planted_school_layouts_fail_in_words_and_leave_nothing(schoo
     reliability(
         "each refused in words (no errno), no release or .current link left per run, the link's target untouched"
     )
+
+
+@pytest.mark.reliability("crash", "--dest under a symbolic link (/srv -> /data/srv): two updates in a row")
+def test_a_dest_under_a_symlink_keeps_the_serving_and_previous_release(tmp_path: Path, reliability) -> None:
+    from nexus_assets.lib.core.layout import DataLayout
+    from nexus_assets.lib.distribution.vkp_pull import partition_dir
+
+    layout = DataLayout(tmp_path / "publisher")
+    publish(layout, files_of(2), SIGNER)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "srv").symlink_to(tmp_path / "data")
+    dest = tmp_path / "srv" / "school"
+    catalog = Source(str(layout.vkp_dir / "catalog.json"))
+    pull(catalog, dest, SIGNER.public_key)
+    served = []
+    for change in ("baru", "lagi"):
+        served.append(installed_release(dest, PART).name)
+        publish(layout, files_of(2, changed={0: change}), SIGNER)
+        [outcome] = pull(catalog, dest, SIGNER.public_key)
+        assert outcome.via in ("delta", "full"), outcome
+        release = installed_release(dest, PART)
+        assert release is not None and release.is_dir(), "the serving release was pruned"
+        releases = sorted(p.name for p in (partition_dir(dest, PART) / "releases").iterdir())
+        assert releases == sorted([release.name, served[-1]]), f"serving and previous kept: {releases}"
+    reliability("the serving release and the one before it kept after each update")

@@ -599,16 +599,23 @@ def _finish_release(root: Path, staging: Path, manifest: dict[str, Any], source:
 
 def _is_release(path: Path) -> bool:
     """A finished release: a directory with its release.json, not a staging directory a killed pull left."""
-    return path.is_dir() and not path.name.startswith(STAGING_PREFIX) and (path / RELEASE_FILE).is_file()
+    return (
+        not path.is_symlink()
+        and path.is_dir()
+        and not path.name.startswith(STAGING_PREFIX)
+        and (path / RELEASE_FILE).is_file()
+    )
 
 
 def _prune_releases(root: Path, current: Path, keep_previous: int, previous: Path | None = None) -> None:
     """Keep the current release and `keep_previous` others, the one that served before this swap first;
-    remove the rest, leftover staging directories and unfinished releases included."""
-    entries = [p for p in (root / RELEASES_DIR).iterdir() if p.resolve() != current]
-    finished = sorted((p for p in entries if _is_release(p)), key=lambda p: p.stat().st_mtime, reverse=True)
+    remove the rest, leftover staging directories and unfinished releases included. Releases are told apart
+    by name (all are direct children of releases/): comparing resolved paths with unresolved ones counted
+    the serving release as stale whenever --dest lay under a symbolic link (/srv -> /data/srv)."""
+    entries = [p for p in (root / RELEASES_DIR).iterdir() if p.name != current.name]
+    finished = sorted((p for p in entries if _is_release(p)), key=lambda p: p.lstat().st_mtime, reverse=True)
     if previous is not None:
-        finished.sort(key=lambda p: p.resolve() != previous)  # stable: the previous one first, then by age
+        finished.sort(key=lambda p: p.name != previous.name)  # stable: the previous one first, then by age
     for stale in [p for p in entries if not _is_release(p)] + finished[keep_previous:]:
         if stale.is_dir() and not stale.is_symlink():
             shutil.rmtree(stale, ignore_errors=True)
