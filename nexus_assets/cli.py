@@ -936,6 +936,10 @@ def vkp_pull(catalog: str, dest: str, public_key: str | None, partitions: tuple[
             )
     except PullError as exc:
         raise CommandError(str(exc)) from None
+    except OSError as exc:  # the school's own disk (permissions, a full disk) outside any one partition
+        from nexus_assets.lib.distribution.vkp_pull import local_problem
+
+        raise CommandError(f"{exc.filename or dest}: {local_problem(exc)}") from None
     failed = [o for o in outcomes if o.via == "failed"]
     _print_table([o.as_dict() for o in outcomes])
     emit(

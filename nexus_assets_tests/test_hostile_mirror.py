@@ -594,3 +594,53 @@ def test_a_mirrors_terminal_escapes_are_shown_escaped(mirror, tmp_path: Path, re
     assert "HTTP 503 \\x1b]0;PWNED\\x07" in catalog.output and "\\x1b[2J" in package.output, package.output
     assert "ValueError" not in odd.output and "Traceback" not in odd.output, odd.output
     reliability(f'escaped: "{catalog.output.strip()[-90:]}"')
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path, key_path = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+@pytest.mark.reliability("security", "a mirror with an untrusted (self-signed) TLS certificate")
+def test_an_untrusted_certificate_is_named_and_not_retried(mirror, tmp_path: Path, reliability) -> None:
+    import ssl
+    from http.server import ThreadingHTTPServer
+
+    url, handler, layout, dest, _ = mirror
+    cert, key = _self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        started = time.monotonic()
+        result = _cli_pull(f"https://127.0.0.1:{server.server_address[1]}/catalog.json", dest, tmp_path)
+        took = time.monotonic() - started
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == 1 and "TLS certificate verification failed" in result.output, result.output
+    assert "operation not permitted" not in result.output and "attempts" not in result.output and took < 3
+    reliability(f'exit 1 at once, not retried: "{result.output.strip()[-100:]}"')

@@ -826,3 +826,61 @@ def test_a_dest_under_a_symlink_keeps_the_serving_and_previous_release(tmp_path:
         releases = sorted(p.name for p in (partition_dir(dest, PART) / "releases").iterdir())
         assert releases == sorted([release.name, served[-1]]), f"serving and previous kept: {releases}"
     reliability("the serving release and the one before it kept after each update")
+
+
+@pytest.mark.reliability(
+    "security", "a catalog signed 200 days in the future (publisher clock ahead), then the honest one"
+)
+def test_a_future_signed_catalog_does_not_lock_out_honest_ones(school, tmp_path: Path, reliability) -> None:
+    layout, dest = school
+    entries = json.loads((layout.vkp_dir / "catalog.json").read_text())["partitions"]
+    future = tmp_path / "future" / "catalog.json"
+    future.parent.mkdir()
+    for package in layout.vkp_dir.glob("*.vkp*"):
+        (future.parent / package.name).symlink_to(package)
+    ahead = datetime.now(UTC) + timedelta(days=200)
+    future.write_text(json.dumps(document(entries, SIGNER, now=ahead), indent=2))
+    [outcome] = pull(Source(str(future)), dest, SIGNER.public_key)
+    assert outcome.via == "up to date", outcome
+    assert datetime.fromisoformat(catalog_state(dest)["updated_at"]) <= datetime.now(UTC), "capped at the clock"
+    publish(layout, files_of(2, changed={0: "baru"}), SIGNER)  # signed now, honestly
+    [honest] = pull(Source(str(layout.vkp_dir / "catalog.json")), dest, SIGNER.public_key)
+    assert honest.via in ("delta", "full"), honest
+    old = tmp_path / "old" / "catalog.json"
+    old.parent.mkdir()
+    old.write_text(json.dumps(document(entries, SIGNER, now=datetime.now(UTC) - timedelta(days=1)), indent=2))
+    with pytest.raises(PullError, match="before the newest catalog"):
+        pull(Source(str(old)), dest, SIGNER.public_key)
+    reliability(
+        "accepted, recorded no later than the school's clock; the honest catalog then installs; replays refused"
+    )
+
+
+@pytest.mark.reliability("crash", "the disk fills up while the catalog record or a download is written")
+def test_a_full_disk_is_an_error_in_words(school, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reliability) -> None:
+    import errno
+
+    from click.testing import CliRunner
+
+    from nexus_assets.cli import cli
+    from nexus_assets.lib.publish.signing import public_pem
+
+    layout, dest = school
+    publish(layout, files_of(2, changed={0: "baru"}), SIGNER)
+    before = (dest / CATALOG_STATE).read_text()
+    real_write = Path.write_text
+
+    def full(self: Path, *args, **kwargs):
+        if self.name.startswith(CATALOG_STATE):
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full)
+    key = tmp_path / "publisher.pub"
+    key.write_bytes(public_pem(SIGNER.public_key))
+    args = ["vkp", "pull", "--catalog", str(layout.vkp_dir / "catalog.json"), "--dest", str(dest), "--public-key"]
+    result = CliRunner().invoke(cli, [*args, str(key)], catch_exceptions=False)
+    assert result.exit_code == 1 and "the disk is full" in result.output and CATALOG_STATE in result.output
+    assert "Traceback" not in result.output and (dest / CATALOG_STATE).read_text() == before
+    assert not list(dest.glob(f"{CATALOG_STATE}.*.tmp"))
+    reliability(f'exit 1, the record before intact: "{result.output.strip()[-100:]}"')

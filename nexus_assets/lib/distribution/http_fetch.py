@@ -28,9 +28,10 @@ import http.client
 import os
 import random
 import socket
+import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC
@@ -182,9 +183,12 @@ def basic_auth(url: str) -> dict[str, str]:
 
 def readable(exc: BaseException) -> str:
     """An exception from the network stack in words: the errno's meaning, or the kind of failure."""
+    tls = certificate_failure(exc)
+    if tls is not None:
+        return tls
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, OSError) and seen.errno:
+        if isinstance(seen, OSError) and seen.errno and not isinstance(seen, ssl.SSLError):
             return {
                 errno.ECONNREFUSED: "connection refused",
                 errno.ECONNRESET: "connection reset by the server",
@@ -202,6 +206,32 @@ def readable(exc: BaseException) -> str:
     if "SSL" in name:
         return "the TLS handshake failed (certificate or protocol)"
     return name
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and what it wraps: causes, contexts, and urllib3's `reason` (a MaxRetryError's, a ProtocolError's)."""
+    todo: list[Any] = [exc]
+    seen: set[int] = set()
+    while todo:
+        item = todo.pop(0)
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        yield item
+        todo += [item.__cause__, item.__context__, getattr(item, "reason", None), *getattr(item, "args", ())[:2]]
+
+
+def certificate_failure(exc: BaseException) -> str | None:
+    """Why the mirror's TLS certificate was not accepted (self-signed, expired, another host's, a school
+    proxy intercepting TLS), in words, or None when `exc` is not that. Permanent: never retried."""
+    for seen in _chain(exc):
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            reason = seen.verify_message or seen.reason or "not trusted"
+            return (
+                f"TLS certificate verification failed: {reason} (a self-signed or expired certificate, another "
+                "host's, or a proxy intercepting TLS; SSL_CERT_FILE names extra trusted CAs)"
+            )
+    return None
 
 
 def retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -458,7 +488,8 @@ class HttpClient:
                     raise FetchError(f"{redact(current)}: not a usable URL ({type(exc).__name__})") from None
                 except (Urllib3Error, OSError, http.client.HTTPException) as exc:
                     reason = "the request passed its deadline (connect and headers)" if watch.expired else readable(exc)
-                    raise FetchError(f"{redact(current)}: {reason}", transient=True) from None
+                    permanent = certificate_failure(exc) is not None  # trying again gives the same certificate
+                    raise FetchError(f"{redact(current)}: {reason}", transient=not permanent) from None
             if response.status in (301, 302, 303, 307, 308):
                 location = response.headers.get("Location", "")
                 _discard(response)

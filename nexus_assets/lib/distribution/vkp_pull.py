@@ -32,6 +32,7 @@ Installed layout: `DIR/<subject>_<grade>/current -> releases/<version>-<id>/` ho
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import http.client
 import json
@@ -354,7 +355,10 @@ def download(
                 remaining = size - (offset if resumed else 0)
                 _refuse_longer(stream, remaining, what, part)
                 while remaining and (block := stream.read(min(_BLOCK, remaining))):
-                    out.write(block)
+                    try:
+                        out.write(block)
+                    except OSError as exc:  # the school's disk, not the network: not retried
+                        raise PullError(f"{what}: cannot write {part} ({local_problem(exc)})") from None
                     transferred += len(block)
                     remaining -= len(block)
                     if on_bytes:
@@ -755,11 +759,17 @@ LOCK_FILE = ".pull.lock"
 def _dest_lock(dest: Path) -> Iterator[None]:
     """The pull lock: `<dest>/.pull.lock`, opened without following a link and never truncated (a link
     planted there would otherwise make the pull create or truncate whatever file it points at)."""
-    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PullError(f"{dest}: cannot create the install directory ({local_problem(exc)})") from None
     try:
         lock = open_regular(dest / LOCK_FILE, "the pull lock", flags=os.O_RDWR | os.O_CREAT, follow_links=False)
     except InputFileError as exc:
-        raise PullError(f"{exc}; it must be a plain file only pulls use") from None
+        raise PullError(
+            f"{exc}; it must be a plain file the pull's user may write (a first pull run by another user, such "
+            f"as root, leaves {dest} owned by it: run every pull as one user, or give {dest} to it)"
+        ) from None
     with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -825,6 +835,26 @@ def pull(
     return outcomes
 
 
+def local_problem(exc: OSError) -> str:
+    """A local file system error in words, with what usually causes it."""
+    hint = {
+        errno.ENOSPC: "the disk is full: free space and pull again",
+        errno.EDQUOT: "the disk quota is used up",
+        errno.EACCES: "permission denied: is it owned by another user? run every pull as one user",
+        errno.EPERM: "not permitted: is it owned by another user? run every pull as one user",
+        errno.EROFS: "the file system is read-only",
+    }.get(exc.errno or 0)
+    return hint or readable(exc)
+
+
+def _problem(exc: BaseException) -> str:
+    """A partition's failure in words: an OSError (disk full, permissions) names its file and the cause."""
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{local_problem(exc)} (while installing; the previous release keeps serving)"
+    return str(exc)
+
+
 def _sharing_install_dirs(entries: dict[str, Any]) -> dict[str, str]:
     """Why each partition whose install directory (and package names) `<subject>_<grade>` another partition
     of the catalog shares is refused: `ilmu/komputer_kelas_10` and `ilmu_komputer/kelas_10` would install
@@ -884,10 +914,15 @@ def catalog_state(dest: Path) -> dict[str, Any] | None:
     return state
 
 
-def record_fresh_catalog(dest: Path, verified: VerifiedCatalog, source: str) -> None:
+def record_fresh_catalog(dest: Path, verified: VerifiedCatalog, source: str, now: datetime | None = None) -> None:
     """Refuse a catalog signed before the newest one this school verified (a replay, or a mirror stuck in
-    the past: TUF's freeze and rollback attacks on metadata), else record it as the newest, atomically."""
+    the past: TUF's freeze and rollback attacks on metadata), else record it as the newest, atomically.
+
+    What is recorded is the signing time, but never later than the school's own clock: a catalog signed in the
+    future (a publisher whose clock ran ahead, then was corrected) would otherwise make every honest catalog
+    signed before that date a "replay" at every school until the date passed."""
     state = catalog_state(dest)
+    now = now or datetime.now(UTC)
     if state is not None:
         newest = datetime.fromisoformat(state["updated_at"])
         if verified.updated_at < newest:
@@ -897,9 +932,10 @@ def record_fresh_catalog(dest: Path, verified: VerifiedCatalog, source: str) -> 
             )
         if verified.updated_at == newest and verified.sha256 == state["sha256"]:
             return
+    signed = verified.doc["updated_at"] if verified.updated_at <= now else now.isoformat(timespec="microseconds")
     record = {
         "state_format": 1,
-        "updated_at": verified.doc["updated_at"],
+        "updated_at": signed,
         "expires": verified.doc["expires"],
         "sha256": verified.sha256,
         "key_id": verified.key_id,
@@ -911,8 +947,16 @@ def record_fresh_catalog(dest: Path, verified: VerifiedCatalog, source: str) -> 
     try:
         tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
         os.replace(tmp, path)
+    except OSError as exc:
+        raise PullError(
+            f"{path}: cannot record the newest catalog verified ({local_problem(exc)}): nothing was installed; "
+            "the record before is intact"
+        ) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def _pull_partition(
@@ -964,7 +1008,7 @@ def _pull_partition(
             outcome.installed_after = installed_version(dest, part)
             return outcome
         except (PullError, VkpError, OSError) as exc:
-            outcome.problems.append(f"delta path failed, falling back to the full package: {exc}")
+            outcome.problems.append(f"delta path failed, falling back to the full package: {_problem(exc)}")
         steps = plan(entry, None)
     try:
         outcome.bytes_downloaded += _fetch_verified(
@@ -983,7 +1027,7 @@ def _pull_partition(
         outcome.via = "full"
     except (PullError, VkpError, OSError) as exc:
         outcome.via = "failed"
-        outcome.problems.append(str(exc))
+        outcome.problems.append(_problem(exc))
     outcome.installed_after = installed_version(dest, part)
     return outcome
 
