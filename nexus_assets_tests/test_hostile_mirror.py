@@ -169,6 +169,21 @@ class Hostile(Files):
         self.end_headers()
         self.wfile.write(data[start:])
 
+    def _empty(self, name: str) -> None:  # 200 with nothing in it
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _two_lengths(self, name: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "10")
+        self.send_header("Content-Length", "20")
+        self.end_headers()
+        self.wfile.write(b"x" * 20)
+
+    def _not_http(self, name: str) -> None:
+        self.wfile.write(b"SSH-2.0-OpenSSH_9.6\r\n" + b"\x00" * 100)
+
     def _html(self, name: str) -> None:
         body = b"<html><body>Captive portal: please log in</body></html>"
         self.send_response(200)
@@ -644,3 +659,22 @@ def test_an_untrusted_certificate_is_named_and_not_retried(mirror, tmp_path: Pat
     assert result.exit_code == 1 and "TLS certificate verification failed" in result.output, result.output
     assert "operation not permitted" not in result.output and "attempts" not in result.output and took < 3
     reliability(f'exit 1 at once, not retried: "{result.output.strip()[-100:]}"')
+
+
+@pytest.mark.reliability("bad input", "odd replies: an empty 200, two Content-Lengths, a reply that is not HTTP")
+def test_odd_replies_are_described_in_words(mirror, tmp_path: Path, reliability) -> None:
+    url, handler, layout, dest, _ = mirror
+    names = _update_names(layout)
+    said = {}
+    for action, words in [
+        ("empty", "the source ended before the catalog's size"),
+        ("two-lengths", "headers are malformed"),
+        ("not-http", "not valid HTTP"),
+    ]:
+        _fault(handler, names, action)
+        result = _cli_pull(url + "catalog.json", dest, tmp_path, NEXUS_PULL_ATTEMPTS="1")
+        assert result.exit_code == 1 and words in result.output, (action, result.output)
+        assert ": None" not in result.output and "InvalidHeader" not in result.output, result.output
+        assert "after 1 attempts" not in result.output
+        said[action] = words
+    reliability(f"exit 1 in words: {said}")

@@ -884,3 +884,15 @@ def test_a_full_disk_is_an_error_in_words(school, tmp_path: Path, monkeypatch: p
     assert "Traceback" not in result.output and (dest / CATALOG_STATE).read_text() == before
     assert not list(dest.glob(f"{CATALOG_STATE}.*.tmp"))
     reliability(f'exit 1, the record before intact: "{result.output.strip()[-100:]}"')
+
+
+def test_a_failed_entry_still_reports_the_serving_version(school, tmp_path: Path) -> None:
+    layout, dest = school
+    doc = json.loads((layout.vkp_dir / "catalog.json").read_text())
+    doc["partitions"][PART.label]["versions"][0]["content_hash"] = "NOT-HEX"
+    bad = tmp_path / "bad" / "catalog.json"
+    bad.parent.mkdir()
+    bad.write_text(json.dumps(document(doc["partitions"], SIGNER), indent=2))
+    [outcome] = pull(Source(str(bad)), dest, SIGNER.public_key)
+    assert outcome.via == "failed" and "content_hash" in outcome.problems[0], outcome
+    assert (outcome.installed_before, outcome.installed_after) == ("1.0.0", "1.0.0"), "what still serves"

@@ -196,7 +196,16 @@ def readable(exc: BaseException) -> str:
                 errno.ENETUNREACH: "network unreachable",
             }.get(seen.errno, os.strerror(seen.errno).lower())
         seen = seen.__cause__ or seen.__context__
+    for seen in _chain(exc):  # a reply that is not valid HTTP: malformed, not cut
+        if isinstance(seen, http.client.LineTooLong | http.client.BadStatusLine) and not isinstance(
+            seen, http.client.RemoteDisconnected
+        ):
+            return "the reply is not valid HTTP (a bad status line or an over-long line)"
+        if isinstance(seen, http.client.HTTPException) and "more than" in str(seen) and "headers" in str(seen):
+            return "the reply has too many header lines"
     name = type(exc).__name__
+    if "InvalidHeader" in name or "HeaderParsing" in name:
+        return "the reply's headers are malformed (for instance two different Content-Length headers)"
     if "Timeout" in name:
         return "timed out"
     if "NameResolution" in name or "LocationParse" in name:

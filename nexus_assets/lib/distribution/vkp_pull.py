@@ -382,9 +382,10 @@ def download(
             continue
         last = None
     if not part.exists() or part.stat().st_size != size:
+        why = last or "the source ended before the catalog's size (a short or empty body)"
         raise PullError(
-            f"{what}: download incomplete after {attempts} attempts "
-            f"({part.stat().st_size if part.exists() else 0}/{size} bytes): {last}"
+            f"{what}: download incomplete after {attempts} attempt{'s' if attempts != 1 else ''} "
+            f"({part.stat().st_size if part.exists() else 0}/{size} bytes): {why}"
         )
     if sha256_file(part) != sha256:
         part.unlink()
@@ -973,7 +974,8 @@ def _pull_partition(
     try:
         part = check_entry(label, entry, limits.max_package_bytes)
     except CatalogError as exc:
-        return PullOutcome(label, None, None, "failed", problems=[str(exc)])
+        serving = _installed_or_none(dest, label)  # what still serves, as every other failed row says
+        return PullOutcome(label, serving, serving, "failed", problems=[str(exc)])
     before = installed_version(dest, part)
     outcome = PullOutcome(label, before, before, "up to date")
     if before is not None and parse_semver(entry["latest"]) < parse_semver(before):
