@@ -842,8 +842,12 @@ def test_a_future_signed_catalog_does_not_lock_out_honest_ones(school, tmp_path:
     future.write_text(json.dumps(document(entries, SIGNER, now=ahead), indent=2))
     [outcome] = pull(Source(str(future)), dest, SIGNER.public_key)
     assert outcome.via == "up to date", outcome
-    assert datetime.fromisoformat(catalog_state(dest)["updated_at"]) <= datetime.now(UTC), "capped at the clock"
-    publish(layout, files_of(2, changed={0: "baru"}), SIGNER)  # signed now, honestly
+    recorded = datetime.fromisoformat(catalog_state(dest)["updated_at"])
+    assert recorded <= datetime.now(UTC) + timedelta(minutes=10), "capped at the school's clock plus the skew"
+    publish(layout, files_of(2, changed={0: "baru"}), SIGNER)
+    later = json.loads((layout.vkp_dir / "catalog.json").read_text())["partitions"]  # the publisher's clock fixed:
+    resigned = document(later, SIGNER, now=datetime.now(UTC) + timedelta(minutes=11))  # its next re-sign
+    (layout.vkp_dir / "catalog.json").write_text(json.dumps(resigned, indent=2))
     [honest] = pull(Source(str(layout.vkp_dir / "catalog.json")), dest, SIGNER.public_key)
     assert honest.via in ("delta", "full"), honest
     old = tmp_path / "old" / "catalog.json"
@@ -852,7 +856,7 @@ def test_a_future_signed_catalog_does_not_lock_out_honest_ones(school, tmp_path:
     with pytest.raises(PullError, match="before the newest catalog"):
         pull(Source(str(old)), dest, SIGNER.public_key)
     reliability(
-        "accepted, recorded no later than the school's clock; the honest catalog then installs; replays refused"
+        "recorded no later than the school's clock + 10 min: honest catalogs install after that; replays refused"
     )
 
 
@@ -896,3 +900,23 @@ def test_a_failed_entry_still_reports_the_serving_version(school, tmp_path: Path
     [outcome] = pull(Source(str(bad)), dest, SIGNER.public_key)
     assert outcome.via == "failed" and "content_hash" in outcome.problems[0], outcome
     assert (outcome.installed_before, outcome.installed_after) == ("1.0.0", "1.0.0"), "what still serves"
+
+
+@pytest.mark.reliability(
+    "security",
+    "a signed catalog with malformed partition keys (escapes, full-width digits, a newline) beside good ones",
+)
+def test_a_malformed_partition_key_fails_that_partition_only(school, tmp_path: Path, reliability) -> None:
+    layout, dest = school
+    publish(layout, files_of(2, changed={0: "baru"}), SIGNER)
+    doc = json.loads((layout.vkp_dir / "catalog.json").read_text())
+    good = doc["partitions"][PART.label]
+    odd = ["bio\x1b[2J\x1b]0;X\x07logi/kelas_10", "informatika/kelas_\uff11\uff10", "informatika/kelas_10\n"]
+    entries = {**doc["partitions"], **{key: good for key in odd}}
+    (layout.vkp_dir / "catalog.json").write_text(json.dumps(document(entries, SIGNER), indent=2))
+    outcomes = {o.partition: o for o in pull(Source(str(layout.vkp_dir / "catalog.json")), dest, SIGNER.public_key)}
+    assert outcomes[PART.label].via in ("delta", "full"), outcomes[PART.label]
+    failed = [o for label, o in outcomes.items() if label != PART.label]
+    assert len(failed) == 3 and all(o.via == "failed" and "SUBJECT/GRADE" in o.problems[0] for o in failed), failed
+    assert not any("\x1b" in o.partition or "\x1b" in o.problems[0] for o in failed), "shown escaped"
+    reliability(f'the good partition installs; each bad key fails alone: "{failed[0].problems[0][:100]}"')

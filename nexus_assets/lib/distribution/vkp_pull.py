@@ -44,7 +44,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urljoin, urlparse
@@ -104,6 +104,7 @@ RELEASE_FILE = "release.json"
 RELEASES_DIR = "releases"
 DOWNLOADS_DIR = ".downloads"
 STAGING_PREFIX = ".staging-"
+CLOCK_SKEW = timedelta(minutes=10)  # how far ahead of the school's clock a recorded signing time may be
 CATALOG_STATE = ".catalog-state.json"  # the newest catalog this school verified (TUF's trusted metadata)
 CHROMA_DIR = "chroma"
 _BLOCK = 256 * 1024
@@ -814,7 +815,7 @@ def pull(
         chosen = [label for label in sorted(entries) if not partitions or label in partitions]
         sharing = _sharing_install_dirs(entries)
         for index, label in enumerate(chosen, 1):
-            notify(PullEvent("partition", label, index, len(chosen)))
+            notify(PullEvent("partition", shown(label), index, len(chosen)))
             try:
                 if label in sharing:
                     raise PullError(sharing[label])
@@ -826,8 +827,9 @@ def pull(
                 reason = str(exc)[:300] if isinstance(exc, PullError) else f"{type(exc).__name__}: {str(exc)[:300]}"
                 outcome = PullOutcome(label, serving, serving, "failed", problems=[f"{label}: {reason}"])
             outcome.problems = [shown(p) for p in outcome.problems]  # they may quote a mirror's bytes
+            outcome.partition = shown(outcome.partition)  # a signed key need not be well formed (check_entry)
             outcomes.append(outcome)
-            notify(PullEvent("done", label, index, len(chosen), outcome=outcome))
+            notify(PullEvent("done", shown(label), index, len(chosen), outcome=outcome))
         for label in sorted(set(partitions or ()) - set(entries)):
             outcomes.append(PullOutcome(label, None, None, "failed", problems=[f"{label} is not in the catalog"]))
         if partitions:  # a partial pull keeps the other partitions' resumable downloads
@@ -919,9 +921,10 @@ def record_fresh_catalog(dest: Path, verified: VerifiedCatalog, source: str, now
     """Refuse a catalog signed before the newest one this school verified (a replay, or a mirror stuck in
     the past: TUF's freeze and rollback attacks on metadata), else record it as the newest, atomically.
 
-    What is recorded is the signing time, but never later than the school's own clock: a catalog signed in the
-    future (a publisher whose clock ran ahead, then was corrected) would otherwise make every honest catalog
-    signed before that date a "replay" at every school until the date passed."""
+    What is recorded is the signing time, but never later than the school's own clock plus `CLOCK_SKEW`: a
+    catalog signed in the future (a publisher whose clock ran ahead, then was corrected) would otherwise make
+    every honest catalog signed before that date a "replay" at every school until the date passed; capped,
+    the lock-out lasts at most the skew."""
     state = catalog_state(dest)
     now = now or datetime.now(UTC)
     if state is not None:
@@ -933,7 +936,8 @@ def record_fresh_catalog(dest: Path, verified: VerifiedCatalog, source: str, now
             )
         if verified.updated_at == newest and verified.sha256 == state["sha256"]:
             return
-    signed = verified.doc["updated_at"] if verified.updated_at <= now else now.isoformat(timespec="microseconds")
+    latest = now + CLOCK_SKEW
+    signed = verified.doc["updated_at"] if verified.updated_at <= latest else latest.isoformat(timespec="microseconds")
     record = {
         "state_format": 1,
         "updated_at": signed,
