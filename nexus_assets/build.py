@@ -131,6 +131,16 @@ class BuildPlan:
         return any(part not in self.current for part in self.targets)
 
 
+def _ambiguity(part: Partition, refused: list[str]) -> str | None:
+    """The discovery's refusal naming `part` as one of two partitions with the same package names, if any
+    (`layout.without_ambiguous_packages`): an explicit --subject/--grade must not bypass it."""
+    for message in refused:
+        head, sep, _ = message.partition(" would publish the same package names")
+        if sep and part.label in head.removeprefix("partitions ").split(" and "):
+            return message
+    return None
+
+
 def _requested(
     storage: Storage, subject: str | None, grade: str | None, skipped: list[dict[str, Any]]
 ) -> list[Partition]:
@@ -148,6 +158,9 @@ def _requested(
     keys = storage.raw_keys()
     if subject and grade:
         requested = [Partition(subject, grade)]
+        clash = _ambiguity(requested[0], refused)
+        if clash:  # named explicitly, it is still one of a pair that would overwrite each other's packages
+            raise BuildRefused(f"{requested[0].label}: {clash}; nothing was registered or built")
     else:
         requested = [p for p in found if (not subject or p.subject == subject) and (not grade or p.grade == grade)]
     if not requested:

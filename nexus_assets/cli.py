@@ -550,6 +550,13 @@ def search(query: str, subject: str, grade: str, k: int, installed: Path | None)
             hits = run_search(layout, partition, query, _query_embedder(built_with), k=k)
     except (NoCollectionError, NoReleaseError, EmbedderUnavailableError) as exc:
         raise CommandError(str(exc)) from None
+    except Exception as exc:
+        if installed is None:
+            raise
+        raise CommandError(
+            f"{installed}: the installed release of {partition.label} cannot be searched ({type(exc).__name__}: "
+            f"{str(exc)[:240]}); pull again to reinstall it (nexus vkp pull --dest {installed} ...)"
+        ) from None
     for rank, hit in enumerate(hits, 1):
         if not settings().json:
             pages = f"p.{hit.page}" + (f"-{hit.page_end}" if hit.page_end != hit.page else "")
@@ -765,11 +772,11 @@ def vkp() -> None:
 
 
 def _s3_client() -> Any:
-    """An S3 client for `s3://` catalogs: the settings' endpoint, region and retry policy."""
-    import boto3
+    """An S3 client for `s3://` catalogs: the settings' endpoint and region, the pull's timeouts (NEXUS_PULL_*)."""
+    from nexus_assets.lib.distribution.vkp_pull import s3_client
 
     s = env()
-    return boto3.client("s3", endpoint_url=s.aws_endpoint_url, region_name=s.aws_region, config=s.retry.config())
+    return s3_client(s.fetch, endpoint_url=s.aws_endpoint_url, region_name=s.aws_region)
 
 
 def _query_embedder(built_with: dict[str, Any]) -> Any:
@@ -801,8 +808,9 @@ def _trusted_key(public_key: str | None) -> tuple[Any, str | None]:
     from nexus_assets.lib.core.input_files import KEY_MAX_BYTES
     from nexus_assets.lib.publish.signing import SigningError, trusted_public_key
 
-    if public_key:
-        _input_file(public_key, "--public-key", KEY_MAX_BYTES)
+    for item in (public_key or "").split(","):  # several files, comma separated, during a key rotation
+        if item.strip():
+            _input_file(item.strip(), "--public-key", KEY_MAX_BYTES)
     try:
         key, origin = trusted_public_key(public_key or env().vkp_public_key, settings().layout.root)
     except SigningError as exc:
@@ -904,6 +912,7 @@ def vkp_pull(catalog: str, dest: str, public_key: str | None, partitions: tuple[
     data directory (--data-dir, keys/): a note says so, and a school server must be given the publisher's key.
     """
     from nexus_assets.cli_progress import PullProgress
+    from nexus_assets.lib.distribution.http_fetch import redact
     from nexus_assets.lib.distribution.vkp_pull import PullError, Source, pull
 
     if "://" not in catalog:
@@ -930,12 +939,16 @@ def vkp_pull(catalog: str, dest: str, public_key: str | None, partitions: tuple[
             )
     except PullError as exc:
         raise CommandError(str(exc)) from None
+    except OSError as exc:  # the school's own disk (permissions, a full disk) outside any one partition
+        from nexus_assets.lib.distribution.vkp_pull import local_problem
+
+        raise CommandError(f"{exc.filename or dest}: {local_problem(exc)}") from None
     failed = [o for o in outcomes if o.via == "failed"]
     _print_table([o.as_dict() for o in outcomes])
     emit(
         schemas.VkpPull(
             ok=not failed,
-            catalog=catalog,
+            catalog=redact(catalog),
             dest=str(Path(dest).resolve()),
             trusted_key=origin,
             partitions=[

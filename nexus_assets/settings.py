@@ -12,6 +12,7 @@ reliability tests (`lib/core/fault_points.py`), which must reach killed child pr
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -74,7 +75,7 @@ VARIABLES: dict[str, str] = {
     "NEXUS_PULL_MIN_RATE": "`nexus vkp pull`: bytes/s a download must average over the rate window (1024)",
     "NEXUS_PULL_RATE_WINDOW": "`nexus vkp pull`: seconds of that window (30)",
     "NEXUS_PULL_ATTEMPTS": "`nexus vkp pull`: requests per file, the first included (5)",
-    "NEXUS_PULL_MAX_WAIT": "`nexus vkp pull`: longest pause between attempts, Retry-After capped to it (60)",
+    "NEXUS_PULL_MAX_WAIT": "`nexus vkp pull`: longest pause between tries, Retry-After capped to it (60, max 3600)",
     "NEXUS_PULL_SCHEMES": "`nexus vkp pull`: schemes the catalog may use (https,http,file,s3)",
     "NEXUS_MAX_PDF_MB": "largest PDF read, MiB (500)",
     "NEXUS_MAX_PDF_PAGES": "most pages per PDF (2000)",
@@ -124,7 +125,7 @@ def _default_fetch() -> FetchSettings:
 
 def _fetch_from_env(environ: Mapping[str, str]) -> FetchSettings:
     """The pull's network bounds (NEXUS_PULL_*): every timeout positive, at least one attempt, known schemes."""
-    from nexus_assets.lib.distribution.http_fetch import FetchSettings
+    from nexus_assets.lib.distribution.http_fetch import MAX_WAIT_CEILING, FetchSettings
 
     base = FetchSettings()
     values = {}
@@ -140,7 +141,13 @@ def _fetch_from_env(environ: Mapping[str, str]) -> FetchSettings:
             raise ValueError(f"{variable}={value!r} must be a positive number of seconds below 10000000")
         values[name] = value
     values["min_rate"] = _number(environ, "NEXUS_PULL_MIN_RATE", base.min_rate)
+    if values["min_rate"] > 10**12:
+        raise ValueError(f"NEXUS_PULL_MIN_RATE={values['min_rate']!r} bytes/s is more than any link carries")
+    # The longest pause between attempts, which a mirror's Retry-After is capped to: a mirror must not choose
+    # how long a school's pull sleeps holding its lock, so it is bounded like the deadlines it sits within.
     values["max_wait"] = _number(environ, "NEXUS_PULL_MAX_WAIT", base.max_wait)
+    if not values["max_wait"] <= MAX_WAIT_CEILING:
+        raise ValueError(f"NEXUS_PULL_MAX_WAIT={values['max_wait']!r} must be at most {MAX_WAIT_CEILING:g} seconds")
     attempts = int(_number(environ, "NEXUS_PULL_ATTEMPTS", base.attempts, int))
     if not 1 <= attempts <= 100:
         raise ValueError(f"NEXUS_PULL_ATTEMPTS={attempts} must be in 1..100")
@@ -176,13 +183,19 @@ def _flag(value: str, variable: str, default: bool) -> bool:
 
 
 def _number(environ: Mapping[str, str], variable: str, default: float, kind: type = float) -> float:
+    """A setting's number: ASCII only (int() and float() also read '٣' and '１０'), finite, not negative."""
     raw = environ.get(variable, "").strip()
     if not raw:
         return default
+    what = "an integer" if kind is int else "a number"
     try:
+        if not raw.isascii():
+            raise ValueError
         value = kind(raw)
     except ValueError:
-        raise ValueError(f"{variable}={raw!r} is not a{'n integer' if kind is int else ' number'}") from None
+        raise ValueError(f"{variable}={raw!r} is not {what} (ASCII digits)") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{variable}={raw!r} is not a finite number")
     if value < 0:
         raise ValueError(f"{variable}={raw!r} must not be negative")
     return value

@@ -89,3 +89,20 @@ def test_one_reader_gives_the_cli_the_job_table_and_the_sensors_the_same_run(
         # ... and leave the runs of `nexus build` to it (it records them around the run).
         instance.add_run_tags(result.run_id, {CLI_TAG: "cli"})
         assert record_sensed_run(instance, result.run_id, jobs, finished=True) is None
+
+
+@pytest.mark.reliability(
+    "bad input", "explicit builds of ilmu/komputer_kelas_10 and ilmu_komputer/kelas_10 (same package names)"
+)
+def test_an_explicit_build_of_an_ambiguous_pair_is_refused(tmp_path: Path, sample_raw_root: Path, reliability) -> None:
+    data = tmp_path / "data"
+    pdf = next(sample_raw_root.rglob("*.pdf"))
+    for subject, grade in [("ilmu", "komputer_kelas_10"), ("ilmu_komputer", "kelas_10")]:
+        folder = data / "raw-curriculum" / subject / grade
+        folder.mkdir(parents=True)
+        shutil.copy(pdf, folder / pdf.name)
+    layout = DataLayout(data)
+    for subject, grade in [("ilmu", "komputer_kelas_10"), ("ilmu_komputer", "kelas_10")]:
+        with pytest.raises(BuildRefused, match=r"would publish the same package names.*nothing was registered") as why:
+            plan(layout, LOCAL, subject, grade)
+    reliability(f'refused before anything is registered: "{str(why.value)[:110]}"')

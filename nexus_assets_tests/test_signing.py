@@ -92,3 +92,102 @@ def test_the_key_can_come_from_secrets_manager(aws_env: dict, tmp_path: Path) ->
         secret_reader=secrets_manager_reader(client),
     )
     assert signer.key_id == key_id(key.public_key()) and "Secrets Manager" in signer.origin
+
+
+def _within(seconds: float, fifo: Path, action):
+    """`action()` in a thread that must end within `seconds` (a writer then releases a reader blocked on `fifo`)."""
+    import threading
+
+    result: list[object] = []
+
+    def run() -> None:
+        try:
+            result.append(action())
+        except Exception as exc:  # noqa: BLE001 -- returned to the test
+            result.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    hung = thread.is_alive()
+    while thread.is_alive():
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+        thread.join(0.1)
+    assert not hung, f"blocked for over {seconds} s"
+    return result[0]
+
+
+@pytest.mark.reliability(
+    "bad input", "a FIFO or an oversized file as NEXUS_SIGNING_KEY_FILE, --public-key or NEXUS_VKP_PUBLIC_KEY"
+)
+def test_key_files_must_be_small_regular_files(tmp_path: Path, reliability) -> None:
+    from nexus_assets.lib.publish.signing import load_public_keys
+
+    fifo = tmp_path / "key.fifo"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.pem"
+    big.write_bytes(b"-" * (1 << 20))
+    for read in (
+        lambda path: resolve_signer(tmp_path, key_file=str(path)),
+        lambda path: load_public_keys(str(path)),
+        lambda path: load_public_key(path),
+        lambda path: trusted_public_key(str(path), None),
+    ):
+        error = _within(5, fifo, lambda read=read: read(fifo))
+        assert isinstance(error, SigningError) and "FIFO" in str(error) and str(fifo) in str(error), error
+        with pytest.raises(SigningError, match="1,048,576 bytes, over the"):
+            read(big)
+    reliability(f'refused before reading, naming the file: "{str(error)[:100]}"')
+
+
+def test_untrusted_hex_and_lengths_are_whole_ascii_strings() -> None:
+    """Reviewer's check: a trailing newline or Unicode digits never pass a field check."""
+    from nexus_assets.lib.distribution.untrusted import UntrustedError, sha256_hex
+    from nexus_assets.lib.distribution.vkp_pull import PullError, _refuse_longer
+
+    with pytest.raises(UntrustedError):
+        sha256_hex("a" * 64 + "\n", "catalog", "sha256")
+    assert sha256_hex("a" * 64, "catalog", "sha256") == "a" * 64
+
+    class Announcing:
+        def __init__(self, length: str) -> None:
+            self.headers = {"Content-Length": length}
+
+    _refuse_longer(Announcing("\uff19\uff19\uff19"), 10, "p.vkp", None)  # full-width 999: not a length, ignored
+    with pytest.raises(PullError, match="announces 999 bytes"):
+        _refuse_longer(Announcing("999"), 10, "p.vkp", None)
+
+
+@pytest.mark.reliability(
+    "security", "the private signing key given as the trusted public key (file, env, inline): never printed"
+)
+def test_a_private_key_given_as_public_is_refused_without_quoting_it(tmp_path: Path, reliability) -> None:
+    from click.testing import CliRunner
+
+    from nexus_assets.cli import cli
+
+    private, public, _ = generate_keypair(tmp_path / "keys")
+    secret = [line for line in private.read_text().splitlines() if "-----" not in line]
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text("{}")
+    env = {"NEXUS_DATA_DIR": str(tmp_path / "data")}
+    pull = ["vkp", "pull", "--catalog", str(catalog), "--dest", str(tmp_path / "d")]
+    runs = [
+        ([*pull, "--public-key", str(private)], {}),
+        (pull, {"NEXUS_VKP_PUBLIC_KEY": str(private)}),
+        (pull, {"NEXUS_VKP_PUBLIC_KEY": private.read_text()}),
+        (["vkp", "verify", "--public-key", str(private), str(catalog)], {}),
+        (["--json", "vkp", "verify", "--public-key", f"{public},{private}", str(catalog)], {}),
+    ]  # fmt: skip
+    for args, extra in runs:
+        result = CliRunner().invoke(cli, args, env={**env, **extra})
+        output = result.output + (result.stderr if result.stderr_bytes is not None else "")
+        assert result.exit_code == 2 and "PRIVATE key" in output, (args, output)
+        assert not any(line in output for line in secret), f"{args}: the private key was printed"
+    with pytest.raises(SigningError, match="not a PEM public key") as other:
+        load_public_key(tmp_path / "catalog.json")
+    assert "{}" not in str(other.value)
+    reliability(f'exit 2, content never quoted: "{output.strip().splitlines()[-1][:100]}"')

@@ -475,3 +475,455 @@ def test_vkp_catalog_refuses_a_huge_expiry_in_words(tmp_path: Path, days: str, r
     assert "NEXUS_CATALOG_EXPIRY_DAYS" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "data" / "vkp" / "catalog.json").exists()
     reliability(f'exit 2: "{result.output.strip()[:120]}"')
+
+
+# --- the school's own directories and local mirrors, attacked (third round) ---------------------------------
+
+
+def _pull_within(seconds: float, unblock: list[Path], *args, **kwargs):
+    """`pull(*args)` in a thread that must end within `seconds`; FIFOs in `unblock` get a writer afterwards
+    so a pull blocked on one ends instead of hanging the suite. Returns the outcomes or the exception."""
+    import os
+    import threading
+
+    result: list[object] = []
+
+    def run() -> None:
+        try:
+            result.append(pull(*args, **kwargs))
+        except Exception as exc:  # noqa: BLE001 -- returned to the test to assert on
+            result.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    hung = thread.is_alive()
+    for fifo in unblock:  # release a reader blocked in open(): a writer appears and closes at once
+        for _ in range(50):
+            if not thread.is_alive():
+                break
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass
+            thread.join(0.1)
+    assert not hung, f"the pull blocked for over {seconds} s"
+    return result[0]
+
+
+@pytest.mark.reliability(
+    "security", "a FIFO as the catalog (path and file://), as a package of a path mirror, as the catalog record"
+)
+def test_fifos_are_refused_without_blocking(school, tmp_path: Path, reliability) -> None:
+    import os
+    import shutil
+
+    layout, dest = school
+    fifo = tmp_path / "catalog.fifo"
+    os.mkfifo(fifo)
+    for where in (str(fifo), f"file://{fifo}"):
+        error = _pull_within(5, [fifo], Source(where), dest, SIGNER.public_key)
+        assert isinstance(error, PullError) and "named pipe (FIFO)" in str(error) and str(fifo) in str(error), error
+    publish(layout, files_of(2, changed={0: "baru"}), SIGNER)
+    mirror = tmp_path / "mirror"
+    shutil.copytree(layout.vkp_dir, mirror)
+    for package in [*mirror.glob("*.vkp"), *mirror.glob("*.vkpd")]:
+        package.unlink()
+        os.mkfifo(package)
+    [outcome] = _pull_within(
+        5, list(mirror.glob("*.vkp*")), Source(str(mirror / "catalog.json")), dest, SIGNER.public_key
+    )
+    assert outcome.via == "failed" and "named pipe (FIFO)" in "; ".join(outcome.problems), outcome
+    assert (
+        installed_release(dest, PART) is not None and release_state(installed_release(dest, PART))["version"] == "1.0.0"
+    )
+    (dest / CATALOG_STATE).unlink()
+    os.mkfifo(dest / CATALOG_STATE)
+    error = _pull_within(
+        5, [dest / CATALOG_STATE], Source(str(layout.vkp_dir / "catalog.json")), dest, SIGNER.public_key
+    )
+    assert isinstance(error, PullError) and "FIFO" in str(error) and CATALOG_STATE in str(error), error
+    reliability(f'refused at once, naming the path: "{str(error)[:110]}"')
+
+
+@pytest.mark.reliability("security", "a planted .pull.lock: a link to a file outside, a FIFO")
+def test_a_planted_lock_file_is_refused_and_its_target_untouched(school, tmp_path: Path, reliability) -> None:
+    import os
+
+    layout, dest = school
+    precious = tmp_path / "precious.txt"
+    precious.write_text("do not truncate")
+    lock = dest / ".pull.lock"
+    lock.unlink()
+    lock.symlink_to(precious)
+    with pytest.raises(PullError, match="the pull lock .* is a symbolic link") as linked:
+        pull(Source(str(layout.vkp_dir / "catalog.json")), dest, SIGNER.public_key)
+    assert precious.read_text() == "do not truncate"
+    lock.unlink()
+    lock.symlink_to(tmp_path / "created-by-the-pull")
+    with pytest.raises(PullError, match="symbolic link"):
+        pull(Source(str(layout.vkp_dir / "catalog.json")), dest, SIGNER.public_key)
+    assert not (tmp_path / "created-by-the-pull").exists(), "a dangling lock link must not create its target"
+    lock.unlink()
+    os.mkfifo(lock)
+    error = _pull_within(5, [lock], Source(str(layout.vkp_dir / "catalog.json")), dest, SIGNER.public_key)
+    assert isinstance(error, PullError) and "FIFO" in str(error), error
+    lock.unlink()
+    lock.write_text("left by an earlier pull")
+    [outcome] = pull(Source(str(layout.vkp_dir / "catalog.json")), dest, SIGNER.public_key)
+    assert outcome.via == "up to date" and lock.read_text() == "left by an earlier pull", "the lock is never truncated"
+    reliability(f'refused, target untouched: "{str(linked.value)[:110]}"')
+
+
+def _outside_release(tmp_path: Path, version: str) -> Path:
+    """A directory outside the school's that looks like a release."""
+    fake = tmp_path / "elsewhere" / f"{version}-0000"
+    fake.mkdir(parents=True)
+    (fake / "release.json").write_text(
+        json.dumps({"version": version, "content_hash": "c" * 64, "embedding": {"model_id": "test-model", "dims": 8}})
+    )
+    return fake
+
+
+@pytest.mark.reliability(
+    "security", "planted links in the school's directory: current, releases/ and .downloads/ pointing outside"
+)
+def test_links_pointing_outside_the_school_dir_are_refused(school, tmp_path: Path, reliability) -> None:
+    from nexus_assets.lib.distribution.vkp_pull import partition_dir
+
+    layout, dest = school
+    catalog = Source(str(layout.vkp_dir / "catalog.json"))
+    root = partition_dir(dest, PART)
+    serving = installed_release(dest, PART)
+    fake = _outside_release(tmp_path, "9.9.9")
+    current = root / "current"
+    original = current.readlink()
+    current.unlink()
+    current.symlink_to(fake)
+    with pytest.raises(PullError, match="not at a release in"):
+        installed_release(dest, PART)
+    publish(layout, files_of(2, changed={0: "baru"}), SIGNER)
+    [outcome] = pull(catalog, dest, SIGNER.public_key)
+    assert outcome.via == "failed" and "not at a release in" in "; ".join(outcome.problems), outcome
+    assert "older than the installed" not in "; ".join(outcome.problems), "the planted release was never read"
+    assert (fake / "release.json").is_file() and current.readlink() == fake
+    current.unlink()
+    current.symlink_to(original)
+    # releases/ itself a link: a pull would stage, swap and prune in the directory it points at
+    outside = tmp_path / "outside-releases"
+    (outside / "precious").mkdir(parents=True)
+    (outside / "precious" / "data.txt").write_text("keep")
+    releases = root / "releases"
+    releases.rename(tmp_path / "real-releases")
+    releases.symlink_to(outside)
+    [outcome] = pull(catalog, dest, SIGNER.public_key)
+    assert outcome.via == "failed" and "symbolic link" in "; ".join(outcome.problems), outcome
+    assert (outside / "precious" / "data.txt").read_text() == "keep"
+    assert [p.name for p in outside.iterdir()] == ["precious"], "nothing staged or pruned behind the link"
+    releases.unlink()
+    (tmp_path / "real-releases").rename(releases)
+    # .downloads/ a link: leftovers would be removed from the directory it points at
+    keep = tmp_path / "downloads-elsewhere"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("keep")
+    (dest / ".downloads").mkdir(exist_ok=True)
+    (dest / ".downloads").rmdir()
+    (dest / ".downloads").symlink_to(keep)
+    with pytest.raises(PullError, match="downloads directory .*symbolic link"):
+        pull(catalog, dest, SIGNER.public_key)
+    assert (keep / "notes.txt").read_text() == "keep"
+    (dest / ".downloads").unlink()
+    [outcome] = pull(catalog, dest, SIGNER.public_key)
+    assert outcome.via in ("delta", "full") and installed_release(dest, PART) != serving
+    reliability("current, releases/ and .downloads/ links to outside refused; nothing outside read, written or deleted")
+
+
+@pytest.mark.reliability(
+    "security", "a signed catalog listing informatika/kelas_10 and informatika_kelas/10 (one install directory)"
+)
+def test_partitions_sharing_an_install_directory_are_refused(school, tmp_path: Path, reliability) -> None:
+    import shutil
+
+    layout, dest = school
+    mirror = tmp_path / "mirror"
+    shutil.copytree(layout.vkp_dir, mirror)
+    doc = json.loads((mirror / "catalog.json").read_text())
+    twin = {**doc["partitions"][PART.label], "subject": "informatika_kelas", "grade": "10"}
+    entries = {**doc["partitions"], "informatika_kelas/10": twin}
+    (mirror / "catalog.json").write_text(json.dumps(document(entries, SIGNER), indent=2))
+    for target in (tmp_path / "fresh", dest):
+        outcomes = pull(Source(str(mirror / "catalog.json")), target, SIGNER.public_key)
+        assert [o.via for o in outcomes] == ["failed", "failed"], outcomes
+        assert all("would install into the same directory informatika_kelas_10/" in o.problems[0] for o in outcomes)
+    assert not (tmp_path / "fresh" / "informatika_kelas_10").exists()
+    assert [o.installed_after for o in outcomes] == ["1.0.0", "1.0.0"], "the row shows what still serves"
+    assert release_state(installed_release(dest, PART))["version"] == "1.0.0"
+    reliability(f'both refused, nothing installed: "{outcomes[0].problems[0][:110]}"')
+
+
+def _replace_members(package: Path, replaced: dict[str, bytes], signer: Signer) -> None:
+    """Re-sign `package` with some members' bytes replaced (a buggy or compromised builder's package)."""
+    from nexus_assets.lib.publish.vkp import write_signed_archive
+
+    with zipfile.ZipFile(package) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+        members = {i.filename: archive.read(i) for i in archive.infolist()}
+    members = {k: v for k, v in {**members, **replaced}.items() if k not in ("manifest.json", "manifest.sig")}
+    manifest.pop("members")
+    package.unlink()
+    write_signed_archive(package, manifest, members, signer)
+
+
+def _serve_full_only(layout, signer: Signer) -> None:
+    """Point the catalog's latest version at its (re-written) full package alone, re-signed."""
+    from nexus_assets.lib.core.hashing import sha256_file
+
+    doc = json.loads((layout.vkp_dir / "catalog.json").read_text())
+    version = doc["partitions"][PART.label]["versions"][0]
+    full = layout.vkp_dir / version["full"]["name"]
+    version["full"].update(size=full.stat().st_size, sha256=sha256_file(full))
+    version["delta"] = None
+    (layout.vkp_dir / "catalog.json").write_text(json.dumps(document(doc["partitions"], signer), indent=2))
+
+
+@pytest.mark.reliability(
+    "security", "a signed package whose Chroma database is garbage (true checksums): refused before the swap"
+)
+def test_a_package_whose_collection_does_not_open_is_not_installed(school, tmp_path: Path, reliability) -> None:
+    import os
+
+    layout, dest = school
+    serving = installed_release(dest, PART)
+    publish(layout, files_of(2, changed={0: "baru"}), SIGNER)
+    newest = json.loads((layout.vkp_dir / "catalog.json").read_text())["partitions"][PART.label]["latest"]
+    _replace_members(layout.vkp_dir / PART.vkp_name(newest), {"chroma/chroma.sqlite3": os.urandom(4096)}, SIGNER)
+    _serve_full_only(layout, SIGNER)
+    [outcome] = pull(Source(str(layout.vkp_dir / "catalog.json")), dest, SIGNER.public_key)
+    assert outcome.via == "failed" and "Chroma collection does not open" in "; ".join(outcome.problems), outcome
+    assert installed_release(dest, PART) == serving and outcome.installed_after == "1.0.0"
+    assert not list((dest / PART.subject).parent.glob("*/releases/.staging-*")), "no staging directory left"
+    reliability(f'refused, previous release serving: "{outcome.problems[-1][:110]}"')
+
+
+def test_search_of_a_refused_install_is_an_error_in_words(school, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from nexus_assets.cli import cli
+    from nexus_assets.lib.distribution.vkp_pull import partition_dir
+
+    layout, dest = school
+    current = partition_dir(dest, PART) / "current"
+    current.unlink()
+    current.symlink_to(_outside_release(tmp_path, "9.9.9"))
+    args = ["search", "algoritma", "--subject", PART.subject, "--grade", PART.grade, "--installed", str(dest)]
+    result = CliRunner().invoke(cli, args, env={"NEXUS_DATA_DIR": str(tmp_path / "data")})
+    assert result.exit_code == 1 and "cannot be searched" in result.output and "not at a release in" in result.output
+    assert "Traceback" not in result.output, result.output
+
+
+def _set_encrypted_flag(path: Path, name: str) -> None:
+    """Set general-purpose bit 0 (encrypted) of `name` in its local and central headers (zipfile clears it)."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        local = archive.getinfo(name).header_offset
+    data[local + 6 : local + 8] = struct.pack("<H", struct.unpack("<H", data[local + 6 : local + 8])[0] | 1)
+    at = data.find(b"PK\x01\x02")
+    while at != -1:
+        length = struct.unpack("<H", data[at + 28 : at + 30])[0]
+        if bytes(data[at + 46 : at + 46 + length]) == name.encode():
+            data[at + 8 : at + 10] = struct.pack("<H", struct.unpack("<H", data[at + 8 : at + 10])[0] | 1)
+        at = data.find(b"PK\x01\x02", at + 4)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.reliability("security", "signed packages with an encrypted-flagged member, a 300-character name component")
+def test_encrypted_members_and_overlong_components_are_refused(package: Path, tmp_path: Path, reliability) -> None:
+    import shutil
+
+    encrypted = tmp_path / "encrypted" / package.name
+    encrypted.parent.mkdir()
+    shutil.copy(package, encrypted)
+    _set_encrypted_flag(encrypted, "chunks.parquet")
+    report = verify_vkp(encrypted, SIGNER.public_key)
+    assert not report.ok and "encrypted members ['chunks.parquet']" in report.problems[0], report.problems
+    long_name = tmp_path / "long" / package.name
+    long_name.parent.mkdir()
+    shutil.copy(package, long_name)
+    _replace_members(long_name, {"chroma/" + "a" * 300: b"x"}, SIGNER)
+    report = verify_vkp(long_name, SIGNER.public_key)
+    assert not report.ok and "component longer than 255" in report.problems[0], report.problems
+    assert "which copy" not in report.problems[0]
+    too_long = member_names_problem(["a/" * 300])
+    assert too_long is not None and "longer than 512" in too_long and "which copy" not in too_long
+    reliability(f'failed reports before anything is inflated: "{report.problems[0][:100]}"')
+
+
+@pytest.mark.reliability(
+    "security", "a planted .part link in .downloads/; current a real directory; releases/ or .downloads/ a file"
+)
+def test_damaged_or_planted_school_layouts_fail_in_words_and_leave_nothing(school, tmp_path: Path, reliability) -> None:
+    import shutil
+
+    from nexus_assets.lib.distribution.vkp_pull import partition_dir
+
+    layout, dest = school
+    catalog = Source(str(layout.vkp_dir / "catalog.json"))
+    root = partition_dir(dest, PART)
+    publish(layout, files_of(2, changed={0: "baru"}), SIGNER)
+    version = json.loads((layout.vkp_dir / "catalog.json").read_text())["partitions"][PART.label]["versions"][0]
+    victim = tmp_path / "victim"
+    victim.write_text("SECRET-ORIGINAL")
+    (dest / ".downloads").mkdir(exist_ok=True)
+    for ref in (version["delta"], version["full"]):
+        (dest / ".downloads" / f"{ref['name']}.part").symlink_to(victim)
+    # current a real directory (a copy made without -l, a restored backup): refused, nothing left per run
+    serving = installed_release(dest, PART)
+    (root / "current").unlink()
+    shutil.copytree(serving, root / "current")
+    before = sorted(p.name for p in (root / "releases").iterdir())
+    for _ in range(2):
+        [outcome] = pull(catalog, dest, SIGNER.public_key)
+        assert outcome.via == "failed" and "not a symbolic link to a release" in outcome.problems[0], outcome
+        assert sorted(p.name for p in (root / "releases").iterdir()) == before, "no release left per failed run"
+        assert not list(root.glob(".current.*")) and (root / "current").is_dir()
+    assert victim.read_text() == "SECRET-ORIGINAL" and not list((dest / ".downloads").iterdir())
+    shutil.rmtree(root / "current")
+    (root / "current").symlink_to(serving.relative_to(root))
+    shutil.move(root / "releases", tmp_path / "kept-releases")
+    (root / "releases").write_text("not a directory")
+    [outcome] = pull(catalog, dest, SIGNER.public_key)
+    assert outcome.via == "failed" and "releases directory is not a directory" in outcome.problems[0], outcome
+    assert "Errno" not in outcome.problems[0]
+    (root / "releases").unlink()
+    shutil.move(tmp_path / "kept-releases", root / "releases")
+    shutil.rmtree(dest / ".downloads")
+    (dest / ".downloads").write_text("not a directory")
+    with pytest.raises(PullError, match="downloads directory is not a directory"):
+        pull(catalog, dest, SIGNER.public_key)
+    (dest / ".downloads").unlink()
+    [outcome] = pull(catalog, dest, SIGNER.public_key)
+    assert outcome.via in ("delta", "full") and victim.read_text() == "SECRET-ORIGINAL"
+    reliability(
+        "each refused in words (no errno), no release or .current link left per run, the link's target untouched"
+    )
+
+
+@pytest.mark.reliability("crash", "--dest under a symbolic link (/srv -> /data/srv): two updates in a row")
+def test_a_dest_under_a_symlink_keeps_the_serving_and_previous_release(tmp_path: Path, reliability) -> None:
+    from nexus_assets.lib.core.layout import DataLayout
+    from nexus_assets.lib.distribution.vkp_pull import partition_dir
+
+    layout = DataLayout(tmp_path / "publisher")
+    publish(layout, files_of(2), SIGNER)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "srv").symlink_to(tmp_path / "data")
+    dest = tmp_path / "srv" / "school"
+    catalog = Source(str(layout.vkp_dir / "catalog.json"))
+    pull(catalog, dest, SIGNER.public_key)
+    served = []
+    for change in ("baru", "lagi"):
+        served.append(installed_release(dest, PART).name)
+        publish(layout, files_of(2, changed={0: change}), SIGNER)
+        [outcome] = pull(catalog, dest, SIGNER.public_key)
+        assert outcome.via in ("delta", "full"), outcome
+        release = installed_release(dest, PART)
+        assert release is not None and release.is_dir(), "the serving release was pruned"
+        releases = sorted(p.name for p in (partition_dir(dest, PART) / "releases").iterdir())
+        assert releases == sorted([release.name, served[-1]]), f"serving and previous kept: {releases}"
+    reliability("the serving release and the one before it kept after each update")
+
+
+@pytest.mark.reliability(
+    "security", "a catalog signed 200 days in the future (publisher clock ahead), then the honest one"
+)
+def test_a_future_signed_catalog_does_not_lock_out_honest_ones(school, tmp_path: Path, reliability) -> None:
+    layout, dest = school
+    entries = json.loads((layout.vkp_dir / "catalog.json").read_text())["partitions"]
+    future = tmp_path / "future" / "catalog.json"
+    future.parent.mkdir()
+    for package in layout.vkp_dir.glob("*.vkp*"):
+        (future.parent / package.name).symlink_to(package)
+    ahead = datetime.now(UTC) + timedelta(days=200)
+    future.write_text(json.dumps(document(entries, SIGNER, now=ahead), indent=2))
+    [outcome] = pull(Source(str(future)), dest, SIGNER.public_key)
+    assert outcome.via == "up to date", outcome
+    recorded = datetime.fromisoformat(catalog_state(dest)["updated_at"])
+    assert recorded <= datetime.now(UTC) + timedelta(minutes=10), "capped at the school's clock plus the skew"
+    publish(layout, files_of(2, changed={0: "baru"}), SIGNER)
+    later = json.loads((layout.vkp_dir / "catalog.json").read_text())["partitions"]  # the publisher's clock fixed:
+    resigned = document(later, SIGNER, now=datetime.now(UTC) + timedelta(minutes=11))  # its next re-sign
+    (layout.vkp_dir / "catalog.json").write_text(json.dumps(resigned, indent=2))
+    [honest] = pull(Source(str(layout.vkp_dir / "catalog.json")), dest, SIGNER.public_key)
+    assert honest.via in ("delta", "full"), honest
+    old = tmp_path / "old" / "catalog.json"
+    old.parent.mkdir()
+    old.write_text(json.dumps(document(entries, SIGNER, now=datetime.now(UTC) - timedelta(days=1)), indent=2))
+    with pytest.raises(PullError, match="before the newest catalog"):
+        pull(Source(str(old)), dest, SIGNER.public_key)
+    reliability(
+        "recorded no later than the school's clock + 10 min: honest catalogs install after that; replays refused"
+    )
+
+
+@pytest.mark.reliability("crash", "the disk fills up while the catalog record or a download is written")
+def test_a_full_disk_is_an_error_in_words(school, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reliability) -> None:
+    import errno
+
+    from click.testing import CliRunner
+
+    from nexus_assets.cli import cli
+    from nexus_assets.lib.publish.signing import public_pem
+
+    layout, dest = school
+    publish(layout, files_of(2, changed={0: "baru"}), SIGNER)
+    before = (dest / CATALOG_STATE).read_text()
+    real_write = Path.write_text
+
+    def full(self: Path, *args, **kwargs):
+        if self.name.startswith(CATALOG_STATE):
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full)
+    key = tmp_path / "publisher.pub"
+    key.write_bytes(public_pem(SIGNER.public_key))
+    args = ["vkp", "pull", "--catalog", str(layout.vkp_dir / "catalog.json"), "--dest", str(dest), "--public-key"]
+    result = CliRunner().invoke(cli, [*args, str(key)], catch_exceptions=False)
+    assert result.exit_code == 1 and "the disk is full" in result.output and CATALOG_STATE in result.output
+    assert "Traceback" not in result.output and (dest / CATALOG_STATE).read_text() == before
+    assert not list(dest.glob(f"{CATALOG_STATE}.*.tmp"))
+    reliability(f'exit 1, the record before intact: "{result.output.strip()[-100:]}"')
+
+
+def test_a_failed_entry_still_reports_the_serving_version(school, tmp_path: Path) -> None:
+    layout, dest = school
+    doc = json.loads((layout.vkp_dir / "catalog.json").read_text())
+    doc["partitions"][PART.label]["versions"][0]["content_hash"] = "NOT-HEX"
+    bad = tmp_path / "bad" / "catalog.json"
+    bad.parent.mkdir()
+    bad.write_text(json.dumps(document(doc["partitions"], SIGNER), indent=2))
+    [outcome] = pull(Source(str(bad)), dest, SIGNER.public_key)
+    assert outcome.via == "failed" and "content_hash" in outcome.problems[0], outcome
+    assert (outcome.installed_before, outcome.installed_after) == ("1.0.0", "1.0.0"), "what still serves"
+
+
+@pytest.mark.reliability(
+    "security",
+    "a signed catalog with malformed partition keys (escapes, full-width digits, a newline) beside good ones",
+)
+def test_a_malformed_partition_key_fails_that_partition_only(school, tmp_path: Path, reliability) -> None:
+    layout, dest = school
+    publish(layout, files_of(2, changed={0: "baru"}), SIGNER)
+    doc = json.loads((layout.vkp_dir / "catalog.json").read_text())
+    good = doc["partitions"][PART.label]
+    odd = ["bio\x1b[2J\x1b]0;X\x07logi/kelas_10", "informatika/kelas_\uff11\uff10", "informatika/kelas_10\n"]
+    entries = {**doc["partitions"], **{key: good for key in odd}}
+    (layout.vkp_dir / "catalog.json").write_text(json.dumps(document(entries, SIGNER), indent=2))
+    outcomes = {o.partition: o for o in pull(Source(str(layout.vkp_dir / "catalog.json")), dest, SIGNER.public_key)}
+    assert outcomes[PART.label].via in ("delta", "full"), outcomes[PART.label]
+    failed = [o for label, o in outcomes.items() if label != PART.label]
+    assert len(failed) == 3 and all(o.via == "failed" and "SUBJECT/GRADE" in o.problems[0] for o in failed), failed
+    assert not any("\x1b" in o.partition or "\x1b" in o.problems[0] for o in failed), "shown escaped"
+    reliability(f'the good partition installs; each bad key fails alone: "{failed[0].problems[0][:100]}"')

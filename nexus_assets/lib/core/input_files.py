@@ -1,15 +1,22 @@
 """Files an operator names on the command line (golden questions, key files, catalogs), checked before reading.
 
 A path argument may name anything: `/dev/zero` (read without end), a FIFO (a read that never returns), a
-directory, a 10 GB log passed by mistake. Every such file is stat'ed first and must be a regular file of at
-most a stated size, else `InputFileError` says which argument, which path and why, before a byte is read.
+directory, a 10 GB log passed by mistake. Every such file must be a regular file of at most a stated size,
+else `InputFileError` says which argument, which path and why, before a byte is read.
+
+`open_regular` is the one way to open such a file: `os.open` with `O_NONBLOCK` (opening a FIFO would
+otherwise block until a writer appears, before any type check could run), optionally `O_NOFOLLOW` (a link
+planted in a directory the program writes), then `fstat` on the descriptor itself (no window between the
+check and the open), and only then an ordinary blocking file object.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from nexus_assets.lib.core.escaping import shown
 
@@ -38,31 +45,73 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def checked_file(path: str | Path, what: str, max_bytes: int) -> Path:
-    """`path` when it is a regular file (links followed) of at most `max_bytes`; else InputFileError."""
+def open_regular(
+    path: str | Path,
+    what: str,
+    max_bytes: int | None = None,
+    *,
+    flags: int = os.O_RDONLY,
+    follow_links: bool = True,
+    mode: int = 0o644,
+) -> BinaryIO:
+    """`path` opened (`flags`: os.O_RDONLY, or O_WRONLY/O_RDWR with O_CREAT, O_APPEND, O_TRUNC) when it is a
+    regular file of at most `max_bytes` (None: any size); with `follow_links=False` a symbolic link is refused
+    rather than followed. Never blocks on a FIFO or device. Else InputFileError naming `what` and the path."""
     place = Path(path)
     label = f"{what} {shown(str(place))!r}"
+    open_flags = flags | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC | (0 if follow_links else os.O_NOFOLLOW)
+    if open_flags & os.O_TRUNC and not flags & os.O_CREAT:
+        raise ValueError("open_regular: O_TRUNC without O_CREAT")
     try:
-        info = os.stat(place)
+        # O_TRUNC is applied only once the descriptor is known to be a regular file (ftruncate below).
+        fd = os.open(place, open_flags & ~os.O_TRUNC, mode)
     except FileNotFoundError:
         raise InputFileError(f"{label}: no such file") from None
     except OSError as exc:
-        raise InputFileError(f"{label}: cannot be read ({exc.strerror or exc})") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise InputFileError(f"{label} is {_kind(info.st_mode)}, not a regular file: pass the path of a file")
-    if info.st_size > max_bytes:
-        raise InputFileError(
-            f"{label} is {info.st_size:,} bytes, over the {max_bytes:,} bytes such a file may have: "
-            "is it the right file?"
-        )
-    return place
+        raise InputFileError(f"{label} {_open_problem(place, exc, follow_links)}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InputFileError(f"{label} is {_kind(info.st_mode)}, not a regular file: refused (name a file)")
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise InputFileError(
+                f"{label} is {info.st_size:,} bytes, over the {max_bytes:,} bytes such a file may have: "
+                "is it the right file?"
+            )
+        if open_flags & os.O_TRUNC:
+            os.ftruncate(fd, 0)
+        os.set_blocking(fd, True)
+        access = flags & os.O_ACCMODE
+        file_mode = {os.O_RDONLY: "rb", os.O_WRONLY: "ab" if flags & os.O_APPEND else "wb"}.get(access, "r+b")
+        return os.fdopen(fd, file_mode)  # type: ignore[return-value]
+    except BaseException:
+        os.close(fd)
+        raise
 
 
-def read_checked(path: str | Path, what: str, max_bytes: int) -> bytes:
-    """The bytes of `checked_file(path, ...)`, never more than `max_bytes` (a file growing meanwhile is refused)."""
-    place = checked_file(path, what, max_bytes)
-    with place.open("rb") as handle:
+def _open_problem(place: Path, exc: OSError, follow_links: bool) -> str:
+    """Why `os.open` failed, in words: a refused link, a socket (ENXIO), or the errno's meaning."""
+    if exc.errno == errno.ELOOP and not follow_links:
+        return "is a symbolic link: refused (it could point anywhere); remove it"
+    try:
+        info = os.lstat(place) if not follow_links else os.stat(place)
+    except OSError:
+        info = None
+    if info is not None and not stat.S_ISREG(info.st_mode) and not stat.S_ISDIR(info.st_mode):
+        return f"is {_kind(info.st_mode)}, not a regular file: refused"
+    return f"cannot be opened ({exc.strerror or exc})"
+
+
+def checked_file(path: str | Path, what: str, max_bytes: int) -> Path:
+    """`path` when it is a regular file (links followed) of at most `max_bytes`; else InputFileError."""
+    open_regular(path, what, max_bytes).close()
+    return Path(path)
+
+
+def read_checked(path: str | Path, what: str, max_bytes: int, *, follow_links: bool = True) -> bytes:
+    """The bytes of a regular file of at most `max_bytes` (`open_regular`); one growing meanwhile is refused."""
+    with open_regular(path, what, max_bytes, follow_links=follow_links) as handle:
         data = handle.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise InputFileError(f"{what} {shown(str(place))!r} grew past {max_bytes:,} bytes while being read")
+        raise InputFileError(f"{what} {shown(str(path))!r} grew past {max_bytes:,} bytes while being read")
     return data

@@ -227,6 +227,7 @@ def signature_record(value: Any, where: str, field: str = "signature") -> dict[s
 
 _MEMBER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*/?", re.ASCII)
 MAX_MEMBER_NAME = 512
+MAX_NAME_COMPONENT = 255  # NAME_MAX of the file systems a release is extracted to
 
 
 def member_name_problem(name: Any) -> str | None:
@@ -239,8 +240,11 @@ def member_name_problem(name: Any) -> str | None:
         return f"a name longer than {MAX_MEMBER_NAME} characters"
     if not _MEMBER.fullmatch(name):
         return "not a canonical relative path of ASCII letters, digits, '_', '-', '.'"
-    if any(part in (".", "..") or set(part) == {"."} for part in name.rstrip("/").split("/")):
+    parts = name.rstrip("/").split("/")
+    if any(part in (".", "..") or set(part) == {"."} for part in parts):
         return "a '.' or '..' component"
+    if any(len(part) > MAX_NAME_COMPONENT for part in parts):
+        return f"a path component longer than {MAX_NAME_COMPONENT} characters (no file system stores it)"
     return None
 
 
@@ -259,6 +263,9 @@ def member_names_problem(names: list[str]) -> str | None:
             return f"member name {_short(name)}: {problem}"
         key = alias_key(name)
         if key in seen and not (name.endswith("/") and seen[key].endswith("/") and name == seen[key]):
-            return f"member names {_short(seen[key])} and {_short(name)} name the same path"
+            return (
+                f"member names {_short(seen[key])} and {_short(name)} name the same path (which copy is checked "
+                "and which installed would be ambiguous)"
+            )
         seen[key] = name
     return None

@@ -233,8 +233,7 @@ def catalog_schema(doc: Any, where: str) -> dict[str, Any]:
     partitions = fields.get("partitions", lambda v, w, f: Fields(v, w, f).value)
     if len(partitions) > MAX_PARTITIONS:
         raise UntrustedError(where, "partitions", f"more than {MAX_PARTITIONS} partitions")
-    for label in partitions:
-        text(200, r"[a-z0-9_]{1,96}/[a-z0-9_]{1,96}", "SUBJECT/GRADE")(label, where, "partitions key")
+    # Each key's form is checked with its entry (`check_entry`): one malformed key fails that partition only.
     return fields.done()
 
 
@@ -312,6 +311,7 @@ def check_entry(label: str, entry: Any, max_package_bytes: int) -> Partition:
         return CatalogError(f"{where}: {reason}")
 
     try:
+        text(200, r"[a-z0-9_]{1,96}/[a-z0-9_]{1,96}", "SUBJECT/GRADE")(label, "the catalog", "partitions key")
         fields = Fields(entry, where, "")
         subject = fields.get("subject", text(96))
         grade = fields.get("grade", text(96))

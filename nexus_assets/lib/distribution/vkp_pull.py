@@ -32,6 +32,7 @@ Installed layout: `DIR/<subject>_<grade>/current -> releases/<version>-<id>/` ho
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import http.client
 import json
@@ -43,24 +44,30 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urljoin, urlparse
 
 import numpy as np
 
+from nexus_assets.lib.core.escaping import shown
 from nexus_assets.lib.core.fault_points import fault_point
 from nexus_assets.lib.core.hashing import sha256_file
+from nexus_assets.lib.core.input_files import InputFileError, open_regular, read_checked
 from nexus_assets.lib.core.layout import Partition, parse_semver
 from nexus_assets.lib.core.tables import collection_metadatas, vectors_of
 from nexus_assets.lib.distribution.http_fetch import (
+    TRANSIENT_STATUS,
     FetchError,
     FetchSettings,
     HttpClient,
+    Metered,
     check_scheme,
+    local_path,
     pause_before,
     readable,
+    redact,
     retrying,
 )
 from nexus_assets.lib.distribution.untrusted import Fields, UntrustedError, integer, load_json, semver, text, timestamp
@@ -77,6 +84,7 @@ from nexus_assets.lib.index.chroma_store import (
     CURRENT_LINK,
     CollectionItems,
     model_collection_name,
+    open_collection,
     swap_current,
     write_build,
 )
@@ -96,6 +104,7 @@ RELEASE_FILE = "release.json"
 RELEASES_DIR = "releases"
 DOWNLOADS_DIR = ".downloads"
 STAGING_PREFIX = ".staging-"
+CLOCK_SKEW = timedelta(minutes=10)  # how far ahead of the school's clock a recorded signing time may be
 CATALOG_STATE = ".catalog-state.json"  # the newest catalog this school verified (TUF's trusted metadata)
 CHROMA_DIR = "chroma"
 _BLOCK = 256 * 1024
@@ -103,7 +112,11 @@ DEFAULT_LIMITS = ExtractLimits()
 
 
 class PullError(RuntimeError):
-    """A catalog or package that cannot be fetched, verified or installed."""
+    """A catalog or package that cannot be fetched, verified or installed (its message shown safely: it may
+    quote what a mirror sent)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(shown(message))
 
 
 # --- fetching -------------------------------------------------------------------------------------
@@ -122,6 +135,11 @@ class Source:
     fetch: FetchSettings = field(default_factory=FetchSettings)
     s3_client: Any = None  # for s3://: the CLI's, from the settings; else boto3's own configuration
     _http: HttpClient | None = field(default=None, init=False, repr=False)
+
+    @property
+    def shown(self) -> str:
+        """The catalog's location fit for messages (credentials masked)."""
+        return redact(self.catalog)
 
     def _url(self, name: str) -> str:
         return urljoin(self.catalog, name)
@@ -145,33 +163,59 @@ class Source:
             key = parsed.path.lstrip("/")
             if name:
                 key = f"{key.rsplit('/', 1)[0]}/{name}" if "/" in key else name
-            return lambda offset: self._open_s3(parsed.netloc, key, offset)
-        path = Path(self.catalog[len("file://") :] if self.catalog.startswith("file://") else self.catalog)
+            return lambda offset: self._open_s3(parsed.netloc, key, offset, deadline)
+        try:
+            path = local_path(self.catalog)
+        except FetchError as exc:
+            raise PullError(str(exc)) from None
         target = path.parent / name if name else path
-        return lambda offset: self._open_path(target, offset)
+        what, most = ("package", DEFAULT_LIMITS.max_package_bytes) if name else ("the catalog", MAX_CATALOG_BYTES)
+        return lambda offset: self._open_path(target, offset, what, most)
 
     def _open_http(self, url: str, offset: int, deadline: float | None) -> tuple[IO[bytes], bool]:
-        """A Range request from `offset`; resumed only when the server answered 206 (else it starts over)."""
+        """A Range request from `offset`; resumed only when the server answered 206 from that very byte (a 200,
+        or a 206 from byte 0, is the whole file: it starts over; a 206 from any other byte is refused)."""
         body = self._client().open(url, offset, deadline)
-        return body, offset == 0 or body.status == 206  # type: ignore[return-value]
+        if offset == 0 or body.status != 206:
+            return body, offset == 0  # type: ignore[return-value]
+        start = _range_start(body.headers.get("Content-Range"))
+        if start == offset:
+            return body, True  # type: ignore[return-value]
+        if start == 0:
+            return body, False  # type: ignore[return-value]
+        body.close()
+        raise FetchError(
+            f"{redact(url)}: asked for bytes {offset}- and the mirror answered "
+            f"{'Content-Range ' + repr(body.headers.get('Content-Range'))[:80] if start is None else f'bytes {start}-'}"
+            ": refused",
+            transient=True,
+        )
 
-    def _open_s3(self, bucket: str, key: str, offset: int) -> tuple[IO[bytes], bool]:
-        client = self.s3_client or _s3_client()
+    def _open_s3(self, bucket: str, key: str, offset: int, deadline: float | None) -> tuple[IO[bytes], bool]:
+        """A ranged GET of the object, its body read under the request's deadline and minimum rate (the client's
+        own timeouts and single attempt come from the same settings: `s3_client`)."""
+        if self.s3_client is None:
+            self.s3_client = s3_client(self.fetch)
+        deadline = deadline if deadline is not None else time.monotonic() + self.fetch.request_deadline
         kwargs = {"Range": f"bytes={offset}-"} if offset else {}
-        return client.get_object(Bucket=bucket, Key=key, **kwargs)["Body"], True
+        where = f"s3://{bucket}/{key}"
+        try:
+            body = self.s3_client.get_object(Bucket=bucket, Key=key, **kwargs)["Body"]
+        except Exception as exc:  # noqa: BLE001 -- botocore's errors, in words
+            raise s3_error(exc, where) from None
+        if time.monotonic() >= deadline:
+            body.close()
+            raise FetchError(f"{where}: the request passed its deadline", transient=True)
+        return Metered(body, where, self.fetch, deadline), True  # type: ignore[return-value]
 
     @staticmethod
-    def _open_path(path: Path, offset: int) -> tuple[IO[bytes], bool]:
-        """Open a regular file only: a device, fifo or directory (even behind a link) has no end to trust."""
+    def _open_path(path: Path, offset: int, what: str, max_bytes: int) -> tuple[IO[bytes], bool]:
+        """Open a regular file only (`open_regular`: a FIFO, device or directory, even behind a link, is
+        refused before anything could block on it); a refusal is final, not retried."""
         try:
-            handle = path.open("rb")
-        except FileNotFoundError:
-            raise FetchError(f"{path}: no such file") from None
-        except OSError as exc:
-            raise FetchError(f"{path}: cannot open it ({readable(exc)})") from None
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            handle.close()
-            raise PullError(f"{path}: not a regular file (a device, fifo or directory): refused")
+            handle = open_regular(path, what, max_bytes)
+        except InputFileError as exc:
+            raise FetchError(str(exc)) from None
         handle.seek(offset)
         return handle, True
 
@@ -192,20 +236,18 @@ class Source:
                         size += len(block)
                         if size > MAX_CATALOG_BYTES:
                             raise PullError(
-                                f"{self.catalog}: the catalog is larger than {MAX_CATALOG_BYTES} bytes: refused"
+                                f"{self.shown}: the catalog is larger than {MAX_CATALOG_BYTES} bytes: refused"
                             )
                         if time.monotonic() >= deadline:
-                            raise FetchError(f"{self.catalog}: the catalog passed its deadline", transient=True)
+                            raise FetchError(f"{self.shown}: the catalog passed its deadline", transient=True)
                     return b"".join(chunks)
             except (FetchError, PullError):
                 raise
             except OSError as exc:
-                raise FetchError(f"{self.catalog}: {readable(exc)}", transient=True) from None
-            except Exception as exc:  # noqa: BLE001 -- botocore errors for s3:// sources, named in the message
-                raise FetchError(f"{self.catalog}: {type(exc).__name__}: {str(exc)[:200]}", transient=True) from None
+                raise FetchError(f"{self.shown}: {readable(exc)}", transient=True) from None
 
         try:
-            return retrying(attempt, self.catalog, self.fetch, deadline=deadline)
+            return retrying(attempt, self.shown, self.fetch, deadline=deadline)
         except FetchError as exc:
             raise PullError(f"cannot read the catalog: {exc}") from None
 
@@ -220,19 +262,46 @@ class Source:
     ) -> VerifiedCatalog:
         raw = self.read_catalog_bytes()
         try:
-            return verify_catalog_bytes(raw, public_key, self.catalog, now, max_validity_days=max_validity_days)
+            return verify_catalog_bytes(raw, public_key, self.shown, now, max_validity_days=max_validity_days)
         except CatalogError as exc:
             raise PullError(str(exc)) from None
 
 
-def _s3_client() -> Any:
-    """Without a client from the caller (`nexus vkp pull` passes one built from the settings): boto3's own
-    configuration, with aws mode's retry policy."""
+def s3_client(fetch: FetchSettings, **client_args: Any) -> Any:
+    """An S3 client for an s3:// catalog, bounded by the pull's own settings (NEXUS_PULL_*): its connect and
+    read timeouts, and one attempt per call, since the pull's retry loop (jitter, attempts, deadline) makes
+    the attempts, as it does for http. `client_args`: endpoint_url, region_name (the CLI's settings)."""
     import boto3
+    from botocore.config import Config
 
-    from nexus_assets.lib.aws.aws_retry import RetrySettings
+    config = Config(
+        connect_timeout=fetch.connect_timeout,
+        read_timeout=fetch.read_timeout,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+    )
+    return boto3.client("s3", config=config, **{k: v for k, v in client_args.items() if v})
 
-    return boto3.client("s3", config=RetrySettings().config())
+
+_S3_TRANSIENT_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError"})
+
+
+def s3_error(exc: BaseException, where: str) -> FetchError:
+    """A botocore error in words; transient for throttling, 5xx, timeouts and connection failures."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        missing = code in ("NoSuchKey", "NoSuchBucket", "404") or status == 404
+        return FetchError(
+            f"{where}: {code or 'error'} (HTTP {status}){' (not found on the mirror)' if missing else ''}",
+            transient=status in TRANSIENT_STATUS or code in _S3_TRANSIENT_CODES,
+        )
+    if isinstance(exc, BotoCoreError):
+        name = type(exc).__name__
+        timed_out = "Timeout" in name
+        return FetchError(f"{where}: {'timed out' if timed_out else readable(exc)} ({name})", transient=True)
+    return FetchError(f"{where}: {type(exc).__name__}: {str(exc)[:200]}", transient=True)
 
 
 _TRANSIENT = (OSError, http.client.HTTPException, TimeoutError)
@@ -265,7 +334,9 @@ def download(
     if size > max_bytes:
         raise PullError(f"{what}: the catalog declares {size} bytes, more than the {max_bytes} allowed: refused")
     part = dest.with_name(dest.name + ".part")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    own_dir(dest.parent, "the downloads directory", create=True)
+    if part.is_symlink():  # planted: resuming would append to whatever it points at
+        part.unlink()
     transferred = 0
     last: BaseException | None = None
     for attempt in range(attempts):
@@ -280,11 +351,15 @@ def download(
             raise PullError(f"{what}: {size - offset} bytes to download but only {free} free under {dest.parent}")
         try:
             stream, resumed = opener(offset)
-            with stream, part.open("ab" if resumed else "wb") as out:
+            mode = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if resumed else os.O_TRUNC)
+            with stream, open_regular(part, "the partial download", flags=mode, follow_links=False) as out:
                 remaining = size - (offset if resumed else 0)
                 _refuse_longer(stream, remaining, what, part)
                 while remaining and (block := stream.read(min(_BLOCK, remaining))):
-                    out.write(block)
+                    try:
+                        out.write(block)
+                    except OSError as exc:  # the school's disk, not the network: not retried
+                        raise PullError(f"{what}: cannot write {part} ({local_problem(exc)})") from None
                     transferred += len(block)
                     remaining -= len(block)
                     if on_bytes:
@@ -292,6 +367,8 @@ def download(
                     fault_point("pull.download")
                 if not remaining and stream.read(1):
                     raise _overflow(what, size, part)
+        except InputFileError as exc:
+            raise PullError(f"{what}: {exc}") from None
         except FetchError as exc:
             if not exc.transient:
                 raise PullError(f"{what}: {exc}") from None
@@ -306,9 +383,10 @@ def download(
             continue
         last = None
     if not part.exists() or part.stat().st_size != size:
+        why = last or "the source ended before the catalog's size (a short or empty body)"
         raise PullError(
-            f"{what}: download incomplete after {attempts} attempts "
-            f"({part.stat().st_size if part.exists() else 0}/{size} bytes): {last}"
+            f"{what}: download incomplete after {attempts} attempt{'s' if attempts != 1 else ''} "
+            f"({part.stat().st_size if part.exists() else 0}/{size} bytes): {why}"
         )
     if sha256_file(part) != sha256:
         part.unlink()
@@ -317,20 +395,28 @@ def download(
     return transferred
 
 
+def _range_start(value: str | None) -> int | None:
+    """The first byte of a `Content-Range: bytes START-END/TOTAL` header, None when it is not one."""
+    unit, _, rest = (value or "").strip().partition(" ")
+    start = rest.partition("-")[0]
+    return int(start[:20]) if unit == "bytes" and start.isascii() and start.isdigit() else None
+
+
 def _refuse_longer(stream: Any, remaining: int, what: str, part: Path | None) -> None:
     """Refuse up front a response whose Content-Length says it is longer than what is left to fetch."""
     headers = getattr(stream, "headers", None)  # an HTTP response (S3 bodies and files have none)
     length = headers.get("Content-Length") if headers is not None else None
     if isinstance(length, str) and length.isascii() and length.isdigit() and int(length[:20]) > remaining:
-        raise _overflow(what, remaining, part, f"announces {length[:20]} bytes")
+        raise _overflow(
+            what, remaining, part, f"announces {length[:20]} bytes, more than the {remaining} left to fetch"
+        )
 
 
-def _overflow(what: str, size: int, part: Path | None, how: str = "sent more") -> PullError:
+def _overflow(what: str, size: int, part: Path | None, how: str = "") -> PullError:
     if part is not None:
         part.unlink(missing_ok=True)
-    return PullError(
-        f"{what}: the source {how} than the catalog's {size} bytes: refused and discarded (a wrong or hostile mirror)"
-    )
+    how = how or f"sent more than the catalog's {size} bytes"
+    return PullError(f"{what}: the source {how}: refused and discarded (a wrong or hostile mirror)")
 
 
 # --- planning -------------------------------------------------------------------------------------
@@ -368,12 +454,62 @@ def partition_dir(dest: Path, part: Partition) -> Path:
     return dest / f"{part.subject}_{part.grade}"
 
 
+def own_dir(path: Path, what: str, create: bool = False) -> Path:
+    """`path` when it is a real directory (not a link, nor reached through one from its parent): the pull
+    writes, prunes and deletes only in directories of its own, never in one a planted link points at."""
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            pass  # a file or a link where the directory should be: named below
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        raise PullError(f"{path}: {what} is missing") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise PullError(
+            f"{path}: {what} is a symbolic link (to {_link_target(path)}): refused, the pull writes and deletes "
+            "only in its own directories; remove the link and pull again"
+        )
+    if not stat.S_ISDIR(info.st_mode):
+        raise PullError(f"{path}: {what} is not a directory: refused; remove it and pull again")
+    return path
+
+
+def _link_target(path: Path) -> str:
+    try:
+        return os.readlink(path)[:200]
+    except OSError:
+        return "?"
+
+
 def installed_release(dest: Path, part: Partition) -> Path | None:
-    link = partition_dir(dest, part) / CURRENT_LINK
-    if not link.exists():
+    """The release `current` points at, or None when there is none. `current` must be a link to a finished
+    release directly under `<partition>/releases/` (what `swap_current` writes): one pointing anywhere
+    else (planted, or hand-made) is refused with PullError, never read as the serving release nor
+    written beside or pruned."""
+    return _current_release(partition_dir(dest, part))
+
+
+def _current_release(root: Path) -> Path | None:
+    """`installed_release` for the partition directory `root`."""
+    link = root / CURRENT_LINK
+    if not link.is_symlink():
+        if os.path.lexists(link):
+            raise PullError(f"{link}: not a symbolic link to a release: refused; remove it and pull again")
         return None
-    target = link.resolve()
-    return target if (target / RELEASE_FILE).is_file() else None
+    own_dir(root, "the partition directory")
+    releases = root / RELEASES_DIR
+    if os.path.lexists(releases):
+        own_dir(releases, "the releases directory")
+    target = Path(os.path.normpath(root / os.readlink(link)))
+    inside = target.parent == Path(os.path.normpath(releases)) and not target.name.startswith(STAGING_PREFIX)
+    if not inside or target.is_symlink() or (target.exists() and not _is_release(target)):
+        raise PullError(
+            f"{link} points at {_link_target(link)}, not at a release in {root / RELEASES_DIR}: refused "
+            "(a planted or hand-made link is never read, written or pruned); remove it and pull again"
+        )
+    return target if target.exists() else None  # a release that is gone (a dangling link): reinstall
 
 
 MAX_STATE_BYTES = 64 * 1024  # a school state file (release.json, the catalog record): a few hundred bytes
@@ -384,14 +520,15 @@ def release_state(release: Path) -> dict[str, Any]:
     is input too). Raises PullError naming the file and the field."""
     path = release / RELEASE_FILE
     try:
-        fields = Fields(load_json(path.read_bytes(), str(path), max_bytes=MAX_STATE_BYTES, max_depth=3), str(path), "")
+        raw = read_checked(path, "release state", MAX_STATE_BYTES, follow_links=False)
+        fields = Fields(load_json(raw, str(path), max_bytes=MAX_STATE_BYTES, max_depth=3), str(path), "")
         fields.get("version", semver)
         fields.get("content_hash", text(128))
         fields.get("embedding", _embedding_state)
         fields.get("installed_from", text(400), optional=True)
         fields.get("installed_at", timestamp, optional=True)
         return fields.done()
-    except UntrustedError as exc:
+    except (UntrustedError, InputFileError) as exc:
         raise PullError(f"{exc} (delete that release directory and pull again)") from None
     except OSError as exc:
         raise PullError(f"{path}: cannot read it ({readable(exc)})") from None
@@ -410,12 +547,35 @@ def installed_version(dest: Path, part: Partition) -> str | None:
 
 
 def _new_release_dir(root: Path, version: str) -> Path:
-    staging = root / RELEASES_DIR / f"{STAGING_PREFIX}{version}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)
+    own_dir(root, "the partition directory", create=True)
+    releases = own_dir(root / RELEASES_DIR, "the releases directory", create=True)
+    staging = releases / f"{STAGING_PREFIX}{version}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
     return staging
 
 
+def check_collection(release: Path, manifest: dict[str, Any]) -> None:
+    """Open the release's Chroma collection as the school's search will, before it is swapped in: it must open
+    with the manifest's model and hold the manifest's chunk count. Checksums prove the bytes are the ones the
+    publisher signed, not that they work: a buggy or compromised build whose database does not open would
+    otherwise replace a working release and report success. Raises PullError."""
+    expected = (manifest.get("counts") or {}).get("chunks")
+    try:
+        count = open_collection(release / CHROMA_DIR, manifest["embedding"]["model_id"]).count()
+    except Exception as exc:  # noqa: BLE001 -- chromadb's and sqlite's errors alike: the release does not work
+        raise PullError(
+            f"v{manifest.get('version')}: its Chroma collection does not open ({type(exc).__name__}: "
+            f"{str(exc)[:160]}): not installed, the previous release keeps serving"
+        ) from None
+    if isinstance(expected, int) and not isinstance(expected, bool) and count != expected:
+        raise PullError(
+            f"v{manifest.get('version')}: its Chroma collection holds {count} items, the manifest says {expected} "
+            "chunks: not installed, the previous release keeps serving"
+        )
+
+
 def _finish_release(root: Path, staging: Path, manifest: dict[str, Any], source: str, keep_previous: int) -> Path:
+    check_collection(staging, manifest)
     (staging / RELEASE_FILE).write_text(
         json.dumps(
             {
@@ -430,10 +590,14 @@ def _finish_release(root: Path, staging: Path, manifest: dict[str, Any], source:
         )
     )
     final = staging.with_name(staging.name.removeprefix(STAGING_PREFIX))
-    previous = (root / CURRENT_LINK).resolve() if (root / CURRENT_LINK).exists() else None
+    previous = _current_release(root)
     os.replace(staging, final)
     fault_point("pull.swap")
-    swap_current(root, final)
+    try:
+        swap_current(root, final)
+    except OSError as exc:  # never served: removed, so failing runs do not pile up copies of a release
+        shutil.rmtree(final, ignore_errors=True)
+        raise PullError(f"{root / CURRENT_LINK}: cannot point it at the new release ({readable(exc)})") from None
     fault_point("pull.prune")
     _prune_releases(root, final, keep_previous, previous)
     return final
@@ -441,16 +605,23 @@ def _finish_release(root: Path, staging: Path, manifest: dict[str, Any], source:
 
 def _is_release(path: Path) -> bool:
     """A finished release: a directory with its release.json, not a staging directory a killed pull left."""
-    return path.is_dir() and not path.name.startswith(STAGING_PREFIX) and (path / RELEASE_FILE).is_file()
+    return (
+        not path.is_symlink()
+        and path.is_dir()
+        and not path.name.startswith(STAGING_PREFIX)
+        and (path / RELEASE_FILE).is_file()
+    )
 
 
 def _prune_releases(root: Path, current: Path, keep_previous: int, previous: Path | None = None) -> None:
     """Keep the current release and `keep_previous` others, the one that served before this swap first;
-    remove the rest, leftover staging directories and unfinished releases included."""
-    entries = [p for p in (root / RELEASES_DIR).iterdir() if p.resolve() != current]
-    finished = sorted((p for p in entries if _is_release(p)), key=lambda p: p.stat().st_mtime, reverse=True)
+    remove the rest, leftover staging directories and unfinished releases included. Releases are told apart
+    by name (all are direct children of releases/): comparing resolved paths with unresolved ones counted
+    the serving release as stale whenever --dest lay under a symbolic link (/srv -> /data/srv)."""
+    entries = [p for p in (root / RELEASES_DIR).iterdir() if p.name != current.name]
+    finished = sorted((p for p in entries if _is_release(p)), key=lambda p: p.lstat().st_mtime, reverse=True)
     if previous is not None:
-        finished.sort(key=lambda p: p.resolve() != previous)  # stable: the previous one first, then by age
+        finished.sort(key=lambda p: p.name != previous.name)  # stable: the previous one first, then by age
     for stale in [p for p in entries if not _is_release(p)] + finished[keep_previous:]:
         if stale.is_dir() and not stale.is_symlink():
             shutil.rmtree(stale, ignore_errors=True)
@@ -463,12 +634,25 @@ def clean_leftovers(dest: Path, keep_parts: set[str] = frozenset()) -> list[Path
     directories under every partition's releases/, and downloads other than the `.part` files named in
     `keep_parts` (kept so a failed download resumes next time). Returns what was removed."""
     removed: list[Path] = []
-    for staging in dest.glob(f"*/{RELEASES_DIR}/{STAGING_PREFIX}*"):
-        shutil.rmtree(staging, ignore_errors=True)
-        removed.append(staging)
+    for root in dest.iterdir():
+        releases = root / RELEASES_DIR
+        if root.is_symlink() or releases.is_symlink() or not releases.is_dir():
+            continue  # never look behind a link: what it points at is not the pull's to delete
+        for staging in releases.glob(f"{STAGING_PREFIX}*"):
+            if staging.is_dir() and not staging.is_symlink():
+                shutil.rmtree(staging, ignore_errors=True)
+            else:
+                staging.unlink(missing_ok=True)
+            removed.append(staging)
     downloads = dest / DOWNLOADS_DIR
-    for leftover in downloads.iterdir() if downloads.is_dir() else ():
-        if leftover.name not in keep_parts and leftover.is_file():
+    if not os.path.lexists(downloads):
+        return removed
+    own_dir(downloads, "the downloads directory")
+    for leftover in downloads.iterdir():
+        regular = stat.S_ISREG(os.lstat(leftover).st_mode)
+        if regular and leftover.name in keep_parts:
+            continue
+        if regular or leftover.is_symlink():  # a link is removed, never what it points at
             leftover.unlink(missing_ok=True)
             removed.append(leftover)
     return removed
@@ -570,14 +754,29 @@ def _ignore(_event: PullEvent) -> None:
     pass
 
 
+LOCK_FILE = ".pull.lock"
+
+
 @contextmanager
 def _dest_lock(dest: Path) -> Iterator[None]:
-    dest.mkdir(parents=True, exist_ok=True)
-    with open(dest / ".pull.lock", "w") as lock:
+    """The pull lock: `<dest>/.pull.lock`, opened without following a link and never truncated (a link
+    planted there would otherwise make the pull create or truncate whatever file it points at)."""
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PullError(f"{dest}: cannot create the install directory ({local_problem(exc)})") from None
+    try:
+        lock = open_regular(dest / LOCK_FILE, "the pull lock", flags=os.O_RDWR | os.O_CREAT, follow_links=False)
+    except InputFileError as exc:
+        raise PullError(
+            f"{exc}; it must be a plain file the pull's user may write (a first pull run by another user, such "
+            f"as root, leaves {dest} owned by it: run every pull as one user, or give {dest} to it)"
+        ) from None
+    with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise PullError(f"{dest}: another pull is running (lock {dest / '.pull.lock'})") from None
+            raise PullError(f"{dest}: another pull is running (lock {dest / LOCK_FILE})") from None
         yield
 
 
@@ -610,22 +809,27 @@ def pull(
     with _dest_lock(dest):
         clean_leftovers(dest, keep_parts={p.name for p in (dest / DOWNLOADS_DIR).glob("*.part")})
         verified = source.verified_catalog(public_key, max_validity_days=max_validity_days)
-        record_fresh_catalog(dest, verified, source.catalog)
+        record_fresh_catalog(dest, verified, source.shown)
         entries = verified.doc["partitions"]
         keep_parts: set[str] = set()
         chosen = [label for label in sorted(entries) if not partitions or label in partitions]
+        sharing = _sharing_install_dirs(entries)
         for index, label in enumerate(chosen, 1):
-            notify(PullEvent("partition", label, index, len(chosen)))
+            notify(PullEvent("partition", shown(label), index, len(chosen)))
             try:
+                if label in sharing:
+                    raise PullError(sharing[label])
                 outcome = _pull_partition(
                     source, dest, label, entries[label], public_key, limits, fetch, notify, keep_parts
                 )
             except Exception as exc:  # noqa: BLE001 -- isolation: a fault in one partition must not stop the rest
-                outcome = PullOutcome(
-                    label, None, None, "failed", problems=[f"{label}: {type(exc).__name__}: {str(exc)[:300]}"]
-                )
+                serving = _installed_or_none(dest, label)
+                reason = str(exc)[:300] if isinstance(exc, PullError) else f"{type(exc).__name__}: {str(exc)[:300]}"
+                outcome = PullOutcome(label, serving, serving, "failed", problems=[f"{label}: {reason}"])
+            outcome.problems = [shown(p) for p in outcome.problems]  # they may quote a mirror's bytes
+            outcome.partition = shown(outcome.partition)  # a signed key need not be well formed (check_entry)
             outcomes.append(outcome)
-            notify(PullEvent("done", label, index, len(chosen), outcome=outcome))
+            notify(PullEvent("done", shown(label), index, len(chosen), outcome=outcome))
         for label in sorted(set(partitions or ()) - set(entries)):
             outcomes.append(PullOutcome(label, None, None, "failed", problems=[f"{label} is not in the catalog"]))
         if partitions:  # a partial pull keeps the other partitions' resumable downloads
@@ -634,13 +838,62 @@ def pull(
     return outcomes
 
 
+def local_problem(exc: OSError) -> str:
+    """A local file system error in words, with what usually causes it."""
+    hint = {
+        errno.ENOSPC: "the disk is full: free space and pull again",
+        errno.EDQUOT: "the disk quota is used up",
+        errno.EACCES: "permission denied: is it owned by another user? run every pull as one user",
+        errno.EPERM: "not permitted: is it owned by another user? run every pull as one user",
+        errno.EROFS: "the file system is read-only",
+    }.get(exc.errno or 0)
+    return hint or readable(exc)
+
+
+def _problem(exc: BaseException) -> str:
+    """A partition's failure in words: an OSError (disk full, permissions) names its file and the cause."""
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{local_problem(exc)} (while installing; the previous release keeps serving)"
+    return str(exc)
+
+
+def _sharing_install_dirs(entries: dict[str, Any]) -> dict[str, str]:
+    """Why each partition whose install directory (and package names) `<subject>_<grade>` another partition
+    of the catalog shares is refused: `ilmu/komputer_kelas_10` and `ilmu_komputer/kelas_10` would install
+    over each other. The publisher never builds such a pair (`layout.without_ambiguous_packages`); a catalog
+    listing one is refused for both, never resolved by order."""
+    by_dir: dict[str, list[str]] = {}
+    for label in entries:
+        by_dir.setdefault(label.replace("/", "_", 1), []).append(label)
+    return {
+        label: (
+            f"partitions {' and '.join(sorted(labels))} would install into the same directory {name}/ and share "
+            "package names: both refused (the publisher must rename one)"
+        )
+        for name, labels in by_dir.items()
+        if len(labels) > 1
+        for label in labels
+    }
+
+
+def _installed_or_none(dest: Path, label: str) -> str | None:
+    """The installed version of `label` for a failed partition's row (None when it cannot be told)."""
+    try:
+        return installed_version(dest, Partition.from_label(label))
+    except Exception:  # noqa: BLE001 -- a report's detail: the failure itself is already recorded
+        return None
+
+
 def catalog_state(dest: Path) -> dict[str, Any] | None:
     """The newest catalog this school verified (`<dest>/.catalog-state.json`), schema-checked; None if none."""
     path = dest / CATALOG_STATE
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         return None
+    try:
+        raw = read_checked(path, "the catalog record", MAX_STATE_BYTES, follow_links=False)
+    except InputFileError as exc:
+        raise PullError(f"{exc}; delete {path} to trust the next valid catalog") from None
     except OSError as exc:
         raise PullError(f"{path}: cannot read it ({readable(exc)})") from None
     try:
@@ -664,10 +917,16 @@ def catalog_state(dest: Path) -> dict[str, Any] | None:
     return state
 
 
-def record_fresh_catalog(dest: Path, verified: VerifiedCatalog, source: str) -> None:
+def record_fresh_catalog(dest: Path, verified: VerifiedCatalog, source: str, now: datetime | None = None) -> None:
     """Refuse a catalog signed before the newest one this school verified (a replay, or a mirror stuck in
-    the past: TUF's freeze and rollback attacks on metadata), else record it as the newest, atomically."""
+    the past: TUF's freeze and rollback attacks on metadata), else record it as the newest, atomically.
+
+    What is recorded is the signing time, but never later than the school's own clock plus `CLOCK_SKEW`: a
+    catalog signed in the future (a publisher whose clock ran ahead, then was corrected) would otherwise make
+    every honest catalog signed before that date a "replay" at every school until the date passed; capped,
+    the lock-out lasts at most the skew."""
     state = catalog_state(dest)
+    now = now or datetime.now(UTC)
     if state is not None:
         newest = datetime.fromisoformat(state["updated_at"])
         if verified.updated_at < newest:
@@ -677,9 +936,11 @@ def record_fresh_catalog(dest: Path, verified: VerifiedCatalog, source: str) -> 
             )
         if verified.updated_at == newest and verified.sha256 == state["sha256"]:
             return
+    latest = now + CLOCK_SKEW
+    signed = verified.doc["updated_at"] if verified.updated_at <= latest else latest.isoformat(timespec="microseconds")
     record = {
         "state_format": 1,
-        "updated_at": verified.doc["updated_at"],
+        "updated_at": signed,
         "expires": verified.doc["expires"],
         "sha256": verified.sha256,
         "key_id": verified.key_id,
@@ -691,8 +952,16 @@ def record_fresh_catalog(dest: Path, verified: VerifiedCatalog, source: str) -> 
     try:
         tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
         os.replace(tmp, path)
+    except OSError as exc:
+        raise PullError(
+            f"{path}: cannot record the newest catalog verified ({local_problem(exc)}): nothing was installed; "
+            "the record before is intact"
+        ) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def _pull_partition(
@@ -709,7 +978,8 @@ def _pull_partition(
     try:
         part = check_entry(label, entry, limits.max_package_bytes)
     except CatalogError as exc:
-        return PullOutcome(label, None, None, "failed", problems=[str(exc)])
+        serving = _installed_or_none(dest, label)  # what still serves, as every other failed row says
+        return PullOutcome(label, serving, serving, "failed", problems=[str(exc)])
     before = installed_version(dest, part)
     outcome = PullOutcome(label, before, before, "up to date")
     if before is not None and parse_semver(entry["latest"]) < parse_semver(before):
@@ -744,7 +1014,7 @@ def _pull_partition(
             outcome.installed_after = installed_version(dest, part)
             return outcome
         except (PullError, VkpError, OSError) as exc:
-            outcome.problems.append(f"delta path failed, falling back to the full package: {exc}")
+            outcome.problems.append(f"delta path failed, falling back to the full package: {_problem(exc)}")
         steps = plan(entry, None)
     try:
         outcome.bytes_downloaded += _fetch_verified(
@@ -763,7 +1033,7 @@ def _pull_partition(
         outcome.via = "full"
     except (PullError, VkpError, OSError) as exc:
         outcome.via = "failed"
-        outcome.problems.append(str(exc))
+        outcome.problems.append(_problem(exc))
     outcome.installed_after = installed_version(dest, part)
     return outcome
 

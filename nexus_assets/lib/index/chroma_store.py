@@ -408,7 +408,11 @@ def swap_current(root: Path, build_dir: Path) -> None:
     """Point `root/current` at `build_dir` in one atomic rename."""
     tmp = root / f".{CURRENT_LINK}.{uuid.uuid4().hex[:8]}"
     os.symlink(os.path.relpath(build_dir, root), tmp)
-    os.replace(tmp, root / CURRENT_LINK)  # atomic on POSIX: readers see the old or the new build
+    try:
+        os.replace(tmp, root / CURRENT_LINK)  # atomic on POSIX: readers see the old or the new build
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # `current` a real directory, say: no temporary link left per attempt
+        raise
 
 
 def _prune_builds(root: Path, keep_previous: int) -> None:

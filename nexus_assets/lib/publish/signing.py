@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from nexus_assets.lib.core import hashing
+from nexus_assets.lib.core.input_files import KEY_MAX_BYTES, InputFileError, read_checked
 
 ALGORITHM = "ed25519"
 KEY_FILE_ENV = "NEXUS_SIGNING_KEY_FILE"
@@ -74,18 +75,36 @@ def load_private_key(pem: bytes | str, where: str) -> Ed25519PrivateKey:
 def load_public_key(source: str | Path) -> Ed25519PublicKey:
     """A public key from a PEM file path or the PEM text itself."""
     text = str(source)
-    where = "public key text"
-    if "BEGIN PUBLIC KEY" not in text:
-        path = Path(text).expanduser()
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise SigningError(f"{path}: cannot read the public key: {exc.strerror or exc}") from None
-        where = str(path)
+    if "-----BEGIN" in text:
+        return _public_key_from_pem(text, "public key text")
+    path = Path(text).expanduser()
+    return _public_key_from_pem(_read_key_file(path), str(path))
+
+
+def _read_key_file(path: Path) -> str:
+    """A key file's text: a regular file of key size (a FIFO or device is refused, never read)."""
     try:
-        key = serialization.load_pem_public_key(text.encode())
-    except ValueError as exc:
-        raise SigningError(f"{where}: not a PEM public key ({exc})") from None
+        return read_checked(path, "the public key", KEY_MAX_BYTES).decode()
+    except InputFileError as exc:
+        raise SigningError(str(exc)) from None
+    except UnicodeDecodeError:
+        raise SigningError(f"{path}: not a PEM public key (not text)") from None
+    except OSError as exc:
+        raise SigningError(f"{path}: cannot read the public key: {exc.strerror or exc}") from None
+
+
+def _public_key_from_pem(pem: str, where: str) -> Ed25519PublicKey:
+    """One Ed25519 public key from PEM text. Never quotes the text: a private key given by mistake (the .key
+    instead of the .pub) must not end up in logs, cron mail or a JSON report."""
+    if "PRIVATE KEY" in pem:
+        raise SigningError(
+            f"{where}: holds a PRIVATE key, not a public key: give the publisher's .pub file (the private key "
+            "belongs on the publisher only; if it was copied here, treat it as exposed)"
+        )
+    try:
+        key = serialization.load_pem_public_key(pem.encode())
+    except ValueError:
+        raise SigningError(f"{where}: not a PEM public key (-----BEGIN PUBLIC KEY----- ...)") from None
     if not isinstance(key, Ed25519PublicKey):
         raise SigningError(f"{where}: the key is {type(key).__name__}, not Ed25519")
     return key
@@ -207,8 +226,10 @@ def resolve_signer(
     development key."""
     if key_file:
         path = Path(key_file).expanduser()
-        try:
-            data = path.read_bytes()
+        try:  # a regular file of key size: a FIFO or device named by mistake is refused, never read
+            data = read_checked(path, f"the signing key (${KEY_FILE_ENV})", KEY_MAX_BYTES)
+        except InputFileError as exc:
+            raise SigningError(str(exc)) from None
         except OSError as exc:
             raise SigningError(f"{path}: cannot read the signing key: {exc.strerror or exc}") from None
         return Signer(load_private_key(data, str(path)), f"key file {path}")
@@ -238,30 +259,28 @@ _PEM_BLOCK = re.compile(r"-----BEGIN PUBLIC KEY-----.*?-----END PUBLIC KEY-----"
 
 def load_public_keys(source: str) -> list[Ed25519PublicKey]:
     """Every key of `source`: PEM text holding one or more keys, or one or more PEM files separated by
-    commas (a file may itself hold several keys). Several keys = a rotation: old and new both trusted."""
-    if "BEGIN PUBLIC KEY" in source:
-        blocks = _PEM_BLOCK.findall(source)
-        if not blocks:
-            raise SigningError("public key text: no complete PEM public key block")
-        return [load_public_key(block) for block in blocks]
+    commas (a file may itself hold several keys). Several keys = a rotation: old and new both trusted.
+    No message ever quotes a file's or the text's content (it may be a private key given by mistake)."""
+    if "-----BEGIN" in source:
+        return _keys_of_pem(source, "public key text")
     keys = []
     for item in (part.strip() for part in source.split(",")):
         if not item:
             continue
         path = Path(item).expanduser()
-        try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SigningError(f"{path}: cannot read the public key: {getattr(exc, 'strerror', None) or exc}") from None
-        blocks = _PEM_BLOCK.findall(text) or [text]
-        for block in blocks:
-            try:
-                keys.append(load_public_key(block))
-            except SigningError as exc:
-                raise SigningError(f"{path}: {str(exc).removeprefix('public key text: ')}") from None
+        keys.extend(_keys_of_pem(_read_key_file(path), str(path)))
     if not keys:
-        raise SigningError(f"{source!r}: no public key named")
+        raise SigningError(f"{source[:200]!r}: no public key named")
     return keys
+
+
+def _keys_of_pem(text: str, where: str) -> list[Ed25519PublicKey]:
+    if "PRIVATE KEY" in text:
+        _public_key_from_pem(text, where)  # raises, without quoting
+    blocks = _PEM_BLOCK.findall(text)
+    if not blocks:
+        raise SigningError(f"{where}: no PEM public key block (-----BEGIN PUBLIC KEY----- ...)")
+    return [_public_key_from_pem(block, where) for block in blocks]
 
 
 def trusted_public_key(explicit: str | None, data_root: Path | None) -> tuple[list[Ed25519PublicKey] | None, str]:

@@ -367,9 +367,13 @@ def _check_archive(
     if unsafe:
         report.problems.append(f"unsafe member paths (escape the package directory): {unsafe[:5]}")
         return False
-    aliasing = member_names_problem([i.filename for i in infos])
-    if aliasing:
-        report.problems.append(f"{aliasing} (which copy is checked and which installed would be ambiguous): refused")
+    named = member_names_problem([i.filename for i in infos])
+    if named:
+        report.problems.append(f"{named}: refused")
+        return False
+    encrypted = [i.filename for i in infos if i.flag_bits & 0x1]
+    if encrypted:
+        report.problems.append(f"encrypted members {encrypted[:3]}: refused (a package is never encrypted)")
         return False
     oversized = [n for n, i in files.items() if i.file_size > limits.max_member_bytes]
     total = sum(i.file_size for i in files.values())
