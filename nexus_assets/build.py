@@ -139,15 +139,20 @@ def _requested(
     An explicitly named partition (subject and grade) without PDFs is refused, naming the folder looked
     in and the nearest existing names; among discovered ones, an empty folder is skipped.
     """
+    from nexus_assets.lib.core.layout import package_conflict
     from nexus_assets.lib.ingest.build_preflight import check_partitions, nearest, pdf_counts
 
     source = storage.raw_source()
-    found, refused = source.discover()
+    found, refused = source.discover(storage.publishes)
     skipped += [{"partition": None, "reason": message} for message in refused]
     raw_root = storage.raw_root_uri()
     keys = storage.raw_keys()
     if subject and grade:
         requested = [Partition(subject, grade)]
+        counts = pdf_counts(keys)
+        conflict = package_conflict(requested[0], [p for p, n in counts.items() if n], storage.publishes)
+        if conflict:  # named explicitly is no reason to overwrite another partition's packages
+            raise BuildRefused(f"{subject}/{grade}: {conflict}; nothing was registered or built")
     else:
         requested = [p for p in found if (not subject or p.subject == subject) and (not grade or p.grade == grade)]
     if not requested:

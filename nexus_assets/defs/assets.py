@@ -53,6 +53,7 @@ from nexus_assets.lib.index.embedding import embed_partition
 from nexus_assets.lib.index.search import chroma_root
 from nexus_assets.lib.ingest.ocr import find_ocr
 from nexus_assets.lib.ingest.pdf_extraction import FileExtraction, extract_pdfs
+from nexus_assets.lib.ingest.raw_sources import package_refusal
 from nexus_assets.lib.ingest.upload_tracking import UPLOAD_FINGERPRINT, partition_fingerprint
 from nexus_assets.lib.publish.publishing import publish_vkp
 from nexus_assets.lib.publish.quality import length_bins, markdown_table
@@ -104,6 +105,11 @@ def _md_table(frame: pd.DataFrame, limit: int = 50, markup: tuple[str, ...] = ()
 def raw_pdfs(context: dg.AssetExecutionContext, data_dir: DataDirResource) -> dg.Output[pd.DataFrame]:
     part = partition_of(context.partition_key)
     raw_dir = data_dir.layout.raw_dir(part)
+    # Whoever started the run (a sensor, the launchpad, the CLI), a partition whose packages would bear another
+    # partition's names is not built: a failure of the upload's, not retried.
+    conflict = package_refusal(data_dir.raw_source(), part, data_dir.storage().publishes)
+    if conflict:
+        raise dg.Failure(description=shown(conflict), allow_retries=False)
     skipped: list[str] = []  # files in the folder outside the layout (hidden, nested, not .pdf, traversal)
     manifest = data_dir.raw_source().manifest(part, skipped)
     for message in skipped:
@@ -213,8 +219,8 @@ def pdf_text(
 class ChunkingConfig(dg.Config):
     """Chunk size and overlap in characters; chunks are also capped to the model's token window."""
 
-    chunk_size: int = 800
-    chunk_overlap: int = 100
+    chunk_size: int = ChunkingParams.chunk_size  # the chunker's defaults, one home (`nexus build` checks the same)
+    chunk_overlap: int = ChunkingParams.chunk_overlap
     cap_to_model_window: bool = True
 
 
@@ -236,6 +242,10 @@ def text_chunks(
     pdf_text: pd.DataFrame,
 ) -> dg.Output[pd.DataFrame]:
     part = partition_of(context.partition_key)
+    try:
+        ChunkingParams(config.chunk_size, config.chunk_overlap)  # before the model loads: a bad config fails at once
+    except ValueError as exc:  # the run's configuration, not a transient fault: retrying cannot fix it
+        raise dg.Failure(description=f"invalid chunking config: {exc}", allow_retries=False) from None
     model = embedder.chunking_embedder() if config.cap_to_model_window else None
     params = ChunkingParams(config.chunk_size, config.chunk_overlap, model.max_tokens if model else None)
     # Unchanged files' spans come from the cache: token counting is most of chunking's time.

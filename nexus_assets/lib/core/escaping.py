@@ -56,6 +56,15 @@ def shown(text: object, limit: int | None = None) -> str:
     return value
 
 
+def quoted(value: object, limit: int = 120) -> str:
+    """`repr(value)` (which escapes what is not printable), cut to about `limit` characters with the full length
+    said: a 10,000-character name must not make every message that names it 10,000 characters long."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 1]}…' ({len(str(value)):,} characters)"
+
+
 def markdown(text: object, limit: int | None = None) -> str:
     """`text` as literal Markdown: `shown`, then every character that could start markup backslash-escaped."""
     return _MARKDOWN.sub(_escape, shown(text, limit))

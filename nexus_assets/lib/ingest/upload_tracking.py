@@ -13,6 +13,7 @@ S3 event notifications (SQS mode) are parsed here too, into the partitions they 
 from __future__ import annotations
 
 import json
+import os
 import unicodedata
 import urllib.parse
 from collections.abc import Collection, Iterable
@@ -59,6 +60,18 @@ def partition_of_key(key: str) -> Partition:
     more) or in fullwidth forms, control characters, hidden files (`.x.pdf`, macOS `._x.pdf`), wrong
     depth, other suffixes and non-slug folders. Every refusal names the key.
     """
+    if any(unicodedata.category(c) == "Cs" for c in key):  # a local name of invalid UTF-8 (surrogateescape)
+        raw = os.fsencode(key)
+        try:
+            raw.decode("utf-8")
+            where = ""
+        except UnicodeDecodeError as exc:
+            where = f"byte 0x{raw[exc.start]:02x} at {exc.start}: "
+        readable = raw.decode("utf-8", "backslashreplace")
+        raise LayoutError(
+            f"{readable!r} is not a valid UTF-8 name ({where}written in another encoding, e.g. "
+            "Latin-1 or a Windows code page): skipped; rename the file or folder"
+        )
     if any(unicodedata.category(c) == "Cc" for c in key):
         raise LayoutError(f"{key!r} contains control characters: skipped")
     parts = key.split("/")

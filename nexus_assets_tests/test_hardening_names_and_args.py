@@ -1,0 +1,166 @@
+"""Hardening, issue 26's attack round: names that collide or overflow, names that are not UTF-8, odd arguments.
+
+Each case was first reproduced against the tree before its fix (the test failed), then fixed at its mechanism:
+package names checked against rival partitions by the run itself (`raw_sources.package_refusal`), slug length in
+`layout.validate_slug`, invalid UTF-8 in `upload_tracking.partition_of_key` (the one rule of what a build
+reads), and every CLI path through `cli.CliPath` (`input_files.path_problem`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+import pymupdf
+import pytest
+from click.testing import CliRunner
+
+from nexus_assets.build import BuildRefused, plan
+from nexus_assets.lib.core.layout import (
+    CHROMA_NAME_MAX,
+    MAX_SLUG_CHARS,
+    NAME_MAX_BYTES,
+    DataLayout,
+    LayoutError,
+    Partition,
+    package_rivals,
+)
+from nexus_assets.lib.distribution.vkp_catalog import LocalCatalog
+from nexus_assets.lib.index.chroma_store import model_collection_name
+from nexus_assets.lib.ingest.upload_tracking import partition_of_key
+from nexus_assets.settings import Settings
+
+
+def pdf(path: Path, text: str = "Algoritma adalah urutan langkah logis untuk menyelesaikan masalah. " * 8) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = pymupdf.open()
+    doc.new_page().insert_textbox(pymupdf.Rect(40, 40, 560, 800), text, fontsize=9)
+    path.write_bytes(doc.tobytes())  # MuPDF's own save cannot take a name of invalid UTF-8
+    return path
+
+
+def local_settings(root: Path) -> Settings:
+    return Settings.from_env({"NEXUS_DATA_DIR": str(root)})
+
+
+OWNER, NEWCOMER = Partition("informatika", "kelas_10"), Partition("informatika_kelas", "10")
+
+
+def _publish_entry(layout: DataLayout, part: Partition) -> None:
+    """A catalog entry for `part`: what a published partition has (the owner of its package names)."""
+    LocalCatalog(layout.vkp_dir / "catalog.json").put(part, {"latest": "1.0.0", "versions": {}})
+
+
+def _raw_pdfs_run(root: Path, part: Partition) -> tuple[dg.ExecuteInProcessResult, list[str]]:
+    from nexus_assets.defs.assets import curriculum_assets
+    from nexus_assets.defs.partitions import key_of, register_partitions
+    from nexus_assets_tests.support.dagster_build import local_resources_at
+
+    with dg.instance_for_test() as instance:
+        register_partitions(instance, [part])
+        result = dg.materialize(
+            curriculum_assets,
+            selection=["raw_pdfs"],
+            partition_key=key_of(part),
+            instance=instance,
+            resources=local_resources_at(root),
+            raise_on_error=False,
+        )
+        retries = [
+            e.event_type_value for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY
+        ]
+        return result, retries
+
+
+@pytest.mark.reliability(
+    "bad input", "two folder pairs giving one package name: informatika_kelas/10, informatika/kelas_10"
+)
+def test_folders_that_share_package_names_never_overwrite_each_other(tmp_path: Path, reliability) -> None:
+    layout = DataLayout(tmp_path)
+    for part in (OWNER, NEWCOMER):
+        pdf(layout.raw_dir(part) / "buku.pdf")
+    pdf(layout.raw_dir(Partition("fisika", "kelas_10")) / "buku.pdf")
+    assert package_rivals(OWNER) == [NEWCOMER] and package_rivals(NEWCOMER) == [OWNER]
+
+    # Neither published yet: neither is built, the message names both folders; the other partition builds.
+    found, refused = layout.discover_partitions()
+    assert found == [Partition("fisika", "kelas_10")]
+    [message] = [r for r in refused if "same package names" in r]
+    assert "raw-curriculum/informatika/kelas_10/" in message and "raw-curriculum/informatika_kelas/10/" in message
+    with pytest.raises(BuildRefused, match="same package names") as named:  # was: built, overwriting the other
+        plan(layout, local_settings(tmp_path), "informatika_kelas", "10")
+    assert "nothing was registered" in str(named.value)
+
+    # informatika/kelas_10 publishes: it keeps building, the newcomer is refused by name, on every path.
+    _publish_entry(layout, OWNER)
+    found, refused = layout.discover_partitions(lambda p: p == OWNER)
+    assert found == [Partition("fisika", "kelas_10"), OWNER]
+    assert plan(layout, local_settings(tmp_path), "informatika", "kelas_10").targets == [OWNER]
+    with pytest.raises(BuildRefused, match="already publishes them"):
+        plan(layout, local_settings(tmp_path), "informatika_kelas", "10")
+    # A run started by a sensor or the launchpad (no plan) stops in its first step, without retries.
+    result, retries = _raw_pdfs_run(tmp_path, NEWCOMER)
+    assert not result.success and not retries
+    [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    text = failure.step_failure_data.error.message
+    assert "informatika/kelas_10" in text and "raw-curriculum/informatika_kelas/10/" in text
+    owner_run, _ = _raw_pdfs_run(tmp_path, OWNER)
+    assert owner_run.success
+    reliability(f"the newcomer refused on every path, the owner and fisika/kelas_10 build: {text.strip()[:200]}")
+
+
+@pytest.mark.reliability("bad input", "subject/grade folders so long the package or collection name overflows")
+def test_over_long_slugs_are_refused_before_any_work(tmp_path: Path, reliability) -> None:
+    longest = "a" * MAX_SLUG_CHARS
+    part = Partition(longest, longest)
+    # The longest names a partition allows fit every system's limit, with room for the versions.
+    delta = "12345678-" + part.vkpd_name("999.999.9999", "999.999.9998")
+    assert len(delta.encode()) <= NAME_MAX_BYTES
+    model = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2" + "-x" * 80  # a 200-char model slug
+    assert len(model_collection_name(part.collection_name, model, 1024)) <= CHROMA_NAME_MAX
+    layout = DataLayout(tmp_path)
+    too_long = "b" * 200  # fits a folder name (255), but not subject_grade_v1.0.0_from_v... .vkpd
+    pdf(layout.raw_root / too_long / "kelas_10" / "buku.pdf")
+    pdf(layout.raw_root / "fisika" / "kelas_10" / "buku.pdf")
+    found, refused = layout.discover_partitions()
+    assert found == [Partition("fisika", "kelas_10")]
+    [message] = refused
+    assert "200 characters, over the limit of 64" in message and "raw-curriculum/bbbb" in message
+    assert len(message) < 700, "the message names the folder without repeating all of it"
+    with pytest.raises(LayoutError, match="over the limit of 64"):
+        partition_of_key(f"raw-curriculum/{too_long}/kelas_10/buku.pdf")
+    run = CliRunner().invoke(
+        __import__("nexus_assets.cli", fromlist=["cli"]).cli,
+        ["build", "--subject", too_long, "--grade", "kelas_10"],
+        env={"NEXUS_DATA_DIR": str(tmp_path)},
+    )
+    assert run.exit_code == 2 and "over the limit of 64" in run.output and "Traceback" not in run.output
+    reliability(f"refused by discovery, the sensors' rule and the CLI (exit 2): {message[:160]}")
+
+
+@pytest.mark.reliability("bad input", "a file name that is not valid UTF-8 (Latin-1 bytes) beside good PDFs")
+def test_a_file_name_of_invalid_utf8_is_that_files_refusal(tmp_path: Path, reliability) -> None:
+    from nexus_assets.lib.core.tables import raw_manifest_frame
+    from nexus_assets.lib.ingest.raw_sources import LocalRawSource
+
+    layout = DataLayout(tmp_path)
+    folder = layout.raw_dir(OWNER)
+    pdf(folder / "baik.pdf")
+    latin1 = os.fsdecode(b"buku_\xe9dition.pdf")  # 'é' written by a Latin-1 system
+    pdf(folder / latin1)
+    skipped: list[str] = []
+    manifest = raw_manifest_frame(folder, tmp_path, skipped)
+    assert manifest["file"].tolist() == ["baik.pdf"]
+    [reason] = skipped
+    assert "not a valid UTF-8 name" in reason and "0xe9" in reason and "buku_\\\\xe9dition.pdf" in reason
+    reason.encode("utf-8")  # the reason itself can be logged, stored and shown
+    # The sensors fingerprint the folder (was: UnicodeEncodeError in the sensor) and the run builds the rest.
+    from nexus_assets.lib.ingest.upload_tracking import partition_fingerprint
+
+    assert partition_fingerprint(LocalRawSource(layout).listing(OWNER.raw_prefix() + "/"), OWNER)
+    result, _ = _raw_pdfs_run(tmp_path, OWNER)
+    assert result.success
+    [mat] = result.asset_materializations_for_node("raw_pdfs")
+    assert mat.metadata["files"].value == 1 and mat.metadata["files_skipped"].value == 1
+    reliability(f"that file skipped with its reason, the partition builds: {reason[:150]}")
