@@ -132,7 +132,7 @@ def common_options(f: F) -> F:
     )(f)
     f = click.option(
         "--data-dir",
-        type=click.Path(file_okay=False),
+        type=CliPath(file_okay=False),
         expose_value=False,
         callback=_store("data_dir"),
         help="Data directory (default: $NEXUS_DATA_DIR or ./data).",
@@ -206,17 +206,82 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         say("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
 
 
+class CliPath(click.Path):
+    """`click.Path` that refuses what cannot be a path (`input_files.path_problem`: empty, a NUL byte, over
+    PATH_MAX or NAME_MAX) as a usage error, exit 2, with the value shown short; never a traceback from the
+    first system call that meets it."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            from nexus_assets.lib.core.escaping import shown
+            from nexus_assets.lib.core.input_files import path_problem
+
+            problem = path_problem(value)
+            if problem:
+                self.fail(f"{shown(value, 80)!r} {problem}", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+def _catalog_option(_ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """--catalog: an http(s)/s3 URL (no NUL, no whitespace, at most 8 KB) or a path (`CliPath`'s rules)."""
+    if "://" in value:
+        from nexus_assets.lib.core.escaping import shown
+
+        if len(value) > 8192 or any(c.isspace() or ord(c) < 0x20 or c == "\x7f" for c in value):
+            raise click.BadParameter(f"{shown(value, 80)!r} is not a usable URL (control characters, spaces or > 8 KB)")
+        return value
+    return cast(str, CliPath(dir_okay=False).convert(value, param, None))
+
+
+class FiniteFloat(click.FloatRange):
+    """A FloatRange that also refuses nan and inf (`nan < 0` is False, so a range alone lets nan through)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if number != number or number in (float("inf"), float("-inf")):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+KEY_NAME_RE = r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,200}\Z"
+
+
+def _key_name(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """--name of `keys generate`: a plain file name (no `/`, not hidden, at most 201 characters), since it becomes
+    `<name>.key` inside --out; `../x` would write the private key elsewhere."""
+    import re
+
+    if not re.fullmatch(KEY_NAME_RE, value, re.ASCII):
+        from nexus_assets.lib.core.escaping import shown
+
+        raise click.BadParameter(
+            f"{shown(value, 80)!r} is not a plain file name: letters, digits, '.', '_' and '-', starting with a "
+            "letter or digit, at most 201 characters (the key is written as <name>.key inside --out)"
+        )
+    return value
+
+
 def _option_slug(value: str | None, option: str, what: str) -> str | None:
     """An option naming a subject or grade, refused (exit 2) with what a valid name looks like."""
     if value is None:
         return None
+    from nexus_assets.lib.core.escaping import quoted as quote
+    from nexus_assets.lib.core.layout import MAX_SLUG_CHARS
+
     try:
         return validate_slug(value, what)
     except LayoutError:
+        quoted = quote(value)
+        if len(value) > MAX_SLUG_CHARS:
+            raise CommandError(
+                f"invalid {option} {quoted}: {len(value):,} characters, over the limit of {MAX_SLUG_CHARS} per {what} "
+                "name",
+                code=2,
+            ) from None
         suggestion = normalized_slug(value)
-        hint = f"; did you mean {suggestion!r}?" if suggestion and suggestion != value else ""
+        hint = f"; did you mean {quote(suggestion)}?" if suggestion and suggestion != value else ""
         raise CommandError(
-            f"invalid {option} {value!r}: {what} names are lowercase slugs matching {SLUG_RULE} "
+            f"invalid {option} {quoted}: {what} names are lowercase slugs matching {SLUG_RULE} "
             f"(e.g. 'informatika', 'kelas_10'), and not the platform's reserved names{hint}",
             code=2,
         ) from None
@@ -353,6 +418,7 @@ def build(
     subject = _option_slug(subject, "--subject", "subject")
     grade = _option_slug(grade, "--grade", "grade")
     options = {"chunk_size": chunk_size, "chunk_overlap": chunk_overlap}
+    _check_chunking(chunk_size, chunk_overlap)
     try:
         plan = builds.plan(layout, env(), subject, grade, options, force=force)
     except builds.BuildRefused as exc:
@@ -396,6 +462,19 @@ def build(
 
         prefetch_local_model(env().model_cache)  # overlaps torch's import with Dagster's start and the first steps
     return _run_builds(layout, plan, docs, options)
+
+
+def _check_chunking(chunk_size: int | None, chunk_overlap: int | None) -> None:
+    """--chunk-size/--chunk-overlap checked by the chunker's own rule before anything runs (exit 2), with the
+    defaults for the one not given: a bad pair used to fail the run's chunking step, retried 3 times, exit 1."""
+    from nexus_assets.lib.index.chunking import ChunkingParams
+
+    given = {"chunk_size": chunk_size, "chunk_overlap": chunk_overlap}
+    try:
+        ChunkingParams(**{name: value for name, value in given.items() if value is not None})  # its defaults else
+    except ValueError as exc:
+        typed = " and ".join(f"--{name.replace('_', '-')} {n}" for name, n in given.items() if n is not None)
+        raise CommandError(f"invalid {typed}: {exc}", code=2) from None
 
 
 def _warn_skipped(skipped: list[dict[str, Any]]) -> None:
@@ -507,7 +586,7 @@ class _Announced:
 @click.option(
     "--installed",
     "installed",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=CliPath(file_okay=False, path_type=Path),
     default=None,
     metavar="DEST",
     help="School server: search the release `nexus vkp pull --dest DEST` installed, not the data directory.",
@@ -586,11 +665,17 @@ def _partition_filter(subject: str | None, grade: str | None) -> Callable[[Parti
 @click.option("--subject", metavar="SLUG", help="Only this subject.")
 @click.option("--grade", metavar="SLUG", help="Only this grade.")
 @click.option(
-    "--golden", type=click.Path(dir_okay=False), help="Golden questions JSONL (default: $NEXUS_GOLDEN_QUESTIONS)."
+    "--golden", type=CliPath(dir_okay=False), help="Golden questions JSONL (default: $NEXUS_GOLDEN_QUESTIONS)."
 )
-@click.option("--min-recall", type=float, help="recall@5 threshold (default: $NEXUS_GOLDEN_MIN_RECALL or 0.7).")
 @click.option(
-    "--chunk-size", type=int, default=800, show_default=True, help="The chunk size the partitions were built with."
+    "--min-recall", type=FiniteFloat(0, 1), help="recall@5 threshold (default: $NEXUS_GOLDEN_MIN_RECALL or 0.7)."
+)
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(min=1),
+    default=800,
+    show_default=True,
+    help="The chunk size the partitions were built with.",
 )
 @click.option("--brief", is_flag=True, help="Verdicts and figures only, no offending rows.")
 @reporting("report")
@@ -701,7 +786,7 @@ JOB_FIELDS = (
 
 
 @cli.command()
-@click.option("--days", type=click.IntRange(min=0), default=7, show_default=True, help="How far back to look.")
+@click.option("--days", type=click.IntRange(0, 36500), default=7, show_default=True, help="How far back to look.")
 @reporting("jobs")
 def jobs(days: int) -> int:
     """Recent pipeline runs from the job table, with a cost summary."""
@@ -815,10 +900,10 @@ PUBLIC_KEY_HELP = (
 
 
 @vkp.command("verify")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=CliPath(dir_okay=False))
 @click.option(
     "--public-key",
-    type=click.Path(dir_okay=False),
+    type=CliPath(dir_okay=False),
     help=PUBLIC_KEY_HELP + ", else the data directory's development key.",
 )
 @click.option("--allow-unsigned", is_flag=True, help="Accept packages without a signature (checksums only).")
@@ -877,11 +962,13 @@ def vkp_verify(files: tuple[str, ...], public_key: str | None, allow_unsigned: b
 
 
 @vkp.command("pull")
-@click.option("--catalog", required=True, help="catalog.json: http(s):// URL, s3:// URI or path.")
-@click.option("--dest", required=True, type=click.Path(file_okay=False), help="Directory of the installed collections.")
+@click.option(
+    "--catalog", required=True, callback=_catalog_option, help="catalog.json: http(s):// URL, s3:// URI or path."
+)
+@click.option("--dest", required=True, type=CliPath(file_okay=False), help="Directory of the installed collections.")
 @click.option(
     "--public-key",
-    type=click.Path(dir_okay=False),
+    type=CliPath(dir_okay=False),
     help=PUBLIC_KEY_HELP + ", else the data directory's DEVELOPMENT key (keys/ under --data-dir: a demo's, never "
     "a school's).",
 )
@@ -1000,10 +1087,12 @@ def keys() -> None:
     "--out",
     default=".",
     show_default=True,
-    type=click.Path(file_okay=False),
+    type=CliPath(file_okay=False),
     help="Directory for <name>.key and <name>.pub.",
 )
-@click.option("--name", default="nexus-signing", show_default=True, help="File name of the key pair.")
+@click.option(
+    "--name", default="nexus-signing", show_default=True, callback=_key_name, help="File name of the key pair."
+)
 @reporting("keys.generate")
 def keys_generate(out: str, name: str) -> int:
     """Write an Ed25519 key pair for signing packages."""
@@ -1031,7 +1120,7 @@ def cache() -> None:
 @cache.command("prune")
 @click.option(
     "--older-than-days",
-    type=float,
+    type=FiniteFloat(min=0),
     default=7.0,
     show_default=True,
     help="Keep anything used within this many days (protects builds running now).",
@@ -1087,7 +1176,9 @@ def deploy() -> None:
 @deploy.command("render-instance")
 @click.option("--launcher", default="default", show_default=True, help="Run launcher: default, ecs, celery or docker.")
 @click.option(
-    "--max-concurrent-runs", type=int, help="Run limit of the queued coordinator (default: deploy/dagster.yaml's)."
+    "--max-concurrent-runs",
+    type=click.IntRange(min=1),
+    help="Run limit of the queued coordinator (default: deploy/dagster.yaml's).",
 )
 @reporting("deploy.render-instance")
 def deploy_render(launcher: str, max_concurrent_runs: int | None) -> int:

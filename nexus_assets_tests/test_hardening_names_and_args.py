@@ -164,3 +164,50 @@ def test_a_file_name_of_invalid_utf8_is_that_files_refusal(tmp_path: Path, relia
     [mat] = result.asset_materializations_for_node("raw_pdfs")
     assert mat.metadata["files"].value == 1 and mat.metadata["files_skipped"].value == 1
     reliability(f"that file skipped with its reason, the partition builds: {reason[:150]}")
+
+
+LONG = "a" * 5000
+ODD_ARGUMENTS = [
+    (["--data-dir", "", "jobs"], "is empty"),
+    (["--data-dir", "a\x00b", "jobs"], "NUL byte"),
+    (["--data-dir", LONG, "jobs"], "over the 4,096 bytes"),
+    (["report", "--golden", ""], "is empty"),
+    (["report", "--golden", "x\x00.jsonl"], "NUL byte"),
+    (["report", "--min-recall", "nan"], "not a finite number"),
+    (["vkp", "verify", "b" * 300 + ".vkp", "--allow-unsigned"], "over the 255 bytes a file or folder name"),
+    (["vkp", "pull", "--catalog", "c\x00.json", "--dest", "d"], "NUL byte"),
+    (["vkp", "pull", "--catalog", "https://x/\x1b[2J", "--dest", "d"], "not a usable URL"),
+    (["vkp", "pull", "--catalog", "c.json", "--dest", LONG], "over the 4,096 bytes"),
+    (["vkp", "pull", "--catalog", "c.json", "--dest", "d", "--partition", ""], "invalid partition ''"),
+    (["vkp", "pull", "--catalog", "c.json", "--dest", "d", "--partition", "a/b/c"], "invalid partition 'a/b/c'"),
+    (["search", "q", "--subject", "a", "--grade", "b", "--installed", "i\x00"], "NUL byte"),
+    (["search", "q", "--subject", LONG, "--grade", "b"], "over the limit of 64"),
+    (["keys", "generate", "--out", "k", "--name", "../../elsewhere"], "not a plain file name"),
+    (["keys", "generate", "--out", "k", "--name", ""], "not a plain file name"),
+    (["cache", "prune", "--older-than-days", "nan"], "not a finite number"),
+    (["cache", "prune", "--older-than-days", "-1"], "not in the range"),
+    (["jobs", "--days", "99999999999"], "not in the range"),
+    (["deploy", "render-instance", "--max-concurrent-runs", "-5"], "not in the range"),
+    (["build", "--chunk-size", "10"], "chunk_size must be at least 50"),
+    (["build", "--chunk-size", "100", "--chunk-overlap", "100"], "half the chunk size"),
+    (["build", "--chunk-size", "150"], "half the chunk size (75), got 100"),  # the default overlap, named
+]
+
+
+@pytest.mark.reliability("bad input", "odd CLI arguments: empty, NUL bytes, over PATH_MAX, nan, ../ names")
+def test_odd_arguments_are_usage_errors_without_a_traceback(tmp_path: Path, capsys, monkeypatch, reliability) -> None:
+    from nexus_assets.cli import main
+
+    pdf(DataLayout(tmp_path).raw_dir(OWNER) / "buku.pdf")  # something to build: the chunking check comes first
+    monkeypatch.setenv("NEXUS_DATA_DIR", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    shown = []
+    for argv, expected in ODD_ARGUMENTS:
+        code = main(argv)  # in process: argv from a shell cannot hold NUL, callers of main() can
+        err = capsys.readouterr().err
+        assert code == 2, (argv[:4], code, err[-400:])
+        assert expected in err and "Traceback" not in err, (argv[:4], err[-400:])
+        assert len(err) < 2000, "a long value is shown short"
+        shown.append(err.strip().splitlines()[-1])
+    assert not (tmp_path / "processed").exists() and not list(tmp_path.glob("**/*.key")), "nothing ran"
+    reliability(f"{len(ODD_ARGUMENTS)} cases, exit 2 each, e.g. {shown[1][:90]} | {shown[-1][:110]}")
