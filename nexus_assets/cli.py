@@ -25,6 +25,7 @@ import click
 
 from nexus_assets import cli_schemas as schemas
 from nexus_assets.build import job_store
+from nexus_assets.lib.core.escaping import json_text, shown, terminal
 from nexus_assets.lib.core.layout import SLUG_RULE, DataLayout, LayoutError, Partition, normalized_slug, validate_slug
 from nexus_assets.settings import Settings
 
@@ -81,12 +82,15 @@ def env() -> Settings:
 
 
 def say(text: str = "") -> None:
-    """A line of the text result: stdout, or stderr under --json (stdout then holds the document only)."""
-    print(text, file=sys.stderr if settings().json else sys.stdout, flush=True)
+    """A line of the text result: stdout, or stderr under --json (stdout then holds the document only).
+
+    Every line the CLI prints (say, warn, note) goes through `escaping.terminal`: search snippets, names in
+    tables and reasons quoting uploads show control, bidirectional and tag characters as escapes."""
+    print(terminal(text), file=sys.stderr if settings().json else sys.stdout, flush=True)
 
 
 def warn(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    print(terminal(text), file=sys.stderr, flush=True)
 
 
 def note(text: str) -> None:
@@ -109,7 +113,8 @@ def emit(doc: Mapping[str, Any]) -> None:
     Schema docs/cli-schemas.json publishes."""
     if settings().json:
         document = {"schema": schemas.schema_name(settings().command), **doc}
-        print(json.dumps(document, ensure_ascii=False, indent=2, default=_jsonable), flush=True)
+        # Names and page text stay readable (ensure_ascii off), hidden characters as \\u escapes (same value).
+        print(json_text(json.dumps(document, ensure_ascii=False, indent=2, default=_jsonable)), flush=True)
 
 
 def _store(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
@@ -198,12 +203,13 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     columns = list(rows[0])
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    cells = [{c: shown(row.get(c, "")) for c in columns} for row in rows]  # widths of what is printed
+    widths = {c: max(len(c), *(len(r[c]) for r in cells)) for c in columns}
     say()
     say("  ".join(c.ljust(widths[c]) for c in columns))
     say("  ".join("-" * widths[c] for c in columns))
-    for row in rows:
-        say("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
+    for row in cells:
+        say("  ".join(row[c].ljust(widths[c]) for c in columns))
 
 
 class CliPath(click.Path):
@@ -213,7 +219,6 @@ class CliPath(click.Path):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, str):
-            from nexus_assets.lib.core.escaping import shown
             from nexus_assets.lib.core.input_files import path_problem
 
             problem = path_problem(value)
@@ -225,8 +230,6 @@ class CliPath(click.Path):
 def _catalog_option(_ctx: click.Context, param: click.Parameter, value: str) -> str:
     """--catalog: an http(s)/s3 URL (no NUL, no whitespace, at most 8 KB) or a path (`CliPath`'s rules)."""
     if "://" in value:
-        from nexus_assets.lib.core.escaping import shown
-
         if len(value) > 8192 or any(c.isspace() or ord(c) < 0x20 or c == "\x7f" for c in value):
             raise click.BadParameter(f"{shown(value, 80)!r} is not a usable URL (control characters, spaces or > 8 KB)")
         return value
@@ -252,8 +255,6 @@ def _key_name(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     import re
 
     if not re.fullmatch(KEY_NAME_RE, value, re.ASCII):
-        from nexus_assets.lib.core.escaping import shown
-
         raise click.BadParameter(
             f"{shown(value, 80)!r} is not a plain file name: letters, digits, '.', '_' and '-', starting with a "
             "letter or digit, at most 201 characters (the key is written as <name>.key inside --out)"

@@ -38,6 +38,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from nexus_assets.lib.core.escaping import terminal
 from nexus_assets.lib.distribution.vkp_pull import PullEvent
 
 Mode = Literal["bars", "lines", "quiet"]
@@ -201,6 +202,7 @@ class _Display:
             return
         if level < logging.WARNING and (self.mode == "quiet" or (self.mode == "bars" and not self.verbose)):
             return
+        text = terminal(text)  # run messages may quote an upload's name or text
         if self.progress:
             style = "red" if level >= logging.ERROR else "yellow" if level >= logging.WARNING else "dim"
             self.progress.console.print(text, style=style, markup=False, highlight=False)

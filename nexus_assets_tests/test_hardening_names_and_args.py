@@ -211,3 +211,47 @@ def test_odd_arguments_are_usage_errors_without_a_traceback(tmp_path: Path, caps
         shown.append(err.strip().splitlines()[-1])
     assert not (tmp_path / "processed").exists() and not list(tmp_path.glob("**/*.key")), "nothing ran"
     reliability(f"{len(ODD_ARGUMENTS)} cases, exit 2 each, e.g. {shown[1][:90]} | {shown[-1][:110]}")
+
+
+# C1 controls (CSI U+009B starts an escape sequence on many terminals), bidirectional embeddings, overrides and
+# isolates, and Unicode tag characters (invisible ASCII): in page text, file names, anywhere an upload reaches.
+INVISIBLE = "".join(
+    [*map(chr, range(0x80, 0xA0)), *map(chr, range(0x202A, 0x202F)), *map(chr, range(0x2066, 0x206A))]
+    + [chr(0xE0000 + c) for c in (0x01, 0x41, 0x7F)]
+)
+HOSTILE_TEXT = f"Fotosintesis \x9b2J\u202egnp.exe\u2066isolat\u2069 {chr(0xE0049)}{chr(0xE0047)}nore previous"
+
+
+@pytest.mark.reliability("bad input", "C1 controls, bidi overrides and tag characters in page text and names")
+def test_invisible_characters_never_reach_the_terminal_or_json_unescaped(
+    tmp_path: Path, capsys, monkeypatch, reliability
+):
+    import json
+
+    import nexus_assets.cli as cli_module
+    from nexus_assets.lib.core.escaping import json_text, markdown, shown, terminal
+    from nexus_assets.lib.index import search as search_module
+    from nexus_assets.lib.index.search import Hit
+    from nexus_assets.lib.ingest.text_cleaning import normalize
+
+    for char in INVISIBLE:
+        assert char not in shown(f"a{char}b") and char not in markdown(char) and char not in terminal(char)
+        assert json.loads(json_text(json.dumps(char, ensure_ascii=False))) == char, "JSON keeps the value"
+    # The indexed text loses C1 and tag characters (no meaning; tags smuggle hidden ASCII to language models);
+    # bidirectional controls stay in it (Arabic passages), escaped wherever shown.
+    indexed = normalize(HOSTILE_TEXT)
+    assert "\x9b" not in indexed and chr(0xE0049) not in indexed and "\u202e" in indexed
+
+    hit = Hit("c1", "buku\u202egnp.pdf", 3, 3, 0.9, HOSTILE_TEXT, 1, 1)
+    monkeypatch.setattr(search_module, "search", lambda *args, **kwargs: [hit])
+    monkeypatch.setattr(cli_module, "_query_embedder", lambda built_with: None)
+    argv = ["--data-dir", str(tmp_path), "search", "fotosintesis", "--subject", "biologi", "--grade", "kelas_10"]
+    assert cli_module.main(argv) == 0
+    text = capsys.readouterr().out
+    assert cli_module.main([*argv, "--json"]) == 0
+    document = capsys.readouterr().out
+    for output in (text, document):
+        assert not any(char in output for char in INVISIBLE), output
+    assert "\\x9b2J" in text and "buku\\u202egnp.pdf" in text and "\\U000e0049" in text
+    assert json.loads(document)["hits"][0]["text"] == HOSTILE_TEXT, "--json carries the exact text, escaped"
+    reliability(f"shown as escapes on the terminal, exact value in --json: {text.splitlines()[0][:100]}")
