@@ -20,7 +20,9 @@ from nexus_assets.lib.ingest.boilerplate import MARGIN_SHARE, Block, Boilerplate
 # copies of ASCII: "ASCII smuggling" would carry hidden instructions inside a chunk to any language model the
 # package feeds. Bidirectional controls (U+202A-202E, U+2066-2069) are kept: Arabic passages (religion books)
 # may need them; every display escapes them (lib/core/escaping.py).
-_CONTROL_RE = re.compile(r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u00ad\u200b\ufeff\U000e0000-\U000e007f]")
+_CONTROL_RE = re.compile(
+    r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u00ad\u200b\ufeff\U000e0000-\U000e007f]"
+)
 _HYPHEN_BREAK_RE = re.compile(r"([^\W\d_]+)[-\u2010\u2011][ \t]*\n[ \t]*([^\W\d_]+)")
 _SPACES_RE = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u3000]+")
 
