@@ -255,3 +255,50 @@ def test_invisible_characters_never_reach_the_terminal_or_json_unescaped(
     assert "\\x9b2J" in text and "buku\\u202egnp.pdf" in text and "\\U000e0049" in text
     assert json.loads(document)["hits"][0]["text"] == HOSTILE_TEXT, "--json carries the exact text, escaped"
     reliability(f"shown as escapes on the terminal, exact value in --json: {text.splitlines()[0][:100]}")
+
+
+def _golden_row(**fields: object) -> dict:
+    return {
+        "question": "Apa itu algoritma?",
+        "subject": "informatika",
+        "grade": "kelas_10",
+        "file": "b.pdf",
+        "page": 1,
+    } | fields
+
+
+@pytest.mark.reliability("bad input", "hostile golden files: huge lines, U+2028 in a string, BOM, bytes not UTF-8")
+def test_hostile_golden_files_end_in_our_error_naming_file_and_line(tmp_path: Path, reliability) -> None:
+    import json
+
+    from nexus_assets.lib.index.retrieval_eval import GoldenFileError, load_golden
+
+    good = json.dumps(_golden_row(), ensure_ascii=False)
+    path = tmp_path / "golden.jsonl"
+    # Valid files: a question holding U+2028 or U+0085 (legal raw inside a JSON string) used to be cut in two by
+    # str.splitlines and refused; a Windows editor's byte-order mark and CRLF endings are accepted.
+    odd = json.dumps(_golden_row(question="Apa\u2028itu\x85algoritma\x1c?"), ensure_ascii=False)
+    path.write_bytes(("\ufeff" + good + "\r\n" + odd + "\r\n").encode())
+    assert [q.question for q in load_golden(path)] == ["Apa itu algoritma?", "Apa\u2028itu\x85algoritma\x1c?"]
+    cases = {
+        "line over the budget": ([good, json.dumps(_golden_row(question="x" * 70_000))], ":2: the line is 70,"),
+        "question too long": ([json.dumps(_golden_row(question="kata " * 1000))], ":1: not a golden question"),
+        "non-object": ([good, good, "[1]"], ":3: not a golden question (a JSON object"),
+        "wrong type": ([json.dumps(_golden_row(page=[1]))], "'page' must be a whole page number"),
+        "missing key": ([json.dumps({"question": "q"})], "missing subject, grade, file, page"),
+        "huge number": ([good.replace('"page": 1', '"page": ' + "9" * 5000)], ":1: not a golden question"),
+        # the line number counts b"\n" only: U+2028 on line 1 does not shift the error to line 3
+        "number after U+2028": ([odd, "{"], ":2: not a golden question (not JSON"),
+    }
+    seen = []
+    for name, (lines, expected) in cases.items():
+        path.write_text("\n".join(lines), encoding="utf-8")
+        with pytest.raises(GoldenFileError) as refused:
+            load_golden(path)
+        assert str(path) in str(refused.value) and expected in str(refused.value), (name, str(refused.value))
+        assert len(str(refused.value)) < 800, name
+        seen.append(str(refused.value).removeprefix(str(path)))
+    path.write_bytes(good.encode() + b"\n" + b'{"question": "caf\xe9"}\n')  # Latin-1 on line 2
+    with pytest.raises(GoldenFileError, match=r":2: not UTF-8 text \(byte 0xe9 at column 18\)"):
+        load_golden(path)
+    reliability(f"{len(cases) + 1} hostile files refused by file and line, e.g. {seen[0][:80]}; BOM/U+2028 accepted")
