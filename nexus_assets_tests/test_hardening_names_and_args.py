@@ -302,3 +302,75 @@ def test_hostile_golden_files_end_in_our_error_naming_file_and_line(tmp_path: Pa
     with pytest.raises(GoldenFileError, match=r":2: not UTF-8 text \(byte 0xe9 at column 18\)"):
         load_golden(path)
     reliability(f"{len(cases) + 1} hostile files refused by file and line, e.g. {seen[0][:80]}; BOM/U+2028 accepted")
+
+
+@pytest.mark.slow
+@pytest.mark.reliability("bad input", "expensive pages in a daemon process (celery worker): hang, crash, deflate bomb")
+def test_extraction_in_a_daemon_process_keeps_its_time_and_memory_limits(tmp_path: Path, reliability) -> None:
+    """A celery prefork child is a daemon process, which multiprocessing refuses any child: the pool was
+    unavailable there and every file was read in the step's own process, with no memory budget and only the
+    cooperative time check (a page stuck inside MuPDF never returns to it). Its workers are now programs
+    (`subprocess`): in a daemon process here, a file that hangs is killed at its limit, one that crashes costs
+    itself, and a page that decodes to ~2 GB ends as out_of_memory while the daemon's own peak RSS stays small."""
+    import json
+    import subprocess
+    import sys
+    import textwrap
+
+    from nexus_assets_tests.support.raw_pdf import overlaid_text
+
+    (tmp_path / "bom.pdf").write_bytes(overlaid_text(200_000))
+    for name in ("hangs.pdf", "crashes.pdf", "baik.pdf"):
+        pdf(tmp_path / name)
+    script = textwrap.dedent(
+        f"""
+        import json, multiprocessing, resource, time
+        from pathlib import Path
+        import nexus_assets.lib.ingest.pdf_extraction as pe
+        from nexus_assets.lib.core.hashing import sha256_file
+        from nexus_assets_tests.test_hardening_input import _misbehaving_worker
+
+        root = Path({str(tmp_path)!r})
+
+        def in_daemon(queue):
+            # The whole daemon may map at most 4 GiB: the machine is safe even if a read were unbounded.
+            resource.setrlimit(resource.RLIMIT_AS, (4 << 30, resource.getrlimit(resource.RLIMIT_AS)[1]))
+            assert multiprocessing.current_process().daemon
+            pe.HARD_LIMIT_GRACE_S = 1.0
+            limits = pe.ExtractionLimits(max_seconds=1.0)
+            results = {{}}
+            names = ["hangs.pdf", "crashes.pdf", "baik.pdf"]
+            started = time.monotonic()
+            try:
+                tasks = [(i, (root / n, sha256_file(root / n), None, limits, None)) for i, n in enumerate(names)]
+                pe.run_pool(tasks, 2, lambda i, r: results.__setitem__(names[i], r.status), target=_misbehaving_worker)
+            except pe.PoolUnavailable as exc:
+                results["pool"] = str(exc)
+            seconds = time.monotonic() - started
+            budget = pe.ExtractionLimits(max_memory_mb=1024, max_page_chars=10**9, max_file_chars=10**10)
+            items = [(n, n, lambda n=n: root / n) for n in ("bom.pdf", "baik.pdf")]
+            extracted, _ = pe.extract_pdfs(items, limits=budget)
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+            queue.put({{"pool": results, "seconds": seconds, "memory": [r.status for r in extracted], "peak_mb": peak}})
+
+        if __name__ == "__main__":
+            queue = multiprocessing.get_context("fork").Queue()
+            daemon = multiprocessing.get_context("fork").Process(target=in_daemon, args=(queue,), daemon=True)
+            daemon.start()
+            print(json.dumps(queue.get(timeout=240)))
+            daemon.join(30)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[1]
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["pool"] == {"hangs.pdf": "timeout", "crashes.pdf": "crashed", "baik.pdf": "ok"}, report
+    assert report["seconds"] < 60, report
+    assert report["memory"] == ["out_of_memory", "ok"], report
+    assert report["peak_mb"] < 600, f"the daemon itself never held the bomb's pages: {report}"
+    reliability(
+        f"in a daemon process: hang -> timeout (killed), crash -> crashed, bomb -> out_of_memory; pool "
+        f"{report['seconds']:.1f} s, the daemon's peak RSS {report['peak_mb']} MiB"
+    )

@@ -35,14 +35,17 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from importlib import metadata
-from multiprocessing import current_process, get_context
+from multiprocessing import Pipe, current_process, get_context
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -786,14 +789,76 @@ class _Worker:
         self.conn.close()
 
 
+class _Spawned:
+    """A worker run as a program (`subprocess`), with the process interface `_Worker` uses.
+
+    A daemon process (a celery prefork child, say) may not start multiprocessing children, but it may run
+    programs: its extraction workers are spawned this way, so the memory budget and the hard time limit hold
+    there too (the in-process fallback has neither)."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self.popen = popen
+
+    def join(self, timeout: float | None = None) -> None:
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def is_alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self) -> None:
+        self.popen.kill()
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.popen.poll()  # negative: the signal that ended it, as multiprocessing reports it
+
+
+def _spawn(target: Callable[[Connection], None]) -> _Worker:
+    """A worker process started as `python -c ...`, talking over a socket pair it inherits."""
+    parent, child = Pipe(duplex=True)
+    fd = child.fileno()
+    os.set_inheritable(fd, True)
+    root = str(Path(__file__).resolve().parents[3])  # where nexus_assets (and a test's target) is imported from
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
+    code = "import sys; from nexus_assets.lib.ingest.pdf_extraction import _spawned_main; _spawned_main()"
+    try:
+        popen = subprocess.Popen(
+            [sys.executable, "-c", code, str(fd), f"{target.__module__}:{target.__qualname__}"],
+            pass_fds=(fd,),
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+    finally:
+        child.close()
+    return _Worker(_Spawned(popen), parent)
+
+
+def _spawned_main() -> None:
+    """The program `_spawn` runs: the worker's main function (named by module:qualname) on the inherited socket."""
+    import importlib
+
+    fd, ref = int(sys.argv[1]), sys.argv[2]
+    module, _, name = ref.partition(":")
+    target = importlib.import_module(module)
+    for part in name.split("."):
+        target = getattr(target, part)
+    target(Connection(fd))  # type: ignore[operator]
+
+
 def _start_workers(count: int, target: Callable[[Connection], None] = _worker_main) -> list[_Worker]:
     # forkserver: never fork a parent that may hold torch's or Dagster's threads.
     ctx = get_context("forkserver")
-    if current_process().daemon:  # a celery prefork child, say: multiprocessing refuses it any child process
-        raise PoolUnavailable("this process is a daemon process (e.g. a celery worker's), which may not start workers")
+    # A daemon process (a celery prefork child) may not have multiprocessing children: its workers are programs.
+    spawned = current_process().daemon
     started: list[_Worker] = []
     try:
         for _ in range(count):
+            if spawned:
+                started.append(_spawn(target))
+                continue
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=target, args=(child,), name="nexus-pdf-extraction")
             proc.start()
