@@ -8,6 +8,7 @@ reads), and every CLI path through `cli.CliPath` (`input_files.path_problem`).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -374,3 +375,49 @@ def test_extraction_in_a_daemon_process_keeps_its_time_and_memory_limits(tmp_pat
         f"in a daemon process: hang -> timeout (killed), crash -> crashed, bomb -> out_of_memory; pool "
         f"{report['seconds']:.1f} s, the daemon's peak RSS {report['peak_mb']} MiB"
     )
+
+
+@pytest.mark.reliability("bad input", "a file refused by the chunk budget, then packaged: its status in sources")
+def test_package_sources_carry_the_chunk_budget_refusal(tmp_path: Path, bedrock_env, monkeypatch, reliability) -> None:
+    """vkp_package's `sources` listed a file text_chunks had refused by the chunk budget as `ok`: a school
+    server read that the book was indexed when none of its pages was."""
+    import dataclasses
+    import zipfile
+
+    from nexus_assets.defs import settings as code_location
+    from nexus_assets.defs.assets import curriculum_assets
+    from nexus_assets.defs.partitions import key_of, register_partitions
+    from nexus_assets.defs.resources import EmbedderResource
+    from nexus_assets.lib.index.chunking import ChunkBudget
+    from nexus_assets_tests.support.dagster_build import local_resources_at
+
+    layout = DataLayout(tmp_path)
+    folder = layout.raw_dir(OWNER)
+    pdf(folder / "a_tipis.pdf")
+    pdf(folder / "b_tebal.pdf", "Jaringan komputer menghubungkan perangkat untuk bertukar data. " * 40)
+    monkeypatch.setattr(
+        code_location, "SETTINGS", dataclasses.replace(code_location.SETTINGS, chunk_budget=ChunkBudget(4, 100))
+    )
+    with dg.instance_for_test() as instance:
+        register_partitions(instance, [OWNER])
+        result = dg.materialize(
+            curriculum_assets,
+            partition_key=key_of(OWNER),
+            instance=instance,
+            resources=local_resources_at(tmp_path, EmbedderResource(backend="bedrock")),
+            run_config={
+                "ops": {
+                    "text_chunks": {"config": {"cap_to_model_window": False, "chunk_size": 200, "chunk_overlap": 20}}
+                }
+            },
+        )
+        assert result.success
+    [mat] = result.asset_materializations_for_node("text_chunks")
+    refused = {r.data["file"]: r.data["status"] for r in mat.metadata["over_budget"].records}
+    assert refused == {"b_tebal.pdf": "too_many_chunks"}
+    [package] = sorted(layout.vkp_dir.glob("*.vkp"))
+    with zipfile.ZipFile(package) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    statuses = {s["file"]: s["status"] for s in manifest["sources"]}
+    assert statuses == {"a_tipis.pdf": "ok", "b_tebal.pdf": "too_many_chunks"}, statuses
+    reliability(f"sources in {package.name}: {statuses}")

@@ -446,6 +446,19 @@ def chroma_collection(
     )
 
 
+def _over_chunk_budget(context: dg.AssetExecutionContext) -> dict[str, str]:
+    """{shown file name: status} of the files text_chunks refused by the chunk budget (`too_many_chunks`,
+    `partition_full`), from the `over_budget` table of the materialization of text_chunks this step read (its
+    latest for the partition): they were read `ok` but are not in the package, and its `sources` must say so."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=text_chunks.key, asset_partitions=[context.partition_key]), limit=1
+    ).records
+    table = records[0].asset_materialization.metadata.get("over_budget") if records else None
+    if not isinstance(table, dg.TableMetadataValue):
+        return {}
+    return {str(row.data["file"]): str(row.data["status"]) for row in table.records}
+
+
 @dg.asset(
     partitions_def=curriculum_partitions_def,
     retry_policy=TRANSIENT_RETRY,
@@ -469,8 +482,14 @@ def vkp_package(
     part = partition_of(context.partition_key)
     files = file_status_frame(pdf_text)
     status_by_file = dict(zip(files["file"], files["status"], strict=True))
+    over_budget = _over_chunk_budget(context)  # read as ok, then left out by the chunk budget
     sources = [
-        {"file": r.file, "sha256": r.sha256, "size": int(r.size), "status": status_by_file.get(r.file, "missing")}
+        {
+            "file": r.file,
+            "sha256": r.sha256,
+            "size": int(r.size),
+            "status": over_budget.get(shown(r.file)) or status_by_file.get(r.file, "missing"),
+        }
         for r in raw_pdfs.itertuples()
     ]
     counts = {
