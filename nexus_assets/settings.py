@@ -12,6 +12,7 @@ reliability tests (`lib/core/fault_points.py`), which must reach killed child pr
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -175,7 +176,11 @@ def _flag(value: str, variable: str, default: bool) -> bool:
     raise ValueError(f"{variable}={value!r}: use on or off")
 
 
-def _number(environ: Mapping[str, str], variable: str, default: float, kind: type = float) -> float:
+def _number(
+    environ: Mapping[str, str], variable: str, default: float, kind: type = float, maximum: float | None = None
+) -> float:
+    """A non-negative, finite number (at most `maximum`): `nan` passes every `<` test as False, so a NaN time
+    limit or retry delay would silently mean "never" (a build that hangs, deaf to Ctrl-C), and `inf` the same."""
     raw = environ.get(variable, "").strip()
     if not raw:
         return default
@@ -183,9 +188,19 @@ def _number(environ: Mapping[str, str], variable: str, default: float, kind: typ
         value = kind(raw)
     except ValueError:
         raise ValueError(f"{variable}={raw!r} is not a{'n integer' if kind is int else ' number'}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{variable}={raw!r} must be a finite number")
     if value < 0:
         raise ValueError(f"{variable}={raw!r} must not be negative")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{variable}={raw!r} must be at most {maximum:g}")
     return value
+
+
+# Step retries are for transient outages: 100 tries, or a first delay of an hour (doubling), is already far past
+# what a build should wait; beyond it a typo (an extra zero, `inf`) would hold a build for days.
+MAX_STEP_RETRIES = 100
+MAX_RETRY_DELAY_S = 3600.0
 
 
 def _choice(environ: Mapping[str, str], variable: str, choices: tuple[str, ...]) -> str:
@@ -270,8 +285,8 @@ class Settings:
             chroma_ssl=_flag(get("NEXUS_CHROMA_SSL"), "NEXUS_CHROMA_SSL", False),
             executor=executor,  # type: ignore[arg-type]
             executor_max_concurrent=int(_number(env, "NEXUS_EXECUTOR_MAX_CONCURRENT", 2, int)),
-            step_retries=int(_number(env, "NEXUS_STEP_RETRIES", cls.step_retries, int)),
-            step_retry_delay=_number(env, "NEXUS_STEP_RETRY_DELAY", cls.step_retry_delay),
+            step_retries=int(_number(env, "NEXUS_STEP_RETRIES", cls.step_retries, int, maximum=MAX_STEP_RETRIES)),
+            step_retry_delay=_number(env, "NEXUS_STEP_RETRY_DELAY", cls.step_retry_delay, maximum=MAX_RETRY_DELAY_S),
             rebuild_cron=get("NEXUS_REBUILD_CRON") or cls.rebuild_cron,
             rebuild_timezone=get("NEXUS_REBUILD_TIMEZONE") or cls.rebuild_timezone,
             keep_versions=int(_number(env, "NEXUS_VKP_KEEP_VERSIONS", 0, int)),

@@ -421,3 +421,36 @@ def test_package_sources_carry_the_chunk_budget_refusal(tmp_path: Path, bedrock_
     statuses = {s["file"]: s["status"] for s in manifest["sources"]}
     assert statuses == {"a_tipis.pdf": "ok", "b_tebal.pdf": "too_many_chunks"}, statuses
     reliability(f"sources in {package.name}: {statuses}")
+
+
+@pytest.mark.reliability("bad input", "NEXUS_* numbers nan, inf, 1e999 (time limit, retry delay, AWS timeouts)")
+def test_every_numeric_setting_refuses_values_that_are_not_finite(tmp_path: Path, capsys, monkeypatch, reliability):
+    """Red team a26 F1-F3: `NEXUS_MAX_EXTRACTION_SECONDS=nan` switched the time limit off (`elapsed > nan` is
+    never true), `NEXUS_MAX_PDF_MB=inf` raised OverflowError (exit 1, no --json document), and
+    `NEXUS_STEP_RETRY_DELAY=inf` held the first failing step forever, deaf to Ctrl-C. Every variable that refuses
+    a non-number must also refuse these, naming itself; the CLI says so with exit 2 and an error document."""
+    from nexus_assets.cli import main
+    from nexus_assets.settings import VARIABLES
+
+    base = {"NEXUS_ENV": "aws", "NEXUS_S3_BUCKET": "bucket"}  # the aws-only variables are read too
+    numeric = []
+    for variable in VARIABLES:
+        try:
+            Settings.from_env({**base, variable: "abc"})
+        except ValueError:
+            numeric.append(variable)
+    assert {"NEXUS_MAX_EXTRACTION_SECONDS", "NEXUS_STEP_RETRY_DELAY", "NEXUS_AWS_READ_TIMEOUT"} <= set(numeric)
+    for variable in numeric:
+        for value in ("nan", "NaN", "inf", "-inf", "1e999"):
+            with pytest.raises(ValueError, match=variable):
+                Settings.from_env({**base, variable: value})
+    with pytest.raises(ValueError, match="at most 3600"):
+        Settings.from_env({"NEXUS_STEP_RETRY_DELAY": "99999999999999999999999"})
+    for variable, value in (("NEXUS_MAX_PDF_MB", "inf"), ("NEXUS_STEP_RETRY_DELAY", "nan")):
+        monkeypatch.setenv(variable, value)
+        assert main(["--data-dir", str(tmp_path), "jobs", "--json"]) == 2
+        out = capsys.readouterr()
+        doc = json.loads(out.out)
+        assert doc["ok"] is False and variable in doc["error"] and "Traceback" not in out.err
+        monkeypatch.delenv(variable)
+    reliability(f"{len(numeric)} numeric variables x nan/inf/1e999: refused by name, exit 2; e.g. {doc['error']}")

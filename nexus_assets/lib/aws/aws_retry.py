@@ -25,6 +25,7 @@ pass through unchanged: callers act on them.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -107,6 +108,10 @@ class RetrySettings:
             raise ValueError(f"aws retry settings ({', '.join(RETRY_ENV.values())}): {exc}") from None
         if settings.max_attempts < 1:
             raise ValueError(f"{RETRY_ENV['max_attempts']} must be at least 1, got {settings.max_attempts}")
+        for name in ("connect_timeout", "read_timeout"):  # nan or inf: a socket that never times out
+            value = getattr(settings, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{RETRY_ENV[name]}={get(name)!r} must be a positive, finite number of seconds")
         return settings
 
     def config(self) -> Config:

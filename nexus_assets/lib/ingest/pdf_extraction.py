@@ -35,6 +35,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -148,8 +149,9 @@ class ExtractionLimits:
                 number = float(raw)
             except ValueError:
                 raise ValueError(f"{variable}={raw!r} is not a number") from None
-            if number <= 0:
-                raise ValueError(f"{variable}={raw!r}: a limit must be a positive number")
+            # nan fails every comparison (`elapsed > nan` is False: no time limit at all), inf cannot be an int.
+            if not math.isfinite(number) or number <= 0:
+                raise ValueError(f"{variable}={raw!r}: a limit must be a positive, finite number")
             return number
 
         return cls(
