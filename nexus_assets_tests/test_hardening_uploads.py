@@ -232,8 +232,8 @@ def test_peak_memory_of_extraction_stays_under_the_worker_budget(tmp_path: Path,
     """In a subprocess: a 5 MB PDF whose one page needs ~2 GB to read, through extract_pdfs with a 1,024 MiB
     worker budget: the file gets out_of_memory and the good file beside it is read. Then the same file read
     in that subprocess under the budget as a worker sets it (`limit_memory`), its peak resident memory
-    measured (RUSAGE_SELF, not assumed) under the budget. (The pool's workers are the forkserver's children,
-    out of reach of RUSAGE_CHILDREN.)"""
+    measured (RUSAGE_SELF, not assumed) under the budget. (The pool's workers are separate programs,
+    and the peak is the file's alone, measured in a fresh process.)"""
     (tmp_path / "bom.pdf").write_bytes(overlaid_text(200_000))
     text_pdf(tmp_path / "baik.pdf", BOOK)
     script = textwrap.dedent(

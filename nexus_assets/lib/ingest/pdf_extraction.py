@@ -46,7 +46,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from importlib import metadata
-from multiprocessing import Pipe, current_process, get_context
+from multiprocessing import Pipe
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -650,7 +650,7 @@ def extraction_from_bytes(data: bytes, file: str) -> FileExtraction:
 
 # What extraction costs, to plan the worker processes (measured on 2-core EPYC and Xeon machines): a
 # text-layer page is read and cleaned in 2-4 ms, a scanned page takes 3-6 s of OCR at 300 dpi, in one
-# thread (Tesseract inside MuPDF). Starting two forkserver workers, each importing PyMuPDF, costs ~1.5 s:
+# thread (Tesseract inside MuPDF). Starting two worker programs, each importing PyMuPDF, costs ~1.5 s:
 # below POOL_MIN_SECONDS of estimated work one process is faster (340 text pages: 0.6-1.3 s serial,
 # 1.7-1.9 s with the pool).
 TEXT_PAGE_S = 0.003
@@ -768,12 +768,12 @@ def _worker_main(conn: Connection) -> None:
 
 
 class PoolUnavailable(RuntimeError):
-    """Worker processes cannot be started here (e.g. a __main__ without the import guard)."""
+    """Worker processes cannot be started here (the interpreter cannot be run as a program, say)."""
 
 
 @dataclass
 class _Worker:
-    process: object  # multiprocessing.context.ForkServerProcess
+    process: _Spawned
     conn: Connection
 
     def stop(self, kill: bool = False) -> None:
@@ -784,10 +784,10 @@ class _Worker:
             except (OSError, ValueError):
                 kill = True
         if not kill:
-            proc.join(5)  # type: ignore[attr-defined]
-        if proc.is_alive():  # type: ignore[attr-defined]
-            proc.kill()  # type: ignore[attr-defined]
-            proc.join(5)  # type: ignore[attr-defined]
+            proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5)
         self.conn.close()
 
 
@@ -795,8 +795,7 @@ class _Spawned:
     """A worker run as a program (`subprocess`), with the process interface `_Worker` uses.
 
     A daemon process (a celery prefork child, say) may not start multiprocessing children, but it may run
-    programs: its extraction workers are spawned this way, so the memory budget and the hard time limit hold
-    there too (the in-process fallback has neither)."""
+    programs: so the memory budget and the hard time limit hold there too (the in-process fallback has neither)."""
 
     def __init__(self, popen: subprocess.Popen[bytes]) -> None:
         self.popen = popen
@@ -851,25 +850,20 @@ def _spawned_main() -> None:
 
 
 def _start_workers(count: int, target: Callable[[Connection], None] = _worker_main) -> list[_Worker]:
-    # forkserver: never fork a parent that may hold torch's or Dagster's threads.
-    ctx = get_context("forkserver")
-    # A daemon process (a celery prefork child) may not have multiprocessing children: its workers are programs.
-    spawned = current_process().daemon
+    """`count` worker programs (`_spawn`), started together, each ready before any is used.
+
+    Programs, not multiprocessing children: a fork would copy a parent that may hold torch's or Dagster's threads,
+    a daemon process (a celery prefork child) may not have multiprocessing children at all, and the forkserver
+    re-imports the parent's `__main__` in every worker (in a Dagster step process, Dagster itself: measured
+    7.0-9.8 s to the first file read against 2.5-4.0 s for a program, Intel Xeon with AMX, 2 cores shared)."""
     started: list[_Worker] = []
     try:
         for _ in range(count):
-            if spawned:
-                started.append(_spawn(target))
-                continue
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=target, args=(child,), name="nexus-pdf-extraction")
-            proc.start()
-            child.close()
-            started.append(_Worker(proc, parent))
+            started.append(_spawn(target))
         for worker in started:
             if not worker.conn.poll(WORKER_START_TIMEOUT_S) or worker.conn.recv() != "ready":
                 raise PoolUnavailable(f"an extraction worker did not start within {WORKER_START_TIMEOUT_S:g} s")
-    except (OSError, RuntimeError, EOFError) as exc:
+    except (OSError, RuntimeError, EOFError, ValueError) as exc:
         for worker in started:
             worker.stop(kill=True)
         if isinstance(exc, PoolUnavailable):
@@ -928,8 +922,8 @@ def run_pool(
                 try:
                     result = conn.recv()  # type: ignore[union-attr]
                 except (EOFError, OSError):
-                    worker.process.join(5)  # type: ignore[attr-defined]
-                    code = worker.process.exitcode  # type: ignore[attr-defined]
+                    worker.process.join(5)
+                    code = worker.process.exitcode
                     worker.stop(kill=True)
                     store(
                         index,
@@ -1064,7 +1058,7 @@ def extract_pdfs(
         try:
             run_pool(tasks, workers, collect)
         except PoolUnavailable as exc:
-            # No worker processes here (e.g. a __main__ without the import guard): one process does the rest.
+            # No worker processes here (no program could be started): one process does the rest.
             log.warning("PDF extraction pool failed (%s); extracting in this process", exc)
             workers = 1
     for index, path in misses:
