@@ -13,6 +13,7 @@ import atexit
 import functools
 import json
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -1221,8 +1222,26 @@ def deploy_apply_pools() -> int:
 # --- entry point --------------------------------------------------------------------------------------------
 
 
+def _terminate_as_interrupt(_signum: int, _frame: object) -> None:
+    """SIGTERM (what `timeout`, systemd, `docker stop` and Kubernetes send) handled as Ctrl-C: the run is stopped
+    and recorded as failed, nothing is half-written, exit 130. Left to its default it was caught and ignored
+    (a step retried and the build carried on until SIGKILL lost the clean path)."""
+    os.kill(os.getpid(), signal.SIGINT)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The `nexus` script; returns the exit code (tests call it with an argument list)."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    try:
+        return _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         code = cli.main(args=argv, prog_name="nexus", standalone_mode=False, obj=Options())
     except click.ClickException as exc:  # usage errors: click's message, exit 2

@@ -520,3 +520,61 @@ def test_an_object_name_too_long_for_the_disk_is_that_files_refusal(aws_env, tmp
     found, refused = storage.raw_source().discover()
     assert found == [OWNER] and any("304 bytes, over the 255" in r for r in refused), refused
     reliability(f"the other file mirrored and built; skipped: {next(r for r in refused if '304' in r)[-110:]}")
+
+
+@pytest.mark.reliability("bad input", "key paths from the environment naming /dev/zero or a FIFO (verify, pull, build)")
+def test_key_files_named_by_the_environment_are_checked_before_reading(
+    tmp_path: Path, capsys, monkeypatch, reliability
+):
+    """Red team a26 F4/F5: `NEXUS_VKP_PUBLIC_KEY=/dev/zero nexus vkp verify` read until the OOM killer came
+    (17 GB), a FIFO blocked it for good; `NEXUS_SIGNING_KEY_FILE` naming either hung or flooded vkp_package,
+    which retried. `--public-key` was checked; the same paths from the environment were not."""
+    import time
+
+    from nexus_assets.cli import main
+    from nexus_assets.lib.publish.signing import SigningError, resolve_signer, trusted_public_key
+
+    fifo = tmp_path / "kunci.fifo"
+    os.mkfifo(fifo)
+    package = tmp_path / "x.vkp"
+    package.write_bytes(b"PK\x05\x06" + b"\x00" * 18)
+    said = []
+    for path, kind in (("/dev/zero", "character device"), (str(fifo), "FIFO")):
+        started = time.monotonic()
+        with pytest.raises(SigningError, match=kind):
+            trusted_public_key(path, None)
+        with pytest.raises(SigningError, match=kind):
+            resolve_signer(tmp_path, key_file=path)
+        monkeypatch.setenv("NEXUS_VKP_PUBLIC_KEY", path)
+        assert main(["--data-dir", str(tmp_path), "vkp", "verify", str(package)]) == 2
+        err = capsys.readouterr().err
+        assert kind in err and "Traceback" not in err, err
+        assert time.monotonic() - started < 30, "refused before a byte is read"
+        said.append(err.strip().splitlines()[-1])
+    reliability(f"exit 2 / SigningError before reading: {said[0][:120]}")
+
+
+@pytest.mark.slow
+@pytest.mark.reliability("bad input", "NEXUS_SIGNING_KEY_FILE naming a FIFO during a build (vkp_package)")
+def test_an_unusable_signing_key_fails_publication_once_without_retries(tmp_path: Path, bedrock_env, reliability):
+    from nexus_assets.defs.assets import curriculum_assets
+    from nexus_assets.defs.partitions import key_of, register_partitions
+    from nexus_assets.defs.resources import EmbedderResource, PublishingResource
+    from nexus_assets_tests.support.dagster_build import local_resources_at
+
+    fifo = tmp_path / "kunci.fifo"
+    os.mkfifo(fifo)
+    pdf(DataLayout(tmp_path).raw_dir(OWNER) / "buku.pdf")
+    resources = local_resources_at(tmp_path, EmbedderResource(backend="bedrock"))
+    resources["publishing"] = PublishingResource(signing_key_file=str(fifo))
+    with dg.instance_for_test() as instance:
+        register_partitions(instance, [OWNER])
+        result = dg.materialize(
+            curriculum_assets, partition_key=key_of(OWNER), instance=instance, resources=resources, raise_on_error=False
+        )
+    retries = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+    [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert failure.step_key == "vkp_package" and not retries
+    assert "FIFO" in failure.step_failure_data.error.message
+    assert not list((tmp_path / "vkp").glob("*.vkp")), "nothing published"
+    reliability(f"vkp_package failed once, not retried: {failure.step_failure_data.error.message.strip()[:140]}")

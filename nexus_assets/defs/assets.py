@@ -57,6 +57,7 @@ from nexus_assets.lib.ingest.raw_sources import package_refusal
 from nexus_assets.lib.ingest.upload_tracking import UPLOAD_FINGERPRINT, partition_fingerprint
 from nexus_assets.lib.publish.publishing import publish_vkp
 from nexus_assets.lib.publish.quality import length_bins, markdown_table
+from nexus_assets.lib.publish.signing import SigningError
 
 INGEST, INDEX, PUBLISH = "ingest", "index", "publish"
 # Kinds name where each value lives, so the lineage graph reads like the architecture in either mode.
@@ -499,7 +500,10 @@ def vkp_package(
         "chunks": len(text_chunks),
         "embeddings": len(chunk_embeddings),
     }
-    signer = publishing.signer(data_dir.storage())
+    try:
+        signer = publishing.signer(data_dir.storage())
+    except SigningError as exc:  # the deployment's key setting: a retry cannot fix it
+        raise dg.Failure(description=shown(f"the signing key cannot be used: {exc}"), allow_retries=False) from None
     if signer.development:
         context.log.warning(
             f"{part.label}: signing with the {signer.origin} (key id {signer.key_id}): fine for a "

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from nexus_assets.lib.core import hashing
+from nexus_assets.lib.core.input_files import KEY_MAX_BYTES, InputFileError, read_checked
 
 ALGORITHM = "ed25519"
 KEY_FILE_ENV = "NEXUS_SIGNING_KEY_FILE"
@@ -59,6 +60,16 @@ def public_pem(key: Ed25519PublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
+def read_key_file(path: Path, what: str) -> bytes:
+    """The bytes of a key file, read only if it is a regular file of at most KEY_MAX_BYTES: a key path from the
+    environment ($NEXUS_VKP_PUBLIC_KEY, $NEXUS_SIGNING_KEY_FILE) naming /dev/zero was read until the OOM killer
+    came (17 GB), a FIFO blocked the build for good. SigningError naming the file otherwise."""
+    try:
+        return read_checked(path, what, KEY_MAX_BYTES)
+    except InputFileError as exc:
+        raise SigningError(str(exc)) from None
+
+
 def load_private_key(pem: bytes | str, where: str) -> Ed25519PrivateKey:
     """Parse a PKCS#8 PEM Ed25519 private key; errors name `where` (never the key's content)."""
     data = pem.encode() if isinstance(pem, str) else pem
@@ -78,9 +89,9 @@ def load_public_key(source: str | Path) -> Ed25519PublicKey:
     if "BEGIN PUBLIC KEY" not in text:
         path = Path(text).expanduser()
         try:
-            text = path.read_text()
-        except OSError as exc:
-            raise SigningError(f"{path}: cannot read the public key: {exc.strerror or exc}") from None
+            text = read_key_file(path, "public key file").decode()
+        except UnicodeDecodeError:
+            raise SigningError(f"{path}: not a PEM public key (not text)") from None
         where = str(path)
     try:
         key = serialization.load_pem_public_key(text.encode())
@@ -188,7 +199,7 @@ def development_signer(data_root: Path) -> Signer:
             pass
         else:
             public_path.write_bytes(public_pem(key.public_key()))
-    key = load_private_key(private_path.read_bytes(), str(private_path))
+    key = load_private_key(read_key_file(private_path, "development signing key"), str(private_path))
     if not public_path.exists():
         public_path.write_bytes(public_pem(key.public_key()))
     return Signer(key, f"DEVELOPMENT key {private_path}", development=True)
@@ -207,10 +218,7 @@ def resolve_signer(
     development key."""
     if key_file:
         path = Path(key_file).expanduser()
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise SigningError(f"{path}: cannot read the signing key: {exc.strerror or exc}") from None
+        data = read_key_file(path, f"signing key file (${KEY_FILE_ENV})")
         return Signer(load_private_key(data, str(path)), f"key file {path}")
     if key_pem:
         return Signer(load_private_key(key_pem, f"${KEY_ENV}"), f"${KEY_ENV}")
@@ -250,9 +258,9 @@ def load_public_keys(source: str) -> list[Ed25519PublicKey]:
             continue
         path = Path(item).expanduser()
         try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SigningError(f"{path}: cannot read the public key: {getattr(exc, 'strerror', None) or exc}") from None
+            text = read_key_file(path, "public key file").decode()
+        except UnicodeDecodeError:
+            raise SigningError(f"{path}: not a PEM public key (not text)") from None
         blocks = _PEM_BLOCK.findall(text) or [text]
         for block in blocks:
             try:
