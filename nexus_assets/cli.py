@@ -1223,9 +1223,10 @@ def deploy_apply_pools() -> int:
 
 
 def _terminate_as_interrupt(_signum: int, _frame: object) -> None:
-    """SIGTERM (what `timeout`, systemd, `docker stop` and Kubernetes send) handled as Ctrl-C: the run is stopped
-    and recorded as failed, nothing is half-written, exit 130. Left to its default it was caught and ignored
-    (a step retried and the build carried on until SIGKILL lost the clean path)."""
+    """SIGTERM (what `timeout`, systemd, `docker stop` and Kubernetes send) handled as Ctrl-C outside a run
+    (planning, between partitions): one `interrupted` line, exit 130. During a run Dagster maps SIGTERM to its
+    own SIGINT handler, and cli_progress.HeldStderr stops the build on either (it used to see only SIGINT: the
+    interrupted step was retried and the build went on until SIGKILL)."""
     os.kill(os.getpid(), signal.SIGINT)
 
 

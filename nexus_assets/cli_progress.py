@@ -129,7 +129,9 @@ class HeldStderr:
         while True:
             ready, _, _ = select.select(watched, [], [])
             if self._wakeup and self._wakeup[0] in ready:
-                if signal.SIGINT in os.read(self._wakeup[0], 64):
+                # SIGTERM too: Dagster maps it to its SIGINT handler during a run, so it interrupts the step, which
+                # its retry policy would then run again unless the build stops here as it does on Ctrl-C.
+                if {signal.SIGINT, signal.SIGTERM} & set(os.read(self._wakeup[0], 64)):
                     self.interrupted = True
                 continue
             chunk = os.read(pipe, 65536)

@@ -578,3 +578,48 @@ def test_an_unusable_signing_key_fails_publication_once_without_retries(tmp_path
     assert "FIFO" in failure.step_failure_data.error.message
     assert not list((tmp_path / "vkp").glob("*.vkp")), "nothing published"
     reliability(f"vkp_package failed once, not retried: {failure.step_failure_data.error.message.strip()[:140]}")
+
+
+@pytest.mark.slow
+@pytest.mark.reliability("fault", "SIGTERM to a running nexus build (timeout, systemd, docker stop)")
+def test_sigterm_ends_a_build_like_ctrl_c(tmp_path: Path, bedrock_env, reliability) -> None:
+    """Red team a26 F6: SIGTERM was caught and ignored (the running step retried, the build went on until
+    SIGKILL, which loses the clean path). It now ends the build as Ctrl-C does: exit 130, the run recorded as
+    failed, nothing published."""
+    import signal
+    import subprocess
+    import time
+
+    data, marker = tmp_path / "data", tmp_path / "marker"
+    pdf(DataLayout(data).raw_dir(OWNER) / "buku.pdf")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path / "home"),
+        "NEXUS_DATA_DIR": str(data),
+        "NEXUS_EMBEDDER_BACKEND": "bedrock",
+        "NEXUS_FAULT_POINT": "publish.staged",  # hangs there: between staging a package and committing it
+        "NEXUS_FAULT_MARKER": str(marker),
+    }
+    nexus = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "nexus"
+    proc = subprocess.Popen(
+        [str(nexus), "build", "--subject", OWNER.subject, "--grade", OWNER.grade],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 400
+        while not marker.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-3000:]
+    [said] = [line for line in err.splitlines() if line.startswith("error: interrupted")]
+    assert "recorded as failed" in said and "Traceback" not in err
+    assert not list((data / "vkp").glob("*.vkp")), "nothing published"
+    reliability(f"exit 130: {said[:150]}")
