@@ -623,3 +623,49 @@ def test_sigterm_ends_a_build_like_ctrl_c(tmp_path: Path, bedrock_env, reliabili
     assert "recorded as failed" in said and "Traceback" not in err
     assert not list((data / "vkp").glob("*.vkp")), "nothing published"
     reliability(f"exit 130: {said[:150]}")
+
+
+@pytest.mark.reliability("bad input", "a PDF replaced or rewritten while the build reads it (re-upload, sync client)")
+def test_a_file_changed_during_the_build_is_never_indexed_under_the_other_hash(
+    tmp_path: Path, monkeypatch, reliability
+):
+    """Red team a26 F7: the listing hashed one upload and MuPDF read another (renamed over it meanwhile); the text
+    was cached under the first one's sha256, so the package paired one upload's hash with another's text and
+    every later build, --force included, served it from the cache. Now the bytes read are the bytes hashed."""
+    import nexus_assets.lib.ingest.pdf_extraction as pe
+    from nexus_assets.lib.core.caches import BlobCache
+    from nexus_assets.lib.core.hashing import sha256_file
+
+    path = tmp_path / "berubah.pdf"
+    first = pdf(tmp_path / "v1.pdf", "Varian satu tentang ekosistem sawah. " * 6)
+    second = pdf(tmp_path / "v2.pdf", "Varian dua tentang ekosistem hutan. " * 6)
+    listed = sha256_file(first)
+    os.link(second, path)  # listed as v1, replaced by v2 before extraction
+    cache = BlobCache(tmp_path / "cache", "extraction-test")
+    limits = pe.ExtractionLimits(max_memory_mb=0)
+    [result], _ = pe.extract_pdfs([("berubah.pdf", listed, lambda: path)], cache, limits=limits)
+    assert result.status == "changed" and not result.pages and cache.get(listed) is None, result
+    assert "since the build listed it" in result.reason
+    # Listed right, then renamed over while being read: the open file is read, the result is v1's, consistent.
+    path.unlink()
+    os.link(first, path)
+    real = pe._read_opened
+
+    def renamed_meanwhile(*args, **kwargs):
+        os.replace(second, path)  # the new upload lands after the file was opened and hashed
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pe, "_read_opened", renamed_meanwhile)
+    [pinned], _ = pe.extract_pdfs([("berubah.pdf", listed, lambda: path)], cache, limits=limits)
+    assert pinned.status == "ok" and "satu" in pinned.pages[0].text and "dua" not in pinned.pages[0].text
+    assert pe.extraction_from_bytes(cache.get(listed), "x").pages[0].text == pinned.pages[0].text
+
+    def rewritten_in_place(*args, **kwargs):
+        with path.open("ab") as handle:  # same inode, new content
+            handle.write(b"\n% appended by a sync client\n")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pe, "_read_opened", rewritten_in_place)
+    [rewritten], _ = pe.extract_pdfs([("berubah.pdf", sha256_file(path), lambda: path)], limits=limits)
+    assert rewritten.status == "changed" and "while it was read" in rewritten.reason
+    reliability(f"status changed, nothing cached under the listed hash: {result.reason[:150]}")

@@ -85,13 +85,22 @@ FileStatus = Literal[
     "crashed",
     "too_much_text",
     "out_of_memory",
+    "changed",
 ]
 PageStatus = Literal["ok", "ocr", "no_text", "error"]
 # Pages whose text is indexed: from the text layer (`ok`) or read by OCR (`ocr`).
 TEXT_STATUSES = ("ok", "ocr")
 # Outcomes that depend on the limits or on the machine, not only on the file's bytes: never cached, so a
 # raised limit (or a run on a quieter machine) reads the file again.
-UNCACHED_STATUSES = ("too_large", "too_many_pages", "timeout", "crashed", "too_much_text", "out_of_memory")
+UNCACHED_STATUSES = (
+    "too_large",
+    "too_many_pages",
+    "timeout",
+    "crashed",
+    "too_much_text",
+    "out_of_memory",
+    "changed",  # the file changed while the build read it: read again by the next build
+)
 
 MIB = 1 << 20
 MAX_PDF_MB_ENV = "NEXUS_MAX_PDF_MB"
@@ -472,10 +481,56 @@ def read_pdf(
 
     The file's checks (size, header, password, page tree, page count) run for a part too, so each part
     refuses a bad file as the whole would. The time limit applies to each part: parts run in parallel.
+
+    The bytes read are the bytes hashed: the file is opened once and every later read (the hash, the sniff,
+    MuPDF) goes through that open file (`/proc/self/fd/N`), so a file renamed over it meanwhile is not read;
+    when its hash is not `sha256` (the listing's), or the open file changes while it is read, the result is
+    `changed`, never text under a hash it was not read from (which the cache would then serve for good).
     """
     limits = limits or ExtractionLimits()
-    name = path.name
-    digest = sha256 or hashing.sha256_file(path)
+    with path.open("rb") as handle:
+        pinned = _pinned(path, handle.fileno())
+        before = os.fstat(handle.fileno())
+        digest = hashing.sha256_file(pinned)
+        if sha256 and digest != sha256:
+            return _changed(path.name, sha256, digest, before.st_size, "since the build listed it")
+        result = _read_opened(pinned, path.name, digest, ocr, limits, pages)
+        after = os.fstat(handle.fileno())
+        # Size and mtime: a write changes them; a rename over the name does not (it changes the ctime only).
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            return _changed(path.name, sha256 or digest, "(rewritten in place)", after.st_size, "while it was read")
+        return result
+
+
+def _pinned(path: Path, fd: int) -> Path:
+    """A path to the file open as `fd` (Linux's /proc/self/fd), whatever `path` names by now; `path` elsewhere."""
+    proc = Path(f"/proc/self/fd/{fd}")
+    return proc if proc.exists() else path
+
+
+def _changed(name: str, listed: str, read: str, size: int, when: str) -> FileExtraction:
+    return FileExtraction(
+        name,
+        listed,
+        "changed",
+        (
+            f"the file changed {when} (sha256 {listed[:12]}… when listed, {read[:12]}… when read: re-uploaded "
+            "or rewritten during the build): not indexed in this build, so no package pairs one upload's hash with "
+            "another's text; the next build reads it again"
+        ),
+        size=size,
+    )
+
+
+def _read_opened(
+    path: Path,
+    name: str,
+    digest: str,
+    ocr: OcrEngine | None,
+    limits: ExtractionLimits,
+    pages: tuple[int, int] | None,
+) -> FileExtraction | PdfRead:
+    """`read_pdf`'s reading of the open file at `path` (named `name`, of sha256 `digest`)."""
     size = path.stat().st_size
     refused = sniff_pdf(path, limits)
     if refused:
