@@ -150,8 +150,8 @@ def raw_pdfs(context: dg.AssetExecutionContext, data_dir: DataDirResource) -> dg
     metadata=schema_metadata("pdf_text"),
     description="Cleaned text of every page (NFKC, hyphenation joined, running headers/footers dropped), "
     "with a status per file (ok, encrypted, malformed, no_text_layer, empty, not_pdf, truncated, too_large, "
-    "too_many_pages, timeout, crashed, too_much_text, out_of_memory, changed: re-uploaded while read) and per page (ok, ocr: a scan read by "
-    "Tesseract, no_text, error).",
+    "too_many_pages, timeout, crashed, too_much_text, out_of_memory, changed: re-uploaded while read) and per "
+    "page (ok, ocr: a scan read by Tesseract, no_text, error).",
 )
 def pdf_text(
     context: dg.AssetExecutionContext,
