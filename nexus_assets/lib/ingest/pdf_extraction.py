@@ -878,13 +878,14 @@ def _spawn(target: Callable[[Connection], None]) -> _Worker:
     fd = child.fileno()
     os.set_inheritable(fd, True)
     root = str(Path(__file__).resolve().parents[3])  # where nexus_assets (and a test's target) is imported from
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
-    code = "import sys; from nexus_assets.lib.ingest.pdf_extraction import _spawned_main; _spawned_main()"
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[3]); "
+        "from nexus_assets.lib.ingest.pdf_extraction import _spawned_main; _spawned_main()"
+    )
     try:
         popen = subprocess.Popen(
-            [sys.executable, "-c", code, str(fd), f"{target.__module__}:{target.__qualname__}"],
+            [sys.executable, "-c", code, str(fd), f"{target.__module__}:{target.__qualname__}", root],
             pass_fds=(fd,),
-            env=env,
             stdin=subprocess.DEVNULL,
         )
     finally:
