@@ -437,7 +437,12 @@ def run_partitions(
 
     from nexus_assets.definitions import defs
     from nexus_assets.defs import settings as code_location
-    from nexus_assets.defs.orphaned_runs import JOB_TIMESTAMP_TAG, fail_orphaned_runs, process_tags
+    from nexus_assets.defs.orphaned_runs import (
+        JOB_TIMESTAMP_TAG,
+        fail_orphaned_runs,
+        free_slots_of_finished_runs,
+        process_tags,
+    )
     from nexus_assets.defs.partitions import key_of, register_partitions
     from nexus_assets.lib.core.build_fingerprint import forget_build, record_build
 
@@ -468,15 +473,18 @@ def run_partitions(
         recorded = _put(jobs, JobRecord(run_id, started, BUILD_JOB, key_of(part), config=run_config), observer)
         if part in build.fingerprints:
             forget_build(layout, part)
-        with data_dir_env(layout), code_location.using(settings):
-            result = job.execute_in_process(
-                instance=instance,
-                partition_key=key_of(part),
-                run_config=run_config,
-                raise_on_error=False,
-                tags={CLI_TAG: "cli", JOB_TIMESTAMP_TAG: started, **process_tags()},
-                run_id=run_id,
-            )
+        try:
+            with data_dir_env(layout), code_location.using(settings):
+                result = job.execute_in_process(
+                    instance=instance,
+                    partition_key=key_of(part),
+                    run_config=run_config,
+                    raise_on_error=False,
+                    tags={CLI_TAG: "cli", JOB_TIMESTAMP_TAG: started, **process_tags()},
+                    run_id=run_id,
+                )
+        finally:  # however the run ended (an interrupt included), it holds no pool slot any more
+            free_slots_of_finished_runs(instance, [run_id])
         summary = run_summary(instance, run_id)
         if was_interrupted(instance, run_id):
             summary.record.errors = [f"interrupted (Ctrl-C) during {'; '.join(summary.record.errors) or 'the run'}"]

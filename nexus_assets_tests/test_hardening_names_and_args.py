@@ -671,3 +671,32 @@ def test_a_file_changed_during_the_build_is_never_indexed_under_the_other_hash(
     [rewritten], _ = pe.extract_pdfs([("berubah.pdf", sha256_file(path), lambda: path)], limits=limits)
     assert rewritten.status == "changed" and "while it was read" in rewritten.reason
     reliability(f"status changed, nothing cached under the listed hash: {result.reason[:150]}")
+
+
+@pytest.mark.reliability("fault", "an interrupted run that ended FAILURE still holding its embedding pool slot")
+def test_pool_slots_of_finished_runs_are_freed_before_and_after_every_build(tmp_path: Path, reliability) -> None:
+    """Red team a26 F10: SIGTERM then Ctrl-C during chunk_embeddings left the run FAILURE with its `embedding`
+    slot claimed; every later build of every partition then waited for that pool for ever, silently. A
+    finished run holds nothing: `fail_orphaned_runs` (first thing every `nexus build` does) and `run_partitions`
+    (after each run, whatever ended it) free what finished runs still claim."""
+    from nexus_assets.defs.orphaned_runs import fail_orphaned_runs, free_slots_of_finished_runs
+
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        storage = instance.event_log_storage
+        storage.set_concurrency_slots("embedding", 1)
+        failed = instance.create_run_for_job(dg.GraphDefinition(name="g").to_job(), run_id="a" * 32)
+        instance.report_run_failed(failed, message="interrupted (Ctrl-C) during chunk_embeddings")
+        live = instance.create_run_for_job(dg.GraphDefinition(name="g").to_job(), run_id="b" * 32)
+        instance.handle_run_event(
+            live.run_id,
+            dg.DagsterEvent(dg.DagsterEventType.RUN_START.value, "g"),  # type: ignore[arg-type]
+        )
+        assert storage.claim_concurrency_slot("embedding", failed.run_id, "chunk_embeddings").is_claimed
+        assert not storage.claim_concurrency_slot("embedding", live.run_id, "chunk_embeddings").is_claimed, "blocked"
+        storage.free_concurrency_slots_for_run(live.run_id)
+        fail_orphaned_runs(instance)  # what the next `nexus build` does first
+        assert storage.get_concurrency_info("embedding").active_slot_count == 0
+        assert storage.claim_concurrency_slot("embedding", live.run_id, "chunk_embeddings").is_claimed
+        assert free_slots_of_finished_runs(instance) == [], "a running run keeps its slot"
+        assert storage.get_concurrency_info("embedding").active_slot_count == 1
+    reliability("the finished run's slot freed by the next build; a running run's slot kept")
