@@ -182,6 +182,7 @@ def reporting(name: str) -> Callable[[F], F]:
             if current.quiet and current.verbose:
                 raise click.UsageError("-q/--quiet and -v/--verbose exclude each other", ctx)
             try:
+                _ = current.env  # every NEXUS_* value checked before any work, whether the command reads it or not
                 code = int(body(*args, **kwargs) or 0)
             except CommandError as exc:
                 warn(f"error: {exc}")

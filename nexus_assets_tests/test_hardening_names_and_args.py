@@ -700,3 +700,41 @@ def test_pool_slots_of_finished_runs_are_freed_before_and_after_every_build(tmp_
         assert free_slots_of_finished_runs(instance) == [], "a running run keeps its slot"
         assert storage.get_concurrency_info("embedding").active_slot_count == 1
     reliability("the finished run's slot freed by the next build; a running run's slot kept")
+
+
+@pytest.mark.reliability("bad input", "NEXUS_* numbers in other scripts' digits, out of range, or a recall of nan")
+def test_numeric_settings_are_ascii_and_ranged(tmp_path: Path, capsys, monkeypatch, reliability) -> None:
+    """Red team a26 F8/F13: int() and float() take '１０', '٣' and '1_0', so some variables took them and others
+    refused them; NEXUS_CHROMA_PORT=0, NEXUS_EXECUTOR_MAX_CONCURRENT=0 and a memory budget past setrlimit were
+    accepted; NEXUS_GOLDEN_MIN_RECALL=nan passed start-up and `nexus report` then died with a traceback."""
+    from nexus_assets.cli import main
+    from nexus_assets.settings import VARIABLES
+
+    base = {"NEXUS_ENV": "aws", "NEXUS_S3_BUCKET": "bucket"}
+    numeric = []
+    for variable in VARIABLES:
+        try:
+            Settings.from_env({**base, variable: "abc"})
+        except ValueError:
+            numeric.append(variable)
+    for variable in numeric:
+        for value in ("１０", "٣", "1_0"):
+            with pytest.raises(ValueError, match=variable):
+                Settings.from_env({**base, variable: value})
+    for variable, value in [
+        ("NEXUS_CHROMA_PORT", "0"),
+        ("NEXUS_CHROMA_PORT", "70000"),
+        ("NEXUS_EXECUTOR_MAX_CONCURRENT", "0"),
+        ("NEXUS_MAX_EXTRACTION_MEMORY_MB", "99999999999999999999999"),
+        ("NEXUS_PULL_MAX_WAIT", "1e23"),
+        ("NEXUS_GOLDEN_MIN_RECALL", "5"),
+        ("NEXUS_GOLDEN_MIN_RECALL", "-1"),
+    ]:
+        with pytest.raises(ValueError, match=variable):
+            Settings.from_env({variable: value})
+    assert Settings.from_env({"NEXUS_GOLDEN_MIN_RECALL": "0.8"}).golden_min_recall == 0.8
+    monkeypatch.setenv("NEXUS_GOLDEN_MIN_RECALL", "nan")
+    assert main(["--data-dir", str(tmp_path), "report"]) == 2
+    err = capsys.readouterr().err
+    assert "NEXUS_GOLDEN_MIN_RECALL" in err and "Traceback" not in err, err
+    reliability(f"{len(numeric)} variables refuse non-ASCII digits by name; ranges checked; {err.strip()[:90]}")

@@ -35,6 +35,8 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
+from nexus_assets.lib.core.numbers import parse_number
+
 RETRY_ENV = {
     "mode": "NEXUS_AWS_RETRY_MODE",
     "max_attempts": "NEXUS_AWS_MAX_ATTEMPTS",
@@ -94,6 +96,9 @@ class RetrySettings:
         def get(name: str) -> str:
             return (env.get(RETRY_ENV[name]) or "").strip()
 
+        for name, kind in (("max_attempts", int), ("connect_timeout", float), ("read_timeout", float)):
+            if get(name):
+                parse_number(get(name), RETRY_ENV[name], kind)  # ASCII, finite, named
         mode = get("mode").lower() or cls.mode
         if mode not in ("standard", "adaptive", "legacy"):
             raise ValueError(f"{RETRY_ENV['mode']}={mode!r}: use standard (default), adaptive or legacy")

@@ -35,7 +35,6 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import math
 import os
 import signal
 import subprocess
@@ -54,6 +53,7 @@ from typing import TYPE_CHECKING, Literal
 from nexus_assets.lib.core import hashing
 from nexus_assets.lib.core.caches import BlobCache
 from nexus_assets.lib.core.cpu_info import cpu_threads
+from nexus_assets.lib.core.numbers import parse_number
 from nexus_assets.lib.ingest.boilerplate import page_blocks
 from nexus_assets.lib.ingest.ocr import (
     OcrEngine,
@@ -154,12 +154,9 @@ class ExtractionLimits:
 
         def pick(value: float, variable: str, default: float) -> float:
             raw = value if value and value > 0 else (environ.get(variable, "").strip() or default)
-            try:
-                number = float(raw)
-            except ValueError:
-                raise ValueError(f"{variable}={raw!r} is not a number") from None
             # nan fails every comparison (`elapsed > nan` is False: no time limit at all), inf cannot be an int.
-            if not math.isfinite(number) or number <= 0:
+            number = parse_number(str(raw), variable)
+            if number <= 0:
                 raise ValueError(f"{variable}={raw!r}: a limit must be a positive, finite number")
             return number
 
@@ -186,10 +183,12 @@ def _memory_mb(environ: Mapping[str, str]) -> int:
     raw = environ.get(MAX_EXTRACTION_MEMORY_MB_ENV, "").strip()
     if not raw:
         return DEFAULT_MAX_EXTRACTION_MEMORY_MB
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{MAX_EXTRACTION_MEMORY_MB_ENV}={raw!r} is not a whole number of MiB") from None
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_EXTRACTION_MEMORY_MB:
+        raise ValueError(
+            f"{MAX_EXTRACTION_MEMORY_MB_ENV}={raw!r} is not a whole number of MiB (ASCII digits, at most "
+            f"{MAX_EXTRACTION_MEMORY_MB:,})"
+        )
+    value = int(raw)
     if value != 0 and value < MIN_EXTRACTION_MEMORY_MB:
         raise ValueError(
             f"{MAX_EXTRACTION_MEMORY_MB_ENV}={raw!r}: at least {MIN_EXTRACTION_MEMORY_MB} MiB (a worker with PyMuPDF "
@@ -199,6 +198,7 @@ def _memory_mb(environ: Mapping[str, str]) -> int:
 
 
 MIN_EXTRACTION_MEMORY_MB = 1024
+MAX_EXTRACTION_MEMORY_MB = 1 << 20  # 1 TiB: beyond it a typo, and setrlimit would overflow
 
 
 @dataclass
