@@ -738,3 +738,29 @@ def test_numeric_settings_are_ascii_and_ranged(tmp_path: Path, capsys, monkeypat
     err = capsys.readouterr().err
     assert "NEXUS_GOLDEN_MIN_RECALL" in err and "Traceback" not in err, err
     reliability(f"{len(numeric)} variables refuse non-ASCII digits by name; ranges checked; {err.strip()[:90]}")
+
+
+@pytest.mark.reliability("bad input", "a text layer of only dots or invisible characters; a folder named Bab1.pdf/")
+def test_wordless_text_layers_and_pdf_named_folders_are_reported(tmp_path: Path, reliability) -> None:
+    """Red team a26 F11/F12: a page whose text layer held only `. . . .` (or word joiners, ZWJ, private-use
+    glyphs, U+FFFC, which cleaning keeps) was `ok`, chunked, embedded, published and returned by search; a folder
+    named like a PDF was passed over without a word."""
+    import nexus_assets.lib.ingest.pdf_extraction as pe
+    from nexus_assets.lib.core.tables import raw_manifest_frame
+
+    folder = DataLayout(tmp_path).raw_dir(OWNER)
+    dots = pdf(folder / "titik.pdf", ". . . . " * 200)
+    mixed = pdf(folder / "campur.pdf", "Bab satu tentang sel dan jaringan. " * 5)
+    (folder / "Bab1.pdf").mkdir()
+    result = pe.extract_pdf(dots)
+    assert result.status == "no_text_layer" and "no letter or digit" in result.reason, result
+    assert pe.extract_pdf(mixed).status == "ok"
+    assert not pe._has_word_characters("\u2060 \u200d\ue000\ufffc\u034f . - \u00b7")
+    assert pe._has_word_characters("x") and pe._has_word_characters("١٢") and pe._has_word_characters("é")
+    skipped: list[str] = []
+    manifest = raw_manifest_frame(folder, tmp_path, skipped)
+    assert sorted(manifest["file"]) == ["campur.pdf", "titik.pdf"]
+    assert skipped == [
+        "raw-curriculum/informatika/kelas_10/Bab1.pdf is a folder, not a PDF: skipped; upload the PDF file itself"
+    ]
+    reliability(f"titik.pdf: {result.status} ({result.reason[:90]}); Bab1.pdf/: {skipped[0][36:80]}")

@@ -235,6 +235,15 @@ def _page_blocks(page: pymupdf.Page, raw_blocks: list | None = None) -> list[Blo
 
 
 NO_TEXT_REASON = "no text layer (scanned or image-only page)"
+WORDLESS_REASON = (
+    "its text layer holds no letter or digit (only punctuation, symbols or invisible characters): not indexed"
+)
+
+
+def _has_word_characters(text: str) -> bool:
+    """Some letter or digit of any script: a page of `. . . .` or of word joiners and private-use glyphs (which
+    cleaning keeps: ZWJ and its kin are needed in some scripts) is a page without text to search."""
+    return any(c.isalnum() for c in text)
 
 
 def _read_page(page: pymupdf.Page, ocr: OcrEngine | None) -> tuple[list[Block], str | None]:
@@ -433,8 +442,10 @@ class PdfRead:
             elif text and self.untexted.get(index) == "ocr":
                 languages = ocr.languages if ocr else "?"
                 pages.append(PageText(index + 1, text, "ocr", f"no text layer; read by OCR ({languages})"))
-            elif text:
+            elif text and _has_word_characters(text):
                 pages.append(PageText(index + 1, text, "ok"))
+            elif text:  # a text layer of dots, symbols or invisible characters: nothing to index or search
+                pages.append(PageText(index + 1, "", "no_text", WORDLESS_REASON))
             else:
                 why = self.untexted.get(index) or NO_TEXT_REASON
                 if why == "ocr":
