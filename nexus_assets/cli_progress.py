@@ -329,6 +329,14 @@ class BuildProgress(_Display):
             self.line(f"{self.prefix}: {step}: retrying: {message}", logging.WARNING)
         elif kind == "STEP_SKIPPED":
             self._update("steps", advance=1)
+        elif kind == "ENGINE_EVENT" and message.startswith("Step blocked by limit for pool"):
+            # The step waits for a slot another run holds: say so (it waited in silence), and name it on Ctrl-C.
+            self.step = step
+            pool = message.rsplit(" ", 1)[-1]
+            self.line(
+                f"{self.prefix}: {step}: waiting for a free slot of pool {pool!r} (another run holds it)",
+                logging.WARNING,
+            )
         elif kind == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
             if evaluation is not None and not evaluation.passed:

@@ -764,3 +764,25 @@ def test_wordless_text_layers_and_pdf_named_folders_are_reported(tmp_path: Path,
         "raw-curriculum/informatika/kelas_10/Bab1.pdf is a folder, not a PDF: skipped; upload the PDF file itself"
     ]
     reliability(f"titik.pdf: {result.status} ({result.reason[:90]}); Bab1.pdf/: {skipped[0][36:80]}")
+
+
+def test_a_step_waiting_for_a_pool_says_so() -> None:
+    """F10's side issue: a build blocked on the `embedding` pool said nothing, and Ctrl-C named the last step
+    that had finished, not the one waiting."""
+    import io
+    import logging
+    from contextlib import redirect_stderr
+    from types import SimpleNamespace
+
+    from nexus_assets.cli_progress import BuildProgress
+
+    record = logging.LogRecord("nexus.cli", logging.DEBUG, __file__, 0, "", (), None)
+    message = "Step blocked by limit for pool embedding"
+    event = SimpleNamespace(event_type_value="ENGINE_EVENT", event_specific_data=None)
+    record.dagster_meta = {"step_key": "chunk_embeddings", "orig_message": message, "dagster_event": event}  # type: ignore[attr-defined]
+    err = io.StringIO()
+    with redirect_stderr(err), BuildProgress("lines", partitions=1, steps=3) as shown:
+        shown.partition_started("informatika/kelas_10")
+        shown.handle(record)
+        assert shown.step == "chunk_embeddings"
+    assert "chunk_embeddings: waiting for a free slot of pool 'embedding'" in err.getvalue()
