@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_build.py            # full: warm-up + 3 alternating rounds
     .venv/bin/python benchmarks/bench_build.py --quick    # generated corpus only, 1 round (~5 min)
+    .venv/bin/python benchmarks/bench_build.py --worker-cost --rounds 3   # the forced extraction worker's cost
 
 The corpus is generated deterministically (benchmarks/corpus.py: 10 textbook-like Indonesian PDFs
 of 36 pages) plus, where present, every PDF of ../shared/corpus, all in one partition
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import statistics
@@ -52,6 +54,7 @@ from benchmarks.runner import (
     timed,
 )
 from nexus_assets.lib.core.cpu_info import cpu_generation, cpu_kind
+from nexus_assets.lib.ingest.pdf_extraction import MAX_EXTRACTION_MEMORY_MB_ENV
 
 SUBJECT, GRADE = "benchmark", "kelas_10"
 CASES = ("peer", "cold", "cold_no_ocr", "incremental", "nochange", "nochange_forced")
@@ -134,15 +137,56 @@ def embedding_figures(limit: int, rounds: int) -> dict[str, dict]:
         return json.loads(out.read_text())["results"]
 
 
+def worker_cost(work: Path, rounds: int, pages_per_file: int) -> int:
+    """`--worker-cost`: what the memory budget's forced extraction worker costs an incremental build.
+
+    One cold build of the generated corpus, then `rounds` times: one book revised and an incremental build with
+    the default budget (NEXUS_MAX_EXTRACTION_MEMORY_MB=4096: the changed file is read in a worker process), and
+    the same revision again with the budget off (=0: read in the step's own process), alternating. The peer is
+    not needed. Prints the medians and their difference."""
+    raw = build_corpus(work / "corpus", pages_per_file, shared=False)
+    data, home = work / "data", work / "dagster_home"
+    fresh_copy(raw, data / "raw-curriculum")
+    run_nexus(data, home, SUBJECT, GRADE)
+    times: dict[str, list[float]] = {"worker": [], "in_process": []}
+    target = data / "raw-curriculum" / SUBJECT / GRADE
+    for number in range(rounds):
+        for offset, (case, budget) in enumerate((("worker", "4096"), ("in_process", "0"))):
+            revise_one_book(target, pages_per_file, revision=2 * number + offset + 1)  # a cache miss each time
+            os.environ[MAX_EXTRACTION_MEMORY_MB_ENV] = budget
+            try:
+                run = run_nexus(data, home, SUBJECT, GRADE)
+            finally:
+                os.environ.pop(MAX_EXTRACTION_MEMORY_MB_ENV, None)
+            workers = re.search(r"extracted with (\d+) process", run.output)
+            print(f"  round {number + 1} {case}: {run.seconds:.2f} s ({workers.group(0) if workers else '?'})")
+            times[case].append(run.seconds)
+    worker, inline = (statistics.median(times[c]) for c in ("worker", "in_process"))
+    print(f"incremental_worker_s={worker:.2f}")
+    print(f"incremental_in_process_s={inline:.2f}")
+    print(f"forced_worker_cost_s={worker - inline:.2f}")
+    print(f"cpu={cpu_kind()}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="generated corpus only, one round after the warm-up")
     parser.add_argument("--rounds", type=int, help="timed rounds after the warm-up (default 3, quick 1)")
     parser.add_argument("--pages-per-file", type=int, default=36)
     parser.add_argument("--work", type=Path, help="work directory (default: a temporary one, removed after)")
+    parser.add_argument(
+        "--worker-cost", action="store_true", help="only the forced extraction worker's cost on incremental builds"
+    )
     args = parser.parse_args(argv)
     rounds = args.rounds or (1 if args.quick else 3)
     work = args.work or Path(tempfile.mkdtemp(prefix="nexus-bench-build-"))
+    if args.worker_cost:
+        try:
+            return worker_cost(work, rounds, args.pages_per_file)
+        finally:
+            if not args.work:
+                shutil.rmtree(work, ignore_errors=True)
     try:
         raw = build_corpus(work / "corpus", args.pages_per_file, shared=not args.quick)
         pdfs = sorted((raw / SUBJECT / GRADE).glob("*.pdf"))

@@ -131,16 +131,6 @@ class BuildPlan:
         return any(part not in self.current for part in self.targets)
 
 
-def _ambiguity(part: Partition, refused: list[str]) -> str | None:
-    """The discovery's refusal naming `part` as one of two partitions with the same package names, if any
-    (`layout.without_ambiguous_packages`): an explicit --subject/--grade must not bypass it."""
-    for message in refused:
-        head, sep, _ = message.partition(" would publish the same package names")
-        if sep and part.label in head.removeprefix("partitions ").split(" and "):
-            return message
-    return None
-
-
 def _requested(
     storage: Storage, subject: str | None, grade: str | None, skipped: list[dict[str, Any]]
 ) -> list[Partition]:
@@ -149,18 +139,20 @@ def _requested(
     An explicitly named partition (subject and grade) without PDFs is refused, naming the folder looked
     in and the nearest existing names; among discovered ones, an empty folder is skipped.
     """
+    from nexus_assets.lib.core.layout import package_conflict
     from nexus_assets.lib.ingest.build_preflight import check_partitions, nearest, pdf_counts
 
     source = storage.raw_source()
-    found, refused = source.discover()
+    found, refused = source.discover(storage.publishes)
     skipped += [{"partition": None, "reason": message} for message in refused]
     raw_root = storage.raw_root_uri()
     keys = storage.raw_keys()
     if subject and grade:
         requested = [Partition(subject, grade)]
-        clash = _ambiguity(requested[0], refused)
-        if clash:  # named explicitly, it is still one of a pair that would overwrite each other's packages
-            raise BuildRefused(f"{requested[0].label}: {clash}; nothing was registered or built")
+        counts = pdf_counts(keys)
+        conflict = package_conflict(requested[0], [p for p, n in counts.items() if n], storage.publishes)
+        if conflict:  # named explicitly is no reason to overwrite another partition's packages
+            raise BuildRefused(f"{subject}/{grade}: {conflict}; nothing was registered or built")
     else:
         requested = [p for p in found if (not subject or p.subject == subject) and (not grade or p.grade == grade)]
     if not requested:
@@ -437,7 +429,7 @@ def run_partitions(
 
     The runs read `settings` (the command's) and `layout`'s data directory while they execute.
 
-    Runs of earlier builds whose process was killed are ended first, and ended runs' pool slots freed. Each run is
+    Runs of earlier builds whose process was killed are ended first (their pool slots freed). Each run is
     recorded in the job table (`running`, then its final record) and, when it succeeded in local mode,
     its fingerprint, so the next unchanged build skips it.
     """
@@ -448,7 +440,7 @@ def run_partitions(
     from nexus_assets.defs.orphaned_runs import (
         JOB_TIMESTAMP_TAG,
         fail_orphaned_runs,
-        free_slots_of_ended_runs,
+        free_slots_of_finished_runs,
         process_tags,
     )
     from nexus_assets.defs.partitions import key_of, register_partitions
@@ -465,11 +457,6 @@ def run_partitions(
             record = run_summary(instance, orphan.run_id).job_record(orphan.job_timestamp)
             record.errors.append(orphan.reason)
             _put(jobs, record, observer)
-    for run_id in free_slots_of_ended_runs(instance):
-        observer.line(
-            f"warning: run {run_id[:8]} had ended but still held a pool slot (an interrupted build): freed",
-            logging.WARNING,
-        )
     register_partitions(instance, build.targets)
     job = defs.resolve_job_def(BUILD_JOB).with_logger_defs({"console": logger})
     # The stored run config names Dagster's console logger (a UI re-execution uses the real one); this
@@ -486,15 +473,18 @@ def run_partitions(
         recorded = _put(jobs, JobRecord(run_id, started, BUILD_JOB, key_of(part), config=run_config), observer)
         if part in build.fingerprints:
             forget_build(layout, part)
-        with data_dir_env(layout), code_location.using(settings):
-            result = job.execute_in_process(
-                instance=instance,
-                partition_key=key_of(part),
-                run_config=run_config,
-                raise_on_error=False,
-                tags={CLI_TAG: "cli", JOB_TIMESTAMP_TAG: started, **process_tags()},
-                run_id=run_id,
-            )
+        try:
+            with data_dir_env(layout), code_location.using(settings):
+                result = job.execute_in_process(
+                    instance=instance,
+                    partition_key=key_of(part),
+                    run_config=run_config,
+                    raise_on_error=False,
+                    tags={CLI_TAG: "cli", JOB_TIMESTAMP_TAG: started, **process_tags()},
+                    run_id=run_id,
+                )
+        finally:  # however the run ended (an interrupt included), it holds no pool slot any more
+            free_slots_of_finished_runs(instance, [run_id])
         summary = run_summary(instance, run_id)
         if was_interrupted(instance, run_id):
             summary.record.errors = [f"interrupted (Ctrl-C) during {'; '.join(summary.record.errors) or 'the run'}"]

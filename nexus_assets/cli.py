@@ -26,6 +26,7 @@ import click
 
 from nexus_assets import cli_schemas as schemas
 from nexus_assets.build import job_store
+from nexus_assets.lib.core.escaping import json_text, shown, terminal
 from nexus_assets.lib.core.layout import SLUG_RULE, DataLayout, LayoutError, Partition, normalized_slug, validate_slug
 from nexus_assets.settings import Settings
 
@@ -82,12 +83,15 @@ def env() -> Settings:
 
 
 def say(text: str = "") -> None:
-    """A line of the text result: stdout, or stderr under --json (stdout then holds the document only)."""
-    print(text, file=sys.stderr if settings().json else sys.stdout, flush=True)
+    """A line of the text result: stdout, or stderr under --json (stdout then holds the document only).
+
+    Every line the CLI prints (say, warn, note) goes through `escaping.terminal`: search snippets, names in
+    tables and reasons quoting uploads show control, bidirectional and tag characters as escapes."""
+    print(terminal(text), file=sys.stderr if settings().json else sys.stdout, flush=True)
 
 
 def warn(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    print(terminal(text), file=sys.stderr, flush=True)
 
 
 def note(text: str) -> None:
@@ -110,7 +114,8 @@ def emit(doc: schemas.Document) -> None:
     Schema docs/cli-schemas.json publishes; typed as such so mypy refuses a dict literal with undeclared keys."""
     if settings().json:
         document = {"schema": schemas.schema_name(settings().command), **doc}
-        print(json.dumps(document, ensure_ascii=False, indent=2, default=_jsonable), flush=True)
+        # Names and page text stay readable (ensure_ascii off), hidden characters as \\u escapes (same value).
+        print(json_text(json.dumps(document, ensure_ascii=False, indent=2, default=_jsonable)), flush=True)
 
 
 def _store(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
@@ -133,7 +138,7 @@ def common_options(f: F) -> F:
     )(f)
     f = click.option(
         "--data-dir",
-        type=click.Path(file_okay=False),
+        type=CliPath(file_okay=False),
         expose_value=False,
         callback=_store("data_dir"),
         help="Data directory (default: $NEXUS_DATA_DIR or ./data).",
@@ -177,6 +182,7 @@ def reporting(name: str) -> Callable[[F], F]:
             if current.quiet and current.verbose:
                 raise click.UsageError("-q/--quiet and -v/--verbose exclude each other", ctx)
             try:
+                _ = current.env  # every NEXUS_* value checked before any work, whether the command reads it or not
                 code = int(body(*args, **kwargs) or 0)
             except CommandError as exc:
                 warn(f"error: {exc}")
@@ -199,25 +205,86 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     columns = list(rows[0])
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    cells = [{c: shown(row.get(c, "")) for c in columns} for row in rows]  # widths of what is printed
+    widths = {c: max(len(c), *(len(r[c]) for r in cells)) for c in columns}
     say()
     say("  ".join(c.ljust(widths[c]) for c in columns))
     say("  ".join("-" * widths[c] for c in columns))
-    for row in rows:
-        say("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
+    for row in cells:
+        say("  ".join(row[c].ljust(widths[c]) for c in columns))
+
+
+class CliPath(click.Path):
+    """`click.Path` that refuses what cannot be a path (`input_files.path_problem`: empty, a NUL byte, over
+    PATH_MAX or NAME_MAX) as a usage error, exit 2, with the value shown short; never a traceback from the
+    first system call that meets it."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            from nexus_assets.lib.core.input_files import path_problem
+
+            problem = path_problem(value)
+            if problem:
+                self.fail(f"{shown(value, 80)!r} {problem}", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+def _catalog_option(_ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """--catalog: an http(s)/s3 URL (no NUL, no whitespace, at most 8 KB) or a path (`CliPath`'s rules)."""
+    if "://" in value:
+        if len(value) > 8192 or any(c.isspace() or ord(c) < 0x20 or c == "\x7f" for c in value):
+            raise click.BadParameter(f"{shown(value, 80)!r} is not a usable URL (control characters, spaces or > 8 KB)")
+        return value
+    return cast(str, CliPath(dir_okay=False).convert(value, param, None))
+
+
+class FiniteFloat(click.FloatRange):
+    """A FloatRange that also refuses nan and inf (`nan < 0` is False, so a range alone lets nan through)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if number != number or number in (float("inf"), float("-inf")):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+KEY_NAME_RE = r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,200}\Z"
+
+
+def _key_name(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """--name of `keys generate`: a plain file name (no `/`, not hidden, at most 201 characters), since it becomes
+    `<name>.key` inside --out; `../x` would write the private key elsewhere."""
+    import re
+
+    if not re.fullmatch(KEY_NAME_RE, value, re.ASCII):
+        raise click.BadParameter(
+            f"{shown(value, 80)!r} is not a plain file name: letters, digits, '.', '_' and '-', starting with a "
+            "letter or digit, at most 201 characters (the key is written as <name>.key inside --out)"
+        )
+    return value
 
 
 def _option_slug(value: str | None, option: str, what: str) -> str | None:
     """An option naming a subject or grade, refused (exit 2) with what a valid name looks like."""
     if value is None:
         return None
+    from nexus_assets.lib.core.escaping import quoted as quote
+    from nexus_assets.lib.core.layout import MAX_SLUG_CHARS
+
     try:
         return validate_slug(value, what)
     except LayoutError:
+        quoted = quote(value)
+        if len(value) > MAX_SLUG_CHARS:
+            raise CommandError(
+                f"invalid {option} {quoted}: {len(value):,} characters, over the limit of {MAX_SLUG_CHARS} per {what} "
+                "name",
+                code=2,
+            ) from None
         suggestion = normalized_slug(value)
-        hint = f"; did you mean {suggestion!r}?" if suggestion and suggestion != value else ""
+        hint = f"; did you mean {quote(suggestion)}?" if suggestion and suggestion != value else ""
         raise CommandError(
-            f"invalid {option} {value!r}: {what} names are lowercase slugs matching {SLUG_RULE} "
+            f"invalid {option} {quoted}: {what} names are lowercase slugs matching {SLUG_RULE} "
             f"(e.g. 'informatika', 'kelas_10'), and not the platform's reserved names{hint}",
             code=2,
         ) from None
@@ -354,6 +421,7 @@ def build(
     subject = _option_slug(subject, "--subject", "subject")
     grade = _option_slug(grade, "--grade", "grade")
     options = {"chunk_size": chunk_size, "chunk_overlap": chunk_overlap}
+    _check_chunking(chunk_size, chunk_overlap)
     try:
         plan = builds.plan(layout, env(), subject, grade, options, force=force)
     except builds.BuildRefused as exc:
@@ -399,6 +467,19 @@ def build(
     return _run_builds(layout, plan, docs, options)
 
 
+def _check_chunking(chunk_size: int | None, chunk_overlap: int | None) -> None:
+    """--chunk-size/--chunk-overlap checked by the chunker's own rule before anything runs (exit 2), with the
+    defaults for the one not given: a bad pair used to fail the run's chunking step, retried 3 times, exit 1."""
+    from nexus_assets.lib.index.chunking import ChunkingParams
+
+    given = {"chunk_size": chunk_size, "chunk_overlap": chunk_overlap}
+    try:
+        ChunkingParams(**{name: value for name, value in given.items() if value is not None})  # its defaults else
+    except ValueError as exc:
+        typed = " and ".join(f"--{name.replace('_', '-')} {n}" for name, n in given.items() if n is not None)
+        raise CommandError(f"invalid {typed}: {exc}", code=2) from None
+
+
 def _warn_skipped(skipped: list[dict[str, Any]]) -> None:
     for entry in skipped:
         warn(f"skipped: {entry['partition'] + ': ' if entry['partition'] else ''}{entry['reason']}")
@@ -429,9 +510,7 @@ def _run_builds(
                     logger = progress_logger(shown)
                     outcome = run_partitions(instance, layout, env(), plan, observer, logger, options)
         except BuildInterrupted as stop:
-            by = held.signal  # SIGINT (Ctrl-C) or SIGTERM: the shell's convention, 128 + the signal's number
-            message = _interrupted(stop.partition.label, shown, stop.done, stop.run_id)
-            raise CommandError(message if by == signal.SIGINT else f"{by.name}: {message}", code=128 + by) from None
+            raise CommandError(_interrupted(stop.partition.label, shown, stop.done, stop.run_id), code=130) from None
         except KeyboardInterrupt:  # outside a run: planning, between partitions, the catalog's refresh
             raise CommandError(_interrupted(shown.label if shown else "", shown, [], None), code=130) from None
     if not outcome.catalog_refreshed:
@@ -510,7 +589,7 @@ class _Announced:
 @click.option(
     "--installed",
     "installed",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=CliPath(file_okay=False, path_type=Path),
     default=None,
     metavar="DEST",
     help="School server: search the release `nexus vkp pull --dest DEST` installed, not the data directory.",
@@ -596,11 +675,17 @@ def _partition_filter(subject: str | None, grade: str | None) -> Callable[[Parti
 @click.option("--subject", metavar="SLUG", help="Only this subject.")
 @click.option("--grade", metavar="SLUG", help="Only this grade.")
 @click.option(
-    "--golden", type=click.Path(dir_okay=False), help="Golden questions JSONL (default: $NEXUS_GOLDEN_QUESTIONS)."
+    "--golden", type=CliPath(dir_okay=False), help="Golden questions JSONL (default: $NEXUS_GOLDEN_QUESTIONS)."
 )
-@click.option("--min-recall", type=float, help="recall@5 threshold (default: $NEXUS_GOLDEN_MIN_RECALL or 0.7).")
 @click.option(
-    "--chunk-size", type=int, default=800, show_default=True, help="The chunk size the partitions were built with."
+    "--min-recall", type=FiniteFloat(0, 1), help="recall@5 threshold (default: $NEXUS_GOLDEN_MIN_RECALL or 0.7)."
+)
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(min=1),
+    default=800,
+    show_default=True,
+    help="The chunk size the partitions were built with.",
 )
 @click.option("--brief", is_flag=True, help="Verdicts and figures only, no offending rows.")
 @reporting("report")
@@ -711,7 +796,7 @@ JOB_FIELDS = (
 
 
 @cli.command()
-@click.option("--days", type=click.IntRange(min=0), default=7, show_default=True, help="How far back to look.")
+@click.option("--days", type=click.IntRange(0, 36500), default=7, show_default=True, help="How far back to look.")
 @reporting("jobs")
 def jobs(days: int) -> int:
     """Recent pipeline runs from the job table, with a cost summary."""
@@ -829,7 +914,7 @@ PUBLIC_KEY_HELP = (
 @click.argument("files", nargs=-1, required=True, type=click.Path())  # checked by _input_file: one error document
 @click.option(
     "--public-key",
-    type=click.Path(dir_okay=False),
+    type=CliPath(dir_okay=False),
     help=PUBLIC_KEY_HELP + ", else the data directory's development key.",
 )
 @click.option("--allow-unsigned", is_flag=True, help="Accept packages without a signature (checksums only).")
@@ -887,11 +972,13 @@ def vkp_verify(files: tuple[str, ...], public_key: str | None, allow_unsigned: b
 
 
 @vkp.command("pull")
-@click.option("--catalog", required=True, help="catalog.json: http(s):// URL, s3:// URI or path.")
-@click.option("--dest", required=True, type=click.Path(file_okay=False), help="Directory of the installed collections.")
+@click.option(
+    "--catalog", required=True, callback=_catalog_option, help="catalog.json: http(s):// URL, s3:// URI or path."
+)
+@click.option("--dest", required=True, type=CliPath(file_okay=False), help="Directory of the installed collections.")
 @click.option(
     "--public-key",
-    type=click.Path(dir_okay=False),
+    type=CliPath(dir_okay=False),
     help=PUBLIC_KEY_HELP + ", else the data directory's DEVELOPMENT key (keys/ under --data-dir: a demo's, never "
     "a school's).",
 )
@@ -1018,10 +1105,12 @@ def keys() -> None:
     "--out",
     default=".",
     show_default=True,
-    type=click.Path(file_okay=False),
+    type=CliPath(file_okay=False),
     help="Directory for <name>.key and <name>.pub.",
 )
-@click.option("--name", default="nexus-signing", show_default=True, help="File name of the key pair.")
+@click.option(
+    "--name", default="nexus-signing", show_default=True, callback=_key_name, help="File name of the key pair."
+)
 @reporting("keys.generate")
 def keys_generate(out: str, name: str) -> int:
     """Write an Ed25519 key pair for signing packages."""
@@ -1049,7 +1138,7 @@ def cache() -> None:
 @cache.command("prune")
 @click.option(
     "--older-than-days",
-    type=float,
+    type=FiniteFloat(min=0),
     default=7.0,
     show_default=True,
     help="Keep anything used within this many days (protects builds running now).",
@@ -1105,7 +1194,9 @@ def deploy() -> None:
 @deploy.command("render-instance")
 @click.option("--launcher", default="default", show_default=True, help="Run launcher: default, ecs, celery or docker.")
 @click.option(
-    "--max-concurrent-runs", type=int, help="Run limit of the queued coordinator (default: deploy/dagster.yaml's)."
+    "--max-concurrent-runs",
+    type=click.IntRange(min=1),
+    help="Run limit of the queued coordinator (default: deploy/dagster.yaml's).",
 )
 @reporting("deploy.render-instance")
 def deploy_render(launcher: str, max_concurrent_runs: int | None) -> int:
@@ -1153,8 +1244,27 @@ def deploy_apply_pools() -> int:
 # --- entry point --------------------------------------------------------------------------------------------
 
 
+def _terminate_as_interrupt(_signum: int, _frame: object) -> None:
+    """SIGTERM (what `timeout`, systemd, `docker stop` and Kubernetes send) handled as Ctrl-C outside a run
+    (planning, between partitions): one `interrupted` line, exit 130. During a run Dagster maps SIGTERM to its
+    own SIGINT handler, and cli_progress.HeldStderr stops the build on either (it used to see only SIGINT: the
+    interrupted step was retried and the build went on until SIGKILL)."""
+    os.kill(os.getpid(), signal.SIGINT)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The `nexus` script; returns the exit code (tests call it with an argument list)."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    try:
+        return _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         code = cli.main(args=argv, prog_name="nexus", standalone_mode=False, obj=Options())
     except click.ClickException as exc:  # usage errors: click's message, exit 2

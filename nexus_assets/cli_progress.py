@@ -38,6 +38,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from nexus_assets.lib.core.escaping import terminal
 from nexus_assets.lib.distribution.vkp_pull import PullEvent
 
 Mode = Literal["bars", "lines", "quiet"]
@@ -69,15 +70,14 @@ class HeldStderr:
     becomes a pipe read by a thread that hands each whole line to `sink` (set by `forward_to`).
 
     Where stderr has no descriptor (a test capturing `sys.stderr`) nothing is held: the console writes
-    to `sys.stderr` as before. A SIGINT or SIGTERM is noticed at once (`interrupted`) even while Dagster's
-    own handler defers it: what arrives on the pipe after it (the tracebacks of Dagster's `tail` and orphan
+    to `sys.stderr` as before. A SIGINT is noticed at once (`interrupted`) even while Dagster's own
+    handler defers it: what arrives on the pipe after it (the tracebacks of Dagster's `tail` and orphan
     watcher children, which get the terminal's Ctrl-C too) is dropped.
     """
 
     def __init__(self) -> None:
         self.console = stderr_console()
         self.interrupted = False
-        self.signal = signal.SIGINT  # the signal that interrupted, once `interrupted`
         self._sink: Callable[[str], None] | None = None
         self._fd: int | None = None
         self._saved: int | None = None
@@ -129,12 +129,10 @@ class HeldStderr:
         while True:
             ready, _, _ = select.select(watched, [], [])
             if self._wakeup and self._wakeup[0] in ready:
-                received = os.read(self._wakeup[0], 64)
-                # SIGTERM too (`timeout`, systemd, `docker stop`): Dagster maps it onto its SIGINT handler
-                # while a run executes, and without this a step's retry policy would carry the build on.
-                for number in (signal.SIGINT, signal.SIGTERM):
-                    if number in received and not self.interrupted:
-                        self.interrupted, self.signal = True, signal.Signals(number)
+                # SIGTERM too: Dagster maps it to its SIGINT handler during a run, so it interrupts the step, which
+                # its retry policy would then run again unless the build stops here as it does on Ctrl-C.
+                if {signal.SIGINT, signal.SIGTERM} & set(os.read(self._wakeup[0], 64)):
+                    self.interrupted = True
                 continue
             chunk = os.read(pipe, 65536)
             if not chunk:
@@ -206,6 +204,7 @@ class _Display:
             return
         if level < logging.WARNING and (self.mode == "quiet" or (self.mode == "bars" and not self.verbose)):
             return
+        text = terminal(text)  # run messages may quote an upload's name or text
         if self.progress:
             style = "red" if level >= logging.ERROR else "yellow" if level >= logging.WARNING else "dim"
             self.progress.console.print(text, style=style, markup=False, highlight=False)
@@ -330,6 +329,14 @@ class BuildProgress(_Display):
             self.line(f"{self.prefix}: {step}: retrying: {message}", logging.WARNING)
         elif kind == "STEP_SKIPPED":
             self._update("steps", advance=1)
+        elif kind == "ENGINE_EVENT" and message.startswith("Step blocked by limit for pool"):
+            # The step waits for a slot another run holds: say so (it waited in silence), and name it on Ctrl-C.
+            self.step = step
+            pool = message.rsplit(" ", 1)[-1]
+            self.line(
+                f"{self.prefix}: {step}: waiting for a free slot of pool {pool!r} (another run holds it)",
+                logging.WARNING,
+            )
         elif kind == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
             if evaluation is not None and not evaluation.passed:

@@ -12,12 +12,13 @@ reliability tests (`lib/core/fault_points.py`), which must reach killed child pr
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+
+from nexus_assets.lib.core.numbers import parse_number
 
 if TYPE_CHECKING:  # imported where parsed: `nexus --help` and an up-to-date build stay light
     from nexus_assets.lib.aws.aws_config import AwsSettings
@@ -145,9 +146,7 @@ def _fetch_from_env(environ: Mapping[str, str]) -> FetchSettings:
         raise ValueError(f"NEXUS_PULL_MIN_RATE={values['min_rate']!r} bytes/s is more than any link carries")
     # The longest pause between attempts, which a mirror's Retry-After is capped to: a mirror must not choose
     # how long a school's pull sleeps holding its lock, so it is bounded like the deadlines it sits within.
-    values["max_wait"] = _number(environ, "NEXUS_PULL_MAX_WAIT", base.max_wait)
-    if not values["max_wait"] <= MAX_WAIT_CEILING:
-        raise ValueError(f"NEXUS_PULL_MAX_WAIT={values['max_wait']!r} must be at most {MAX_WAIT_CEILING:g} seconds")
+    values["max_wait"] = _number(environ, "NEXUS_PULL_MAX_WAIT", base.max_wait, maximum=MAX_WAIT_CEILING)
     attempts = int(_number(environ, "NEXUS_PULL_ATTEMPTS", base.attempts, int))
     if not 1 <= attempts <= 100:
         raise ValueError(f"NEXUS_PULL_ATTEMPTS={attempts} must be in 1..100")
@@ -182,23 +181,40 @@ def _flag(value: str, variable: str, default: bool) -> bool:
     raise ValueError(f"{variable}={value!r}: use on or off")
 
 
-def _number(environ: Mapping[str, str], variable: str, default: float, kind: type = float) -> float:
-    """A setting's number: ASCII only (int() and float() also read '٣' and '１０'), finite, not negative."""
+def _number(
+    environ: Mapping[str, str], variable: str, default: float, kind: type = float, maximum: float | None = None
+) -> float:
+    """A non-negative, finite number in ASCII (at most `maximum`): `nan` passes every `<` test as False, so a NaN
+    time limit or retry delay would silently mean "never" (a build that hangs, deaf to Ctrl-C), and `inf` the same."""
     raw = environ.get(variable, "").strip()
     if not raw:
         return default
-    what = "an integer" if kind is int else "a number"
-    try:
-        if not raw.isascii():
-            raise ValueError
-        value = kind(raw)
-    except ValueError:
-        raise ValueError(f"{variable}={raw!r} is not {what} (ASCII digits)") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{variable}={raw!r} is not a finite number")
+    value = parse_number(raw, variable, kind)
     if value < 0:
         raise ValueError(f"{variable}={raw!r} must not be negative")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{variable}={raw!r} must be at most {maximum:g}")
     return value
+
+
+def _port(environ: Mapping[str, str], variable: str, default: int) -> int:
+    value = int(_number(environ, variable, default, int))
+    if not 1 <= value <= 65535:
+        raise ValueError(f"{variable}={value}: a TCP port is 1..65535")
+    return value
+
+
+def _at_least_one(environ: Mapping[str, str], variable: str, default: int) -> int:
+    value = int(_number(environ, variable, default, int, maximum=1024))
+    if value < 1:
+        raise ValueError(f"{variable}={value}: at least 1")
+    return value
+
+
+# Step retries are for transient outages: 100 tries, or a first delay of an hour (doubling), is already far past
+# what a build should wait; beyond it a typo (an extra zero, `inf`) would hold a build for days.
+MAX_STEP_RETRIES = 100
+MAX_RETRY_DELAY_S = 3600.0
 
 
 def _choice(environ: Mapping[str, str], variable: str, choices: tuple[str, ...]) -> str:
@@ -230,6 +246,7 @@ class Settings:
     executor_max_concurrent: int = 2
     step_retries: int = 3
     step_retry_delay: float = 1.0
+    golden_min_recall: float = 0.7  # validated at start-up; the retrieval check reads its own snapshot
     rebuild_cron: str = "0 2 * * 0"  # Sunday 02:00
     rebuild_timezone: str = "Asia/Jakarta"
     keep_versions: int = 0  # 0: the catalog's default
@@ -279,15 +296,16 @@ class Settings:
             model_cache=model_cache_dir(env),
             chroma_mode=_choice(env, "NEXUS_CHROMA_MODE", ("local", "server")),  # type: ignore[arg-type]
             chroma_host=get("NEXUS_CHROMA_HOST") or cls.chroma_host,
-            chroma_port=int(_number(env, "NEXUS_CHROMA_PORT", cls.chroma_port, int)),
+            chroma_port=_port(env, "NEXUS_CHROMA_PORT", cls.chroma_port),
             chroma_ssl=_flag(get("NEXUS_CHROMA_SSL"), "NEXUS_CHROMA_SSL", False),
             executor=executor,  # type: ignore[arg-type]
-            executor_max_concurrent=int(_number(env, "NEXUS_EXECUTOR_MAX_CONCURRENT", 2, int)),
-            step_retries=int(_number(env, "NEXUS_STEP_RETRIES", cls.step_retries, int)),
-            step_retry_delay=_number(env, "NEXUS_STEP_RETRY_DELAY", cls.step_retry_delay),
+            executor_max_concurrent=_at_least_one(env, "NEXUS_EXECUTOR_MAX_CONCURRENT", 2),
+            step_retries=int(_number(env, "NEXUS_STEP_RETRIES", cls.step_retries, int, maximum=MAX_STEP_RETRIES)),
+            step_retry_delay=_number(env, "NEXUS_STEP_RETRY_DELAY", cls.step_retry_delay, maximum=MAX_RETRY_DELAY_S),
             rebuild_cron=get("NEXUS_REBUILD_CRON") or cls.rebuild_cron,
             rebuild_timezone=get("NEXUS_REBUILD_TIMEZONE") or cls.rebuild_timezone,
-            keep_versions=int(_number(env, "NEXUS_VKP_KEEP_VERSIONS", 0, int)),
+            keep_versions=int(_number(env, "NEXUS_VKP_KEEP_VERSIONS", 0, int, maximum=10_000)),
+            golden_min_recall=_number(env, "NEXUS_GOLDEN_MIN_RECALL", cls.golden_min_recall, maximum=1.0),
             catalog_expiry_days=expiry_days(env),
             catalog_max_validity_days=max_validity_days(env),
             fetch=_fetch_from_env(env),

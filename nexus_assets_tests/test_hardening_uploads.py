@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from nexus_assets.lib.core.escaping import markdown, shown
+from nexus_assets.lib.core.hashing import sha256_file
 from nexus_assets.lib.core.input_files import InputFileError, checked_file
 from nexus_assets.lib.core.layout import DataLayout, LayoutError, Partition, is_semver, is_slug, parse_semver
 from nexus_assets.lib.index.chunking import ChunkBudget, ChunkingParams, chunk_file, within_budget
@@ -127,7 +128,7 @@ def test_one_file_cannot_push_its_or_another_partitions_build_past_its_budget(tm
     budget = ChunkBudget(max_file_chunks=20, max_partition_chunks=30)
 
     def build(files: list[Path], part: Partition) -> tuple[list, list]:
-        items = [(f.name, f.name, lambda f=f: f) for f in files]
+        items = [(f.name, sha256_file(f), lambda f=f: f) for f in files]  # the sha256 of what is read
         extractions, _ = extract_pdfs(items, limits=limits)
         per_file = sorted((e.file, _chunks_of(part, e, params)) for e in extractions if e.status == "ok")
         return within_budget(per_file, budget)
@@ -232,17 +233,18 @@ def test_peak_memory_of_extraction_stays_under_the_worker_budget(tmp_path: Path,
     """In a subprocess: a 5 MB PDF whose one page needs ~2 GB to read, through extract_pdfs with a 1,024 MiB
     worker budget: the file gets out_of_memory and the good file beside it is read. Then the same file read
     in that subprocess under the budget as a worker sets it (`limit_memory`), its peak resident memory
-    measured (RUSAGE_SELF, not assumed) under the budget. (The pool's workers are the forkserver's children,
-    out of reach of RUSAGE_CHILDREN.)"""
+    measured (RUSAGE_SELF, not assumed) under the budget. (The pool's workers are separate programs,
+    and the peak is the file's alone, measured in a fresh process.)"""
     (tmp_path / "bom.pdf").write_bytes(overlaid_text(200_000))
     text_pdf(tmp_path / "baik.pdf", BOOK)
     script = textwrap.dedent(
         f"""
         import json, resource
         from pathlib import Path
+        from nexus_assets.lib.core.hashing import sha256_file
         from nexus_assets.lib.ingest.pdf_extraction import ExtractionLimits, extract_pdf, extract_pdfs, limit_memory
         root = Path({str(tmp_path)!r})
-        items = [(n, n, lambda n=n: root / n) for n in ("bom.pdf", "baik.pdf")]
+        items = [(n, sha256_file(root / n), lambda n=n: root / n) for n in ("bom.pdf", "baik.pdf")]
         limits = ExtractionLimits(max_memory_mb=1024, max_page_chars=10**9, max_file_chars=10**10)
         results, stats = extract_pdfs(items, limits=limits)
         print(json.dumps({{"statuses": [r.status for r in results], "reason": results[0].reason}}))

@@ -466,13 +466,18 @@ def test_bad_urls_are_final_errors_in_words(mirror, tmp_path: Path, reliability)
         ("http://127.0.0.1:0/catalog.json", "is not a number in 1..65535"),
         ("http:///catalog.json", "no host"),
         ("http://[::1/catalog.json", "not a valid URL"),
-        ("http://127.0.0.1:80 /catalog.json", "spaces or control characters"),
         ("s3://bucket", "no object key"),
     ]
     for bad, says in cases:
         started = time.monotonic()
         result = _cli_pull(bad, dest, tmp_path)
         assert result.exit_code == 1 and says in result.output, (bad, result.output)
+        assert "attempt" not in result.output and time.monotonic() - started < 2, f"{bad}: a usage error was retried"
+    # Spaces and control characters are refused by the --catalog option itself: a usage error, exit 2.
+    for bad in ("http://127.0.0.1:80 /catalog.json", "http://127.0.0.1/cat\x1balog.json"):
+        started = time.monotonic()
+        result = _cli_pull(bad, dest, tmp_path)
+        assert result.exit_code == 2 and "is not a usable URL" in result.output, (bad, result.output)
         assert "attempt" not in result.output and time.monotonic() - started < 2, f"{bad}: a usage error was retried"
     handler.plan["catalog.json"] = ["redirect-bad-port"]
     redirected = _cli_pull(url + "catalog.json", dest, tmp_path)

@@ -60,9 +60,11 @@ from nexus_assets.lib.index.embedding import embed_partition
 from nexus_assets.lib.index.search import chroma_root
 from nexus_assets.lib.ingest.ocr import find_ocr
 from nexus_assets.lib.ingest.pdf_extraction import FileExtraction, extract_pdfs
+from nexus_assets.lib.ingest.raw_sources import package_refusal
 from nexus_assets.lib.ingest.upload_tracking import UPLOAD_FINGERPRINT, partition_fingerprint
 from nexus_assets.lib.publish.publishing import publish_vkp
 from nexus_assets.lib.publish.quality import length_bins
+from nexus_assets.lib.publish.signing import SigningError
 
 INGEST, INDEX, PUBLISH = "ingest", "index", "publish"
 # Kinds name where each value lives, so the lineage graph reads like the architecture in either mode.
@@ -107,6 +109,11 @@ TRANSIENT_RETRY = transient_retry_policy()
 def raw_pdfs(context: dg.AssetExecutionContext, data_dir: DataDirResource) -> dg.Output[pd.DataFrame]:
     part = partition_of(context.partition_key)
     raw_dir = data_dir.layout.raw_dir(part)
+    # Whoever started the run (a sensor, the launchpad, the CLI), a partition whose packages would bear another
+    # partition's names is not built: a failure of the upload's, not retried.
+    conflict = package_refusal(data_dir.raw_source(), part, data_dir.storage().publishes)
+    if conflict:
+        raise dg.Failure(description=shown(conflict), allow_retries=False)
     skipped: list[str] = []  # files in the folder outside the layout (hidden, nested, not .pdf, traversal)
     manifest = data_dir.raw_source().manifest(part, skipped)
     for message in skipped:
@@ -146,8 +153,8 @@ def raw_pdfs(context: dg.AssetExecutionContext, data_dir: DataDirResource) -> dg
     metadata=schema_metadata("pdf_text"),
     description="Cleaned text of every page (NFKC, hyphenation joined, running headers/footers dropped), "
     "with a status per file (ok, encrypted, malformed, no_text_layer, empty, not_pdf, truncated, too_large, "
-    "too_many_pages, timeout, crashed, too_much_text, out_of_memory) and per page (ok, ocr: a scan read by "
-    "Tesseract, no_text, error).",
+    "too_many_pages, timeout, crashed, too_much_text, out_of_memory, changed: re-uploaded while read) and per "
+    "page (ok, ocr: a scan read by Tesseract, no_text, error).",
 )
 def pdf_text(
     context: dg.AssetExecutionContext,
@@ -216,8 +223,8 @@ def pdf_text(
 class ChunkingConfig(dg.Config):
     """Chunk size and overlap in characters; chunks are also capped to the model's token window."""
 
-    chunk_size: int = 800
-    chunk_overlap: int = 100
+    chunk_size: int = ChunkingParams.chunk_size  # the chunker's defaults, one home (`nexus build` checks the same)
+    chunk_overlap: int = ChunkingParams.chunk_overlap
     cap_to_model_window: bool = True
 
 
@@ -239,6 +246,10 @@ def text_chunks(
     pdf_text: pd.DataFrame,
 ) -> dg.Output[pd.DataFrame]:
     part = partition_of(context.partition_key)
+    try:
+        ChunkingParams(config.chunk_size, config.chunk_overlap)  # before the model loads: a bad config fails at once
+    except ValueError as exc:  # the run's configuration, not a transient fault: retrying cannot fix it
+        raise dg.Failure(description=f"invalid chunking config: {exc}", allow_retries=False) from None
     model = embedder.chunking_embedder() if config.cap_to_model_window else None
     params = ChunkingParams(config.chunk_size, config.chunk_overlap, model.max_tokens if model else None)
     # Unchanged files' spans come from the cache: token counting is most of chunking's time.
@@ -439,6 +450,19 @@ def chroma_collection(
     )
 
 
+def _over_chunk_budget(context: dg.AssetExecutionContext) -> dict[str, str]:
+    """{shown file name: status} of the files text_chunks refused by the chunk budget (`too_many_chunks`,
+    `partition_full`), from the `over_budget` table of the materialization of text_chunks this step read (its
+    latest for the partition): they were read `ok` but are not in the package, and its `sources` must say so."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=text_chunks.key, asset_partitions=[context.partition_key]), limit=1
+    ).records
+    table = records[0].asset_materialization.metadata.get("over_budget") if records else None
+    if not isinstance(table, dg.TableMetadataValue):
+        return {}
+    return {str(row.data["file"]): str(row.data["status"]) for row in table.records}
+
+
 @dg.asset(
     partitions_def=curriculum_partitions_def,
     retry_policy=TRANSIENT_RETRY,
@@ -462,8 +486,14 @@ def vkp_package(
     part = partition_of(context.partition_key)
     files = file_status_frame(pdf_text)
     status_by_file = dict(zip(files["file"], files["status"], strict=True))
+    over_budget = _over_chunk_budget(context)  # read as ok, then left out by the chunk budget
     sources = [
-        {"file": r.file, "sha256": r.sha256, "size": int(r.size), "status": status_by_file.get(r.file, "missing")}
+        {
+            "file": r.file,
+            "sha256": r.sha256,
+            "size": int(r.size),
+            "status": over_budget.get(shown(r.file)) or status_by_file.get(r.file, "missing"),
+        }
         for r in raw_pdfs.itertuples()
     ]
     counts = {
@@ -473,7 +503,10 @@ def vkp_package(
         "chunks": len(text_chunks),
         "embeddings": len(chunk_embeddings),
     }
-    signer = publishing.signer(data_dir.storage())
+    try:
+        signer = publishing.signer(data_dir.storage())
+    except SigningError as exc:  # the deployment's key setting: a retry cannot fix it
+        raise dg.Failure(description=shown(f"the signing key cannot be used: {exc}"), allow_retries=False) from None
     if signer.development:
         context.log.warning(
             f"{part.label}: signing with the {signer.origin} (key id {signer.key_id}): fine for a "

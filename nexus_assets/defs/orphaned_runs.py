@@ -1,4 +1,5 @@
-"""Runs left `STARTED` by a `nexus build` process that was killed: marked failed, their pool slots freed.
+"""Runs left `STARTED` by a `nexus build` process that was killed: marked failed, their pool slots freed (and the
+slots finished runs still hold).
 
 `nexus build` runs each partition in its own process (`execute_in_process`), and a step in a pool
 (`embedding`, `chroma_writer`) holds a slot in the instance while it runs. SIGKILL the process and
@@ -36,8 +37,29 @@ def process_tags() -> dict[str, str]:
     return {PROCESS_TAG: current_identity()}
 
 
+def free_slots_of_finished_runs(instance: dg.DagsterInstance, run_ids: list[str] | None = None) -> list[str]:
+    """Free the pool slots still claimed by runs that have ended (all such runs, or those of `run_ids`).
+
+    A run interrupted while a step in a pool was being retried (SIGTERM, then Ctrl-C during chunk_embeddings)
+    ended FAILURE with the step's `embedding` slot still claimed: every later build of every partition waited
+    for that pool for ever, silently (red team a26 F10). A finished run holds nothing, so freeing is safe."""
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return []
+    holding = storage.get_concurrency_run_ids() if run_ids is None else set(run_ids)
+    freed = []
+    for run_id in sorted(holding):
+        run = instance.get_run_by_id(run_id)
+        if run is None or run.is_finished:
+            storage.free_concurrency_slots_for_run(run_id)
+            freed.append(run_id)
+    return freed
+
+
 def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[OrphanedRun]:
-    """Mark failed every unfinished run whose `nexus build` process is gone; free its concurrency slots."""
+    """Mark failed every unfinished run whose `nexus build` process is gone; free its concurrency slots, and
+    those of every finished run that still holds some (`free_slots_of_finished_runs`)."""
+    free_slots_of_finished_runs(instance)
     ended = []
     for record in instance.get_run_records(filters=dg.RunsFilter(statuses=_UNFINISHED)):
         run = record.dagster_run
@@ -55,21 +77,3 @@ def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[OrphanedRun]:
             OrphanedRun(run.run_id, run.tags.get("dagster/partition", ""), run.tags.get(JOB_TIMESTAMP_TAG), reason)
         )
     return ended
-
-
-def free_slots_of_ended_runs(instance: dg.DagsterInstance) -> list[str]:
-    """Free the pool slots still held (or waited for) by runs that have ended or no longer exist; their ids.
-
-    Without it one interrupted build leaves the `embedding` slot taken and every later build of any
-    partition waits for it without end. A run that is still going keeps its slots.
-    """
-    storage = instance.event_log_storage
-    if not storage.supports_global_concurrency_limits:
-        return []
-    freed = []
-    for run_id in sorted(storage.get_concurrency_run_ids()):
-        run = instance.get_run_by_id(run_id)
-        if run is None or run.is_finished:
-            storage.free_concurrency_slots_for_run(run_id)
-            freed.append(run_id)
-    return freed

@@ -186,7 +186,8 @@ def sqs_upload_sensor(
     "UI lists the folders from the first tick; it never starts a run (raw_upload_sensor does).",
 )
 def curriculum_folders_sensor(context: dg.SensorEvaluationContext, data_dir: DataDirResource) -> dg.SensorResult:
-    found, _refused = data_dir.raw_source().discover()  # refusals are reported by builds and the upload sensor
+    # refusals are reported by builds and the upload sensor
+    found, _refused = data_dir.raw_source().discover(data_dir.storage().publishes)
     known = set(context.instance.get_dynamic_partitions(curriculum_partitions_def.name))  # type: ignore[arg-type]
     new = [key_of(p) for p in found if key_of(p) not in known]
     if new:

@@ -25,6 +25,7 @@ pass through unchanged: callers act on them.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -33,6 +34,8 @@ from typing import Any
 
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+from nexus_assets.lib.core.numbers import parse_number
 
 RETRY_ENV = {
     "mode": "NEXUS_AWS_RETRY_MODE",
@@ -93,6 +96,9 @@ class RetrySettings:
         def get(name: str) -> str:
             return (env.get(RETRY_ENV[name]) or "").strip()
 
+        for name, kind in (("max_attempts", int), ("connect_timeout", float), ("read_timeout", float)):
+            if get(name):
+                parse_number(get(name), RETRY_ENV[name], kind)  # ASCII, finite, named
         mode = get("mode").lower() or cls.mode
         if mode not in ("standard", "adaptive", "legacy"):
             raise ValueError(f"{RETRY_ENV['mode']}={mode!r}: use standard (default), adaptive or legacy")
@@ -107,6 +113,10 @@ class RetrySettings:
             raise ValueError(f"aws retry settings ({', '.join(RETRY_ENV.values())}): {exc}") from None
         if settings.max_attempts < 1:
             raise ValueError(f"{RETRY_ENV['max_attempts']} must be at least 1, got {settings.max_attempts}")
+        for name in ("connect_timeout", "read_timeout"):  # nan or inf: a socket that never times out
+            value = getattr(settings, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{RETRY_ENV[name]}={get(name)!r} must be a positive, finite number of seconds")
         return settings
 
     def config(self) -> Config:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from nexus_assets.lib.core.caches import BlobCache, MirroredBlobCache, MirroredVectorCache, VectorCache
 from nexus_assets.lib.core.job_tracking import JobStore, SqliteJobStore
-from nexus_assets.lib.core.layout import RAW_PREFIX, DataLayout
+from nexus_assets.lib.core.layout import RAW_PREFIX, DataLayout, Partition
 
 if TYPE_CHECKING:  # imported where used: `nexus --help` and an up-to-date build stay light
     from nexus_assets.lib.aws.aws_config import AwsSettings
@@ -74,6 +74,14 @@ class LocalStorage:
         from nexus_assets.lib.publish.publishing import LocalPackageStore
 
         return LocalPackageStore(self.layout, self.settings.catalog_expiry_days)
+
+    def publishes(self, part: Partition) -> bool:
+        """`part` has an entry in the package catalog: it owns its package names (`layout.package_conflict`).
+        A catalog that cannot be read owns nothing: then every rival is refused, never one overwritten."""
+        try:
+            return self.package_store().catalog.get(part) is not None  # type: ignore[union-attr]
+        except Exception:  # noqa: BLE001 -- unreadable or unreachable: the safe answer, refusal, follows
+            return False
 
     def extraction_cache(self, ocr: OcrEngine | None = None) -> ExtractionCache:
         """Extraction results by PDF sha256 (and OCR setting), under processed/_cache/."""

@@ -56,6 +56,15 @@ def shown(text: object, limit: int | None = None) -> str:
     return value
 
 
+def quoted(value: object, limit: int = 120) -> str:
+    """`repr(value)` (which escapes what is not printable), cut to about `limit` characters with the full length
+    said: a 10,000-character name must not make every message that names it 10,000 characters long."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 1]}…' ({len(str(value)):,} characters)"
+
+
 def markdown(text: object, limit: int | None = None) -> str:
     """`text` as literal Markdown: `shown`, then every character that could start markup backslash-escaped."""
     return _MARKDOWN.sub(_escape, shown(text, limit))
@@ -64,6 +73,31 @@ def markdown(text: object, limit: int | None = None) -> str:
 def _escape(match: re.Match[str]) -> str:
     found = match.group()  # one character, or `www.` / `12.` whose dot is escaped
     return found[:-1] + "\\" + found[-1]
+
+
+def terminal(text: object) -> str:
+    """`text` for a terminal line by line: each line `shown` (its line breaks kept, nothing else hidden, so page
+    text in a search snippet or a name in a table can neither move the cursor nor reorder the line)."""
+    return "\n".join(shown(line) for line in str(text).split("\n"))
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _NAMED or unicodedata.category(char) not in _HIDDEN_CATEGORIES:  # raw \n \r \t: layout whitespace
+        return char
+    code = ord(char)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # outside the BMP: JSON spells it as a UTF-16 surrogate pair
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def json_text(document: str) -> str:
+    """A JSON document (from `json.dumps(..., ensure_ascii=False)`) with every hidden character written as its
+    `\\uXXXX` escape: the same JSON value, decoded exactly as before, but nothing invisible reaches a terminal.
+    Safe on the whole document: json.dumps escapes controls inside strings, so a raw line break or tab is the
+    document's own layout; everything else outside strings is printable ASCII, which is left alone."""
+    return _CANDIDATES.sub(_json_escape, document)
 
 
 def one_line(text: object) -> str:

@@ -28,8 +28,30 @@ CATALOG_MAX_BYTES = 64 << 20
 PACKAGE_MAX_BYTES = 64 << 30
 
 
+# Linux's limits on what a path may be (limits.h): longer ones fail in the kernel with ENAMETOOLONG.
+PATH_MAX_BYTES = 4096
+NAME_MAX_BYTES = 255
+
+
 class InputFileError(ValueError):
     """A path argument that is not a readable regular file of bounded size."""
+
+
+def path_problem(value: str) -> str | None:
+    """Why `value` cannot be a path on this system, or None: empty, a NUL byte (which no system call accepts:
+    Python raises ValueError), or longer than PATH_MAX, or a component longer than NAME_MAX, in bytes. Checked
+    before any use, so an odd argument is a usage error, not a traceback from deep inside a command."""
+    if not value:
+        return "is empty: give a path"
+    if "\x00" in value:
+        return "contains a NUL byte, which no path may hold"
+    raw = os.fsencode(value)
+    if len(raw) > PATH_MAX_BYTES:
+        return f"is {len(raw):,} bytes long, over the {PATH_MAX_BYTES:,} bytes a path may have"
+    longest = max(raw.split(b"/"), key=len)
+    if len(longest) > NAME_MAX_BYTES:
+        return f"has a name of {len(longest):,} bytes, over the {NAME_MAX_BYTES} bytes a file or folder name may have"
+    return None
 
 
 def _kind(mode: int) -> str:
@@ -58,7 +80,10 @@ def open_regular(
     regular file of at most `max_bytes` (None: any size); with `follow_links=False` a symbolic link is refused
     rather than followed. Never blocks on a FIFO or device. Else InputFileError naming `what` and the path."""
     place = Path(path)
-    label = f"{what} {shown(str(place))!r}"
+    label = f"{what} {shown(str(place), 200)!r}"
+    problem = path_problem(str(path))
+    if problem:
+        raise InputFileError(f"{label} {problem}")
     open_flags = flags | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC | (0 if follow_links else os.O_NOFOLLOW)
     if open_flags & os.O_TRUNC and not flags & os.O_CREAT:
         raise ValueError("open_regular: O_TRUNC without O_CREAT")
@@ -113,5 +138,5 @@ def read_checked(path: str | Path, what: str, max_bytes: int, *, follow_links: b
     with open_regular(path, what, max_bytes, follow_links=follow_links) as handle:
         data = handle.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise InputFileError(f"{what} {shown(str(path))!r} grew past {max_bytes:,} bytes while being read")
+        raise InputFileError(f"{what} {shown(str(path), 200)!r} grew past {max_bytes:,} bytes while being read")
     return data

@@ -15,11 +15,11 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from nexus_assets.lib.core.escaping import shown
+from nexus_assets.lib.core.escaping import quoted, shown
 
 RAW_PREFIX = "raw-curriculum"
 PROCESSED_PREFIX = "processed"
@@ -39,6 +39,14 @@ SLUG_RULE = "[a-z0-9]+(_[a-z0-9]+)*"
 PLATFORM_NAMES = ("_cache", "_jobs.sqlite", "_records", "catalog.parquet")
 RESERVED_SLUGS = frozenset(name.split(".")[0] for name in PLATFORM_NAMES)
 SEMVER_RE = re.compile(r"\A([0-9]+)\.([0-9]+)\.([0-9]+)\Z", re.ASCII)
+# Longest subject or grade slug. Every name derived from a partition must stay within its system's limit:
+# the delta package `<subject>_<grade>_v<version>_from_v<base>.vkpd`, staged as `<8 hex>-<name>`, within a file
+# name's NAME_MAX of 255 bytes, and the Chroma collection `<subject>__<grade>__<model slug, <= 200>-<dims>d`
+# within Chroma's 512 characters (CHROMA_NAME_MAX). Two slugs of 64 leave a delta name 100 bytes for its two
+# versions and the collection name 30 characters of room; real names are 5-20 characters.
+MAX_SLUG_CHARS = 64
+NAME_MAX_BYTES = 255
+CHROMA_NAME_MAX = 512
 
 
 def is_slug(value: object) -> bool:
@@ -77,12 +85,22 @@ def normalized_slug(name: str) -> str:
 
 def validate_slug(value: str, what: str, where: str | None = None) -> str:
     """Return `value` if it is a lowercase slug, else raise naming the bad folder and why."""
-    place = f" ({shown(where)})" if where else ""  # a path holding the folder's name: shown escaped
+    place = f" ({shown(where, 300)})" if where else ""  # a path holding the folder's name: shown escaped
+    if isinstance(value, str) and len(value) > MAX_SLUG_CHARS and is_slug(value):
+        raise LayoutError(
+            f"invalid {what} folder {quoted(value)}{place}: {len(value)} characters, over the limit of "
+            f"{MAX_SLUG_CHARS} per {what} name (the package file name <subject>_<grade>_v<version>.vkp(d) must fit "
+            f"a file name's {NAME_MAX_BYTES} bytes and the Chroma collection name {CHROMA_NAME_MAX} characters); "
+            "rename the folder to a shorter name",
+            folder=value,
+            what=what,
+            where=where,
+        )
     if not is_slug(value):
         suggestion = normalized_slug(value) if isinstance(value, str) else ""
-        rename = f" (e.g. to {suggestion!r})" if suggestion else ""
+        rename = f" (e.g. to {quoted(suggestion)})" if suggestion else ""
         raise LayoutError(
-            f"invalid {what} folder {value!r}{place}: {what} names must be lowercase slugs "
+            f"invalid {what} folder {quoted(value)}{place}: {what} names must be lowercase slugs "
             f"matching {SLUG_RULE} (e.g. 'informatika', 'kelas_10'; no leading, trailing or doubled '_'); "
             f"rename the folder{rename}",
             folder=value,
@@ -285,11 +303,12 @@ class DataLayout:
                 versions.append(version)
         return sorted(versions, key=parse_semver)
 
-    def discover_partitions(self) -> tuple[list[Partition], list[str]]:
+    def discover_partitions(self, publishes: Publishes | None = None) -> tuple[list[Partition], list[str]]:
         """Partitions that have a folder under `raw-curriculum/`, and the folders refused (with reasons).
 
         A refused folder whose normalized name is a valid sibling (`Informatika/` beside `informatika/`)
-        says so: it is skipped, never merged.
+        says so: it is skipped, never merged. Partitions whose packages would share names are refused as
+        `package_conflict` says (`publishes` tells the one that already publishes them).
         """
         found: list[Partition] = []
         refused: list[str] = []
@@ -312,7 +331,7 @@ class DataLayout:
                     refused.append(refusal(exc, valid_grades))
                     continue
                 found.append(Partition(subject_dir.name, grade_dir.name))
-        return without_ambiguous_packages(found, refused)
+        return without_ambiguous_packages(found, refused, publishes)
 
     def _folders(self, parent: Path, refused: list[str]) -> list[Path]:
         """The real sub-folders of `parent`; a link to a folder is refused, never followed."""
@@ -325,18 +344,61 @@ class DataLayout:
         return folders
 
 
-def without_ambiguous_packages(found: list[Partition], refused: list[str]) -> tuple[list[Partition], list[str]]:
-    """Drop partitions whose packages would share names: `vkp/<subject>_<grade>_v*.vkp` cannot tell
-    `informatika/kelas_10` from `informatika_kelas/10`, so neither is built until one folder is renamed."""
-    by_stem: dict[str, list[Partition]] = {}
+def package_rivals(part: Partition) -> list[Partition]:
+    """The other partitions whose packages would bear `part`'s names: `vkp/<subject>_<grade>_v*.vkp` cannot tell
+    `informatika/kelas_10` from `informatika_kelas/10` (every other split of the stem into two valid slugs)."""
+    words = f"{part.subject}_{part.grade}".split("_")
+    rivals = []
+    for cut in range(1, len(words)):
+        subject, grade = "_".join(words[:cut]), "_".join(words[cut:])
+        if subject == part.subject:
+            continue
+        try:
+            rivals.append(Partition(subject, grade))
+        except LayoutError:  # a reserved or over-long slug: no folder can hold that partition
+            continue
+    return rivals
+
+
+Publishes = Callable[["Partition"], bool]
+
+
+def package_conflict(part: Partition, present: Collection[Partition], publishes: Publishes | None = None) -> str | None:
+    """Why `part` may not be built because another partition in `present` would publish under the same package
+    names, or None. `publishes(p)` tells a partition that already publishes (it has a catalog entry; asked only
+    when there is a rival): that owner keeps building and a newcomer is refused, so a second folder can neither
+    take over nor stop a published partition. With no owner among them, all are refused until one folder is
+    renamed. Every message names the folders."""
+    rivals = [r for r in package_rivals(part) if r in present]
+    if not rivals:
+        return None
+    owners = {p for p in (part, *rivals) if publishes is not None and publishes(p)}
+    if part in owners:
+        return None
+    folders = " and ".join(f"{r.raw_prefix()}/" for r in sorted([part, *rivals]))
+    names = f"{VKP_PREFIX}/{part.subject}_{part.grade}_v*.vkp"
+    owner = next((r for r in sorted(rivals) if r in owners), None)
+    if owner is not None:
+        return (
+            f"{part.label} would publish the same package names ({names}) as {owner.label}, which already publishes "
+            f"them (folders {folders}): {part.label} is not built, so it cannot overwrite {owner.label}'s packages; "
+            f"rename {part.raw_prefix()}/"
+        )
+    return (
+        f"partitions {' and '.join(p.label for p in sorted([part, *rivals]))} would publish the same package names "
+        f"({names}; folders {folders}): none of them is built until one of the folders is renamed"
+    )
+
+
+def without_ambiguous_packages(
+    found: list[Partition], refused: list[str], publishes: Publishes | None = None
+) -> tuple[list[Partition], list[str]]:
+    """`found` without the partitions `package_conflict` refuses, whose messages join `refused` (once each)."""
+    kept = []
     for part in found:
-        by_stem.setdefault(f"{part.subject}_{part.grade}", []).append(part)
-    kept = [p for p in found if len(by_stem[f"{p.subject}_{p.grade}"]) == 1]
-    for stem, parts in sorted(by_stem.items()):
-        if len(parts) > 1:
-            labels = " and ".join(p.label for p in sorted(parts))
-            refused.append(
-                f"partitions {labels} would publish the same package names ({stem}_v*.vkp): both are "
-                "skipped until one of the folders is renamed"
-            )
+        message = package_conflict(part, found, publishes)
+        if message is None:
+            kept.append(part)
+        elif message not in refused:
+            refused.append(message)
     return kept, refused

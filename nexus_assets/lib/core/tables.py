@@ -7,6 +7,7 @@ column names and types. Every table round-trips through parquet unchanged.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +52,7 @@ def raw_manifest_frame(raw_dir: Path, data_root: Path, skipped: list[str] | None
     files, refused = scan_files(raw_dir, data_root if raw_dir.is_relative_to(data_root) else raw_dir)
     if skipped is not None:
         skipped.extend(refused)  # links are never followed, not even to read a name or a size
+        skipped.extend(_pdf_named_folders(raw_dir, data_root))
     if files:
         for path in files:
             if path.name.startswith(".") and not path.name.lower().endswith(".pdf"):
@@ -77,6 +79,21 @@ def raw_manifest_frame(raw_dir: Path, data_root: Path, skipped: list[str] | None
                 }
             )
     return pd.DataFrame(rows, columns=RAW_COLUMNS).astype({"size": "int64"})
+
+
+def _pdf_named_folders(raw_dir: Path, data_root: Path) -> list[str]:
+    """A message for each folder named like a PDF (`Bab1.pdf/`), which a careless upload makes and the scan,
+    finding no file in it, passed over without a word."""
+    if not raw_dir.is_dir() or raw_dir.is_symlink():
+        return []
+    found = []
+    with os.scandir(raw_dir) as entries:
+        for entry in entries:
+            if entry.name.lower().endswith(".pdf") and entry.is_dir(follow_symlinks=False):
+                where = Path(entry.path)
+                shown = where.relative_to(data_root).as_posix() if where.is_relative_to(data_root) else str(where)
+                found.append(f"{shown} is a folder, not a PDF: skipped; upload the PDF file itself")
+    return sorted(found)
 
 
 def pages_frame(extractions: Sequence[FileExtraction]) -> pd.DataFrame:

@@ -41,6 +41,7 @@ from botocore.exceptions import ClientError
 from nexus_assets.lib.aws.s3_store import S3ObjectStore
 from nexus_assets.lib.core.hashing import sha256_bytes, sha256_file
 from nexus_assets.lib.core.layout import VKP_PREFIX, Partition, parse_semver
+from nexus_assets.lib.core.numbers import parse_number
 from nexus_assets.lib.core.partition_lock import file_lock
 from nexus_assets.lib.distribution.untrusted import (
     Fields,
@@ -133,10 +134,7 @@ def expiry_days(environ: Mapping[str, str], max_days: float | None = None) -> fl
     `max_days` ($NEXUS_CATALOG_MAX_VALIDITY_DAYS, else 365): a school refuses a longer window anyway."""
     limit = max_validity_days(environ) if max_days is None else max_days
     value = environ.get(EXPIRY_ENV) or DEFAULT_EXPIRY_DAYS
-    try:
-        days = float(value)
-    except ValueError:
-        raise ValueError(f"{EXPIRY_ENV}={value!r} is not a number of days") from None
+    days = parse_number(str(value), EXPIRY_ENV)
     if not days > 0:
         raise ValueError(f"{EXPIRY_ENV} must be a positive number of days, got {value!r}")
     if not days <= limit:
@@ -150,10 +148,7 @@ def expiry_days(environ: Mapping[str, str], max_days: float | None = None) -> fl
 def max_validity_days(environ: Mapping[str, str]) -> float:
     """The longest validity window signer and school accept: $NEXUS_CATALOG_MAX_VALIDITY_DAYS, else 365."""
     value = environ.get(MAX_VALIDITY_ENV) or DEFAULT_MAX_VALIDITY_DAYS
-    try:
-        days = float(value)
-    except ValueError:
-        raise ValueError(f"{MAX_VALIDITY_ENV}={value!r} is not a number of days") from None
+    days = parse_number(str(value), MAX_VALIDITY_ENV)
     if not 0 < days <= ABSOLUTE_MAX_VALIDITY_DAYS:
         raise ValueError(f"{MAX_VALIDITY_ENV} must be in 1..{ABSOLUTE_MAX_VALIDITY_DAYS} days, got {value!r}")
     return days

@@ -16,7 +16,7 @@ from nexus_assets.lib.core.hashing import sha256_text
 from nexus_assets.lib.core.input_files import GOLDEN_MAX_BYTES, InputFileError, read_checked
 from nexus_assets.lib.core.layout import DataLayout, Partition
 from nexus_assets.lib.index.embedding import Embedder
-from nexus_assets.lib.index.search import Hit, SearchMode, search
+from nexus_assets.lib.index.search import MAX_QUERY_CHARS, Hit, SearchMode, search
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,8 @@ class GoldenFileError(ValueError):
 
 
 _GOLDEN_TEXT_FIELDS = ("question", "subject", "grade", "file")
+# A golden line is one question with its answer's place: well under 1 KB; 64 KiB refuses a runaway line unparsed.
+MAX_LINE_BYTES = 64 << 10
 
 
 def _golden_page(value: object) -> int:
@@ -72,6 +74,8 @@ def parse_golden_line(line: str) -> GoldenQuestion:
     for name in _GOLDEN_TEXT_FIELDS:
         if not isinstance(row[name], str) or not row[name].strip():
             raise ValueError(f"{name!r} must be a non-empty string, got {type(row[name]).__name__}")
+    if len(row["question"]) > MAX_QUERY_CHARS:
+        raise ValueError(f"'question' is {len(row['question']):,} characters, over the {MAX_QUERY_CHARS:,} of a query")
     return GoldenQuestion(row["question"], row["subject"], row["grade"], row["file"], _golden_page(row["page"]))
 
 
@@ -82,19 +86,28 @@ def load_golden(path: Path) -> list[GoldenQuestion]:
         data = read_checked(path, "golden questions file", GOLDEN_MAX_BYTES)
     except InputFileError as exc:
         raise GoldenFileError(str(exc)) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise GoldenFileError(f"{shown(str(path))}: not UTF-8 text (byte {exc.start})") from None
     questions = []
-    for number, line in enumerate(text.splitlines(), 1):
+    # Lines are split at b"\n" only, as an editor counts them (str.splitlines also splits at U+2028, U+0085 and
+    # \x1c, which JSON strings may hold, so the line an error named was not the line in the file), each decoded
+    # alone: a byte that is not UTF-8 is named by its line, and a line over MAX_LINE_BYTES is refused unparsed.
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        where = f"{shown(str(path), 200)}:{number}"
+        if len(raw) > MAX_LINE_BYTES:
+            raise GoldenFileError(
+                f"{where}: the line is {len(raw):,} bytes, over the {MAX_LINE_BYTES:,} a golden question may have"
+            )
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a BOM (Windows editors) is not an error
+        except UnicodeDecodeError as exc:
+            raise GoldenFileError(
+                f"{where}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+            ) from None
         if not line.strip():
             continue
         try:
             questions.append(parse_golden_line(line))
         except (ValueError, RecursionError) as exc:
             reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-            where = f"{shown(str(path))}:{number}"
             raise GoldenFileError(f"{where}: not a golden question ({shown(reason, 300)})") from None
     return questions
 

@@ -36,6 +36,9 @@ from nexus_assets.lib.index.lexical import BM25Index, char_grams, min_max
 CHROMA_DIRNAME = "chroma"
 CANDIDATES = 50  # per ranking, before fusion
 MAX_K = 1000  # hits one query may ask for
+# A question is a sentence or two; the model reads 128-512 tokens of it. 4,000 characters is a long paragraph:
+# beyond it a query (typed, or a golden file's line) only costs BM25 and tokenizing time for nothing.
+MAX_QUERY_CHARS = 4000
 SearchMode = Literal["hybrid", "dense", "lexical"]
 
 
@@ -48,9 +51,14 @@ class InvalidQueryError(ValueError):
 
 
 def check_query(query: str, k: int) -> None:
-    """Refuse what would otherwise return arbitrary hits (a blank query) or a slice (k <= 0)."""
+    """Refuse what would otherwise return arbitrary hits (a blank query) or a slice (k <= 0), or cost for nothing
+    (a query longer than MAX_QUERY_CHARS)."""
     if not query.strip():
         raise InvalidQueryError("the query is empty: give the words to search for")
+    if len(query) > MAX_QUERY_CHARS:
+        raise InvalidQueryError(
+            f"the query is {len(query):,} characters, over the {MAX_QUERY_CHARS:,} a query may have"
+        )
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
         raise InvalidQueryError(f"-k must be a whole number of hits from 1 to {MAX_K}, got {k!r}")
 

@@ -35,14 +35,17 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from importlib import metadata
-from multiprocessing import current_process, get_context
+from multiprocessing import Pipe
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -50,6 +53,7 @@ from typing import TYPE_CHECKING, Literal
 from nexus_assets.lib.core import hashing
 from nexus_assets.lib.core.caches import BlobCache
 from nexus_assets.lib.core.cpu_info import cpu_threads
+from nexus_assets.lib.core.numbers import parse_number
 from nexus_assets.lib.ingest.boilerplate import page_blocks
 from nexus_assets.lib.ingest.ocr import (
     OcrEngine,
@@ -81,13 +85,22 @@ FileStatus = Literal[
     "crashed",
     "too_much_text",
     "out_of_memory",
+    "changed",
 ]
 PageStatus = Literal["ok", "ocr", "no_text", "error"]
 # Pages whose text is indexed: from the text layer (`ok`) or read by OCR (`ocr`).
 TEXT_STATUSES = ("ok", "ocr")
 # Outcomes that depend on the limits or on the machine, not only on the file's bytes: never cached, so a
 # raised limit (or a run on a quieter machine) reads the file again.
-UNCACHED_STATUSES = ("too_large", "too_many_pages", "timeout", "crashed", "too_much_text", "out_of_memory")
+UNCACHED_STATUSES = (
+    "too_large",
+    "too_many_pages",
+    "timeout",
+    "crashed",
+    "too_much_text",
+    "out_of_memory",
+    "changed",  # the file changed while the build read it: read again by the next build
+)
 
 MIB = 1 << 20
 MAX_PDF_MB_ENV = "NEXUS_MAX_PDF_MB"
@@ -141,12 +154,10 @@ class ExtractionLimits:
 
         def pick(value: float, variable: str, default: float) -> float:
             raw = value if value and value > 0 else (environ.get(variable, "").strip() or default)
-            try:
-                number = float(raw)
-            except ValueError:
-                raise ValueError(f"{variable}={raw!r} is not a number") from None
+            # nan fails every comparison (`elapsed > nan` is False: no time limit at all), inf cannot be an int.
+            number = parse_number(str(raw), variable)
             if number <= 0:
-                raise ValueError(f"{variable}={raw!r}: a limit must be a positive number")
+                raise ValueError(f"{variable}={raw!r}: a limit must be a positive, finite number")
             return number
 
         return cls(
@@ -172,10 +183,12 @@ def _memory_mb(environ: Mapping[str, str]) -> int:
     raw = environ.get(MAX_EXTRACTION_MEMORY_MB_ENV, "").strip()
     if not raw:
         return DEFAULT_MAX_EXTRACTION_MEMORY_MB
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{MAX_EXTRACTION_MEMORY_MB_ENV}={raw!r} is not a whole number of MiB") from None
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_EXTRACTION_MEMORY_MB:
+        raise ValueError(
+            f"{MAX_EXTRACTION_MEMORY_MB_ENV}={raw!r} is not a whole number of MiB (ASCII digits, at most "
+            f"{MAX_EXTRACTION_MEMORY_MB:,})"
+        )
+    value = int(raw)
     if value != 0 and value < MIN_EXTRACTION_MEMORY_MB:
         raise ValueError(
             f"{MAX_EXTRACTION_MEMORY_MB_ENV}={raw!r}: at least {MIN_EXTRACTION_MEMORY_MB} MiB (a worker with PyMuPDF "
@@ -185,6 +198,7 @@ def _memory_mb(environ: Mapping[str, str]) -> int:
 
 
 MIN_EXTRACTION_MEMORY_MB = 1024
+MAX_EXTRACTION_MEMORY_MB = 1 << 20  # 1 TiB: beyond it a typo, and setrlimit would overflow
 
 
 @dataclass
@@ -221,6 +235,15 @@ def _page_blocks(page: pymupdf.Page, raw_blocks: list | None = None) -> list[Blo
 
 
 NO_TEXT_REASON = "no text layer (scanned or image-only page)"
+WORDLESS_REASON = (
+    "its text layer holds no letter or digit (only punctuation, symbols or invisible characters): not indexed"
+)
+
+
+def _has_word_characters(text: str) -> bool:
+    """Some letter or digit of any script: a page of `. . . .` or of word joiners and private-use glyphs (which
+    cleaning keeps: ZWJ and its kin are needed in some scripts) is a page without text to search."""
+    return any(c.isalnum() for c in text)
 
 
 def _read_page(page: pymupdf.Page, ocr: OcrEngine | None) -> tuple[list[Block], str | None]:
@@ -419,8 +442,10 @@ class PdfRead:
             elif text and self.untexted.get(index) == "ocr":
                 languages = ocr.languages if ocr else "?"
                 pages.append(PageText(index + 1, text, "ocr", f"no text layer; read by OCR ({languages})"))
-            elif text:
+            elif text and _has_word_characters(text):
                 pages.append(PageText(index + 1, text, "ok"))
+            elif text:  # a text layer of dots, symbols or invisible characters: nothing to index or search
+                pages.append(PageText(index + 1, "", "no_text", WORDLESS_REASON))
             else:
                 why = self.untexted.get(index) or NO_TEXT_REASON
                 if why == "ocr":
@@ -467,10 +492,56 @@ def read_pdf(
 
     The file's checks (size, header, password, page tree, page count) run for a part too, so each part
     refuses a bad file as the whole would. The time limit applies to each part: parts run in parallel.
+
+    The bytes read are the bytes hashed: the file is opened once and every later read (the hash, the sniff,
+    MuPDF) goes through that open file (`/proc/self/fd/N`), so a file renamed over it meanwhile is not read;
+    when its hash is not `sha256` (the listing's), or the open file changes while it is read, the result is
+    `changed`, never text under a hash it was not read from (which the cache would then serve for good).
     """
     limits = limits or ExtractionLimits()
-    name = path.name
-    digest = sha256 or hashing.sha256_file(path)
+    with path.open("rb") as handle:
+        pinned = _pinned(path, handle.fileno())
+        before = os.fstat(handle.fileno())
+        digest = hashing.sha256_file(pinned)
+        if sha256 and digest != sha256:
+            return _changed(path.name, sha256, digest, before.st_size, "since the build listed it")
+        result = _read_opened(pinned, path.name, digest, ocr, limits, pages)
+        after = os.fstat(handle.fileno())
+        # Size and mtime: a write changes them; a rename over the name does not (it changes the ctime only).
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            return _changed(path.name, sha256 or digest, "(rewritten in place)", after.st_size, "while it was read")
+        return result
+
+
+def _pinned(path: Path, fd: int) -> Path:
+    """A path to the file open as `fd` (Linux's /proc/self/fd), whatever `path` names by now; `path` elsewhere."""
+    proc = Path(f"/proc/self/fd/{fd}")
+    return proc if proc.exists() else path
+
+
+def _changed(name: str, listed: str, read: str, size: int, when: str) -> FileExtraction:
+    return FileExtraction(
+        name,
+        listed,
+        "changed",
+        (
+            f"the file changed {when} (sha256 {listed[:12]}… when listed, {read[:12]}… when read: re-uploaded "
+            "or rewritten during the build): not indexed in this build, so no package pairs one upload's hash with "
+            "another's text; the next build reads it again"
+        ),
+        size=size,
+    )
+
+
+def _read_opened(
+    path: Path,
+    name: str,
+    digest: str,
+    ocr: OcrEngine | None,
+    limits: ExtractionLimits,
+    pages: tuple[int, int] | None,
+) -> FileExtraction | PdfRead:
+    """`read_pdf`'s reading of the open file at `path` (named `name`, of sha256 `digest`)."""
     size = path.stat().st_size
     refused = sniff_pdf(path, limits)
     if refused:
@@ -645,7 +716,7 @@ def extraction_from_bytes(data: bytes, file: str) -> FileExtraction:
 
 # What extraction costs, to plan the worker processes (measured on 2-core EPYC and Xeon machines): a
 # text-layer page is read and cleaned in 2-4 ms, a scanned page takes 3-6 s of OCR at 300 dpi, in one
-# thread (Tesseract inside MuPDF). Starting two forkserver workers, each importing PyMuPDF, costs ~1.5 s:
+# thread (Tesseract inside MuPDF). Starting two worker programs, each importing PyMuPDF, costs ~1.5 s:
 # below POOL_MIN_SECONDS of estimated work one process is faster (340 text pages: 0.6-1.3 s serial,
 # 1.7-1.9 s with the pool).
 TEXT_PAGE_S = 0.003
@@ -763,12 +834,12 @@ def _worker_main(conn: Connection) -> None:
 
 
 class PoolUnavailable(RuntimeError):
-    """Worker processes cannot be started here (e.g. a __main__ without the import guard)."""
+    """Worker processes cannot be started here (the interpreter cannot be run as a program, say)."""
 
 
 @dataclass
 class _Worker:
-    process: object  # multiprocessing.context.ForkServerProcess
+    process: _Spawned
     conn: Connection
 
     def stop(self, kill: bool = False) -> None:
@@ -779,30 +850,87 @@ class _Worker:
             except (OSError, ValueError):
                 kill = True
         if not kill:
-            proc.join(5)  # type: ignore[attr-defined]
-        if proc.is_alive():  # type: ignore[attr-defined]
-            proc.kill()  # type: ignore[attr-defined]
-            proc.join(5)  # type: ignore[attr-defined]
+            proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5)
         self.conn.close()
 
 
+class _Spawned:
+    """A worker run as a program (`subprocess`), with the process interface `_Worker` uses.
+
+    A daemon process (a celery prefork child, say) may not start multiprocessing children, but it may run
+    programs: so the memory budget and the hard time limit hold there too (the in-process fallback has neither)."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self.popen = popen
+
+    def join(self, timeout: float | None = None) -> None:
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def is_alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self) -> None:
+        self.popen.kill()
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.popen.poll()  # negative: the signal that ended it, as multiprocessing reports it
+
+
+def _spawn(target: Callable[[Connection], None]) -> _Worker:
+    """A worker process started as `python -c ...`, talking over a socket pair it inherits."""
+    parent, child = Pipe(duplex=True)
+    fd = child.fileno()
+    os.set_inheritable(fd, True)
+    root = str(Path(__file__).resolve().parents[3])  # where nexus_assets (and a test's target) is imported from
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[3]); "
+        "from nexus_assets.lib.ingest.pdf_extraction import _spawned_main; _spawned_main()"
+    )
+    try:
+        popen = subprocess.Popen(
+            [sys.executable, "-c", code, str(fd), f"{target.__module__}:{target.__qualname__}", root],
+            pass_fds=(fd,),
+            stdin=subprocess.DEVNULL,
+        )
+    finally:
+        child.close()
+    return _Worker(_Spawned(popen), parent)
+
+
+def _spawned_main() -> None:
+    """The program `_spawn` runs: the worker's main function (named by module:qualname) on the inherited socket."""
+    import importlib
+
+    fd, ref = int(sys.argv[1]), sys.argv[2]
+    module, _, name = ref.partition(":")
+    target = importlib.import_module(module)
+    for part in name.split("."):
+        target = getattr(target, part)
+    target(Connection(fd))  # type: ignore[operator]
+
+
 def _start_workers(count: int, target: Callable[[Connection], None] = _worker_main) -> list[_Worker]:
-    # forkserver: never fork a parent that may hold torch's or Dagster's threads.
-    ctx = get_context("forkserver")
-    if current_process().daemon:  # a celery prefork child, say: multiprocessing refuses it any child process
-        raise PoolUnavailable("this process is a daemon process (e.g. a celery worker's), which may not start workers")
+    """`count` worker programs (`_spawn`), started together, each ready before any is used.
+
+    Programs, not multiprocessing children: a fork would copy a parent that may hold torch's or Dagster's threads,
+    a daemon process (a celery prefork child) may not have multiprocessing children at all, and the forkserver
+    re-imports the parent's `__main__` in every worker (in a Dagster step process, Dagster itself: measured
+    7.0-9.8 s to the first file read against 2.5-4.0 s for a program, Intel Xeon with AMX, 2 cores shared)."""
     started: list[_Worker] = []
     try:
         for _ in range(count):
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=target, args=(child,), name="nexus-pdf-extraction")
-            proc.start()
-            child.close()
-            started.append(_Worker(proc, parent))
+            started.append(_spawn(target))
         for worker in started:
             if not worker.conn.poll(WORKER_START_TIMEOUT_S) or worker.conn.recv() != "ready":
                 raise PoolUnavailable(f"an extraction worker did not start within {WORKER_START_TIMEOUT_S:g} s")
-    except (OSError, RuntimeError, EOFError) as exc:
+    except (OSError, RuntimeError, EOFError, ValueError) as exc:
         for worker in started:
             worker.stop(kill=True)
         if isinstance(exc, PoolUnavailable):
@@ -861,8 +989,8 @@ def run_pool(
                 try:
                     result = conn.recv()  # type: ignore[union-attr]
                 except (EOFError, OSError):
-                    worker.process.join(5)  # type: ignore[attr-defined]
-                    code = worker.process.exitcode  # type: ignore[attr-defined]
+                    worker.process.join(5)
+                    code = worker.process.exitcode
                     worker.stop(kill=True)
                     store(
                         index,
@@ -997,7 +1125,7 @@ def extract_pdfs(
         try:
             run_pool(tasks, workers, collect)
         except PoolUnavailable as exc:
-            # No worker processes here (e.g. a __main__ without the import guard): one process does the rest.
+            # No worker processes here (no program could be started): one process does the rest.
             log.warning("PDF extraction pool failed (%s); extracting in this process", exc)
             workers = 1
     for index, path in misses:

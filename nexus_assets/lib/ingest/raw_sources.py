@@ -7,7 +7,7 @@ on whichever machine runs the step.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -21,6 +21,9 @@ from nexus_assets.lib.core.layout import (
     DataLayout,
     LayoutError,
     Partition,
+    Publishes,
+    package_conflict,
+    package_rivals,
     scan_files,
     without_ambiguous_packages,
 )
@@ -32,13 +35,19 @@ _SHA_MEMO: dict[tuple[str, int, int], str] = {}
 
 
 class RawSource(Protocol):
-    def discover(self) -> tuple[list[Partition], list[str]]: ...
+    def discover(self, publishes: Publishes | None = None) -> tuple[list[Partition], list[str]]:
+        """The partitions found and the refusals; `publishes` as `layout.package_conflict` takes it."""
+        ...
 
     def listing(self, prefix: str = RAW_PREFIX + "/") -> Iterator[Listed]: ...
 
     def manifest(self, part: Partition, skipped: list[str] | None = None) -> pd.DataFrame:
         """The partition's PDFs; files in its folder outside the layout are left out, each with a message
         appended to `skipped`."""
+        ...
+
+    def holds_pdfs(self, part: Partition) -> bool:
+        """The partition's folder holds a PDF a build would read (cheap: no file is hashed or downloaded)."""
         ...
 
     def local_path(self, relative_path: str) -> Path: ...
@@ -52,8 +61,8 @@ class RawSource(Protocol):
 class LocalRawSource:
     layout: DataLayout
 
-    def discover(self) -> tuple[list[Partition], list[str]]:
-        return self.layout.discover_partitions()
+    def discover(self, publishes: Publishes | None = None) -> tuple[list[Partition], list[str]]:
+        return self.layout.discover_partitions(publishes)
 
     def listing(self, prefix: str = RAW_PREFIX + "/") -> Iterator[Listed]:
         """Every regular file under `prefix` (no link followed), with its sha256 as the ETag (hashed again only
@@ -72,6 +81,10 @@ class LocalRawSource:
     def manifest(self, part: Partition, skipped: list[str] | None = None) -> pd.DataFrame:
         return raw_manifest_frame(self.layout.raw_dir(part), self.layout.root, skipped)
 
+    def holds_pdfs(self, part: Partition) -> bool:
+        files, _ = scan_files(self.layout.raw_dir(part), self.layout.root)
+        return _any_pdf(path.relative_to(self.layout.root).as_posix() for path in files)
+
     def local_path(self, relative_path: str) -> Path:
         return self.layout.root / relative_path
 
@@ -86,7 +99,7 @@ class S3RawSource:
     store: S3ObjectStore
     layout: DataLayout
 
-    def discover(self) -> tuple[list[Partition], list[str]]:
+    def discover(self, publishes: Publishes | None = None) -> tuple[list[Partition], list[str]]:
         found: set[Partition] = set()
         errors: list[LayoutError] = []
         for item in self.listing():
@@ -94,7 +107,8 @@ class S3RawSource:
                 found.add(partition_of_key(item.key))
             except LayoutError as exc:
                 errors.append(exc)
-        return without_ambiguous_packages(sorted(found), sorted({skip_message(exc, found) for exc in errors}))
+        refused = sorted({skip_message(exc, found) for exc in errors})
+        return without_ambiguous_packages(sorted(found), refused, publishes)
 
     def listing(self, prefix: str = RAW_PREFIX + "/") -> Iterator[Listed]:
         for obj in self.store.list_keys(prefix):
@@ -126,6 +140,9 @@ class S3RawSource:
                 pdf.unlink()
                 (local_dir / f".{pdf.name}.etag").unlink(missing_ok=True)
 
+    def holds_pdfs(self, part: Partition) -> bool:
+        return _any_pdf(obj["Key"] for obj in self.store.list_keys(part.raw_prefix() + "/"))
+
     def manifest(self, part: Partition, skipped: list[str] | None = None) -> pd.DataFrame:
         self.sync(part)
         return raw_manifest_frame(self.layout.raw_dir(part), self.layout.root, skipped)
@@ -138,3 +155,25 @@ class S3RawSource:
 
     def uri(self, relative_path: str) -> str:
         return self.store.uri(relative_path)
+
+
+def _any_pdf(keys: Iterable[str]) -> bool:
+    """Some key is a PDF of its partition by the sensors' rule (`partition_of_key`)."""
+    for key in keys:
+        try:
+            partition_of_key(key)
+        except LayoutError:
+            continue
+        return True
+    return False
+
+
+def package_refusal(source: RawSource, part: Partition, publishes: Publishes) -> str | None:
+    """`layout.package_conflict` for one partition about to be built: only its rivals' folders are looked at.
+
+    Checked by the run itself (raw_pdfs), whoever started it (a sensor, the launchpad, `nexus build --subject
+    --grade`), so no path can build a partition whose packages would overwrite another's."""
+    rivals = package_rivals(part)
+    if not rivals:
+        return None
+    return package_conflict(part, [r for r in rivals if source.holds_pdfs(r)], publishes)

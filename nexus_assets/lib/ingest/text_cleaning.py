@@ -15,13 +15,20 @@ from collections.abc import Sequence
 
 from nexus_assets.lib.ingest.boilerplate import MARGIN_SHARE, Block, BoilerplateReport, as_block, find_boilerplate
 
-_CONTROL_RE = re.compile(r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u00ad\u200b\ufeff]")
+# Removed from the indexed text: C0 and C1 controls, DEL, soft hyphens, zero-width spaces, byte-order marks, and
+# Unicode tag characters (U+E0000-E007F). None carries meaning in a textbook's text, and tags are invisible
+# copies of ASCII: "ASCII smuggling" would carry hidden instructions inside a chunk to any language model the
+# package feeds. Bidirectional controls (U+202A-202E, U+2066-2069) are kept: Arabic passages (religion books)
+# may need them; every display escapes them (lib/core/escaping.py).
+_CONTROL_RE = re.compile(
+    r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u00ad\u200b\ufeff\U000e0000-\U000e007f]"
+)
 _HYPHEN_BREAK_RE = re.compile(r"([^\W\d_]+)[-\u2010\u2011][ \t]*\n[ \t]*([^\W\d_]+)")
 _SPACES_RE = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u3000]+")
 
 
 def normalize(text: str) -> str:
-    """NFKC plus removal of control characters, soft hyphens and zero-width marks."""
+    """NFKC plus removal of control characters (C0, C1), soft hyphens, zero-width marks and tag characters."""
     return _CONTROL_RE.sub("", unicodedata.normalize("NFKC", text))
 
 

@@ -13,6 +13,7 @@ S3 event notifications (SQS mode) are parsed here too, into the partitions they 
 from __future__ import annotations
 
 import json
+import os
 import unicodedata
 import urllib.parse
 from collections.abc import Collection, Iterable
@@ -20,7 +21,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nexus_assets.lib.core import hashing
-from nexus_assets.lib.core.layout import RAW_PREFIX, LayoutError, Partition, refusal, validate_slug
+from nexus_assets.lib.core.escaping import quoted
+from nexus_assets.lib.core.layout import (
+    NAME_MAX_BYTES,
+    RAW_PREFIX,
+    LayoutError,
+    Partition,
+    refusal,
+    validate_slug,
+)
 
 CURSOR_VERSION = 1
 # raw_pdfs' metadata entry holding `partition_fingerprint` of the PDFs it read.
@@ -59,6 +68,18 @@ def partition_of_key(key: str) -> Partition:
     more) or in fullwidth forms, control characters, hidden files (`.x.pdf`, macOS `._x.pdf`), wrong
     depth, other suffixes and non-slug folders. Every refusal names the key.
     """
+    if any(unicodedata.category(c) == "Cs" for c in key):  # a local name of invalid UTF-8 (surrogateescape)
+        raw = os.fsencode(key)
+        try:
+            raw.decode("utf-8")
+            where = ""
+        except UnicodeDecodeError as exc:
+            where = f"byte 0x{raw[exc.start]:02x} at {exc.start}: "
+        readable = raw.decode("utf-8", "backslashreplace")
+        raise LayoutError(
+            f"{readable!r} is not a valid UTF-8 name ({where}written in another encoding, e.g. "
+            "Latin-1 or a Windows code page): skipped; rename the file or folder"
+        )
     if any(unicodedata.category(c) == "Cc" for c in key):
         raise LayoutError(f"{key!r} contains control characters: skipped")
     parts = key.split("/")
@@ -66,6 +87,11 @@ def partition_of_key(key: str) -> Partition:
         raise LayoutError(f"{key!r} tries to escape the {RAW_PREFIX}/ layout: skipped")
     if len(parts) != 4 or parts[0] != RAW_PREFIX or not parts[3].lower().endswith(".pdf"):
         raise LayoutError(f"{key!r} is not {RAW_PREFIX}/<subject>/<grade>/<file>.pdf: skipped")
+    if len(os.fsencode(parts[3])) > NAME_MAX_BYTES:  # an S3 key may have 1,024 bytes; the local mirror cannot
+        raise LayoutError(
+            f"{quoted(key)}: the file name is {len(os.fsencode(parts[3])):,} bytes, over the {NAME_MAX_BYTES} a "
+            "file name may have on disk: skipped; rename the file"
+        )
     if parts[3].startswith("."):
         raise LayoutError(
             f"{key!r} is a hidden file (its name starts with '.', e.g. a macOS '._' resource fork): skipped"

@@ -60,6 +60,18 @@ def public_pem(key: Ed25519PublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
+def read_key_file(path: Path, what: str) -> bytes:
+    """The bytes of a key file, read only if it is a regular file of at most KEY_MAX_BYTES: a key path from the
+    environment ($NEXUS_VKP_PUBLIC_KEY, $NEXUS_SIGNING_KEY_FILE) naming /dev/zero was read until the OOM killer
+    came (17 GB), a FIFO blocked the build for good. SigningError naming the file otherwise."""
+    try:
+        return read_checked(path, what, KEY_MAX_BYTES)
+    except InputFileError as exc:
+        raise SigningError(str(exc)) from None
+    except OSError as exc:
+        raise SigningError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+
+
 def load_private_key(pem: bytes | str, where: str) -> Ed25519PrivateKey:
     """Parse a PKCS#8 PEM Ed25519 private key; errors name `where` (never the key's content)."""
     data = pem.encode() if isinstance(pem, str) else pem
@@ -84,13 +96,9 @@ def load_public_key(source: str | Path) -> Ed25519PublicKey:
 def _read_key_file(path: Path) -> str:
     """A key file's text: a regular file of key size (a FIFO or device is refused, never read)."""
     try:
-        return read_checked(path, "the public key", KEY_MAX_BYTES).decode()
-    except InputFileError as exc:
-        raise SigningError(str(exc)) from None
+        return read_key_file(path, "the public key").decode()
     except UnicodeDecodeError:
         raise SigningError(f"{path}: not a PEM public key (not text)") from None
-    except OSError as exc:
-        raise SigningError(f"{path}: cannot read the public key: {exc.strerror or exc}") from None
 
 
 def _public_key_from_pem(pem: str, where: str) -> Ed25519PublicKey:
@@ -207,7 +215,7 @@ def development_signer(data_root: Path) -> Signer:
             pass
         else:
             public_path.write_bytes(public_pem(key.public_key()))
-    key = load_private_key(private_path.read_bytes(), str(private_path))
+    key = load_private_key(read_key_file(private_path, "development signing key"), str(private_path))
     if not public_path.exists():
         public_path.write_bytes(public_pem(key.public_key()))
     return Signer(key, f"DEVELOPMENT key {private_path}", development=True)
@@ -226,12 +234,7 @@ def resolve_signer(
     development key."""
     if key_file:
         path = Path(key_file).expanduser()
-        try:  # a regular file of key size: a FIFO or device named by mistake is refused, never read
-            data = read_checked(path, f"the signing key (${KEY_FILE_ENV})", KEY_MAX_BYTES)
-        except InputFileError as exc:
-            raise SigningError(str(exc)) from None
-        except OSError as exc:
-            raise SigningError(f"{path}: cannot read the signing key: {exc.strerror or exc}") from None
+        data = read_key_file(path, f"the signing key (${KEY_FILE_ENV})")  # a FIFO or device is never read
         return Signer(load_private_key(data, str(path)), f"key file {path}")
     if key_pem:
         return Signer(load_private_key(key_pem, f"${KEY_ENV}"), f"${KEY_ENV}")
