@@ -127,6 +127,8 @@ def reliability(request: pytest.FixtureRequest):
     entry = _RELIABILITY.setdefault(request.node.nodeid, {"kind": kind, "case": case, "outcome": "", "result": ""})
 
     def record(outcome: str) -> None:
+        if outcome in entry["outcome"].split("; "):  # a property test records once per example: keep one
+            return
         entry["outcome"] = f"{entry['outcome']}; {outcome}" if entry["outcome"] else outcome
 
     return record
