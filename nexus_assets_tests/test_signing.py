@@ -18,6 +18,7 @@ from nexus_assets.lib.publish.signing import (
     verify_signature,
 )
 from nexus_assets.settings import Settings
+from nexus_assets_tests.support.blocking import within
 
 
 def test_a_signature_verifies_only_with_its_key_and_its_bytes() -> None:
@@ -94,32 +95,6 @@ def test_the_key_can_come_from_secrets_manager(aws_env: dict, tmp_path: Path) ->
     assert signer.key_id == key_id(key.public_key()) and "Secrets Manager" in signer.origin
 
 
-def _within(seconds: float, fifo: Path, action):
-    """`action()` in a thread that must end within `seconds` (a writer then releases a reader blocked on `fifo`)."""
-    import threading
-
-    result: list[object] = []
-
-    def run() -> None:
-        try:
-            result.append(action())
-        except Exception as exc:  # noqa: BLE001 -- returned to the test
-            result.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    hung = thread.is_alive()
-    while thread.is_alive():
-        try:
-            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        except OSError:
-            pass
-        thread.join(0.1)
-    assert not hung, f"blocked for over {seconds} s"
-    return result[0]
-
-
 @pytest.mark.reliability(
     "bad input", "a FIFO or an oversized file as NEXUS_SIGNING_KEY_FILE, --public-key or NEXUS_VKP_PUBLIC_KEY"
 )
@@ -136,7 +111,7 @@ def test_key_files_must_be_small_regular_files(tmp_path: Path, reliability) -> N
         lambda path: load_public_key(path),
         lambda path: trusted_public_key(str(path), None),
     ):
-        error = _within(5, fifo, lambda read=read: read(fifo))
+        error = within(5, [fifo], lambda read=read: read(fifo))
         assert isinstance(error, SigningError) and "FIFO" in str(error) and str(fifo) in str(error), error
         with pytest.raises(SigningError, match="1,048,576 bytes, over the"):
             read(big)

@@ -48,6 +48,7 @@ from nexus_assets.lib.distribution.vkp_pull import (
 from nexus_assets.lib.publish.signing import Signer, verify_signature
 from nexus_assets.lib.publish.vkp import verify_vkp
 from nexus_assets_tests.support import PROJECT_ROOT
+from nexus_assets_tests.support.blocking import within
 from nexus_assets_tests.support.vkp_helpers import PART, files_of, publish
 
 SIGNER = Signer(Ed25519PrivateKey.generate(), "publisher key")
@@ -482,34 +483,8 @@ def test_vkp_catalog_refuses_a_huge_expiry_in_words(tmp_path: Path, days: str, r
 
 
 def _pull_within(seconds: float, unblock: list[Path], *args, **kwargs):
-    """`pull(*args)` in a thread that must end within `seconds`; FIFOs in `unblock` get a writer afterwards
-    so a pull blocked on one ends instead of hanging the suite. Returns the outcomes or the exception."""
-    import os
-    import threading
-
-    result: list[object] = []
-
-    def run() -> None:
-        try:
-            result.append(pull(*args, **kwargs))
-        except Exception as exc:  # noqa: BLE001 -- returned to the test to assert on
-            result.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    hung = thread.is_alive()
-    for fifo in unblock:  # release a reader blocked in open(): a writer appears and closes at once
-        for _ in range(50):
-            if not thread.is_alive():
-                break
-            try:
-                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-            except OSError:
-                pass
-            thread.join(0.1)
-    assert not hung, f"the pull blocked for over {seconds} s"
-    return result[0]
+    """`pull(*args)` that must end within `seconds` (support/blocking.py); the outcomes or the exception."""
+    return within(seconds, unblock, lambda: pull(*args, **kwargs))
 
 
 @pytest.mark.reliability(
