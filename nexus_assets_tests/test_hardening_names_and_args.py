@@ -430,15 +430,8 @@ def test_every_numeric_setting_refuses_values_that_are_not_finite(tmp_path: Path
     `NEXUS_STEP_RETRY_DELAY=inf` held the first failing step forever, deaf to Ctrl-C. Every variable that refuses
     a non-number must also refuse these, naming itself; the CLI says so with exit 2 and an error document."""
     from nexus_assets.cli import main
-    from nexus_assets.settings import VARIABLES
 
-    base = {"NEXUS_ENV": "aws", "NEXUS_S3_BUCKET": "bucket"}  # the aws-only variables are read too
-    numeric = []
-    for variable in VARIABLES:
-        try:
-            Settings.from_env({**base, variable: "abc"})
-        except ValueError:
-            numeric.append(variable)
+    base, numeric = _numeric_variables()
     assert {"NEXUS_MAX_EXTRACTION_SECONDS", "NEXUS_STEP_RETRY_DELAY", "NEXUS_AWS_READ_TIMEOUT"} <= set(numeric)
     for variable in numeric:
         for value in ("nan", "NaN", "inf", "-inf", "1e999"):
@@ -708,15 +701,8 @@ def test_numeric_settings_are_ascii_and_ranged(tmp_path: Path, capsys, monkeypat
     refused them; NEXUS_CHROMA_PORT=0, NEXUS_EXECUTOR_MAX_CONCURRENT=0 and a memory budget past setrlimit were
     accepted; NEXUS_GOLDEN_MIN_RECALL=nan passed start-up and `nexus report` then died with a traceback."""
     from nexus_assets.cli import main
-    from nexus_assets.settings import VARIABLES
 
-    base = {"NEXUS_ENV": "aws", "NEXUS_S3_BUCKET": "bucket"}
-    numeric = []
-    for variable in VARIABLES:
-        try:
-            Settings.from_env({**base, variable: "abc"})
-        except ValueError:
-            numeric.append(variable)
+    base, numeric = _numeric_variables()
     for variable in numeric:
         for value in ("１０", "٣", "1_0"):
             with pytest.raises(ValueError, match=variable):
@@ -786,3 +772,17 @@ def test_a_step_waiting_for_a_pool_says_so() -> None:
         shown.handle(record)
         assert shown.step == "chunk_embeddings"
     assert "chunk_embeddings: waiting for a free slot of pool 'embedding'" in err.getvalue()
+
+
+def _numeric_variables() -> tuple[dict[str, str], list[str]]:
+    """The aws-mode base environment (the aws-only variables are read too) and the variables refusing "abc"."""
+    from nexus_assets.settings import VARIABLES
+
+    base = {"NEXUS_ENV": "aws", "NEXUS_S3_BUCKET": "bucket"}
+    numeric = []
+    for variable in VARIABLES:
+        try:
+            Settings.from_env({**base, variable: "abc"})
+        except ValueError:
+            numeric.append(variable)
+    return base, numeric
